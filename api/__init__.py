@@ -1,0 +1,98 @@
+"""The HTTP edge: the app factory registers extensions, blueprints and error handlers."""
+
+from __future__ import annotations
+
+import logging
+
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+from flask_smorest import Api
+
+import mall.models  # noqa: F401  (every table registered before anything uses the metadata)
+from api import errors
+from api.extensions import db, migrate
+from mall.config import INSTANCE, ROOT, Settings
+from mall.identity.wechat import WeChatClient
+
+API_SPEC = {
+    "API_TITLE": "Mall API",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    "API_SPEC_OPTIONS": {
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "info": {"description": "Multi-brand mini-program mall with live commerce. Errors are RFC 9457 problems."},
+    },
+}
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=str(INSTANCE))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=_sqlalchemy_url(settings.database_url),
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
+        SQLALCHEMY_ECHO=settings.sql_echo,
+        JSON_SORT_KEYS=False,
+        **API_SPEC,
+    )
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.extensions["mall.settings"] = settings
+    app.extensions["mall.wechat"] = WeChatClient(settings.wechat_api_base, settings.wechat_apps)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    api = MallApi(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name)})
+    _register_blueprints(app, api)
+    errors.register(app, api)
+    _register_cli(app)
+    if not app.debug:
+        logging.basicConfig(level=logging.INFO)
+    return app
+
+
+class MallApi(Api):
+    ERROR_SCHEMA = errors.ProblemSchema
+
+
+def _schema_name(schema) -> str:
+    """Component names: `Address`, and `AddressPatch` for the partial variant used by PATCH."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__.removesuffix("Schema")
+    return f"{name}Patch" if getattr(schema, "partial", False) else name
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Plain postgres:// URLs get the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15}}
+    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def _register_blueprints(app: Flask, api: Api) -> None:
+    from api.catalog.admin_routes import blp as catalog_admin
+    from api.catalog.routes import blp as catalog
+    from api.health import bp as health
+    from api.identity.routes import blp as identity
+
+    app.register_blueprint(health)
+    for blueprint in (identity, catalog, catalog_admin):
+        api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
+
+
+def _register_cli(app: Flask) -> None:
+    from api.cli import mall_cli
+
+    app.cli.add_command(mall_cli)

@@ -1,0 +1,82 @@
+"""The shopper's catalog: brands, categories, product listing and detail, bundles. Public."""
+
+from __future__ import annotations
+
+from api.auth import MallBlueprint
+from api.catalog.schemas import (
+    BrandSchema,
+    BundleSchema,
+    CategorySchema,
+    ProductDetailSchema,
+    ProductListArgs,
+    ProductPageSchema,
+)  # fmt: skip
+from api.extensions import db
+from mall.catalog import bundles, queries, taxonomy
+from mall.errors import NotFound
+
+blp = MallBlueprint("catalog", __name__, description="Browse brands, categories, products and bundles")
+
+
+@blp.get("/brands")
+@blp.response(200, BrandSchema(many=True))
+def list_brands():
+    return taxonomy.list_brands(db.session)
+
+
+@blp.get("/brands/<int:brand_id>")
+@blp.response(200, BrandSchema)
+def get_brand(brand_id):
+    brand = taxonomy.get_brand(db.session, brand_id)
+    if brand.status != "active":
+        raise NotFound("brand.not_found", f"Brand {brand_id} not found.")
+    return brand
+
+
+@blp.get("/categories")
+@blp.response(200, CategorySchema(many=True))
+def list_categories():
+    """The whole tree, flattened in path order (parents before their children)."""
+    return taxonomy.list_categories(db.session)
+
+
+@blp.get("/products")
+@blp.arguments(ProductListArgs, location="query")
+@blp.response(200, ProductPageSchema)
+def list_products(args):
+    """Active products with filters, a sort, and a cursor that stays correct while products are added."""
+    sort, cursor, limit = args.pop("sort"), args.pop("cursor"), args.pop("limit")
+    args["keyword"] = args.pop("q")
+    items, next_cursor = queries.list_products(
+        db.session, filters=queries.ListFilters(**args), sort=sort, cursor=cursor, limit=limit
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.get("/products/<int:product_id>")
+@blp.response(200, ProductDetailSchema)
+def get_product(product_id):
+    return queries.product_detail(db.session, product_id)
+
+
+@blp.get("/bundles")
+@blp.response(200, BundleSchema(many=True))
+def list_bundles():
+    return [_bundle_view(b) for b in bundles.list_bundles(db.session)]
+
+
+@blp.get("/bundles/<int:bundle_id>")
+@blp.response(200, BundleSchema)
+def get_bundle(bundle_id):
+    bundle = bundles.get_bundle(db.session, bundle_id)
+    if bundle.status != "active":
+        raise NotFound("bundle.not_found", f"Bundle {bundle_id} not found.")
+    return _bundle_view(bundle)
+
+
+def _bundle_view(bundle) -> dict:
+    view = {c: getattr(bundle, c) for c in ("id", "brand_id", "title", "description", "image", "price", "currency")}
+    view["status"] = bundle.status
+    view["items"] = [{"sku_id": i.sku_id, "quantity": i.quantity} for i in bundle.items]
+    view["available_quantity"] = bundles.available_quantity(bundle)
+    return view

@@ -1,0 +1,38 @@
+"""`flask mall ...` operator commands."""
+
+from __future__ import annotations
+
+import click
+
+from api.extensions import db
+from api.tx import commit
+
+
+@click.group("mall")
+def mall_cli():
+    """Mall operations: demo data, first admin."""
+
+
+@mall_cli.command("demo")
+def load_demo():
+    """Load the demo catalog and users (safe to run again: it adds nothing twice)."""
+    from mall import demo
+
+    created = demo.load(db.session)
+    commit()
+    click.echo(f"demo data: {'loaded' if created else 'already present'}")
+    for line in demo.TOKEN_HELP:
+        click.echo(line)
+
+
+@mall_cli.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--name", default="Platform admin")
+@click.password_option()
+def create_admin(email, name, password):
+    """Create a platform admin who logs in with POST /api/v1/auth/password."""
+    from mall.identity.services import bootstrap_platform_admin
+
+    user = bootstrap_platform_admin(db.session, email=email, name=name, password=password)
+    commit()
+    click.echo(f"platform admin {user.email} (id {user.id}) ready")

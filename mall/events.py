@@ -1,0 +1,65 @@
+"""Domain events: a row written in the same transaction as the change it describes.
+
+Services call `record`; the edge commits, then calls `release` so in-process
+subscribers (job enqueuers, later the notification outbox) see only committed facts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mall import clock
+from mall.db import Base, JSONType
+
+_subscribers: dict[str, list[Callable[[DomainEvent], None]]] = defaultdict(list)
+
+
+class DomainEvent(Base):
+    __tablename__ = "domain_events"
+    __table_args__ = (sa.Index(None, "aggregate_type", "aggregate_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(64), index=True)
+    aggregate_type: Mapped[str] = mapped_column(sa.String(32))
+    aggregate_id: Mapped[int]
+    actor_id: Mapped[int | None]
+    actor_role: Mapped[str | None] = mapped_column(sa.String(32))
+    payload: Mapped[dict] = mapped_column(JSONType, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+def record(session: Session, type: str, *, aggregate: str, aggregate_id: int, actor=None, **payload) -> DomainEvent:
+    """Add an event row; it commits or rolls back with the change that caused it."""
+    event = DomainEvent(
+        type=type,
+        aggregate_type=aggregate,
+        aggregate_id=aggregate_id,
+        actor_id=getattr(actor, "user_id", None),
+        actor_role=getattr(actor, "role", None),
+        payload=payload,
+        occurred_at=clock.now(),
+    )
+    session.add(event)
+    session.info.setdefault("pending_events", []).append(event)
+    return event
+
+
+def subscribe(event_type: str, handler: Callable[[DomainEvent], None]) -> None:
+    _subscribers[event_type].append(handler)
+
+
+def release(session: Session) -> None:
+    """After commit: hand committed events to their subscribers (side effects go here)."""
+    for event in session.info.pop("pending_events", []):
+        for handler in _subscribers.get(event.type, ()):
+            handler(event)
+
+
+def discard(session: Session) -> None:
+    """After rollback: the events never happened."""
+    session.info.pop("pending_events", None)

@@ -1,0 +1,160 @@
+"""Identity use cases: logins, staff accounts and a shopper's addresses."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from mall import clock, events
+from mall.errors import Forbidden, Invalid, NotFound, Unauthorized
+from mall.identity.models import Address, User, WeChatAccount
+from mall.identity.roles import BRAND_SCOPED, Actor, Role
+from mall.identity.wechat import WeChatClient
+
+
+def login_with_wechat(session: Session, *, wechat: WeChatClient, app_id: str, code: str) -> User:
+    """One shopper per (app id, openid); a known unionid attaches the new app to that shopper."""
+    ws = wechat.code2session(app_id, code)
+    account = session.scalar(sa.select(WeChatAccount).filter_by(app_id=app_id, openid=ws.openid))
+    if account is None:
+        user = _user_for_unionid(session, ws.unionid) or _new_shopper(session)
+        account = WeChatAccount(user=user, app_id=app_id, openid=ws.openid, session_key=ws.session_key)
+        session.add(account)
+    account.session_key = ws.session_key
+    account.unionid = ws.unionid or account.unionid
+    account.last_login_at = clock.now()
+    session.flush()
+    if account.user.role != Role.SHOPPER or account.user.status != "active":
+        raise Forbidden("auth.account_disabled", "This account cannot log in to the mini-program.")
+    return account.user
+
+
+def _user_for_unionid(session: Session, unionid: str | None) -> User | None:
+    if not unionid:
+        return None
+    query = sa.select(User).join(WeChatAccount).where(WeChatAccount.unionid == unionid).limit(1)
+    return session.scalar(query)
+
+
+def _new_shopper(session: Session) -> User:
+    user = User(role=Role.SHOPPER, display_name="")
+    session.add(user)
+    session.flush()
+    events.record(session, "shopper.signed_up", aggregate="user", aggregate_id=user.id)
+    return user
+
+
+def dev_login(session: Session, *, role: Role, name: str, brand_id: int | None) -> User:
+    """Development/test only (the edge hides it in production): a user of any role, by name."""
+    _check_brand_scope(session, role, brand_id)
+    user = session.scalar(sa.select(User).filter_by(role=role, display_name=name, brand_id=brand_id))
+    if user is None:
+        user = User(role=role, display_name=name, brand_id=brand_id)
+        session.add(user)
+        session.flush()
+        if role == Role.SHOPPER:
+            events.record(session, "shopper.signed_up", aggregate="user", aggregate_id=user.id)
+    return user
+
+
+def _check_brand_scope(session: Session, role: Role, brand_id: int | None) -> None:
+    if role in BRAND_SCOPED and brand_id is None:
+        raise Invalid("auth.brand_required", f"A {role} acts for one brand: give brand_id.", field="brand_id")
+    if role in (Role.SHOPPER, Role.PLATFORM_ADMIN) and brand_id is not None:
+        raise Invalid("auth.brand_not_allowed", f"A {role} belongs to no brand.", field="brand_id")
+    if brand_id is not None:
+        from mall.catalog.models import Brand
+
+        if session.get(Brand, brand_id) is None:
+            raise Invalid("auth.brand_unknown", f"Brand {brand_id} does not exist.", field="brand_id")
+
+
+def create_staff(
+    session: Session, *, actor: Actor, role: Role, name: str, email: str, password: str, brand_id: int | None
+) -> User:
+    """Platform admins create any staff; a brand admin creates hosts and guides of their own brand."""
+    if role == Role.SHOPPER:
+        raise Invalid("staff.role_invalid", "Shoppers sign up through the mini-program.", field="role")
+    if actor.role != Role.PLATFORM_ADMIN and not (
+        actor.role == Role.BRAND_ADMIN and role in (Role.HOST, Role.GUIDE) and brand_id == actor.brand_id
+    ):
+        raise Forbidden("staff.forbidden", "You may not create this staff account.")
+    _check_brand_scope(session, role, brand_id)
+    email = email.strip().lower()
+    if session.scalar(sa.select(User.id).filter_by(email=email)) is not None:
+        raise Invalid("staff.email_taken", "Another account uses this email.", field="email")
+    user = User(role=role, display_name=name, email=email, brand_id=brand_id)
+    user.password_hash = generate_password_hash(password)
+    session.add(user)
+    session.flush()
+    events.record(session, "staff.created", aggregate="user", aggregate_id=user.id, actor=actor, role=role)
+    return user
+
+
+def password_login(session: Session, *, email: str, password: str) -> User:
+    user = session.scalar(sa.select(User).filter_by(email=email.strip().lower()))
+    if user is None or not user.password_hash or not check_password_hash(user.password_hash, password):
+        raise Unauthorized("auth.bad_credentials", "Email or password is wrong.")
+    if user.status != "active":
+        raise Forbidden("auth.account_disabled", "This account is disabled.")
+    return user
+
+
+def revoke_tokens(session: Session, *, user_id: int) -> None:
+    session.execute(sa.update(User).where(User.id == user_id).values(token_version=User.token_version + 1))
+
+
+def list_addresses(session: Session, *, user_id: int) -> list[Address]:
+    query = sa.select(Address).filter_by(user_id=user_id).order_by(Address.is_default.desc(), Address.id)
+    return list(session.scalars(query))
+
+
+def get_address(session: Session, *, user_id: int, address_id: int) -> Address:
+    """Another shopper's address is reported as missing, never as forbidden."""
+    address = session.get(Address, address_id)
+    if address is None or address.user_id != user_id:
+        raise NotFound("address.not_found", f"Address {address_id} not found.")
+    return address
+
+
+def save_address(session: Session, *, user_id: int, address_id: int | None = None, **fields) -> Address:
+    if address_id is None:
+        address = Address(user_id=user_id)
+        session.add(address)
+    else:
+        address = get_address(session, user_id=user_id, address_id=address_id)
+    for name, value in fields.items():
+        setattr(address, name, value)
+    session.flush()
+    _keep_one_default(session, address)
+    return address
+
+
+def _keep_one_default(session: Session, address: Address) -> None:
+    """A shopper has exactly one default address: the newest one asked for, else the first."""
+    others = (Address.user_id == address.user_id, Address.id != address.id)
+    if address.is_default:
+        session.execute(sa.update(Address).where(*others).values(is_default=False))
+    elif session.scalar(sa.select(Address.id).where(*others, Address.is_default).limit(1)) is None:
+        address.is_default = True
+    session.flush()
+
+
+def delete_address(session: Session, *, user_id: int, address_id: int) -> None:
+    session.delete(get_address(session, user_id=user_id, address_id=address_id))
+    session.flush()
+
+
+def bootstrap_platform_admin(session: Session, *, email: str, name: str, password: str) -> User:
+    """The first platform admin, from the command line (no actor exists yet)."""
+    email = email.strip().lower()
+    user = session.scalar(sa.select(User).filter_by(email=email))
+    if user is None:
+        user = User(role=Role.PLATFORM_ADMIN, display_name=name, email=email)
+        session.add(user)
+    elif user.role != Role.PLATFORM_ADMIN:
+        raise Invalid("staff.email_taken", "Another account uses this email.", field="email")
+    user.password_hash = generate_password_hash(password)
+    session.flush()
+    return user
