@@ -28,14 +28,28 @@ def issue(user: User, *, secret: str, ttl_seconds: int) -> tuple[str, int]:
 
 
 def decode(token: str, *, secret: str) -> dict:
-    """Verify signature and expiry against the project clock; return the claims."""
+    """Verify signature and expiry against the project clock; return the claims.
+
+    PyJWT checks `exp`, `iat` and `nbf` against the wall clock, so a token issued while the
+    project clock runs ahead would be refused as "not yet valid": only `exp` is checked, here.
+    """
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"verify_exp": False, "require": ["sub", "exp", "role"]}
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require": ["sub", "exp", "role"],
+            },
         )
-    except jwt.InvalidTokenError as exc:
+        expires = float(claims["exp"])
+        int(claims["sub"])
+    except (jwt.InvalidTokenError, TypeError, ValueError) as exc:
         raise Unauthorized("auth.token_invalid", "The bearer token is invalid.") from exc
-    if claims["exp"] <= clock.now().timestamp():
+    if expires <= clock.now().timestamp():
         raise Unauthorized("auth.token_expired", "The bearer token has expired; log in again.")
     return claims
 
