@@ -5,6 +5,13 @@ from mall.identity.roles import Role
 ROLES = [r.value for r in Role]
 
 
+class TrimmedEmail(fields.Email):
+    """An email address; the spaces phone keyboards add around it are dropped before validation."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value.strip() if isinstance(value, str) else value, attr, data, **kwargs)
+
+
 class WeChatLoginSchema(Schema):
     code = fields.String(required=True, validate=validate.Length(1, 128))
     app_id = fields.String(load_default=None, validate=validate.Length(1, 64))
@@ -17,7 +24,7 @@ class DevLoginSchema(Schema):
 
 
 class PasswordLoginSchema(Schema):
-    email = fields.Email(required=True)
+    email = TrimmedEmail(required=True)
     password = fields.String(required=True, validate=validate.Length(1, 200), load_only=True)
 
 
@@ -39,7 +46,7 @@ class TokenSchema(Schema):
 class StaffCreateSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf([r for r in ROLES if r != Role.SHOPPER]))
     name = fields.String(required=True, validate=validate.Length(1, 80))
-    email = fields.Email(required=True)
+    email = TrimmedEmail(required=True)
     password = fields.String(required=True, load_only=True, validate=validate.Length(10, 200))
     brand_id = fields.Integer(load_default=None, strict=True)
 
