@@ -1,0 +1,360 @@
+"""Who may call what: every protected route, every role, other brands' and other shoppers' things.
+
+The route table below must name every route of the app, either as public or with the roles
+that may call it: a new route without an entry fails `test_every_route_is_in_the_table`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from api.extensions import db
+from mall import clock
+from mall.catalog.models import Bundle, Product, Sku
+from mall.identity.models import Address
+
+SHOPPER, HOST, GUIDE, BRAND_ADMIN, PLATFORM_ADMIN = "shopper", "host", "guide", "brand_admin", "platform_admin"
+ROLES = (SHOPPER, HOST, GUIDE, BRAND_ADMIN, PLATFORM_ADMIN)
+ANY = frozenset(ROLES)
+PLATFORM = frozenset({PLATFORM_ADMIN})
+MERCHANT = frozenset({BRAND_ADMIN, PLATFORM_ADMIN})
+SHOPPERS = frozenset({SHOPPER})
+
+# (method, rule) -> the roles allowed in.
+PROTECTED: dict[tuple[str, str], frozenset[str]] = {
+    ("POST", "/api/v1/auth/logout-all"): ANY,
+    ("GET", "/api/v1/me"): ANY,
+    ("GET", "/api/v1/me/addresses"): SHOPPERS,
+    ("POST", "/api/v1/me/addresses"): SHOPPERS,
+    ("GET", "/api/v1/me/addresses/<int:address_id>"): SHOPPERS,
+    ("PATCH", "/api/v1/me/addresses/<int:address_id>"): SHOPPERS,
+    ("DELETE", "/api/v1/me/addresses/<int:address_id>"): SHOPPERS,
+    ("POST", "/api/v1/admin/staff"): MERCHANT,
+    ("POST", "/api/v1/admin/brands"): PLATFORM,
+    ("GET", "/api/v1/admin/brands"): PLATFORM,
+    ("PATCH", "/api/v1/admin/brands/<int:brand_id>"): PLATFORM,
+    ("POST", "/api/v1/admin/categories"): PLATFORM,
+    ("PATCH", "/api/v1/admin/categories/<int:category_id>"): PLATFORM,
+    ("GET", "/api/v1/admin/brands/<int:brand_id>/products"): MERCHANT,
+    ("POST", "/api/v1/admin/products"): MERCHANT,
+    ("GET", "/api/v1/admin/products/<int:product_id>"): MERCHANT,
+    ("PATCH", "/api/v1/admin/products/<int:product_id>"): MERCHANT,
+    ("POST", "/api/v1/admin/products/<int:product_id>/publish"): MERCHANT,
+    ("POST", "/api/v1/admin/products/<int:product_id>/archive"): MERCHANT,
+    ("POST", "/api/v1/admin/products/<int:product_id>/skus"): MERCHANT,
+    ("PATCH", "/api/v1/admin/skus/<int:sku_id>"): MERCHANT,
+    ("POST", "/api/v1/admin/skus/<int:sku_id>/stock"): MERCHANT,
+    ("POST", "/api/v1/admin/bundles"): MERCHANT,
+    ("POST", "/api/v1/admin/bundles/<int:bundle_id>/publish"): MERCHANT,
+    ("POST", "/api/v1/admin/bundles/<int:bundle_id>/archive"): MERCHANT,
+}
+
+# Routes anyone may call without a token.
+PUBLIC: set[tuple[str, str]] = {
+    ("POST", "/api/v1/auth/wechat"),
+    ("POST", "/api/v1/auth/password"),
+    ("POST", "/api/v1/auth/dev"),
+    ("GET", "/api/v1/brands"),
+    ("GET", "/api/v1/brands/<int:brand_id>"),
+    ("GET", "/api/v1/categories"),
+    ("GET", "/api/v1/products"),
+    ("GET", "/api/v1/products/<int:product_id>"),
+    ("GET", "/api/v1/bundles"),
+    ("GET", "/api/v1/bundles/<int:bundle_id>"),
+    ("GET", "/healthz"),
+    ("GET", "/livez"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/api/docs"),
+    ("GET", "/static/<path:filename>"),
+}
+
+ROUTE_IDS = [f"{m} {r}" for m, r in PROTECTED]
+WRONG_ROLES = [((m, r), role) for (m, r), allowed in PROTECTED.items() for role in ROLES if role not in allowed]
+RIGHT_ROLES = [((m, r), role) for (m, r), allowed in PROTECTED.items() for role in ROLES if role in allowed]
+
+
+def url(rule: str) -> str:
+    """A concrete URL for a rule: every path parameter becomes 1 (auth is checked before lookups)."""
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "x.css" if m.group(1) == "filename" else "1", rule)
+
+
+def call(client, method: str, rule: str, headers=None):
+    return client.open(url(rule), method=method, headers=headers or {})
+
+
+def assert_problem(resp, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.get_json()
+    assert resp.mimetype == "application/problem+json"
+    body = resp.get_json()
+    assert (body["status"], body["code"]) == (status, code)
+    return body
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    return {(method, rule.rule) for rule in app.url_map.iter_rules() for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+@pytest.fixture
+def brand_ids(client, login) -> list[int]:
+    admin = login(PLATFORM_ADMIN, name="root")
+    ids = []
+    for slug in ("brand-a", "brand-b"):
+        resp = client.post("/api/v1/admin/brands", json={"slug": slug, "name": slug.upper()}, headers=admin)
+        assert resp.status_code == 201, resp.get_json()
+        ids.append(resp.get_json()["id"])
+    return ids
+
+
+@pytest.fixture
+def as_role(login, brand_ids):
+    """Headers for a user of `role` (brand-scoped roles act for the first brand)."""
+
+    def headers(role: str) -> dict:
+        return login(role, name=f"boundary-{role}", brand_id=brand_ids[0] if role in (GUIDE, BRAND_ADMIN) else None)
+
+    return headers
+
+
+# ---- the table covers the app ------------------------------------------------------------------
+
+
+def test_every_route_is_in_the_table(app):
+    routes = app_routes(app)
+
+    assert not set(PROTECTED) & PUBLIC
+    missing = routes - set(PROTECTED) - PUBLIC
+    assert not missing, f"routes without a role-boundary entry (add them to PROTECTED or PUBLIC): {sorted(missing)}"
+    assert set(PROTECTED) | PUBLIC == routes, (
+        f"entries for routes that no longer exist: {(set(PROTECTED) | PUBLIC) - routes}"
+    )
+
+
+@pytest.mark.parametrize(("method", "rule"), sorted(PUBLIC))
+def test_public_routes_need_no_token(client, method, rule):
+    resp = call(client, method, rule)
+
+    assert resp.status_code != 401, resp.get_json()
+    assert resp.status_code != 403, resp.get_json()
+
+
+# ---- every protected route ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "rule"), list(PROTECTED), ids=ROUTE_IDS)
+def test_no_token_is_401(client, method, rule):
+    resp = call(client, method, rule)
+
+    body = assert_problem(resp, 401, "auth.token_missing")
+    assert body["instance"] == url(rule)
+
+
+@pytest.mark.parametrize(("method", "rule"), list(PROTECTED), ids=ROUTE_IDS)
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer garbage", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "Token abc"],
+    ids=["garbage", "bad-signature", "wrong-scheme"],
+)
+def test_a_garbage_token_is_401(client, method, rule, authorization):
+    resp = call(client, method, rule, headers={"Authorization": authorization})
+
+    assert_problem(resp, 401, "auth.token_missing" if authorization.startswith("Token") else "auth.token_invalid")
+
+
+@pytest.mark.parametrize(("method", "rule"), list(PROTECTED), ids=ROUTE_IDS)
+def test_an_expired_token_is_401(client, as_role, method, rule):
+    role = sorted(PROTECTED[(method, rule)])[0]
+    headers = as_role(role)
+    clock.advance(timedelta(days=8))
+
+    resp = call(client, method, rule, headers=headers)
+
+    assert_problem(resp, 401, "auth.token_expired")
+
+
+@pytest.mark.parametrize(("route", "role"), WRONG_ROLES, ids=[f"{m} {r} as {role}" for (m, r), role in WRONG_ROLES])
+def test_a_wrong_role_is_403(client, as_role, route, role):
+    resp = call(client, *route, headers=as_role(role))
+
+    body = assert_problem(resp, 403, "auth.role_forbidden")
+    assert all(r in body["detail"] for r in PROTECTED[route])
+
+
+@pytest.mark.parametrize(("route", "role"), RIGHT_ROLES, ids=[f"{m} {r} as {role}" for (m, r), role in RIGHT_ROLES])
+def test_an_allowed_role_gets_past_the_role_check(client, as_role, route, role):
+    """The table is not stricter than the app: allowed roles reach the route (it may still say 404 or 422)."""
+    resp = call(client, *route, headers=as_role(role))
+
+    assert resp.status_code not in (401, 500), resp.get_data(as_text=True)
+    assert b"auth.role_forbidden" not in resp.data
+
+
+# ---- brand scoping ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def brand_a_catalog(client, login, brand_ids) -> dict:
+    """Brand A's draft product with one SKU, and a bundle of it, made by brand A's admin."""
+    root = login(PLATFORM_ADMIN, name="root")
+    category = client.post("/api/v1/admin/categories", json={"name": "Tea"}, headers=root).get_json()
+    admin_a = login(BRAND_ADMIN, name="admin-a", brand_id=brand_ids[0])
+    product = client.post(
+        "/api/v1/admin/products",
+        json={
+            "category_id": category["id"],
+            "title": "Longjing",
+            "skus": [{"specs": {"weight": "100g"}, "price": 9900, "stock": 10}],
+        },
+        headers=admin_a,
+    )
+    assert product.status_code == 201, product.get_json()
+    product = product.get_json()
+    sku_id = product["skus"][0]["id"]
+    bundle = client.post(
+        "/api/v1/admin/bundles",
+        json={"title": "Tea for two", "price": 18000, "items": [{"sku_id": sku_id, "quantity": 2}]},
+        headers=admin_a,
+    )
+    assert bundle.status_code == 201, bundle.get_json()
+    return {
+        "brand_a": brand_ids[0],
+        "brand_b": brand_ids[1],
+        "category": category["id"],
+        "product": product["id"],
+        "sku": sku_id,
+        "bundle": bundle.get_json()["id"],
+        "admin_a": admin_a,
+    }
+
+
+def _other_brand_requests(c: dict) -> list[tuple[str, str, dict | None]]:
+    product, sku, bundle = c["product"], c["sku"], c["bundle"]
+    new_product = {"brand_id": c["brand_a"], "category_id": c["category"], "title": "Fake"}
+    new_bundle = {"brand_id": c["brand_a"], "title": "Fake", "price": 1, "items": [{"sku_id": sku, "quantity": 2}]}
+    return [
+        ("GET", f"/api/v1/admin/brands/{c['brand_a']}/products", None),
+        ("GET", f"/api/v1/admin/products/{product}", None),
+        ("POST", "/api/v1/admin/products", new_product),
+        ("PATCH", f"/api/v1/admin/products/{product}", {"title": "Hijacked"}),
+        ("POST", f"/api/v1/admin/products/{product}/publish", None),
+        ("POST", f"/api/v1/admin/products/{product}/archive", None),
+        ("POST", f"/api/v1/admin/products/{product}/skus", {"specs": {"weight": "1kg"}, "price": 1}),
+        ("PATCH", f"/api/v1/admin/skus/{sku}", {"price": 1}),
+        ("POST", f"/api/v1/admin/skus/{sku}/stock", {"delta": -10}),
+        ("POST", "/api/v1/admin/bundles", new_bundle),
+        ("POST", f"/api/v1/admin/bundles/{bundle}/publish", None),
+        ("POST", f"/api/v1/admin/bundles/{bundle}/archive", None),
+    ]
+
+
+OTHER_BRAND_IDS = [
+    "list-products",
+    "get-product",
+    "create-product",
+    "update-product",
+    "publish-product",
+    "archive-product",
+    "add-sku",
+    "update-sku",
+    "adjust-stock",
+    "create-bundle",
+    "publish-bundle",
+    "archive-bundle",
+]
+
+
+def _catalog_state(app, c: dict) -> dict:
+    with app.app_context():
+        product = db.session.get(Product, c["product"])
+        sku = db.session.get(Sku, c["sku"])
+        return {
+            "product": (product.title, product.status, product.updated_at),
+            "sku": (sku.price, sku.stock, sku.status),
+            "skus": db.session.scalar(sa.select(sa.func.count()).select_from(Sku)),
+            "products": db.session.scalar(sa.select(sa.func.count()).select_from(Product)),
+            "bundles": db.session.execute(sa.select(Bundle.id, Bundle.status).order_by(Bundle.id)).all(),
+        }
+
+
+@pytest.mark.parametrize("index", range(len(OTHER_BRAND_IDS)), ids=OTHER_BRAND_IDS)
+def test_a_brand_admin_cannot_touch_another_brands_catalog(client, app, login, brand_a_catalog, index):
+    method, path, body = _other_brand_requests(brand_a_catalog)[index]
+    admin_b = login(BRAND_ADMIN, name="admin-b", brand_id=brand_a_catalog["brand_b"])
+    before = _catalog_state(app, brand_a_catalog)
+
+    resp = client.open(path, method=method, json=body, headers=admin_b)
+
+    assert_problem(resp, 403, "catalog.other_brand")
+    assert _catalog_state(app, brand_a_catalog) == before
+
+
+@pytest.mark.parametrize("index", range(len(OTHER_BRAND_IDS)), ids=OTHER_BRAND_IDS)
+def test_the_brands_own_admin_may_do_the_same(client, brand_a_catalog, index):
+    """The control for the test above: the same requests by brand A's admin are not refused."""
+    method, path, body = _other_brand_requests(brand_a_catalog)[index]
+
+    resp = client.open(path, method=method, json=body, headers=brand_a_catalog["admin_a"])
+
+    assert resp.status_code in (200, 201), resp.get_json()
+
+
+def test_a_brand_admin_cannot_create_staff_for_another_brand(client, app, login, brand_ids):
+    admin_b = login(BRAND_ADMIN, name="admin-b", brand_id=brand_ids[1])
+
+    resp = client.post(
+        "/api/v1/admin/staff",
+        json={
+            "role": GUIDE,
+            "name": "g",
+            "email": "g@example.com",
+            "password": "long-enough-1",
+            "brand_id": brand_ids[0],
+        },
+        headers=admin_b,
+    )
+
+    assert_problem(resp, 403, "staff.forbidden")
+
+
+# ---- another shopper's addresses ------------------------------------------------------------------
+
+ADDRESS = {
+    "recipient": "Amy",
+    "phone": "13800138000",
+    "province": "Zhejiang",
+    "city": "Hangzhou",
+    "detail": "1 West Lake Rd",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [("GET", None), ("PATCH", {"recipient": "Mallory", "detail": "elsewhere"}), ("DELETE", None)],
+)
+def test_another_shoppers_address_is_404_and_unchanged(client, app, login, method, body):
+    amy, mallory = login(SHOPPER, name="amy"), login(SHOPPER, name="mallory")
+    created = client.post("/api/v1/me/addresses", json=ADDRESS, headers=amy)
+    assert created.status_code == 201
+    address_id = created.get_json()["id"]
+
+    resp = client.open(f"/api/v1/me/addresses/{address_id}", method=method, json=body, headers=mallory)
+
+    body = assert_problem(resp, 404, "address.not_found")
+    assert "Amy" not in resp.get_data(as_text=True)
+    assert client.get(f"/api/v1/me/addresses/{address_id}", headers=amy).get_json() == created.get_json()
+    assert client.get("/api/v1/me/addresses", headers=mallory).get_json() == []
+    with app.app_context():
+        assert db.session.get(Address, address_id).recipient == "Amy"
+
+
+def test_a_missing_address_and_another_shoppers_look_the_same(client, login):
+    amy, mallory = login(SHOPPER, name="amy"), login(SHOPPER, name="mallory")
+    address_id = client.post("/api/v1/me/addresses", json=ADDRESS, headers=amy).get_json()["id"]
+
+    theirs = client.get(f"/api/v1/me/addresses/{address_id}", headers=mallory)
+    missing = client.get(f"/api/v1/me/addresses/{address_id + 1000}", headers=mallory)
+
+    assert (theirs.status_code, theirs.get_json()["code"]) == (missing.status_code, missing.get_json()["code"])
