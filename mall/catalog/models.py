@@ -113,7 +113,7 @@ class Sku(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(sa.ForeignKey("products.id"))
     specs: Mapped[dict] = mapped_column(JSONType, default=dict)  # {"colour": "red", "size": "M"}
-    spec_key: Mapped[str] = mapped_column(sa.String(255))  # canonical form of specs, for uniqueness
+    spec_key: Mapped[str] = mapped_column(sa.String(255))  # rules.spec_key(specs): digest, for uniqueness
     price: Mapped[int] = mapped_column(sa.BigInteger)
     list_price: Mapped[int] = mapped_column(sa.BigInteger)
     stock: Mapped[int] = mapped_column(default=0)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from enum import StrEnum
 
 from mall.errors import Conflict, Forbidden, Invalid
+
+MAX_STOCK = 10**9  # per SKU; well inside the 32-bit stock column, so restocking never overflows it
 
 
 class Tier(StrEnum):
@@ -32,9 +36,25 @@ def check_transition(current: str, target: str) -> None:
         raise Conflict("product.invalid_transition", f"A {current} product cannot become {target}.")
 
 
+def normalise_specs(specs: dict[str, str]) -> list[tuple[str, str]]:
+    """[(name, value)] trimmed, case-folded and sorted by name: what makes two SKUs the same."""
+    pairs = sorted((str(k).strip().casefold(), str(v).strip().casefold()) for k, v in specs.items())
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise Invalid("sku.specs_invalid", "Spec names must differ by more than case or spaces.", field="specs")
+    if any(not name or not value for name, value in pairs):
+        raise Invalid("sku.specs_invalid", "Spec names and values cannot be blank.", field="specs")
+    return pairs
+
+
 def spec_key(specs: dict[str, str]) -> str:
-    """Canonical, order-independent form of a SKU's spec values: 'colour=red;size=m'."""
-    return ";".join(f"{k.strip().lower()}={str(v).strip().lower()}" for k, v in sorted(specs.items()))
+    """Order- and case-independent identity of a SKU's spec values, for uniqueness within a product.
+
+    A digest of the canonical JSON: separators inside values cannot make two spec sets collide,
+    and every spec set the API accepts fits the column.
+    """
+    canonical = json.dumps(normalise_specs(specs), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def check_sku_prices(price: int, list_price: int) -> None:
