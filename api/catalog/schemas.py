@@ -1,12 +1,13 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from mall.catalog.queries import SORTS
-from mall.catalog.rules import ProductStatus, Tier
+from mall.catalog.rules import MAX_STOCK, ProductStatus, Tier
 from mall.money import CURRENCY_EXPONENT
 
 TIERS = [t.value for t in Tier]
 Amount = lambda **kw: fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), **kw)  # noqa: E731
-Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(min=1), **kw)  # noqa: E731
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: a larger one is bad input, not a server error
+Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kw)  # noqa: E731
 
 
 class PriceRangeSchema(Schema):
@@ -89,7 +90,7 @@ class CategorySchema(Schema):
     id = fields.Integer(dump_only=True)
     parent_id = Id(load_default=None, allow_none=True)
     name = fields.String(required=True, validate=validate.Length(1, 60))
-    position = fields.Integer(load_default=0, strict=True)
+    position = fields.Integer(load_default=0, strict=True, validate=validate.Range(-MAX_ID - 1, MAX_ID))
     path = fields.String(dump_only=True)
 
 
@@ -114,24 +115,38 @@ class BundleSchema(Schema):
 # ---- brand admin writes ----------------------------------------------------------------------
 
 
-class SkuSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    specs = fields.Dict(
+def Specs(**kw) -> fields.Dict:
+    """{"colour": "red", "size": "M"}: at most five spec names, each with one value."""
+    return fields.Dict(
         keys=fields.String(validate=validate.Length(1, 30)),
         values=fields.String(validate=validate.Length(1, 60)),
-        required=True,
         validate=validate.Length(max=5),
+        **kw,
     )
+
+
+def _selling_points(**kw) -> fields.List:
+    return fields.List(fields.String(validate=validate.Length(1, 100)), validate=validate.Length(max=10), **kw)
+
+
+def _images(**kw) -> fields.List:
+    return fields.List(fields.String(validate=validate.Length(1, 500)), validate=validate.Length(max=20), **kw)
+
+
+class SkuSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    specs = Specs(required=True)
     price = Amount(required=True)
     list_price = Amount(load_default=None)
-    stock = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 10**9))
+    stock = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, MAX_STOCK))
     weight_grams = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 10**7))
     barcode = fields.String(load_default="", validate=validate.Length(0, 64))
     status = fields.String(dump_only=True)
 
 
 class SkuPatchSchema(Schema):
-    specs = SkuSchema._declared_fields["specs"]
+    # Fresh fields, not SkuSchema's: a PATCH has no required fields and no defaults.
+    specs = Specs()
     price = Amount()
     list_price = Amount()
     weight_grams = fields.Integer(strict=True, validate=validate.Range(0, 10**7))
@@ -140,7 +155,7 @@ class SkuPatchSchema(Schema):
 
 
 class StockAdjustSchema(Schema):
-    delta = fields.Integer(required=True, strict=True, validate=validate.Range(-(10**9), 10**9))
+    delta = fields.Integer(required=True, strict=True, validate=validate.Range(-MAX_STOCK, MAX_STOCK))
 
 
 class ProductWriteSchema(Schema):
@@ -149,10 +164,8 @@ class ProductWriteSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(1, 200))
     subtitle = fields.String(load_default="", validate=validate.Length(0, 200))
     description = fields.String(load_default="", validate=validate.Length(0, 20000))
-    selling_points = fields.List(fields.String(validate=validate.Length(1, 100)), load_default=list,
-                                 validate=validate.Length(max=10))  # fmt: skip
-    images = fields.List(fields.String(validate=validate.Length(1, 500)), load_default=list,
-                         validate=validate.Length(max=20))  # fmt: skip
+    selling_points = _selling_points(load_default=list)
+    images = _images(load_default=list)
     tier = fields.String(load_default=Tier.PROFIT.value, validate=validate.OneOf(TIERS))
     min_member_level = fields.Integer(load_default=None, strict=True, validate=validate.Range(0, 100))
     currency = fields.String(load_default=None, validate=validate.OneOf(list(CURRENCY_EXPONENT)))
@@ -172,8 +185,9 @@ class ProductPatchSchema(Schema):
     title = fields.String(validate=validate.Length(1, 200))
     subtitle = fields.String(validate=validate.Length(0, 200))
     description = fields.String(validate=validate.Length(0, 20000))
-    selling_points = ProductWriteSchema._declared_fields["selling_points"]
-    images = ProductWriteSchema._declared_fields["images"]
+    # Fresh fields, not ProductWriteSchema's: their load_default would blank what a PATCH leaves out.
+    selling_points = _selling_points()
+    images = _images()
     tier = fields.String(validate=validate.OneOf(TIERS))
     min_member_level = fields.Integer(strict=True, allow_none=True, validate=validate.Range(0, 100))
 
@@ -202,5 +216,5 @@ class ProductAdminSchema(Schema):
 
 class AdminProductListArgs(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf([s.value for s in ProductStatus]))
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
