@@ -132,6 +132,14 @@ def _managed_sku(session: Session, actor: Actor, sku_id: int) -> Sku:
 def update_sku(session: Session, *, actor: Actor, sku_id: int, **fields) -> Sku:
     sku = _managed_sku(session, actor, sku_id)
     rules.check_sku_prices(fields.get("price", sku.price), fields.get("list_price", sku.list_price))
+    archiving = fields.get("status", sku.status) != "active"
+    others_active = any(s.status == "active" for s in sku.product.skus if s.id != sku.id)
+    if archiving and sku.product.status == rules.ProductStatus.ACTIVE and not others_active:
+        raise Conflict(
+            "product.no_active_sku",
+            "This is the product's last active SKU: archive the product instead.",
+            field="status",
+        )
     if "specs" in fields:
         key = rules.spec_key(fields["specs"])
         clash = sa.select(Sku.id).where(Sku.product_id == sku.product_id, Sku.spec_key == key, Sku.id != sku.id)
@@ -149,12 +157,15 @@ def update_sku(session: Session, *, actor: Actor, sku_id: int, **fields) -> Sku:
 def adjust_stock(session: Session, *, actor: Actor, sku_id: int, delta: int) -> Sku:
     """Restock (+) or write off (-) in one conditional update, so it never races an order."""
     sku = _managed_sku(session, actor, sku_id)
+    within = Sku.stock + delta >= 0 if delta < 0 else Sku.stock + delta <= rules.MAX_STOCK
     result = session.execute(
-        sa.update(Sku).where(Sku.id == sku_id, Sku.stock + delta >= 0).values(stock=Sku.stock + delta),
+        sa.update(Sku).where(Sku.id == sku_id, within).values(stock=Sku.stock + delta),
         execution_options={"synchronize_session": False},
     )
     if result.rowcount != 1:
-        raise Conflict("sku.stock_negative", "Stock cannot go below zero.", field="delta")
+        if delta < 0:
+            raise Conflict("sku.stock_negative", "Stock cannot go below zero.", field="delta")
+        raise Conflict("sku.stock_too_high", f"Stock cannot exceed {rules.MAX_STOCK}.", field="delta")
     session.refresh(sku)
     events.record(
         session,
