@@ -114,6 +114,7 @@ def _move(session: Session, category: Category, parent_id: int | None) -> None:
         execution_options={"synchronize_session": False},
     )
     category.parent_id = parent_id
+    session.flush()  # before expiring: expire_all() would silently discard the unflushed parent_id
     session.expire_all()
 
 
