@@ -5,7 +5,8 @@ from mall.catalog.rules import MAX_STOCK, ProductStatus, Tier
 from mall.money import CURRENCY_EXPONENT
 
 TIERS = [t.value for t in Tier]
-Amount = lambda **kw: fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), **kw)  # noqa: E731
+MAX_AMOUNT = 10**12
+Amount = lambda **kw: fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT), **kw)  # noqa: E731
 MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: a larger one is bad input, not a server error
 Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kw)  # noqa: E731
 
@@ -26,11 +27,12 @@ class BrandRefSchema(Schema):
 
 
 class ProductListArgs(Schema):
-    brand_id = Id(load_default=None)
-    category_id = Id(load_default=None)
+    # Query strings are text: these integers are parsed from it (strict fields would refuse every value).
+    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
+    category_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
     q = fields.String(load_default=None, validate=validate.Length(1, 100))
-    price_min = Amount(load_default=None)
-    price_max = Amount(load_default=None)
+    price_min = fields.Integer(load_default=None, validate=validate.Range(0, MAX_AMOUNT))
+    price_max = fields.Integer(load_default=None, validate=validate.Range(0, MAX_AMOUNT))
     tier = fields.String(load_default=None, validate=validate.OneOf(TIERS))
     in_stock = fields.Boolean(load_default=None)
     sort = fields.String(load_default="newest", validate=validate.OneOf(list(SORTS)))
