@@ -74,3 +74,17 @@ UNMANAGED_INDEXES = frozenset({"ix_products_title_trgm"})
 
 def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
     return not (type_ == "index" and name in UNMANAGED_INDEXES)
+
+
+def insert_on_conflict(session, table, *, values: dict, index_elements: list[str], update: dict | None = None):
+    """INSERT … ON CONFLICT (index) DO UPDATE/NOTHING on PostgreSQL and SQLite alike (race-free upsert)."""
+    from sqlalchemy.dialects import postgresql as pg
+    from sqlalchemy.dialects import sqlite
+
+    dialect = session.get_bind().dialect.name
+    stmt = (pg.insert if dialect == "postgresql" else sqlite.insert)(table).values(**values)
+    if update:
+        stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=update)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
+    return session.execute(stmt)

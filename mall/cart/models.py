@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mall import clock
+from mall.db import Base, JSONType, Timestamped
+
+
+class Cart(Timestamped, Base):
+    """One per shopper. `version` moves on every change: nudges are sent at most once per version."""
+
+    __tablename__ = "carts"
+    __table_args__ = (sa.Index("ix_carts_activity", "last_activity_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), unique=True)
+    version: Mapped[int] = mapped_column(default=1)
+    line_count: Mapped[int] = mapped_column(default=0)
+    last_activity_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class CartLine(Timestamped, Base):
+    __tablename__ = "cart_lines"
+    __table_args__ = (
+        sa.UniqueConstraint("cart_id", "sku_id"),
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cart_id: Mapped[int] = mapped_column(sa.ForeignKey("carts.id", ondelete="CASCADE"))
+    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"), index=True)
+    quantity: Mapped[int]
+    # {"type": "live", "room_id": 3, "host_id": 9}: attribution for reports and commission.
+    source: Mapped[dict] = mapped_column(JSONType, default=lambda: {"type": "organic"})

@@ -1,0 +1,128 @@
+"""The shopper's cart: add (same SKU merges, last source wins), change, remove, clear, view."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall import clock
+from mall.attribution import Source
+from mall.cart.models import Cart, CartLine
+from mall.catalog.models import Product, Sku
+from mall.db import insert_on_conflict
+from mall.catalog.rules import ensure_can_buy
+from mall.errors import Forbidden, Invalid, NotFound
+
+MAX_QUANTITY = 999
+MAX_LINES = 100
+
+
+def cart_for(session: Session, user_id: int) -> Cart:
+    """The shopper's cart, created on first use without racing a concurrent first use."""
+    insert_on_conflict(session, Cart.__table__, values={"user_id": user_id, "version": 1, "line_count": 0,
+                       "last_activity_at": clock.now(), "created_at": clock.now(), "updated_at": clock.now()},
+                       index_elements=["user_id"])  # fmt: skip
+    return session.scalar(sa.select(Cart).filter_by(user_id=user_id))
+
+
+def _touch(session: Session, cart: Cart) -> None:
+    """Every change moves the version and the activity time (abandoned-cart nudges read both)."""
+    count = sa.select(sa.func.count()).select_from(CartLine).where(CartLine.cart_id == cart.id).scalar_subquery()
+    session.execute(
+        sa.update(Cart)
+        .where(Cart.id == cart.id)
+        .values(version=Cart.version + 1, last_activity_at=clock.now(), line_count=count, updated_at=clock.now()),
+        execution_options={"synchronize_session": False},
+    )
+    session.expire(cart)
+
+
+def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source) -> CartLine:
+    sku = session.get(Sku, sku_id)
+    if sku is None or sku.status != "active" or sku.product.status != "active":
+        raise Invalid("cart.sku_unavailable", f"SKU {sku_id} is not on sale.", field="sku_id")
+    cart = cart_for(session, user_id)
+    if cart.line_count >= MAX_LINES and _line(session, cart.id, sku_id) is None:
+        raise Invalid("cart.full", f"A cart holds at most {MAX_LINES} lines.")
+    now = clock.now()
+    table = CartLine.__table__
+    insert_on_conflict(
+        session, table, index_elements=["cart_id", "sku_id"],
+        values={"cart_id": cart.id, "sku_id": sku_id, "quantity": quantity, "source": source.as_dict(),
+                "created_at": now, "updated_at": now},
+        update={"quantity": sa.case((table.c.quantity + quantity > MAX_QUANTITY, MAX_QUANTITY),
+                                    else_=table.c.quantity + quantity),
+                "source": source.as_dict(), "updated_at": now},
+    )  # fmt: skip
+    _touch(session, cart)
+    return _line(session, cart.id, sku_id)
+
+
+def _line(session: Session, cart_id: int, sku_id: int) -> CartLine | None:
+    return session.execute(
+        sa.select(CartLine).filter_by(cart_id=cart_id, sku_id=sku_id).execution_options(populate_existing=True)
+    ).scalar()
+
+
+def _own_line(session: Session, user_id: int, line_id: int) -> tuple[Cart, CartLine]:
+    cart = cart_for(session, user_id)
+    line = session.get(CartLine, line_id)
+    if line is None or line.cart_id != cart.id:
+        raise NotFound("cart.line_not_found", f"Cart line {line_id} not found.")
+    return cart, line
+
+
+def set_quantity(session: Session, *, user_id: int, line_id: int, quantity: int) -> CartLine:
+    cart, line = _own_line(session, user_id, line_id)
+    line.quantity = quantity
+    session.flush()
+    _touch(session, cart)
+    return line
+
+
+def remove_line(session: Session, *, user_id: int, line_id: int) -> None:
+    cart, line = _own_line(session, user_id, line_id)
+    session.delete(line)
+    session.flush()
+    _touch(session, cart)
+
+
+def remove_lines(session: Session, *, cart: Cart, line_ids: list[int]) -> None:
+    """Ordered lines leave the cart (in the order's transaction)."""
+    session.execute(sa.delete(CartLine).where(CartLine.cart_id == cart.id, CartLine.id.in_(line_ids)))
+    _touch(session, cart)
+
+
+def clear(session: Session, *, user_id: int) -> None:
+    cart = cart_for(session, user_id)
+    session.execute(sa.delete(CartLine).where(CartLine.cart_id == cart.id))
+    _touch(session, cart)
+
+
+def lines_with_skus(session: Session, cart: Cart, line_ids: list[int] | None = None):
+    """(line, sku, product) rows, oldest line first."""
+    query = (
+        sa.select(CartLine, Sku, Product)
+        .join(Sku, Sku.id == CartLine.sku_id)
+        .join(Product, Product.id == Sku.product_id)
+        .where(CartLine.cart_id == cart.id)
+        .order_by(CartLine.id)
+    )
+    if line_ids is not None:
+        query = query.where(CartLine.id.in_(line_ids))
+    return session.execute(query).all()
+
+
+def line_problem(line: CartLine, sku: Sku, product: Product, member_level: int) -> str | None:
+    """Why a line cannot be bought right now, or None. Flagged, never silently dropped."""
+    if sku.status != "active" or product.status != "active":
+        return "archived"
+    if sku.stock <= 0:
+        return "out_of_stock"
+    if sku.stock < line.quantity:
+        return "insufficient_stock"
+    try:
+        ensure_can_buy(member_level=member_level, product=product)
+    except Forbidden:
+        return "member_level"
+    return None

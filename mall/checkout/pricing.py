@@ -1,0 +1,171 @@
+"""The pricing pipeline: ordered, declared steps turn chosen cart lines into a quote.
+
+    item price -> promotion price -> coupons -> points -> shipping
+
+Each step reads and adjusts the same `Quote`. Promotions, coupons and points plug in by
+registering a provider for their step; every discount is allocated to lines by largest
+remainder so line amounts always sum exactly to the totals, and no line (hence no
+payable) ever goes below zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mall.money import allocate
+
+
+@dataclass
+class Allocation:
+    line_key: int
+    amount: int
+
+
+@dataclass
+class Discount:
+    step: str
+    source: str  # "coupon:12", "promotion:flash_sale:3", "points"
+    label: str
+    amount: int
+    allocations: list[Allocation]
+
+
+@dataclass
+class PricedLine:
+    key: int  # the cart line id
+    sku_id: int
+    product_id: int
+    brand_id: int
+    category_id: int
+    title: str
+    specs: dict
+    tier: str
+    currency: str
+    quantity: int
+    list_price: int
+    unit_price: int = 0
+    source: dict = field(default_factory=dict)
+    price_source: str = "item"  # which step set the unit price
+    discounts: dict[str, int] = field(default_factory=dict)  # discount source -> amount taken here
+
+    @property
+    def subtotal(self) -> int:
+        return self.unit_price * self.quantity
+
+    @property
+    def discount_total(self) -> int:
+        return sum(self.discounts.values())
+
+    @property
+    def payable(self) -> int:
+        return self.subtotal - self.discount_total
+
+
+@dataclass
+class BrandPart:
+    brand_id: int
+    shipping_fee: int = 0
+    shipping_waived: bool = False
+
+
+@dataclass
+class Quote:
+    currency: str
+    lines: list[PricedLine]
+    discounts: list[Discount] = field(default_factory=list)
+    brands: dict[int, BrandPart] = field(default_factory=dict)
+
+    def lines_of(self, brand_id: int) -> list[PricedLine]:
+        return [line for line in self.lines if line.brand_id == brand_id]
+
+    @property
+    def items_total(self) -> int:
+        return sum(line.subtotal for line in self.lines)
+
+    @property
+    def discount_total(self) -> int:
+        return sum(line.discount_total for line in self.lines)
+
+    @property
+    def shipping_total(self) -> int:
+        return sum(part.shipping_fee for part in self.brands.values())
+
+    @property
+    def payable(self) -> int:
+        return self.items_total - self.discount_total + self.shipping_total
+
+    def apply_discount(self, *, step: str, source: str, label: str, amount: int, lines: list[PricedLine]) -> int:
+        """Take up to `amount` from `lines` in proportion to what each still costs. Returns what was taken."""
+        taken = min(amount, sum(line.payable for line in lines))
+        if taken <= 0:
+            return 0
+        shares = allocate(taken, [line.payable for line in lines])
+        for line, share in zip(lines, shares, strict=True):
+            if share:
+                line.discounts[source] = line.discounts.get(source, 0) + share
+        allocations = [Allocation(line.key, s) for line, s in zip(lines, shares, strict=True) if s]
+        self.discounts.append(Discount(step, source, label, taken, allocations))
+        return taken
+
+
+@dataclass
+class PricingContext:
+    """What the steps may look at besides the quote: who buys, and what they asked to use."""
+
+    shopper_id: int
+    member_level: int = 0
+    coupon_ids: tuple[int, ...] = ()
+    points: int = 0
+    shipping_policies: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # brand -> (fee, free_above)
+    session: object = None
+
+
+Provider = Callable[[Quote, PricingContext], None]
+
+
+@dataclass
+class Step:
+    name: str
+    providers: list[Provider] = field(default_factory=list)
+
+    def run(self, quote: Quote, ctx: PricingContext) -> None:
+        for provider in self.providers:
+            provider(quote, ctx)
+
+
+def _item_price(quote: Quote, ctx: PricingContext) -> None:
+    """The starting point: each line at its SKU's price (set when the line was built)."""
+    for line in quote.lines:
+        line.price_source = "item"
+
+
+def _shipping(quote: Quote, ctx: PricingContext) -> None:
+    """Per brand: a flat fee, waived when the brand's lines, after discounts, reach the threshold."""
+    for brand_id in dict.fromkeys(line.brand_id for line in quote.lines):
+        fee, free_above = ctx.shipping_policies.get(brand_id, (0, None))
+        spent = sum(line.payable for line in quote.lines_of(brand_id))
+        waived = fee > 0 and free_above is not None and spent >= free_above
+        quote.brands[brand_id] = BrandPart(brand_id, 0 if waived else fee, waived)
+
+
+PIPELINE: tuple[Step, ...] = (
+    Step("item_price", [_item_price]),
+    Step("promotion_price", []),  # flash sale, group-buy and member prices register here
+    Step("coupons", []),  # the coupon capability registers its best-combination allocator here
+    Step("points", []),  # the members capability registers points redemption here
+    Step("shipping", [_shipping]),
+)
+
+
+def register(step_name: str, provider: Provider) -> None:
+    """Plug a capability into a step (called once at import time of that capability)."""
+    step = next(s for s in PIPELINE if s.name == step_name)
+    if provider not in step.providers:
+        step.providers.append(provider)
+
+
+def price(quote: Quote, ctx: PricingContext) -> Quote:
+    for step in PIPELINE:
+        step.run(quote, ctx)
+    return quote

@@ -1,0 +1,110 @@
+"""Quote the chosen cart lines: build priced lines, run the pricing pipeline, report problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall.cart import services as cart_services
+from mall.cart.models import Cart
+from mall.checkout import pricing
+from mall.checkout.models import ShippingPolicy
+from mall.errors import Forbidden, Invalid
+from mall.identity.models import User
+
+
+@dataclass
+class QuoteResult:
+    quote: pricing.Quote
+    cart: Cart
+    problems: list[dict]
+
+
+def quote(
+    session: Session, *, shopper_id: int, line_ids: list[int], coupon_ids: tuple[int, ...] = (), points: int = 0
+) -> QuoteResult:
+    """Deterministic: the same lines, prices and inputs always give the same numbers."""
+    user = session.get(User, shopper_id)
+    if user is None or user.role != "shopper":
+        raise Forbidden("checkout.shoppers_only", "Only shoppers check out.")
+    cart = cart_services.cart_for(session, shopper_id)
+    rows = cart_services.lines_with_skus(session, cart, sorted(set(line_ids)))
+    unknown = set(line_ids) - {line.id for line, _, _ in rows}
+    if unknown or not line_ids:
+        raise Invalid("checkout.line_unknown", f"Not in your cart: {sorted(unknown) or 'no lines chosen'}.",
+                      field="line_ids")  # fmt: skip
+    problems = [
+        {"line_id": line.id, "sku_id": sku.id, "reason": reason}
+        for line, sku, product in rows
+        if (reason := cart_services.line_problem(line, sku, product, user.member_level))
+    ]
+    currencies = {product.currency for _, _, product in rows}
+    if len(currencies) > 1:
+        raise Invalid("checkout.mixed_currency", "Lines in different currencies cannot be paid together.")
+    lines = [_priced_line(line, sku, product) for line, sku, product in rows]
+    ctx = pricing.PricingContext(
+        shopper_id=shopper_id, member_level=user.member_level, coupon_ids=tuple(coupon_ids), points=points,
+        shipping_policies=_shipping_policies(session, {line.brand_id for line in lines}), session=session,
+    )  # fmt: skip
+    return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), cart, problems)
+
+
+def _priced_line(line, sku, product) -> pricing.PricedLine:
+    return pricing.PricedLine(
+        key=line.id, sku_id=sku.id, product_id=product.id, brand_id=product.brand_id,
+        category_id=product.category_id, title=product.title, specs=sku.specs, tier=product.tier,
+        currency=product.currency, quantity=line.quantity, list_price=sku.list_price, unit_price=sku.price,
+        source=line.source,
+    )  # fmt: skip
+
+
+def _shipping_policies(session: Session, brand_ids: set[int]) -> dict[int, tuple[int, int | None]]:
+    rows = session.scalars(sa.select(ShippingPolicy).where(ShippingPolicy.brand_id.in_(brand_ids)))
+    return {p.brand_id: (p.fee, p.free_above) for p in rows}
+
+
+def quote_as_dict(result: QuoteResult) -> dict:
+    q = result.quote
+    return {
+        "currency": q.currency,
+        "lines": [
+            {
+                "line_id": line.key, "sku_id": line.sku_id, "product_id": line.product_id,
+                "brand_id": line.brand_id, "title": line.title, "specs": line.specs, "quantity": line.quantity,
+                "unit_price": line.unit_price, "list_price": line.list_price, "price_source": line.price_source,
+                "subtotal": line.subtotal, "discounts": [{"source": s, "amount": a} for s, a in line.discounts.items()],
+                "discount_total": line.discount_total, "payable": line.payable, "source": line.source,
+            }
+            for line in q.lines
+        ],
+        "brands": [
+            {
+                "brand_id": brand_id, "subtotal": sum(ln.subtotal for ln in q.lines_of(brand_id)),
+                "discount_total": sum(ln.discount_total for ln in q.lines_of(brand_id)),
+                "shipping_fee": part.shipping_fee, "shipping_waived": part.shipping_waived,
+                "payable": sum(ln.payable for ln in q.lines_of(brand_id)) + part.shipping_fee,
+            }
+            for brand_id, part in q.brands.items()
+        ],
+        "discounts": [
+            {"step": d.step, "source": d.source, "label": d.label, "amount": d.amount,
+             "allocations": [{"line_id": a.line_key, "amount": a.amount} for a in d.allocations]}
+            for d in q.discounts
+        ],
+        "totals": {"items": q.items_total, "discounts": q.discount_total, "shipping": q.shipping_total,
+                   "payable": q.payable},
+        "problems": result.problems,
+    }  # fmt: skip
+
+
+def set_shipping_policy(session: Session, *, actor, brand_id: int, fee: int, free_above: int | None):
+    from mall.catalog.services import _ensure_manages
+
+    _ensure_manages(actor, brand_id)
+    policy = session.get(ShippingPolicy, brand_id) or ShippingPolicy(brand_id=brand_id)
+    policy.fee, policy.free_above = fee, free_above
+    session.add(policy)
+    session.flush()
+    return policy

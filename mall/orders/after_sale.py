@@ -1,0 +1,167 @@
+"""After-sale (售后): a shopper asks to refund some lines of a sub-order; the brand approves or rejects.
+
+Refunds are computed per line from the amount actually paid for it (its allocated payable), with a
+cumulative split so that refunding a line unit by unit returns exactly its payable, never more.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mall import clock, events
+from mall.db import Base, JSONType, Timestamped
+from mall.errors import Conflict, Invalid, NotFound
+from mall.identity.roles import Actor, Role
+from mall.inventory import services as inventory
+from mall.orders import states
+from mall.orders.models import OrderLine, SubOrder
+from mall.orders.services import brand_sub_order
+from mall.orders.transitions import move, move_or_conflict
+
+OPEN = ("requested",)
+REFUNDABLE = (states.PAID, states.SHIPPED, states.DELIVERED, states.COMPLETED)
+
+
+class AfterSale(Timestamped, Base):
+    __tablename__ = "after_sales"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    sub_order_id: Mapped[int] = mapped_column(sa.ForeignKey("sub_orders.id"), index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="requested")  # requested|rejected|refunded
+    reason: Mapped[str] = mapped_column(sa.String(200))
+    return_goods: Mapped[bool] = mapped_column(default=False)
+    lines: Mapped[list] = mapped_column(JSONType)  # [{"order_line_id", "quantity", "amount"}]
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+def refund_amount(line: OrderLine, quantity: int) -> int:
+    """What `quantity` more units of `line` give back: the cumulative split of the line's payable."""
+    done = line.refunded_quantity
+    return line.payable * (done + quantity) // line.quantity - line.payable * done // line.quantity
+
+
+def request(session: Session, *, shopper_id: int, sub_order_id: int, reason: str, return_goods: bool,
+            lines: list[dict]) -> AfterSale:  # fmt: skip
+    sub = session.get(SubOrder, sub_order_id)
+    if sub is None or sub.order.user_id != shopper_id:
+        raise NotFound("sub_order.not_found", f"Sub-order {sub_order_id} not found.")
+    if sub.status not in REFUNDABLE:
+        raise Conflict("after_sale.not_refundable", f"A {sub.status} sub-order cannot be refunded.")
+    if sub.after_sale_deadline is not None and clock.now() > sub.after_sale_deadline:
+        raise Conflict("after_sale.window_closed", "The after-sale window of this sub-order has closed.")
+    by_id = {line.id: line for line in sub.lines}
+    pending = _pending_quantities(session, sub.id)
+    priced = []
+    for item in lines:
+        line = by_id.get(item["order_line_id"])
+        if line is None:
+            raise Invalid("after_sale.line_unknown", "That line is not in this sub-order.", field="lines")
+        if item["quantity"] > line.quantity - line.refunded_quantity - pending.get(line.id, 0):
+            raise Invalid("after_sale.quantity_exceeds", "More units than are left to refund.", field="lines")
+        priced.append({**item, "amount": refund_amount(line, item["quantity"])})
+    case = AfterSale(order_id=sub.order_id, sub_order_id=sub.id, user_id=shopper_id, reason=reason,
+                     return_goods=return_goods, lines=priced, amount=sum(i["amount"] for i in priced))  # fmt: skip
+    session.add(case)
+    session.flush()
+    events.record(session, "after_sale.requested", aggregate="order", aggregate_id=sub.order_id,
+                  actor=Actor(shopper_id, Role.SHOPPER), after_sale_id=case.id, amount=case.amount)  # fmt: skip
+    return case
+
+
+def _pending_quantities(session: Session, sub_order_id: int) -> dict[int, int]:
+    totals: dict[int, int] = {}
+    for case in session.scalars(sa.select(AfterSale).filter_by(sub_order_id=sub_order_id, status="requested")):
+        for item in case.lines:
+            totals[item["order_line_id"]] = totals.get(item["order_line_id"], 0) + item["quantity"]
+    return totals
+
+
+def _brand_case(session: Session, actor: Actor, after_sale_id: int) -> AfterSale:
+    case = session.get(AfterSale, after_sale_id)
+    if case is None:
+        raise NotFound("after_sale.not_found", f"After-sale {after_sale_id} not found.")
+    brand_sub_order(session, actor=actor, sub_order_id=case.sub_order_id)
+    return case
+
+
+def _decide(session: Session, case: AfterSale, status: str, note: str | None) -> None:
+    moved = session.execute(
+        sa.update(AfterSale).where(AfterSale.id == case.id, AfterSale.status == "requested")
+        .values(status=status, decided_at=clock.now(), decision_note=note),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+    if moved.rowcount != 1:
+        raise Conflict("after_sale.already_decided", "This request was already decided.")
+    session.expire(case)
+
+
+def reject(session: Session, *, actor: Actor, after_sale_id: int, note: str | None) -> AfterSale:
+    case = _brand_case(session, actor, after_sale_id)
+    _decide(session, case, "rejected", note)
+    events.record(session, "after_sale.rejected", aggregate="order", aggregate_id=case.order_id, actor=actor,
+                  after_sale_id=case.id)  # fmt: skip
+    return case
+
+
+def approve(session: Session, *, actor: Actor, after_sale_id: int, gateway, note: str | None) -> AfterSale:
+    """Refund the lines' paid amount through the gateway (idempotently), restock returned goods, record it."""
+    from mall.payments import services as payments
+    from mall.payments.models import Payment
+
+    case = _brand_case(session, actor, after_sale_id)
+    _decide(session, case, "refunded", note)
+    sub = session.get(SubOrder, case.sub_order_id)
+    restock = {}
+    for item in case.lines:
+        _take_line(session, item)
+        if case.return_goods or sub.status == states.PAID:  # goods came back, or never left
+            line = session.get(OrderLine, item["order_line_id"])
+            restock[line.sku_id] = restock.get(line.sku_id, 0) + item["quantity"]
+    amount = case.amount + _shipping_back(session, sub, case)
+    payment = session.scalar(sa.select(Payment).filter_by(order_id=case.order_id, status="succeeded").limit(1))
+    if amount:
+        payments.refund(session, gateway=gateway, payment=payment, amount=amount, reason="after_sale",
+                        key=f"after-sale-{case.id}")  # fmt: skip
+    inventory.release(session, restock)
+    _close_if_fully_refunded(session, sub, actor)
+    events.record(session, "after_sale.refunded", aggregate="order", aggregate_id=case.order_id, actor=actor,
+                  after_sale_id=case.id, amount=amount, restocked=restock)  # fmt: skip
+    return case
+
+
+def _take_line(session: Session, item: dict) -> None:
+    moved = session.execute(
+        sa.update(OrderLine)
+        .where(OrderLine.id == item["order_line_id"],
+               OrderLine.refunded_quantity + item["quantity"] <= OrderLine.quantity)
+        .values(refunded_quantity=OrderLine.refunded_quantity + item["quantity"],
+                refunded_amount=OrderLine.refunded_amount + item["amount"]),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+    if moved.rowcount != 1:
+        raise Conflict("after_sale.quantity_exceeds", "These units were already refunded.")
+
+
+def _shipping_back(session: Session, sub: SubOrder, case: AfterSale) -> int:
+    """Policy: the shipping fee comes back only when the whole sub-order is refunded before it ships."""
+    session.expire(sub)
+    everything = all(line.refunded_quantity == line.quantity for line in sub.lines)
+    return sub.shipping_fee if everything and sub.status == states.PAID else 0
+
+
+def _close_if_fully_refunded(session: Session, sub: SubOrder, actor: Actor) -> None:
+    total = sum(line.payable for line in sub.lines)
+    refunded = sum(line.refunded_amount for line in sub.lines)
+    if refunded >= total and all(line.refunded_quantity == line.quantity for line in sub.lines):
+        move_or_conflict(session, sub, states.CLOSED, actor=actor)
+        order = sub.order
+        session.expire(order)
+        if all(s.status == states.CLOSED for s in order.sub_orders):
+            move(session, order, states.CLOSED, actor=actor)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mall.db import Base, JSONType, Timestamped
+
+Amount = sa.BigInteger
+
+
+class Order(Timestamped, Base):
+    """What the shopper pays once for; holds one sub-order per brand."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.Index("ix_orders_user", "user_id", "id"),
+        sa.Index("ix_orders_unpaid_expiry", "expires_at", postgresql_where=sa.text("status = 'pending_payment'"),
+                 sqlite_where=sa.text("status = 'pending_payment'")),
+        sa.CheckConstraint("payable_total >= 0 AND paid_total >= 0 AND refunded_total <= paid_total", name="money"),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending_payment")
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    items_total: Mapped[int] = mapped_column(Amount)
+    discount_total: Mapped[int] = mapped_column(Amount)
+    shipping_total: Mapped[int] = mapped_column(Amount)
+    payable_total: Mapped[int] = mapped_column(Amount)
+    paid_total: Mapped[int] = mapped_column(Amount, default=0)
+    refunded_total: Mapped[int] = mapped_column(Amount, default=0)
+    address: Mapped[dict] = mapped_column(JSONType)  # snapshot: later edits of the address do not move it
+    discounts: Mapped[list] = mapped_column(JSONType, default=list)  # the quote's discounts with allocations
+    expires_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(sa.String(40))
+
+    sub_orders: Mapped[list[SubOrder]] = relationship(back_populates="order", order_by="SubOrder.id")
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="order", order_by="OrderLine.id")
+
+
+class SubOrder(Timestamped, Base):
+    """One brand's part of an order: shipped, confirmed, refunded and settled on its own."""
+
+    __tablename__ = "sub_orders"
+    __table_args__ = (
+        sa.Index("ix_sub_orders_brand", "brand_id", "id"),
+        sa.Index("ix_sub_orders_auto_confirm", "auto_confirm_at", postgresql_where=sa.text("status = 'shipped'"),
+                 sqlite_where=sa.text("status = 'shipped'")),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    brand_id: Mapped[int] = mapped_column(sa.ForeignKey("brands.id"))
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending_payment")
+    items_total: Mapped[int] = mapped_column(Amount)
+    discount_total: Mapped[int] = mapped_column(Amount)
+    shipping_fee: Mapped[int] = mapped_column(Amount)
+    payable_total: Mapped[int] = mapped_column(Amount)
+    refunded_total: Mapped[int] = mapped_column(Amount, default=0)
+    carrier: Mapped[str | None] = mapped_column(sa.String(40))
+    tracking_number: Mapped[str | None] = mapped_column(sa.String(64))
+    shipped_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    auto_confirm_at: Mapped[datetime | None]
+    # Commission and points settle when this closes (stored per sub-order, set on completion).
+    after_sale_deadline: Mapped[datetime | None] = mapped_column(index=True)
+
+    order: Mapped[Order] = relationship(back_populates="sub_orders")
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="sub_order", order_by="OrderLine.id")
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        sa.CheckConstraint("refunded_quantity <= quantity AND refunded_amount <= payable", name="refund_within_paid"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    sub_order_id: Mapped[int] = mapped_column(sa.ForeignKey("sub_orders.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"), index=True)
+    product_id: Mapped[int] = mapped_column(sa.ForeignKey("products.id"))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    specs: Mapped[dict] = mapped_column(JSONType, default=dict)
+    unit_price: Mapped[int] = mapped_column(Amount)
+    quantity: Mapped[int]
+    subtotal: Mapped[int] = mapped_column(Amount)
+    discount_total: Mapped[int] = mapped_column(Amount)
+    payable: Mapped[int] = mapped_column(Amount)
+    discounts: Mapped[dict] = mapped_column(JSONType, default=dict)  # discount source -> amount on this line
+    source: Mapped[dict] = mapped_column(JSONType, default=dict)  # attribution, copied from the cart line
+    refunded_quantity: Mapped[int] = mapped_column(default=0)
+    refunded_amount: Mapped[int] = mapped_column(Amount, default=0)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+    sub_order: Mapped[SubOrder] = relationship(back_populates="lines")
+
+
+class IdempotencyRecord(Base):
+    """The first response to (caller, scope, key), replayed for retries of the same request."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (sa.UniqueConstraint("user_id", "scope", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int]
+    scope: Mapped[str] = mapped_column(sa.String(60))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    status_code: Mapped[int | None]
+    response: Mapped[dict | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime]

@@ -1,0 +1,230 @@
+"""Order use cases: place, cancel or expire unpaid, mark paid, ship, confirm receipt."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall import clock, events
+from mall.cart import services as cart_services
+from mall.checkout import services as checkout
+from mall.errors import Conflict, Forbidden, Invalid, NotFound
+from mall.identity import services as identity
+from mall.identity.roles import Actor, Role
+from mall.inventory import services as inventory
+from mall.orders import states
+from mall.orders.models import Order, OrderLine, SubOrder
+from mall.orders.policy import OrderPolicy
+from mall.orders.transitions import move, move_or_conflict
+
+ADDRESS_FIELDS = ("recipient", "phone", "province", "city", "district", "detail", "postal_code")
+
+
+def place_order(
+    session: Session, *, shopper_id: int, line_ids: list[int], address_id: int, policy: OrderPolicy,
+    expected_payable: int | None = None,
+) -> Order:  # fmt: skip
+    """Price the chosen lines again (never trust the client's totals), reserve stock, split by brand."""
+    address = identity.get_address(session, user_id=shopper_id, address_id=address_id)
+    result = checkout.quote(session, shopper_id=shopper_id, line_ids=line_ids)
+    if result.problems:
+        raise Conflict("checkout.lines_unavailable", "Some lines cannot be bought now.", problems=result.problems)
+    q = result.quote
+    if expected_payable is not None and expected_payable != q.payable:
+        raise Conflict("checkout.price_changed", "Prices changed since your quote.", payable=q.payable)
+    inventory.reserve(session, _quantities(q.lines))
+    order = _new_order(session, shopper_id, q, {f: getattr(address, f) for f in ADDRESS_FIELDS}, policy)
+    cart_services.remove_lines(session, cart=result.cart, line_ids=[line.key for line in q.lines])
+    events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
+                  actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
+                  expires_at=order.expires_at.isoformat())  # fmt: skip
+    if order.payable_total == 0:  # fully discounted: nothing to collect
+        mark_paid(session, order_id=order.id, amount=0, currency=order.currency, reference="zero-amount")
+    return order
+
+
+def _quantities(lines) -> dict[int, int]:
+    totals: dict[int, int] = {}
+    for line in lines:
+        totals[line.sku_id] = totals.get(line.sku_id, 0) + line.quantity
+    return totals
+
+
+def _new_order(session: Session, shopper_id: int, q, address: dict, policy: OrderPolicy) -> Order:
+    now = clock.now()
+    order = Order(
+        user_id=shopper_id, currency=q.currency, items_total=q.items_total, discount_total=q.discount_total,
+        shipping_total=q.shipping_total, payable_total=q.payable, address=address, expires_at=now + policy.unpaid_timeout,
+        discounts=[{"step": d.step, "source": d.source, "amount": d.amount} for d in q.discounts],
+    )  # fmt: skip
+    session.add(order)
+    for brand_id, part in q.brands.items():
+        lines = q.lines_of(brand_id)
+        sub = SubOrder(
+            order=order, brand_id=brand_id, items_total=sum(ln.subtotal for ln in lines),
+            discount_total=sum(ln.discount_total for ln in lines), shipping_fee=part.shipping_fee,
+            payable_total=sum(ln.payable for ln in lines) + part.shipping_fee,
+        )  # fmt: skip
+        session.add(sub)
+        for ln in lines:
+            session.add(OrderLine(
+                order=order, sub_order=sub, sku_id=ln.sku_id, product_id=ln.product_id, title=ln.title,
+                specs=ln.specs, unit_price=ln.unit_price, quantity=ln.quantity, subtotal=ln.subtotal,
+                discount_total=ln.discount_total, payable=ln.payable, discounts=dict(ln.discounts), source=ln.source,
+            ))  # fmt: skip
+    session.flush()
+    order.number = f"{now:%Y%m%d}{order.id:010d}"
+    session.flush()
+    return order
+
+
+def get_order(session: Session, *, order_id: int, shopper_id: int | None = None, for_update=False) -> Order:
+    """A shopper asking for someone else's order is told it does not exist."""
+    order = session.get(Order, order_id, with_for_update=for_update)
+    if order is None or (shopper_id is not None and order.user_id != shopper_id):
+        raise NotFound("order.not_found", f"Order {order_id} not found.")
+    return order
+
+
+def list_orders(session: Session, *, shopper_id: int, status: str | None, before: int | None, limit: int):
+    query = sa.select(Order).where(Order.user_id == shopper_id).order_by(Order.id.desc()).limit(limit)
+    if status:
+        query = query.where(Order.status == status)
+    if before:
+        query = query.where(Order.id < before)
+    return list(session.scalars(query))
+
+
+def cancel_order(session: Session, *, order_id: int, actor: Actor | None, reason: str) -> Order:
+    """Cancel an unpaid order; its stock goes back exactly once (the status move is the guard)."""
+    shopper_id = actor.user_id if actor and actor.role == Role.SHOPPER else None
+    order = get_order(session, order_id=order_id, shopper_id=shopper_id)
+    if order.status == states.CANCELLED:
+        return order  # already cancelled: a retry changes nothing
+    _cancel(session, order, actor=actor, reason=reason)
+    return order
+
+
+def _cancel(session: Session, order: Order, *, actor, reason: str) -> bool:
+    now = clock.now()
+    if not move(session, order, states.CANCELLED, actor=actor, cancelled_at=now, cancel_reason=reason):
+        return False
+    for sub in order.sub_orders:
+        move(session, sub, states.CANCELLED, actor=actor)
+    inventory.release(session, _quantities(order.lines))
+    return True
+
+
+def expire_unpaid(session: Session, *, order_id: int) -> bool:
+    """The unpaid-timeout job: a no-op if the order was paid or cancelled meanwhile, or is not due yet."""
+    order = session.get(Order, order_id)
+    if order is None or order.status != states.PENDING or order.expires_at > clock.now():
+        return False
+    return _cancel(session, order, actor=None, reason="payment_timeout")
+
+
+def expired_unpaid_ids(session: Session, *, limit: int = 500) -> list[int]:
+    """For the periodic sweep that backs up the per-order timeout jobs."""
+    query = (
+        sa.select(Order.id)
+        .where(sa.text("orders.status = 'pending_payment'"), Order.expires_at <= clock.now())
+        .order_by(Order.expires_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def ship(session: Session, *, actor: Actor, sub_order_id: int, carrier: str, tracking_number: str, policy: OrderPolicy):
+    sub = brand_sub_order(session, actor=actor, sub_order_id=sub_order_id)
+    now = clock.now()
+    move_or_conflict(session, sub, states.SHIPPED, actor=actor, carrier=carrier, tracking_number=tracking_number,
+                     shipped_at=now, auto_confirm_at=now + policy.auto_confirm_after)  # fmt: skip
+    return sub
+
+
+def mark_delivered(session: Session, *, actor: Actor, sub_order_id: int) -> SubOrder:
+    """The carrier reports delivery (brand admin or a logistics callback)."""
+    sub = brand_sub_order(session, actor=actor, sub_order_id=sub_order_id)
+    move_or_conflict(session, sub, states.DELIVERED, actor=actor, delivered_at=clock.now())
+    return sub
+
+
+def confirm_receipt(session: Session, *, shopper_id: int, sub_order_id: int, policy: OrderPolicy) -> SubOrder:
+    sub = session.get(SubOrder, sub_order_id)
+    if sub is None or sub.order.user_id != shopper_id:
+        raise NotFound("sub_order.not_found", f"Sub-order {sub_order_id} not found.")
+    if sub.status == states.COMPLETED:
+        return sub
+    _complete(session, sub, actor=Actor(shopper_id, Role.SHOPPER), policy=policy)
+    return sub
+
+
+def _complete(session: Session, sub: SubOrder, *, actor, policy: OrderPolicy) -> bool:
+    now = clock.now()
+    done = move(session, sub, states.COMPLETED, actor=actor, completed_at=now,
+                after_sale_deadline=now + policy.after_sale_window)  # fmt: skip
+    if done and all(s.status in (states.COMPLETED, states.CLOSED) for s in sub.order.sub_orders):
+        move(session, sub.order, states.COMPLETED, actor=actor)
+    return done
+
+
+def auto_confirm_due(session: Session, *, policy: OrderPolicy, limit: int = 500) -> int:
+    """The daily receipt auto-confirm job; safe to run twice (completed sub-orders are not shipped any more)."""
+    due = session.scalars(
+        sa.select(SubOrder)
+        .where(sa.text("sub_orders.status = 'shipped'"), SubOrder.auto_confirm_at <= clock.now())
+        .order_by(SubOrder.auto_confirm_at)
+        .limit(limit)
+    ).all()
+    return sum(_complete(session, sub, actor=None, policy=policy) for sub in due)
+
+
+def brand_sub_order(session: Session, *, actor: Actor, sub_order_id: int) -> SubOrder:
+    sub = session.get(SubOrder, sub_order_id)
+    if sub is None:
+        raise NotFound("sub_order.not_found", f"Sub-order {sub_order_id} not found.")
+    if not actor.can_manage_brand(sub.brand_id):
+        raise Forbidden("order.other_brand", "This sub-order belongs to another brand.")
+    return sub
+
+
+def list_brand_sub_orders(session: Session, *, actor: Actor, brand_id: int, status: str | None, before, limit):
+    if not actor.can_manage_brand(brand_id):
+        raise Forbidden("order.other_brand", "You can only see your own brand's orders.")
+    query = sa.select(SubOrder).where(SubOrder.brand_id == brand_id).order_by(SubOrder.id.desc()).limit(limit)
+    if status:
+        query = query.where(SubOrder.status == status)
+    if before:
+        query = query.where(SubOrder.id < before)
+    return list(session.scalars(query))
+
+
+def mark_paid(session: Session, *, order_id: int, amount: int, currency: str, reference: str) -> str:
+    """Record money received for an order. Returns 'paid', 'already_paid' or 'late' (order no longer payable:
+    the caller refunds it). Amount and currency must match exactly."""
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound("order.not_found", f"Order {order_id} not found.")
+    if (amount, currency) != (order.payable_total, order.currency):
+        raise Invalid("payment.amount_mismatch", "Paid amount or currency does not match the order.")
+    if order.status != states.PENDING:
+        return "already_paid" if order.paid_at is not None else "late"
+    if not move(session, order, states.PAID, paid_at=clock.now(), paid_total=amount):
+        return mark_paid(session, order_id=order_id, amount=amount, currency=currency, reference=reference)
+    for sub in order.sub_orders:
+        move(session, sub, states.PAID)
+    _count_sales(session, order)
+    return "paid"
+
+
+def _count_sales(session: Session, order: Order) -> None:
+    from mall.catalog.models import Product
+
+    per_product: dict[int, int] = {}
+    for line in order.lines:
+        per_product[line.product_id] = per_product.get(line.product_id, 0) + line.quantity
+    for product_id, qty in sorted(per_product.items()):
+        session.execute(
+            sa.update(Product).where(Product.id == product_id).values(sales_count=Product.sales_count + qty),
+            execution_options={"synchronize_session": False},
+        )

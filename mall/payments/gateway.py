@@ -1,0 +1,53 @@
+"""The payment gateway interface, and the offline gateway used by the embedded default and the demo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Intent:
+    intent_id: str
+    status: str  # "succeeded" (money already in) or "requires_action" (the client must confirm)
+    client_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_id: str
+    status: str  # "succeeded" | "pending" | "failed"
+
+
+@dataclass(frozen=True)
+class WebhookPayload:
+    event_id: str
+    type: str
+    data: dict
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def create_intent(self, *, amount: int, currency: str, idempotency_key: str, metadata: dict) -> Intent: ...
+
+    def refund(self, *, intent_id: str, amount: int, idempotency_key: str, metadata: dict) -> RefundResult: ...
+
+    def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookPayload: ...
+
+
+class OfflineGateway:
+    """Collects nothing over a network: `POST /orders/{id}/pay` marks the money received (demo, cash, tests)."""
+
+    name = "offline"
+
+    def create_intent(self, *, amount: int, currency: str, idempotency_key: str, metadata: dict) -> Intent:
+        return Intent(intent_id=f"offline-{idempotency_key}", status="succeeded")
+
+    def refund(self, *, intent_id: str, amount: int, idempotency_key: str, metadata: dict) -> RefundResult:
+        return RefundResult(refund_id=f"offline-refund-{idempotency_key}", status="succeeded")
+
+    def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookPayload:
+        from mall.errors import NotFound
+
+        raise NotFound("payment.no_webhooks", "The offline gateway has no webhooks.")

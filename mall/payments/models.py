@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mall.db import Base, JSONType, Timestamped
+
+
+class Payment(Timestamped, Base):
+    """One attempt to collect an order's payable through a gateway (a Stripe PaymentIntent, an offline receipt)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (sa.UniqueConstraint("gateway", "intent_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    gateway: Mapped[str] = mapped_column(sa.String(20))
+    intent_id: Mapped[str] = mapped_column(sa.String(255))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")  # pending|succeeded|failed
+    refunded_amount: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(255))
+    client_secret: Mapped[str | None] = mapped_column(sa.String(255))
+
+
+class Refund(Timestamped, Base):
+    """Money sent back. The idempotency key makes a retried refund reach the gateway as the same refund."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id"), index=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")  # pending|succeeded|failed
+    idempotency_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    gateway_refund_id: Mapped[str | None] = mapped_column(sa.String(255))
+
+
+class WebhookEvent(Base):
+    """A provider event, stored once by its id; processing happens in a job and is idempotent."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (sa.UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(20))
+    event_id: Mapped[str] = mapped_column(sa.String(255))
+    type: Mapped[str] = mapped_column(sa.String(80))
+    payload: Mapped[dict] = mapped_column(JSONType)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(sa.String(80))

@@ -1,0 +1,195 @@
+"""Collecting and returning money: payments, refunds and provider webhooks."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall import clock, events
+from mall.db import insert_on_conflict
+from mall.errors import Conflict
+from mall.orders import services as orders
+from mall.orders import states
+from mall.orders.models import Order
+from mall.payments.gateway import PaymentGateway, WebhookPayload
+from mall.payments.models import Payment, Refund, WebhookEvent
+
+log = logging.getLogger(__name__)
+
+
+def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id: int) -> Payment:
+    """Start (or, with the offline gateway, complete) paying an order. Retries reach the gateway with the
+    same idempotency key, derived from order and amount, so they never create a second charge."""
+    order = orders.get_order(session, order_id=order_id, shopper_id=shopper_id)
+    if order.status != states.PENDING:
+        paid = _payment_of(session, order.id, status="succeeded")
+        if paid is not None:
+            return paid
+        raise Conflict("order.not_payable", f"A {order.status} order cannot be paid.")
+    if order.expires_at <= clock.now():
+        raise Conflict("order.expired", "The payment window of this order has closed.")
+    key = f"order-{order.id}-{order.payable_total}-{order.currency}"
+    intent = gateway.create_intent(amount=order.payable_total, currency=order.currency, idempotency_key=key,
+                                   metadata={"order_id": order.id, "order_number": order.number})  # fmt: skip
+    payment = _record_payment(session, gateway.name, intent.intent_id, order, intent.client_secret)
+    if intent.status == "succeeded":
+        payment_succeeded(session, gateway=gateway, payment=payment, amount=order.payable_total, currency=order.currency)
+    return payment
+
+
+def _payment_of(session: Session, order_id: int, *, status: str) -> Payment | None:
+    return session.scalar(sa.select(Payment).filter_by(order_id=order_id, status=status).limit(1))
+
+
+def _record_payment(session: Session, gateway: str, intent_id: str, order: Order, client_secret=None) -> Payment:
+    insert_on_conflict(session, Payment.__table__, index_elements=["gateway", "intent_id"], values={
+        "order_id": order.id, "gateway": gateway, "intent_id": intent_id, "amount": order.payable_total,
+        "currency": order.currency, "status": "pending", "refunded_amount": 0, "client_secret": client_secret,
+        "created_at": clock.now(), "updated_at": clock.now()})  # fmt: skip
+    return session.scalar(
+        sa.select(Payment).filter_by(gateway=gateway, intent_id=intent_id).execution_options(populate_existing=True)
+    )
+
+
+def payment_succeeded(session: Session, *, gateway: PaymentGateway, payment: Payment, amount: int, currency: str):
+    """Money arrived. A payment for an order that was cancelled meanwhile is refunded, not kept."""
+    if payment.status == "succeeded":
+        return "duplicate"
+    if (amount, currency) != (payment.amount, payment.currency):
+        log.error("payment %s: got %s %s, expected %s %s", payment.id, amount, currency, payment.amount, payment.currency)
+        return "amount_mismatch"
+    payment.status = "succeeded"
+    session.flush()
+    outcome = orders.mark_paid(session, order_id=payment.order_id, amount=amount, currency=currency,
+                               reference=f"{payment.gateway}:{payment.intent_id}")  # fmt: skip
+    if outcome == "late" or (outcome == "already_paid" and _other_success(session, payment)):
+        refund(session, gateway=gateway, payment=payment, amount=amount, reason="paid_after_close",
+               key=f"late-{payment.gateway}-{payment.intent_id}")  # fmt: skip
+        return "refunded_late_payment"
+    return outcome
+
+
+def _other_success(session: Session, payment: Payment) -> bool:
+    """A second successful payment for one order (two intents both paid) is refunded too."""
+    query = sa.select(Payment.id).where(
+        Payment.order_id == payment.order_id, Payment.status == "succeeded", Payment.id != payment.id
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def payment_failed(session: Session, *, payment: Payment, reason: str) -> str:
+    if payment.status != "pending":
+        return "ignored"
+    payment.status, payment.failure_reason = "failed", reason[:255]
+    events.record(session, "payment.failed", aggregate="order", aggregate_id=payment.order_id, reason=reason[:255])
+    return "failed"
+
+
+def refund(session: Session, *, gateway: PaymentGateway, payment: Payment, amount: int, reason: str, key: str):
+    """Return `amount` of a payment, once per key. Never more than was paid (conditional update)."""
+    existing = session.scalar(sa.select(Refund).filter_by(idempotency_key=key))
+    if existing is not None:
+        return existing
+    moved = session.execute(
+        sa.update(Payment)
+        .where(Payment.id == payment.id, Payment.status == "succeeded", Payment.refunded_amount + amount <= Payment.amount)
+        .values(refunded_amount=Payment.refunded_amount + amount),
+        execution_options={"synchronize_session": False},
+    )
+    if moved.rowcount != 1:
+        raise Conflict("refund.exceeds_payment", "This refund would return more than was paid.")
+    row = Refund(payment_id=payment.id, order_id=payment.order_id, amount=amount, currency=payment.currency,
+                 reason=reason, idempotency_key=key)  # fmt: skip
+    session.add(row)
+    session.flush()
+    result = gateway.refund(intent_id=payment.intent_id, amount=amount, idempotency_key=key,
+                            metadata={"order_id": payment.order_id, "refund_id": row.id})  # fmt: skip
+    row.status, row.gateway_refund_id = result.status, result.refund_id
+    session.execute(sa.update(Order).where(Order.id == payment.order_id)
+                    .values(refunded_total=Order.refunded_total + amount))  # fmt: skip
+    events.record(session, "payment.refunded", aggregate="order", aggregate_id=payment.order_id,
+                  amount=amount, reason=reason, refund_id=row.id)  # fmt: skip
+    session.refresh(payment)
+    return row
+
+
+def receive_webhook(session: Session, *, gateway: PaymentGateway, body: bytes, signature: str | None):
+    """Verify and store an event once by its provider id. Returns (row, is_new)."""
+    event: WebhookPayload = gateway.parse_webhook(body, signature)
+    inserted = insert_on_conflict(session, WebhookEvent.__table__, index_elements=["provider", "event_id"], values={
+        "provider": gateway.name, "event_id": event.event_id, "type": event.type, "payload": event.data,
+        "received_at": clock.now()})  # fmt: skip
+    row = session.scalar(sa.select(WebhookEvent).filter_by(provider=gateway.name, event_id=event.event_id))
+    return row, inserted.rowcount == 1
+
+
+def process_webhook(session: Session, *, gateway: PaymentGateway, webhook_event_id: int) -> str:
+    """The job behind the webhook endpoint; running it twice changes nothing the second time."""
+    row = session.get(WebhookEvent, webhook_event_id, with_for_update=True)
+    if row is None or row.processed_at is not None:
+        return "already_processed"
+    handler = _HANDLERS.get(row.type)
+    row.outcome = handler(session, gateway, row.payload) if handler else "ignored"
+    row.processed_at = clock.now()
+    return row.outcome
+
+
+def _intent_payment(session: Session, gateway: PaymentGateway, intent: dict) -> Payment | None:
+    payment = session.scalar(sa.select(Payment).filter_by(gateway=gateway.name, intent_id=intent["id"]))
+    if payment is None and (intent.get("metadata") or {}).get("order_id"):
+        order = session.get(Order, int(intent["metadata"]["order_id"]))
+        payment = _record_payment(session, gateway.name, intent["id"], order) if order else None
+    return payment
+
+
+def _on_succeeded(session: Session, gateway: PaymentGateway, intent: dict) -> str:
+    payment = _intent_payment(session, gateway, intent)
+    if payment is None:
+        return "unknown_intent"
+    amount, currency = int(intent.get("amount_received") or intent["amount"]), intent["currency"].upper()
+    return payment_succeeded(session, gateway=gateway, payment=payment, amount=amount, currency=currency)
+
+
+def _on_failed(session: Session, gateway: PaymentGateway, intent: dict) -> str:
+    payment = _intent_payment(session, gateway, intent)
+    if payment is None:
+        return "unknown_intent"
+    error = intent.get("last_payment_error") or {}
+    return payment_failed(session, payment=payment, reason=error.get("message") or error.get("code") or "failed")
+
+
+def _on_charge_refunded(session: Session, gateway: PaymentGateway, charge: dict) -> str:
+    """Reconcile: our refunds the provider confirms become succeeded; refunds made outside the mall
+    (e.g. in the Stripe dashboard) are recorded so the order's totals stay true."""
+    payment = session.scalar(sa.select(Payment).filter_by(gateway=gateway.name, intent_id=charge.get("payment_intent")))
+    if payment is None:
+        return "unknown_intent"
+    for item in (charge.get("refunds") or {}).get("data", []):
+        ours = session.scalar(sa.select(Refund).filter_by(gateway_refund_id=item["id"]))
+        if ours is not None:
+            ours.status = "succeeded" if item.get("status") == "succeeded" else ours.status
+        elif item.get("status") == "succeeded":
+            refund(session, gateway=_Recorded(), payment=payment, amount=int(item["amount"]), reason="external",
+                   key=f"external-{item['id']}")  # fmt: skip
+    return "reconciled"
+
+
+class _Recorded:
+    """Stands in for the gateway when a refund already happened at the provider and only needs recording."""
+
+    name = "recorded"
+
+    def refund(self, *, intent_id, amount, idempotency_key, metadata):
+        from mall.payments.gateway import RefundResult
+
+        return RefundResult(refund_id=idempotency_key.removeprefix("external-"), status="succeeded")
+
+
+_HANDLERS = {
+    "payment_intent.succeeded": _on_succeeded,
+    "payment_intent.payment_failed": _on_failed,
+    "charge.refunded": _on_charge_refunded,
+}
+
