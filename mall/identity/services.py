@@ -119,6 +119,7 @@ def get_address(session: Session, *, user_id: int, address_id: int) -> Address:
 
 
 def save_address(session: Session, *, user_id: int, address_id: int | None = None, **fields) -> Address:
+    _lock_address_book(session, user_id)
     if address_id is None:
         address = Address(user_id=user_id)
         session.add(address)
@@ -129,6 +130,11 @@ def save_address(session: Session, *, user_id: int, address_id: int | None = Non
     session.flush()
     _keep_one_default(session, address)
     return address
+
+
+def _lock_address_book(session: Session, user_id: int) -> None:
+    """One writer per shopper's addresses at a time, so concurrent saves cannot make two defaults."""
+    session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
 
 
 def _keep_one_default(session: Session, address: Address) -> None:
@@ -142,8 +148,17 @@ def _keep_one_default(session: Session, address: Address) -> None:
 
 
 def delete_address(session: Session, *, user_id: int, address_id: int) -> None:
-    session.delete(get_address(session, user_id=user_id, address_id=address_id))
+    """Deleting the default makes the oldest remaining address the default."""
+    _lock_address_book(session, user_id)
+    address = get_address(session, user_id=user_id, address_id=address_id)
+    was_default = address.is_default
+    session.delete(address)
     session.flush()
+    if was_default:
+        successor = session.scalar(sa.select(Address).filter_by(user_id=user_id).order_by(Address.id).limit(1))
+        if successor is not None:
+            successor.is_default = True
+            session.flush()
 
 
 def bootstrap_platform_admin(session: Session, *, email: str, name: str, password: str) -> User:
