@@ -5,6 +5,13 @@ from mall.identity.roles import Role
 ROLES = [r.value for r in Role]
 
 
+class Trimmed(fields.String):
+    """Text without surrounding spaces, so a blank value fails a minimum length."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
 class TrimmedEmail(fields.Email):
     """An email address; the spaces phone keyboards add around it are dropped before validation."""
 
@@ -45,7 +52,7 @@ class TokenSchema(Schema):
 
 class StaffCreateSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf([r for r in ROLES if r != Role.SHOPPER]))
-    name = fields.String(required=True, validate=validate.Length(1, 80))
+    name = Trimmed(required=True, validate=validate.Length(1, 80))
     email = TrimmedEmail(required=True)
     password = fields.String(required=True, load_only=True, validate=validate.Length(10, 200))
     brand_id = fields.Integer(load_default=None, strict=True)
@@ -53,11 +60,11 @@ class StaffCreateSchema(Schema):
 
 class AddressSchema(Schema):
     id = fields.Integer(dump_only=True)
-    recipient = fields.String(required=True, validate=validate.Length(1, 60))
-    phone = fields.String(required=True, validate=validate.Regexp(r"^\+?[0-9][0-9 -]{5,30}$"))
-    province = fields.String(required=True, validate=validate.Length(1, 40))
-    city = fields.String(required=True, validate=validate.Length(1, 40))
-    district = fields.String(load_default="", validate=validate.Length(0, 40))
-    detail = fields.String(required=True, validate=validate.Length(1, 200))
-    postal_code = fields.String(load_default="", validate=validate.Length(0, 12))
+    recipient = Trimmed(required=True, validate=validate.Length(1, 60))
+    phone = Trimmed(required=True, validate=validate.Regexp(r"^\+?[0-9][0-9 -]{5,30}$"))
+    province = Trimmed(required=True, validate=validate.Length(1, 40))
+    city = Trimmed(required=True, validate=validate.Length(1, 40))
+    district = Trimmed(load_default="", validate=validate.Length(0, 40))
+    detail = Trimmed(required=True, validate=validate.Length(1, 200))
+    postal_code = Trimmed(load_default="", validate=validate.Length(0, 12))
     is_default = fields.Boolean(load_default=False)
