@@ -246,11 +246,20 @@ def test_a_brand_admin_cannot_create_other_staff(client, app, login, brands, rol
         ({"role": "shopper", "email": "s@example.com"}, 422, "request.invalid", "role"),
         ({"role": "host", "email": "not-an-email"}, 422, "request.invalid", "email"),
         ({"role": "host", "email": "h@example.com", "password": "short"}, 422, "request.invalid", "password"),
+        ({"role": "host", "email": "h@example.com", "name": "  "}, 422, "request.invalid", "name"),
         ({"role": "guide", "email": "g@example.com"}, 422, "auth.brand_required", "brand_id"),
         ({"role": "platform_admin", "email": "p@x.io", "brand_id": 1}, 422, "auth.brand_not_allowed", "brand_id"),
         ({"role": "host", "email": "TAKEN@example.com"}, 422, "staff.email_taken", "email"),
     ],
-    ids=["shopper", "bad-email", "short-password", "guide-without-brand", "admin-with-brand", "email-taken"],
+    ids=[
+        "shopper",
+        "bad-email",
+        "short-password",
+        "blank-name",
+        "guide-without-brand",
+        "admin-with-brand",
+        "email-taken",
+    ],
 )
 def test_invalid_staff_requests_are_422_and_create_nobody(client, app, login, brands, body, status, code, field):
     admin = login("platform_admin")
