@@ -79,13 +79,16 @@ class Catalog:
         self.client = client
         self.login = login
         self.app = app
+        self._brand_admins: dict[int, dict] = {}
 
     @cached_property
     def platform(self) -> dict:
         return self.login("platform_admin", name="catalog-platform-admin")
 
     def brand_admin(self, brand_id: int) -> dict:
-        return self.login("brand_admin", name=f"catalog-brand-admin-{brand_id}", brand_id=brand_id)
+        if brand_id not in self._brand_admins:
+            self._brand_admins[brand_id] = self.login("brand_admin", name=f"brand-admin-{brand_id}", brand_id=brand_id)
+        return self._brand_admins[brand_id]
 
     # ---- platform admin -----------------------------------------------------------------
 
@@ -169,9 +172,9 @@ class Catalog:
     def detail(self, product_id: int):
         return self.client.get(f"/api/v1/products/{product_id}")
 
-    def walk(self, **params) -> list[dict]:
-        """Every item of a listing, following next_cursor to the last page."""
-        items, cursor = [], None
+    def walk(self, cursor: str | None = None, **params) -> list[dict]:
+        """Every item of a listing (from `cursor`, else the first page), following next_cursor to the end."""
+        items = []
         for _ in range(1000):
             resp = self.listing(**params, **({"cursor": cursor} if cursor else {}))
             assert resp.status_code == 200, resp.json
