@@ -12,7 +12,10 @@ import mall.models  # noqa: F401  (every table registered before anything uses t
 from api import errors
 from api.extensions import db, migrate
 from mall.config import INSTANCE, ROOT, Settings
+from mall.db import engine_options, engine_url
 from mall.identity.wechat import WeChatClient
+from mall.payments.factory import gateway_for
+from workers import runtime as workers_runtime
 
 API_SPEC = {
     "API_TITLE": "Mall API",
@@ -35,8 +38,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE))
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        SQLALCHEMY_DATABASE_URI=_sqlalchemy_url(settings.database_url),
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
+        SQLALCHEMY_DATABASE_URI=engine_url(settings.database_url),
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
         SQLALCHEMY_ECHO=settings.sql_echo,
         JSON_SORT_KEYS=False,
         **API_SPEC,
@@ -45,6 +48,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["mall.settings"] = settings
     app.extensions["mall.wechat"] = WeChatClient(settings.wechat_api_base, settings.wechat_apps)
+    workers_runtime.configure(settings)  # jobs and after-commit subscribers use the same settings
+    app.extensions["mall.gateway"] = gateway_for(settings)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     api = MallApi(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name)})
@@ -67,28 +72,19 @@ def _schema_name(schema) -> str:
     return f"{name}Patch" if getattr(schema, "partial", False) else name
 
 
-def _sqlalchemy_url(url: str) -> str:
-    """Plain postgres:// URLs get the psycopg 3 driver."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def _engine_options(url: str) -> dict:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 15}}
-    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 1800}
-
-
 def _register_blueprints(app: Flask, api: Api) -> None:
+    from api.cart.routes import blp as cart
     from api.catalog.admin_routes import blp as catalog_admin
     from api.catalog.routes import blp as catalog
+    from api.checkout.routes import blp as checkout
     from api.health import bp as health
     from api.identity.routes import blp as identity
+    from api.orders.admin_routes import blp as orders_admin
+    from api.orders.routes import blp as orders
+    from api.payments.routes import blp as payments
 
     app.register_blueprint(health)
-    for blueprint in (identity, catalog, catalog_admin):
+    for blueprint in (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 
 

@@ -14,6 +14,7 @@ from mall.errors import DomainError
 log = logging.getLogger(__name__)
 
 STATUS_BY_KIND = {
+    "bad_request": 400,
     "invalid": 422,
     "unauthorized": 401,
     "forbidden": 403,

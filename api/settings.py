@@ -13,3 +13,7 @@ def settings() -> Settings:
 
 def wechat_client():
     return current_app.extensions["mall.wechat"]
+
+
+def payment_gateway():
+    return current_app.extensions["mall.gateway"]

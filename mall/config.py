@@ -36,6 +36,16 @@ class Settings:
     wechat_default_app: str = ""
     default_currency: str = "CNY"
     sql_echo: bool = False
+    # Payments: "offline" (embedded default, demo) or "stripe".
+    payment_gateway: str = "offline"
+    stripe_api_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""  # empty: Stripe's own; tests point it at a local fake
+    stripe_payment_method_types: tuple[str, ...] = ("card",)
+    # Orders
+    unpaid_timeout_minutes: int = 30
+    auto_confirm_days: int = 7
+    after_sale_days: int = 7
 
     @property
     def is_production(self) -> bool:
@@ -64,13 +74,37 @@ class Settings:
             wechat_default_app=e.get("WECHAT_DEFAULT_APP", next(iter(apps), "")),
             default_currency=e.get("DEFAULT_CURRENCY", "CNY"),
             sql_echo=e.get("SQL_ECHO", "") == "1",
+            payment_gateway=e.get("PAYMENT_GATEWAY", "offline"),
+            stripe_api_key=e.get("STRIPE_API_KEY", ""),
+            stripe_webhook_secret=e.get("STRIPE_WEBHOOK_SECRET", ""),
+            stripe_api_base=e.get("STRIPE_API_BASE", ""),
+            stripe_payment_method_types=tuple(e.get("STRIPE_PAYMENT_METHOD_TYPES", "card").split(",")),
+            unpaid_timeout_minutes=int(e.get("ORDER_UNPAID_TIMEOUT_MINUTES", 30)),
+            auto_confirm_days=int(e.get("ORDER_AUTO_CONFIRM_DAYS", 7)),
+            after_sale_days=int(e.get("ORDER_AFTER_SALE_DAYS", 7)),
         )
         values.update(overrides)
         settings = cls(**values)
         settings.check()
         return settings
 
+    @property
+    def order_policy(self):
+        from datetime import timedelta
+
+        from mall.orders.policy import OrderPolicy
+
+        return OrderPolicy(
+            unpaid_timeout=timedelta(minutes=self.unpaid_timeout_minutes),
+            auto_confirm_after=timedelta(days=self.auto_confirm_days),
+            after_sale_window=timedelta(days=self.after_sale_days),
+        )
+
     def check(self) -> None:
+        if self.payment_gateway not in ("offline", "stripe"):
+            raise ConfigError("PAYMENT_GATEWAY must be offline or stripe")
+        if self.payment_gateway == "stripe" and not (self.stripe_api_key and self.stripe_webhook_secret):
+            raise ConfigError("PAYMENT_GATEWAY=stripe needs STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET")
         if self.is_production and self.secret_key == DEFAULT_SECRET:
             raise ConfigError("MALL_ENV=production refuses to start with the default SECRET_KEY")
         if self.is_production and len(self.secret_key) < 32:

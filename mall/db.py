@@ -88,3 +88,17 @@ def insert_on_conflict(session, table, *, values: dict, index_elements: list[str
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
     return session.execute(stmt)
+
+
+def engine_url(url: str) -> str:
+    """Plain postgres:// URLs get the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15}}
+    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 1800}

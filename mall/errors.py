@@ -43,3 +43,9 @@ class Unavailable(DomainError):
     """An upstream we depend on (WeChat, Stripe) is down or busy; retrying later may work."""
 
     kind = "unavailable"
+
+
+class BadRequest(DomainError):
+    """The request cannot be understood as sent (missing header, bad signature)."""
+
+    kind = "bad_request"

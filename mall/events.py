@@ -50,7 +50,8 @@ def record(session: Session, type: str, *, aggregate: str, aggregate_id: int, ac
 
 
 def subscribe(event_type: str, handler: Callable[[DomainEvent], None]) -> None:
-    _subscribers[event_type].append(handler)
+    if handler not in _subscribers[event_type]:
+        _subscribers[event_type].append(handler)
 
 
 def release(session: Session) -> None:

@@ -9,8 +9,8 @@ from mall import clock
 from mall.attribution import Source
 from mall.cart.models import Cart, CartLine
 from mall.catalog.models import Product, Sku
-from mall.db import insert_on_conflict
 from mall.catalog.rules import ensure_can_buy
+from mall.db import insert_on_conflict
 from mall.errors import Forbidden, Invalid, NotFound
 
 MAX_QUANTITY = 999

@@ -54,7 +54,8 @@ def _new_order(session: Session, shopper_id: int, q, address: dict, policy: Orde
     now = clock.now()
     order = Order(
         user_id=shopper_id, currency=q.currency, items_total=q.items_total, discount_total=q.discount_total,
-        shipping_total=q.shipping_total, payable_total=q.payable, address=address, expires_at=now + policy.unpaid_timeout,
+        shipping_total=q.shipping_total, payable_total=q.payable, address=address,
+        expires_at=now + policy.unpaid_timeout,
         discounts=[{"step": d.step, "source": d.source, "amount": d.amount} for d in q.discounts],
     )  # fmt: skip
     session.add(order)

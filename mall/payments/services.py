@@ -35,7 +35,9 @@ def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id:
                                    metadata={"order_id": order.id, "order_number": order.number})  # fmt: skip
     payment = _record_payment(session, gateway.name, intent.intent_id, order, intent.client_secret)
     if intent.status == "succeeded":
-        payment_succeeded(session, gateway=gateway, payment=payment, amount=order.payable_total, currency=order.currency)
+        payment_succeeded(
+            session, gateway=gateway, payment=payment, amount=order.payable_total, currency=order.currency
+        )
     return payment
 
 
@@ -58,7 +60,9 @@ def payment_succeeded(session: Session, *, gateway: PaymentGateway, payment: Pay
     if payment.status == "succeeded":
         return "duplicate"
     if (amount, currency) != (payment.amount, payment.currency):
-        log.error("payment %s: got %s %s, expected %s %s", payment.id, amount, currency, payment.amount, payment.currency)
+        log.error(
+            "payment %s: got %s %s, expected %s %s", payment.id, amount, currency, payment.amount, payment.currency
+        )
         return "amount_mismatch"
     payment.status = "succeeded"
     session.flush()
@@ -94,7 +98,9 @@ def refund(session: Session, *, gateway: PaymentGateway, payment: Payment, amoun
         return existing
     moved = session.execute(
         sa.update(Payment)
-        .where(Payment.id == payment.id, Payment.status == "succeeded", Payment.refunded_amount + amount <= Payment.amount)
+        .where(
+            Payment.id == payment.id, Payment.status == "succeeded", Payment.refunded_amount + amount <= Payment.amount
+        )
         .values(refunded_amount=Payment.refunded_amount + amount),
         execution_options={"synchronize_session": False},
     )
@@ -192,4 +198,3 @@ _HANDLERS = {
     "payment_intent.payment_failed": _on_failed,
     "charge.refunded": _on_charge_refunded,
 }
-

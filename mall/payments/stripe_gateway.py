@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stripe
 
-from mall.errors import Invalid, Unavailable
+from mall.errors import BadRequest, Invalid, Unavailable
 from mall.payments.gateway import Intent, RefundResult, WebhookPayload
 
 
@@ -45,7 +45,7 @@ class StripeGateway:
         try:
             event = self.client.construct_event(payload, signature, self.webhook_secret)
         except (stripe.SignatureVerificationError, ValueError) as exc:
-            raise Invalid("webhook.bad_signature", "The webhook signature is missing, wrong or stale.") from exc
+            raise BadRequest("webhook.bad_signature", "The webhook signature is missing, wrong or stale.") from exc
         return WebhookPayload(event_id=event.id, type=event.type, data=event.data.object.to_dict())
 
     @staticmethod

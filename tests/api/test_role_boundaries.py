@@ -51,6 +51,29 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/admin/bundles"): MERCHANT,
     ("POST", "/api/v1/admin/bundles/<int:bundle_id>/publish"): MERCHANT,
     ("POST", "/api/v1/admin/bundles/<int:bundle_id>/archive"): MERCHANT,
+    # cart, checkout, orders
+    ("GET", "/api/v1/cart"): SHOPPERS,
+    ("DELETE", "/api/v1/cart"): SHOPPERS,
+    ("POST", "/api/v1/cart/lines"): SHOPPERS,
+    ("PATCH", "/api/v1/cart/lines/<int:line_id>"): SHOPPERS,
+    ("DELETE", "/api/v1/cart/lines/<int:line_id>"): SHOPPERS,
+    ("POST", "/api/v1/checkout/quote"): SHOPPERS,
+    ("PUT", "/api/v1/admin/brands/<int:brand_id>/shipping"): MERCHANT,
+    ("POST", "/api/v1/orders"): SHOPPERS,
+    ("GET", "/api/v1/orders"): SHOPPERS,
+    ("GET", "/api/v1/orders/<int:order_id>"): SHOPPERS,
+    ("GET", "/api/v1/orders/<int:order_id>/events"): SHOPPERS,
+    ("POST", "/api/v1/orders/<int:order_id>/cancel"): SHOPPERS,
+    ("POST", "/api/v1/orders/<int:order_id>/pay"): SHOPPERS,
+    ("POST", "/api/v1/sub-orders/<int:sub_order_id>/confirm-receipt"): SHOPPERS,
+    ("POST", "/api/v1/sub-orders/<int:sub_order_id>/after-sales"): SHOPPERS,
+    ("GET", "/api/v1/admin/brands/<int:brand_id>/sub-orders"): MERCHANT,
+    ("GET", "/api/v1/admin/sub-orders/<int:sub_order_id>"): MERCHANT,
+    ("POST", "/api/v1/admin/sub-orders/<int:sub_order_id>/ship"): MERCHANT,
+    ("POST", "/api/v1/admin/sub-orders/<int:sub_order_id>/deliver"): MERCHANT,
+    ("GET", "/api/v1/admin/brands/<int:brand_id>/after-sales"): MERCHANT,
+    ("POST", "/api/v1/admin/after-sales/<int:after_sale_id>/approve"): MERCHANT,
+    ("POST", "/api/v1/admin/after-sales/<int:after_sale_id>/reject"): MERCHANT,
 }
 
 # Routes anyone may call without a token.
@@ -65,6 +88,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/products/<int:product_id>"),
     ("GET", "/api/v1/bundles"),
     ("GET", "/api/v1/bundles/<int:bundle_id>"),
+    ("POST", "/api/v1/payments/stripe/webhook"),  # authenticated by the Stripe-Signature instead
     ("GET", "/healthz"),
     ("GET", "/livez"),
     ("GET", "/api/openapi.json"),

@@ -1,0 +1,88 @@
+"""The shopper's cart."""
+
+from __future__ import annotations
+
+from api.auth import MallBlueprint, current_actor
+from api.cart.schemas import AddLineSchema, CartSchema, QuantitySchema
+from api.extensions import db
+from api.settings import settings
+from api.tx import commit
+from mall import attribution
+from mall.cart import services as cart
+from mall.identity.models import User
+from mall.identity.roles import Role
+
+blp = MallBlueprint("cart", __name__, url_prefix="/cart", description="The shopper's cart")
+
+
+def _view() -> dict:
+    shopper_id = current_actor().user_id
+    the_cart = cart.cart_for(db.session, shopper_id)
+    level = db.session.get(User, shopper_id).member_level
+    lines = [
+        {
+            "id": line.id, "sku_id": sku.id, "product_id": product.id, "brand_id": product.brand_id,
+            "title": product.title, "image": (product.images or [None])[0], "specs": sku.specs,
+            "quantity": line.quantity, "unit_price": sku.price, "list_price": sku.list_price,
+            "currency": product.currency, "stock": sku.stock, "source": line.source,
+            "problem": cart.line_problem(line, sku, product, level),
+        }
+        for line, sku, product in cart.lines_with_skus(db.session, the_cart)
+    ]  # fmt: skip
+    return {"id": the_cart.id, "version": the_cart.version, "last_activity_at": the_cart.last_activity_at,
+            "lines": lines}  # fmt: skip
+
+
+@blp.get("")
+@blp.auth(Role.SHOPPER)
+@blp.response(200, CartSchema)
+def get_cart():
+    """Lines with live prices and availability; unavailable lines are flagged with `problem`, not dropped."""
+    view = _view()
+    commit()  # the cart may have just been created
+    return view
+
+
+@blp.post("/lines")
+@blp.auth(Role.SHOPPER)
+@blp.arguments(AddLineSchema)
+@blp.response(200, CartSchema)
+def add_line(body):
+    """Add a SKU; the same SKU merges into its line, and the newest source wins."""
+    source = attribution.verify(body["source_token"], secret=settings().secret_key)
+    cart.add_line(db.session, user_id=current_actor().user_id, sku_id=body["sku_id"], quantity=body["quantity"],
+                  source=source)  # fmt: skip
+    view = _view()
+    commit()
+    return view
+
+
+@blp.patch("/lines/<int:line_id>")
+@blp.auth(Role.SHOPPER)
+@blp.arguments(QuantitySchema)
+@blp.response(200, CartSchema)
+def set_quantity(body, line_id):
+    cart.set_quantity(db.session, user_id=current_actor().user_id, line_id=line_id, quantity=body["quantity"])
+    view = _view()
+    commit()
+    return view
+
+
+@blp.delete("/lines/<int:line_id>")
+@blp.auth(Role.SHOPPER)
+@blp.response(200, CartSchema)
+def remove_line(line_id):
+    cart.remove_line(db.session, user_id=current_actor().user_id, line_id=line_id)
+    view = _view()
+    commit()
+    return view
+
+
+@blp.delete("")
+@blp.auth(Role.SHOPPER)
+@blp.response(200, CartSchema)
+def clear_cart():
+    cart.clear(db.session, user_id=current_actor().user_id)
+    view = _view()
+    commit()
+    return view

@@ -1,0 +1,37 @@
+"""Checkout pricing: a quote for chosen cart lines, and brands' shipping policies."""
+
+from __future__ import annotations
+
+from api.auth import MallBlueprint, current_actor
+from api.checkout.schemas import QuoteRequestSchema, QuoteSchema, ShippingPolicySchema
+from api.extensions import db
+from api.tx import commit
+from mall.checkout import services as checkout
+from mall.identity import services as identity
+from mall.identity.roles import Role
+
+blp = MallBlueprint("checkout", __name__, description="Quotes and shipping")
+
+
+@blp.post("/checkout/quote")
+@blp.auth(Role.SHOPPER)
+@blp.arguments(QuoteRequestSchema)
+@blp.response(200, QuoteSchema)
+def quote(body):
+    """Unit prices, discounts by source and by line, shipping per brand and the total. Changes nothing."""
+    shopper_id = current_actor().user_id
+    if body["address_id"] is not None:
+        identity.get_address(db.session, user_id=shopper_id, address_id=body["address_id"])
+    result = checkout.quote(db.session, shopper_id=shopper_id, line_ids=body["line_ids"])
+    return checkout.quote_as_dict(result)
+
+
+@blp.put("/admin/brands/<int:brand_id>/shipping")
+@blp.auth(Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
+@blp.arguments(ShippingPolicySchema)
+@blp.response(200, ShippingPolicySchema)
+def set_shipping(body, brand_id):
+    """A flat fee per sub-order, waived when the brand's part reaches `free_above` (null: never)."""
+    policy = checkout.set_shipping_policy(db.session, actor=current_actor(), brand_id=brand_id, **body)
+    commit()
+    return policy

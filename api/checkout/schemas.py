@@ -1,0 +1,81 @@
+from marshmallow import Schema, fields, validate
+
+LineIds = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1)), required=True,
+                      validate=validate.Length(1, 100))  # fmt: skip
+
+
+class QuoteRequestSchema(Schema):
+    line_ids = LineIds
+    address_id = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
+
+
+class AmountSchema(Schema):
+    source = fields.String()
+    amount = fields.Integer()
+
+
+class QuoteLineSchema(Schema):
+    line_id = fields.Integer()
+    sku_id = fields.Integer()
+    product_id = fields.Integer()
+    brand_id = fields.Integer()
+    title = fields.String()
+    specs = fields.Dict()
+    quantity = fields.Integer()
+    unit_price = fields.Integer()
+    list_price = fields.Integer()
+    price_source = fields.String()
+    subtotal = fields.Integer()
+    discounts = fields.List(fields.Nested(AmountSchema))
+    discount_total = fields.Integer()
+    payable = fields.Integer()
+    source = fields.Dict()
+
+
+class QuoteBrandSchema(Schema):
+    brand_id = fields.Integer()
+    subtotal = fields.Integer()
+    discount_total = fields.Integer()
+    shipping_fee = fields.Integer()
+    shipping_waived = fields.Boolean()
+    payable = fields.Integer()
+
+
+class AllocationSchema(Schema):
+    line_id = fields.Integer()
+    amount = fields.Integer()
+
+
+class DiscountSchema(Schema):
+    step = fields.String()
+    source = fields.String()
+    label = fields.String()
+    amount = fields.Integer()
+    allocations = fields.List(fields.Nested(AllocationSchema))
+
+
+class TotalsSchema(Schema):
+    items = fields.Integer()
+    discounts = fields.Integer()
+    shipping = fields.Integer()
+    payable = fields.Integer()
+
+
+class ProblemLineSchema(Schema):
+    line_id = fields.Integer()
+    sku_id = fields.Integer()
+    reason = fields.String()
+
+
+class QuoteSchema(Schema):
+    currency = fields.String()
+    lines = fields.List(fields.Nested(QuoteLineSchema))
+    brands = fields.List(fields.Nested(QuoteBrandSchema))
+    discounts = fields.List(fields.Nested(DiscountSchema))
+    totals = fields.Nested(TotalsSchema)
+    problems = fields.List(fields.Nested(ProblemLineSchema))
+
+
+class ShippingPolicySchema(Schema):
+    fee = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**9))
+    free_above = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(0, 10**12))

@@ -1,0 +1,25 @@
+"""After-commit reactions to domain events: schedule the jobs that follow a change."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from mall import events
+from workers import queues
+
+log = logging.getLogger(__name__)
+
+
+def _schedule_unpaid_timeout(event) -> None:
+    from workers.jobs.orders import expire_unpaid_order
+
+    when = datetime.fromisoformat(event.payload["expires_at"])
+    try:
+        queues.enqueue_at(when, expire_unpaid_order, event.aggregate_id, job_id=f"order-timeout-{event.aggregate_id}")
+    except Exception:  # Redis down: the periodic sweep cancels it instead
+        log.exception("could not schedule the payment timeout of order %s", event.aggregate_id)
+
+
+def register() -> None:
+    events.subscribe("order.placed", _schedule_unpaid_timeout)
