@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import events
-from mall.catalog.models import Bundle, BundleItem, Product, Sku
+from mall.catalog.models import Brand, Bundle, BundleItem, Product, Sku
 from mall.catalog.services import _ensure_manages
 from mall.errors import Invalid, NotFound
 from mall.identity.roles import Actor
@@ -61,7 +61,10 @@ def get_bundle(session: Session, bundle_id: int) -> Bundle:
 
 
 def available_quantity(bundle: Bundle) -> int:
-    """How many whole bundles the parts' stock allows (0 if any part is archived or off sale)."""
+    """How many whole bundles the parts' stock allows (0 if any part is archived or off sale,
+    or the brand is suspended)."""
+    if bundle.brand.status != "active":
+        return 0
     counts = [
         item.sku.stock // item.quantity if item.sku.status == "active" and item.sku.product.status == "active" else 0
         for item in bundle.items
@@ -70,9 +73,12 @@ def available_quantity(bundle: Bundle) -> int:
 
 
 def list_bundles(session: Session, *, brand_id: int | None = None, active_only: bool = True) -> list[Bundle]:
+    """Bundles by id; `active_only` (the shoppers' view) also leaves out suspended brands' bundles."""
     query = sa.select(Bundle).order_by(Bundle.id)
     if brand_id is not None:
         query = query.where(Bundle.brand_id == brand_id)
     if active_only:
-        query = query.where(Bundle.status == "active")
+        query = query.join(Brand, Brand.id == Bundle.brand_id).where(
+            Bundle.status == "active", Brand.status == "active"
+        )
     return list(session.scalars(query))

@@ -139,6 +139,7 @@ class Bundle(Timestamped, Base):
     currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[str] = mapped_column(sa.String(16), default="draft")
 
+    brand: Mapped[Brand] = relationship()
     items: Mapped[list[BundleItem]] = relationship(back_populates="bundle", order_by="BundleItem.id")
 
 
