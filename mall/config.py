@@ -15,6 +15,16 @@ class ConfigError(RuntimeError):
     """The configuration cannot run safely (e.g. production with the default secret)."""
 
 
+def _int(environ, name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+
 def _wechat_apps(raw: str) -> dict[str, str]:
     """`appid:secret,appid2:secret2` -> {appid: secret}."""
     apps = {}
@@ -68,7 +78,7 @@ class Settings:
             secret_key=e.get("SECRET_KEY", DEFAULT_SECRET),
             database_url=e.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'mall.db'}",
             redis_url=e.get("REDIS_URL", ""),
-            token_ttl_seconds=int(e.get("TOKEN_TTL_SECONDS", 7 * 24 * 3600)),
+            token_ttl_seconds=_int(e, "TOKEN_TTL_SECONDS", 7 * 24 * 3600),
             wechat_api_base=e.get("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/"),
             wechat_apps=apps,
             wechat_default_app=e.get("WECHAT_DEFAULT_APP", next(iter(apps), "")),
@@ -79,14 +89,15 @@ class Settings:
             stripe_webhook_secret=e.get("STRIPE_WEBHOOK_SECRET", ""),
             stripe_api_base=e.get("STRIPE_API_BASE", ""),
             stripe_payment_method_types=tuple(e.get("STRIPE_PAYMENT_METHOD_TYPES", "card").split(",")),
-            unpaid_timeout_minutes=int(e.get("ORDER_UNPAID_TIMEOUT_MINUTES", 30)),
-            auto_confirm_days=int(e.get("ORDER_AUTO_CONFIRM_DAYS", 7)),
-            after_sale_days=int(e.get("ORDER_AFTER_SALE_DAYS", 7)),
+            unpaid_timeout_minutes=_int(e, "ORDER_UNPAID_TIMEOUT_MINUTES", 30),
+            auto_confirm_days=_int(e, "ORDER_AUTO_CONFIRM_DAYS", 7),
+            after_sale_days=_int(e, "ORDER_AFTER_SALE_DAYS", 7),
         )
         values.update(overrides)
-        settings = cls(**values)
-        settings.check()
-        return settings
+        return cls(**values)  # __post_init__ checks it
+
+    def __post_init__(self) -> None:
+        self.check()  # however Settings are built (from_env, directly, dataclasses.replace)
 
     @property
     def order_policy(self):
@@ -109,5 +120,7 @@ class Settings:
             raise ConfigError("MALL_ENV=production refuses to start with the default SECRET_KEY")
         if self.is_production and len(self.secret_key) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        if self.token_ttl_seconds <= 0:
+            raise ConfigError("TOKEN_TTL_SECONDS must be positive")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")
