@@ -1,0 +1,111 @@
+"""Settings: production refuses to start with an unsafe secret; development needs no configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mall.config import DEFAULT_SECRET, ROOT, ConfigError, Settings
+
+GOOD_SECRET = "k" * 32
+
+
+def test_development_starts_with_no_configuration_at_all():
+    settings = Settings.from_env({})
+
+    assert settings.env == "development"
+    assert settings.secret_key == DEFAULT_SECRET
+    assert settings.dev_login_enabled
+    assert settings.database_url.startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"MALL_ENV": "production"}, "default SECRET_KEY"),
+        ({"MALL_ENV": "production", "SECRET_KEY": DEFAULT_SECRET}, "default SECRET_KEY"),
+        ({"MALL_ENV": "production", "SECRET_KEY": "k" * 31}, "at least 32"),
+        ({"MALL_ENV": "production", "SECRET_KEY": ""}, "at least 32"),
+        ({"MALL_ENV": "prod", "SECRET_KEY": GOOD_SECRET}, "MALL_ENV must be"),
+    ],
+    ids=["no-secret", "default-secret", "short-secret", "empty-secret", "unknown-env"],
+)
+def test_unsafe_production_settings_are_refused(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(environ)
+
+
+def test_production_with_a_long_secret_starts_without_dev_login():
+    settings = Settings.from_env({"MALL_ENV": "production", "SECRET_KEY": GOOD_SECRET})
+
+    assert settings.is_production
+    assert not settings.dev_login_enabled
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Settings(env="production"),
+        lambda: Settings(env="production", secret_key="short"),
+        lambda: dataclasses.replace(Settings.from_env({"MALL_ENV": "production", "SECRET_KEY": GOOD_SECRET}),
+                                    secret_key=DEFAULT_SECRET),
+        lambda: Settings.from_env({}, env="production", secret_key="short"),
+    ],
+    ids=["constructed", "constructed-short", "replaced", "override"],
+)  # fmt: skip
+def test_settings_built_in_code_are_checked_too(build):
+    with pytest.raises(ConfigError):
+        build()
+
+
+@pytest.mark.parametrize(("env", "enabled"), [("development", True), ("test", True), ("production", False)])
+def test_dev_login_exists_only_outside_production(env, enabled):
+    assert Settings.from_env({"MALL_ENV": env, "SECRET_KEY": GOOD_SECRET}).dev_login_enabled is enabled
+
+
+def test_wechat_apps_are_read_from_one_variable():
+    settings = Settings.from_env({"WECHAT_APPS": "wx-a:secret-a, wx-b:secret:with:colons ,"})
+
+    assert settings.wechat_apps == {"wx-a": "secret-a", "wx-b": "secret:with:colons"}
+    assert settings.wechat_default_app == "wx-a"
+    chosen = Settings.from_env({"WECHAT_APPS": "wx-a:s1,wx-b:s2", "WECHAT_DEFAULT_APP": "wx-b"})
+    assert chosen.wechat_default_app == "wx-b"
+
+
+@pytest.mark.parametrize(
+    "name", ["TOKEN_TTL_SECONDS", "ORDER_UNPAID_TIMEOUT_MINUTES", "ORDER_AUTO_CONFIRM_DAYS", "ORDER_AFTER_SALE_DAYS"]
+)
+def test_a_malformed_number_is_a_config_error_naming_the_variable(name):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: "a week"})
+
+
+@pytest.mark.parametrize("ttl", ["0", "-60"])
+def test_tokens_must_live_a_while(ttl):
+    with pytest.raises(ConfigError, match="TOKEN_TTL_SECONDS"):
+        Settings.from_env({"TOKEN_TTL_SECONDS": ttl})
+
+
+def _start_wsgi(environ: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("MALL_ENV", "SECRET_KEY", "DATABASE_URL", "REDIS_URL")}
+    return subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        env=env | environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("secret", [None, "too-short"], ids=["default-secret", "short-secret"])
+def test_the_production_server_refuses_to_start_with_an_unsafe_secret(secret):
+    result = _start_wsgi({"MALL_ENV": "production"} | ({"SECRET_KEY": secret} if secret else {}))
+
+    assert result.returncode != 0
+    assert "ConfigError" in result.stderr
+    assert "SECRET_KEY" in result.stderr
