@@ -41,9 +41,11 @@ def allocate(total: int, weights: list[int]) -> list[int]:
     """
     if total < 0:
         raise ValueError("allocate() takes a non-negative total")
+    if any(w < 0 for w in weights):
+        raise ValueError("allocate() takes non-negative weights")  # else a share could be negative
     weight_sum = sum(weights)
-    if weight_sum <= 0:
-        if total and weights:
+    if weight_sum == 0:
+        if total:  # no lines, or only zero weights: the total would silently vanish
             raise ValueError("cannot allocate a positive total over zero weights")
         return [0] * len(weights)
     shares = [total * w // weight_sum for w in weights]
