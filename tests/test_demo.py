@@ -1,0 +1,80 @@
+"""`mall.demo.load`: a catalogue worth browsing and a user per role, loaded once."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from api.tx import commit
+from mall import demo
+from mall.catalog import bundles, queries
+from mall.catalog.models import Brand, Bundle, Category, Product, Sku
+from mall.catalog.rules import Tier
+from mall.db import Base
+from mall.identity import services as identity
+from mall.identity.models import User
+from mall.identity.roles import Role
+
+
+def _count(session, model) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def _all_counts(session) -> dict[str, int]:
+    return {t.name: session.scalar(sa.select(sa.func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
+
+
+def test_demo_loads_a_browsable_catalogue(session):
+    assert demo.load(session) is True
+    commit()
+
+    assert _count(session, Brand) >= 3
+    products = session.scalars(sa.select(Product)).all()
+    assert len(products) >= 30
+    assert all(p.skus for p in products)
+    assert all(p.status == "active" for p in products)
+    assert {p.tier for p in products} == {t.value for t in Tier}
+    assert all(p.min_member_level is not None for p in products if p.tier == Tier.IDENTITY)
+    used = {p.category_id for p in products}
+    assert len(used) >= 3 and used <= set(session.scalars(sa.select(Category.id)))
+    assert len({p.brand_id for p in products}) >= 3
+    assert all(p.price_min == min(s.price for s in p.skus) for p in products)
+
+    demo_bundles = bundles.list_bundles(session)
+    assert demo_bundles and all(bundles.available_quantity(b) > 0 for b in demo_bundles)
+
+
+def test_demo_products_are_listed_to_shoppers(session):
+    demo.load(session)
+    commit()
+    seen, cursor = [], None
+    while True:
+        page, cursor = queries.list_products(session, filters=queries.ListFilters(), cursor=cursor, limit=100)
+        seen += page
+        if cursor is None:
+            break
+    assert sorted(p["id"] for p in seen) == sorted(session.scalars(sa.select(Product.id)))
+    assert any(p["in_stock"] for p in seen)
+
+
+def test_demo_has_a_user_for_each_role(session):
+    demo.load(session)
+    commit()
+    roles = set(session.scalars(sa.select(User.role)))
+    assert roles == {r.value for r in Role}
+    admin = identity.password_login(session, email=demo.DEMO_ADMIN_EMAIL, password=demo.DEMO_ADMIN_PASSWORD)
+    assert admin.role == Role.PLATFORM_ADMIN
+    scoped = session.scalars(sa.select(User).where(User.role.in_([Role.GUIDE, Role.BRAND_ADMIN]))).all()
+    assert scoped and all(u.brand_id is not None for u in scoped)
+
+
+def test_loading_twice_adds_nothing(session):
+    assert demo.load(session) is True
+    commit()
+    before = _all_counts(session)
+    assert before["products"] and before["skus"] and before["bundles"] and before["users"]
+
+    assert demo.load(session) is False
+    commit()
+
+    assert _all_counts(session) == before
+    assert _count(session, Bundle) == before["bundles"] and _count(session, Sku) == before["skus"]
