@@ -76,8 +76,11 @@ def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
     return not (type_ == "index" and name in UNMANAGED_INDEXES)
 
 
-def insert_on_conflict(session, table, *, values: dict, index_elements: list[str], update: dict | None = None):
-    """INSERT … ON CONFLICT (index) DO UPDATE/NOTHING on PostgreSQL and SQLite alike (race-free upsert)."""
+def insert_on_conflict(session, table, *, values: dict, index_elements: list[str], update: dict | None = None) -> bool:
+    """INSERT … ON CONFLICT (index) DO UPDATE/NOTHING on PostgreSQL and SQLite alike (race-free upsert).
+
+    Returns whether a row was written (False: the conflict left the existing row alone). RETURNING is
+    used because drivers do not agree on rowcount for ON CONFLICT statements."""
     from sqlalchemy.dialects import postgresql as pg
     from sqlalchemy.dialects import sqlite
 
@@ -87,7 +90,7 @@ def insert_on_conflict(session, table, *, values: dict, index_elements: list[str
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=update)
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
-    return session.execute(stmt)
+    return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
 
 
 def engine_url(url: str) -> str:

@@ -129,6 +129,8 @@ def approve(session: Session, *, actor: Actor, after_sale_id: int, gateway, note
     if amount:
         payments.refund(session, gateway=gateway, payment=payment, amount=amount, reason="after_sale",
                         key=f"after-sale-{case.id}")  # fmt: skip
+    session.execute(sa.update(SubOrder).where(SubOrder.id == sub.id)
+                    .values(refunded_total=SubOrder.refunded_total + amount))  # fmt: skip
     inventory.release(session, restock)
     _close_if_fully_refunded(session, sub, actor)
     events.record(session, "after_sale.refunded", aggregate="order", aggregate_id=case.order_id, actor=actor,

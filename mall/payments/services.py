@@ -70,7 +70,7 @@ def payment_succeeded(session: Session, *, gateway: PaymentGateway, payment: Pay
                                reference=f"{payment.gateway}:{payment.intent_id}")  # fmt: skip
     if outcome == "late" or (outcome == "already_paid" and _other_success(session, payment)):
         refund(session, gateway=gateway, payment=payment, amount=amount, reason="paid_after_close",
-               key=f"late-{payment.gateway}-{payment.intent_id}")  # fmt: skip
+               key=f"late-{payment.gateway}-{payment.intent_id}", order_accepted_it=False)  # fmt: skip
         return "refunded_late_payment"
     return outcome
 
@@ -91,8 +91,14 @@ def payment_failed(session: Session, *, payment: Payment, reason: str) -> str:
     return "failed"
 
 
-def refund(session: Session, *, gateway: PaymentGateway, payment: Payment, amount: int, reason: str, key: str):
-    """Return `amount` of a payment, once per key. Never more than was paid (conditional update)."""
+def refund(
+    session: Session, *, gateway: PaymentGateway, payment: Payment, amount: int, reason: str, key: str,
+    order_accepted_it: bool = True,
+):  # fmt: skip
+    """Return `amount` of a payment, once per key. Never more than was paid (conditional update).
+
+    `order_accepted_it=False` for money the order never took (a payment that arrived too late):
+    it is returned without touching the order's paid/refunded totals."""
     existing = session.scalar(sa.select(Refund).filter_by(idempotency_key=key))
     if existing is not None:
         return existing
@@ -113,8 +119,9 @@ def refund(session: Session, *, gateway: PaymentGateway, payment: Payment, amoun
     result = gateway.refund(intent_id=payment.intent_id, amount=amount, idempotency_key=key,
                             metadata={"order_id": payment.order_id, "refund_id": row.id})  # fmt: skip
     row.status, row.gateway_refund_id = result.status, result.refund_id
-    session.execute(sa.update(Order).where(Order.id == payment.order_id)
-                    .values(refunded_total=Order.refunded_total + amount))  # fmt: skip
+    if order_accepted_it:
+        session.execute(sa.update(Order).where(Order.id == payment.order_id)
+                        .values(refunded_total=Order.refunded_total + amount))  # fmt: skip
     events.record(session, "payment.refunded", aggregate="order", aggregate_id=payment.order_id,
                   amount=amount, reason=reason, refund_id=row.id)  # fmt: skip
     session.refresh(payment)
@@ -128,7 +135,7 @@ def receive_webhook(session: Session, *, gateway: PaymentGateway, body: bytes, s
         "provider": gateway.name, "event_id": event.event_id, "type": event.type, "payload": event.data,
         "received_at": clock.now()})  # fmt: skip
     row = session.scalar(sa.select(WebhookEvent).filter_by(provider=gateway.name, event_id=event.event_id))
-    return row, inserted.rowcount == 1
+    return row, inserted
 
 
 def process_webhook(session: Session, *, gateway: PaymentGateway, webhook_event_id: int) -> str:

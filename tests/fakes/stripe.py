@@ -1,0 +1,126 @@
+"""A local stand-in for Stripe's HTTP API (PaymentIntents and Refunds), plus webhook signing.
+
+It parses form-encoded bodies as Stripe does, honours Idempotency-Key (same key replays the first
+response), and signs webhook payloads exactly as Stripe does (`t=...,v1=HMAC-SHA256(t.payload)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+
+def _nest(pairs: list[tuple[str, str]]) -> dict:
+    """metadata[order_id]=1&payment_method_types[0]=card -> nested dicts/lists."""
+    out: dict = {}
+    for key, value in pairs:
+        parts = key.replace("]", "").split("[")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+class FakeStripe:
+    def __init__(self):
+        self.intents: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}
+        self.idempotent: dict[str, tuple[int, dict]] = {}
+        self.calls: list[tuple[str, dict]] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> FakeStripe:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.intents.clear(), self.refunds.clear(), self.idempotent.clear(), self.calls.clear()
+
+    def handle(self, method: str, path: str, params: dict, key: str | None) -> tuple[int, dict]:
+        with self._lock:
+            if key and key in self.idempotent:
+                return self.idempotent[key]
+            self.calls.append((path, params))
+            status, body = self._route(method, path, params)
+            if key:
+                self.idempotent[key] = (status, body)
+            return status, body
+
+    def _route(self, method: str, path: str, params: dict) -> tuple[int, dict]:
+        if method == "POST" and path == "/v1/payment_intents":
+            intent_id = f"pi_{next(self._ids):06d}"
+            intent = {"id": intent_id, "object": "payment_intent", "amount": int(params["amount"]),
+                      "currency": params["currency"], "status": "requires_payment_method",
+                      "client_secret": f"{intent_id}_secret_x", "metadata": params.get("metadata", {}),
+                      "payment_method_types": list(params.get("payment_method_types", {}).values())}  # fmt: skip
+            self.intents[intent_id] = intent
+            return 200, intent
+        if method == "POST" and path == "/v1/refunds":
+            intent = self.intents.get(params.get("payment_intent"))
+            if intent is None:
+                return 400, {"error": {"type": "invalid_request_error", "message": "No such payment_intent"}}
+            refund = {
+                "id": f"re_{next(self._ids):06d}",
+                "object": "refund",
+                "amount": int(params["amount"]),
+                "payment_intent": intent["id"],
+                "status": "succeeded",
+                "metadata": params.get("metadata", {}),
+            }
+            self.refunds[refund["id"]] = refund
+            return 200, refund
+        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL {path}"}}
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                params = _nest(parse_qsl(self.rfile.read(length).decode()))
+                status, body = fake.handle("POST", self.path, params, self.headers.get("Idempotency-Key"))
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Request-Id", f"req_{time.time_ns()}")
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def event(event_type: str, obj: dict, *, event_id: str | None = None) -> bytes:
+    body = {"id": event_id or f"evt_{time.time_ns()}", "object": "event", "type": event_type,
+            "api_version": "2025-01-27", "created": int(time.time()), "livemode": False,
+            "data": {"object": obj}}  # fmt: skip
+    return json.dumps(body).encode()
+
+
+def sign(payload: bytes, secret: str, *, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header Stripe would send."""
+    t = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={digest}"
