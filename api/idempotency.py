@@ -57,9 +57,9 @@ def idempotent(scope: str):
                 return _replay(record, request_hash)
             record = IdempotencyRecord(user_id=user_id, scope=scope, key=key, request_hash=request_hash,
                                        created_at=clock.now())  # fmt: skip
-            try:
-                with db.session.begin_nested():
-                    db.session.add(record)
+            db.session.add(record)
+            try:  # no SAVEPOINT: on SQLite, releasing an outermost savepoint commits
+                db.session.flush()
             except IntegrityError:  # a concurrent twin committed first
                 db.session.rollback()
                 return _replay(db.session.scalar(lookup), request_hash)

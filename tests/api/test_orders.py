@@ -1,0 +1,167 @@
+"""Order placement rules, idempotency, cancellation and the unpaid timeout job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from rq import SimpleWorker
+from rq.registry import ScheduledJobRegistry
+
+from api.extensions import db
+from mall import clock
+from mall.events import DomainEvent
+from mall.orders.models import Order
+from tests.shop_helpers import Shop
+from workers import queues
+from workers.connection import get_redis
+from workers.jobs.orders import expire_unpaid_order, sweep_unpaid_orders
+
+
+@pytest.fixture
+def shop(app, client, login) -> Shop:
+    return Shop(app, client, login)
+
+
+@pytest.fixture
+def ordered(shop):
+    """A shopper with one unpaid order of 2 units of a SKU that had 5."""
+    sku = shop.sku(shop.brand(), price=1500, stock=5)
+    me = shop.shopper()
+    resp = shop.place(me, [shop.add(me, sku, 2)], shop.address(me), key="k1")
+    assert resp.status_code == 201
+    return me, sku, resp.get_json()
+
+
+def order_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(Order))
+
+
+def test_same_key_with_another_body_is_422_and_orders_nothing(shop, app, ordered):
+    me, sku, order = ordered
+    line = shop.add(me, sku, 1)
+    other_body = shop.place(me, [line], shop.address(me), key="k1")
+    assert other_body.status_code == 422 and other_body.get_json()["code"] == "idempotency.key_reused"
+    assert order_count(app) == 1 and shop.stock(sku) == 3
+
+
+def test_exact_replay_returns_the_same_order(shop, app, client):
+    sku = shop.sku(shop.brand(), price=100, stock=5)
+    me = shop.shopper()
+    body = {"line_ids": [shop.add(me, sku, 1)], "address_id": shop.address(me)}
+    first = client.post("/api/v1/orders", json=body, headers={**me, "Idempotency-Key": "same"})
+    again = client.post("/api/v1/orders", json=body, headers={**me, "Idempotency-Key": "same"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.get_json() == first.get_json() and again.headers["Idempotent-Replayed"] == "true"
+    assert order_count(app) == 1 and shop.stock(sku) == 4
+
+
+def test_missing_idempotency_key_is_400_and_writes_nothing(shop, app, client):
+    sku = shop.sku(shop.brand(), price=100, stock=5)
+    me = shop.shopper()
+    body = {"line_ids": [shop.add(me, sku, 1)], "address_id": shop.address(me)}
+    resp = client.post("/api/v1/orders", json=body, headers=me)
+    assert resp.status_code == 400 and resp.get_json()["code"] == "idempotency.key_missing"
+    assert order_count(app) == 0 and shop.stock(sku) == 5
+
+
+def test_another_shoppers_order_and_address_are_not_found(shop, client, ordered):
+    me, sku, order = ordered
+    other = shop.shopper()
+    assert client.get(f"/api/v1/orders/{order['id']}", headers=other).status_code == 404
+    assert client.post(f"/api/v1/orders/{order['id']}/cancel", headers=other).status_code == 404
+    assert shop.pay(other, order["id"]).status_code == 404
+    line = shop.add(other, sku, 1)
+    stolen = shop.place(other, [line], shop.address(me) + 0)
+    assert stolen.status_code == 404 and stolen.get_json()["code"] == "address.not_found"
+    assert client.get("/api/v1/orders", headers=other).get_json() == []
+
+
+def test_price_change_since_quote_is_409(shop):
+    sku = shop.sku(shop.brand(), price=1000, stock=5)
+    me = shop.shopper()
+    resp = shop.place(me, [shop.add(me, sku, 1)], shop.address(me), expected_payable=900)
+    assert resp.status_code == 409 and resp.get_json()["code"] == "checkout.price_changed"
+    assert shop.stock(sku) == 5
+
+
+def test_unavailable_line_blocks_the_order_and_is_named(shop):
+    brand = shop.brand()
+    sku = shop.sku(brand, price=1000, stock=1)
+    me = shop.shopper()
+    resp = shop.place(me, [shop.add(me, sku, 3)], shop.address(me))
+    assert resp.status_code == 409 and resp.get_json()["code"] == "checkout.lines_unavailable"
+    assert resp.get_json()["problems"][0]["reason"] == "insufficient_stock"
+
+
+def test_identity_product_needs_the_member_level(shop):
+    sku = shop.sku(shop.brand(), price=1000, stock=5, tier="identity", level=2)
+    me = shop.shopper()
+    line = shop.add(me, sku, 1)
+    blocked = shop.place(me, [line], shop.address(me))
+    assert blocked.get_json()["problems"][0]["reason"] == "member_level"
+    shop.set_level(me, 2)
+    assert shop.place(me, [line], shop.address(me)).status_code == 201
+
+
+def test_cancel_releases_stock_once(shop, client, ordered):
+    me, sku, order = ordered
+    assert shop.stock(sku) == 3
+    for _ in range(2):
+        resp = client.post(f"/api/v1/orders/{order['id']}/cancel", headers=me)
+        assert resp.status_code == 200 and resp.get_json()["status"] == "cancelled"
+    assert shop.stock(sku) == 5
+    assert shop.pay(me, order["id"]).get_json()["code"] == "order.not_payable"
+
+
+def test_placement_schedules_the_unpaid_timeout_job(app, settings, ordered):
+    _, _, order = ordered
+    registry = ScheduledJobRegistry(queue=queues.queue())
+    assert f"order-timeout-{order['id']}" in registry.get_job_ids()
+
+
+def test_timeout_job_cancels_an_unpaid_order_once_and_releases_stock_once(app, shop, ordered):
+    me, sku, order = ordered
+    assert expire_unpaid_order(order["id"]) is False  # not due yet: nothing happens
+    clock.advance(timedelta(minutes=31))
+    assert expire_unpaid_order(order["id"]) is True
+    assert expire_unpaid_order(order["id"]) is False  # the second run is a no-op
+    assert shop.stock(sku) == 5
+    with app.app_context():
+        cancelled = db.session.get(Order, order["id"])
+        assert (cancelled.status, cancelled.cancel_reason) == ("cancelled", "payment_timeout")
+
+
+def test_timeout_job_is_a_noop_when_the_order_was_paid(shop, ordered):
+    me, sku, order = ordered
+    assert shop.pay(me, order["id"]).status_code == 200
+    clock.advance(timedelta(hours=1))
+    assert expire_unpaid_order(order["id"]) is False
+    assert shop.stock(sku) == 3
+
+
+def test_sweep_catches_orders_whose_timeout_job_was_lost(app, settings, shop, ordered):
+    me, sku, order = ordered
+    get_redis(settings).flushdb()  # the scheduled job is gone, as if Redis lost it
+    clock.advance(timedelta(minutes=45))
+    assert sweep_unpaid_orders() == 1
+    assert shop.stock(sku) == 5
+
+
+def test_scheduled_timeout_runs_in_a_worker(app, settings, shop, ordered):
+    """RQ's scheduler moves the due job to the queue; a SimpleWorker runs it."""
+    me, sku, order = ordered
+    clock.advance(timedelta(minutes=31))
+    queue = queues.queue()
+    registry = ScheduledJobRegistry(queue=queue)
+    # Due by the project clock, not yet by RQ's real one: move it to the queue as the scheduler would.
+    for job_id in registry.get_job_ids():
+        queue.enqueue_job(queue.fetch_job(job_id))
+        registry.remove(job_id)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    assert shop.stock(sku) == 5
+    with app.app_context():
+        kinds = db.session.scalars(sa.select(DomainEvent.type).filter_by(aggregate_id=order["id"])).all()
+        assert kinds.count("order.cancelled") == 1
