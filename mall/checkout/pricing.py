@@ -97,6 +97,7 @@ class Quote:
 
     def apply_discount(self, *, step: str, source: str, label: str, amount: int, lines: list[PricedLine]) -> int:
         """Take up to `amount` from `lines` in proportion to what each still costs. Returns what was taken."""
+        lines = list({line.key: line for line in lines}.values())  # a line named twice is still one line
         taken = min(amount, sum(line.payable for line in lines))
         if taken <= 0:
             return 0
@@ -165,7 +166,7 @@ def register(step_name: str, provider: Provider) -> None:
         step.providers.append(provider)
 
 
-def price(quote: Quote, ctx: PricingContext) -> Quote:
-    for step in PIPELINE:
+def price(quote: Quote, ctx: PricingContext, steps: tuple[Step, ...] = PIPELINE) -> Quote:
+    for step in steps:
         step.run(quote, ctx)
     return quote
