@@ -194,6 +194,32 @@ def test_adding_a_sku_with_existing_specs_conflicts(cat, shop, app, first, secon
     assert cat.admin_product(product["id"], brand_id)["price_min"] == 1000
 
 
+INVALID_NEW_SKUS = {
+    "negative price": ({"price": -1}, "request.invalid", "price"),
+    "float price": ({"price": 12.5}, "request.invalid", "price"),
+    "decimal string price": ({"price": "12.5"}, "request.invalid", "price"),
+    "list price below price": ({"list_price": 1}, "sku.list_price_below_price", "list_price"),
+    "negative stock": ({"stock": -3}, "request.invalid", "stock"),
+    "stock as a string": ({"stock": "3"}, "request.invalid", "stock"),
+    "too many spec names": ({"specs": {f"n{i}": "v" for i in range(6)}}, "request.invalid", "specs"),
+    "barcode too long": ({"barcode": "1" * 65}, "request.invalid", "barcode"),
+    "unknown field": ({"sku_code": "A1"}, "request.invalid", "sku_code"),
+    "id is read-only": ({"id": 5}, "request.invalid", "id"),
+}
+
+
+@pytest.mark.parametrize("change,code,field", INVALID_NEW_SKUS.values(), ids=INVALID_NEW_SKUS.keys())
+def test_invalid_new_sku_is_rejected_and_nothing_is_written(cat, shop, app, change, code, field):
+    brand_id, category_id, headers = shop
+    product = cat.product(brand_id, category_id, skus=[sku_body(1000)])
+    before = catalog_counts(app)
+    body = {**sku_body(2000), **change}
+    resp = cat.client.post(f"{ADMIN}/products/{product['id']}/skus", json=body, headers=headers)
+    assert_problem(resp, 422, code, field=field)
+    assert catalog_counts(app) == before
+    assert cat.admin_product(product["id"], brand_id) == product
+
+
 def test_same_specs_on_different_products_are_fine(cat, shop):
     brand_id, category_id, _ = shop
     specs = {"colour": "red"}
