@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from mall.catalog import bundles, services, taxonomy
 from mall.catalog.models import Brand
+from mall.checkout.services import set_shipping_policy
 from mall.identity import services as identity
 from mall.identity.roles import Actor, Role
 
@@ -72,6 +73,7 @@ def _load_brand(session, actor, index, slug, name, root_name, children, products
         items=[{"sku_id": s.id, "quantity": 1} for s in skus],
     )
     bundles.set_bundle_status(session, actor=actor, bundle_id=bundle.id, status="active")
+    set_shipping_policy(session, actor=actor, brand_id=brand.id, fee=1000, free_above=9900)  # ¥10, free from ¥99
 
 
 def _load_product(session, actor, brand, category, root_name, noun, n):

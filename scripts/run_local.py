@@ -1,4 +1,4 @@
-"""`make run`: the API (gunicorn) and an RQ worker with its scheduler, as one foreground process.
+"""`make run`: the API (gunicorn), an RQ worker with its scheduler and `rq cron`, as one foreground process.
 
 With no REDIS_URL it starts the embedded Redis first and hands its socket to both
 children; on Ctrl-C, SIGTERM or the death of either child everything is stopped,
@@ -30,12 +30,13 @@ def commands(port: str) -> dict[str, list[str]]:
                 "--workers", os.environ.get("WEB_CONCURRENCY", "2"), "--access-logfile", "-"],
         "worker": [str(BIN / "rq"), "worker", "--with-scheduler", "--url", os.environ["REDIS_URL"],
                    "high", "default", "low"],
+        "cron": [str(BIN / "rq"), "cron", "workers/cron.py", "--url", os.environ["REDIS_URL"], "--path", str(ROOT)],
     }  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["api", "worker"])
+    parser.add_argument("--only", choices=["api", "worker", "cron"])
     args = parser.parse_args()
     embedded = None
     if not os.environ.get("REDIS_URL"):

@@ -3,6 +3,8 @@
 from rq import cron
 
 from workers.jobs.orders import auto_confirm_receipts, sweep_unpaid_orders
+from workers.jobs.payments import sweep_unprocessed_webhooks
 
 cron.register(sweep_unpaid_orders, queue_name="default", interval=60)
 cron.register(auto_confirm_receipts, queue_name="low", cron="*/10 * * * *")
+cron.register(sweep_unprocessed_webhooks, queue_name="high", interval=120)

@@ -149,6 +149,17 @@ def process_webhook(session: Session, *, gateway: PaymentGateway, webhook_event_
     return row.outcome
 
 
+def unprocessed_webhook_ids(session: Session, *, older_than, limit: int = 500) -> list[int]:
+    """Events stored but never processed (their job was lost): for the periodic sweep."""
+    query = (
+        sa.select(WebhookEvent.id)
+        .where(WebhookEvent.processed_at.is_(None), WebhookEvent.received_at <= older_than)
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def _intent_payment(session: Session, gateway: PaymentGateway, intent: dict) -> Payment | None:
     payment = session.scalar(sa.select(Payment).filter_by(gateway=gateway.name, intent_id=intent["id"]))
     if payment is None and (intent.get("metadata") or {}).get("order_id"):

@@ -165,3 +165,34 @@ def test_scheduled_timeout_runs_in_a_worker(app, settings, shop, ordered):
     with app.app_context():
         kinds = db.session.scalars(sa.select(DomainEvent.type).filter_by(aggregate_id=order["id"])).all()
         assert kinds.count("order.cancelled") == 1
+
+
+def test_receipt_auto_confirms_after_the_configured_days(app, shop, client, ordered):
+    from workers.jobs.orders import auto_confirm_receipts
+
+    me, sku, order = ordered
+    shop.pay(me, order["id"])
+    sub = order["sub_orders"][0]
+    brand = sub["brand_id"]
+    client.post(f"/api/v1/admin/sub-orders/{sub['id']}/ship", json={"carrier": "SF", "tracking_number": "1"},
+                headers=shop.merchant(brand))  # fmt: skip
+    clock.advance(timedelta(days=6))
+    assert auto_confirm_receipts() == 0
+    clock.advance(timedelta(days=1, minutes=1))
+    assert auto_confirm_receipts() == 1
+    assert auto_confirm_receipts() == 0  # safe to run twice
+    with app.app_context():  # (the shopper's 7-day token has expired by now)
+        done = db.session.get(Order, order["id"])
+        assert done.status == "completed"
+        sub_row = done.sub_orders[0]
+        assert sub_row.after_sale_deadline == sub_row.completed_at + timedelta(days=7)
+
+
+def test_brand_admin_sees_only_its_own_sub_orders(shop, client, ordered):
+    me, sku, order = ordered
+    brand = order["sub_orders"][0]["brand_id"]
+    mine = client.get(f"/api/v1/admin/brands/{brand}/sub-orders", headers=shop.merchant(brand)).get_json()
+    assert [s["id"] for s in mine] == [order["sub_orders"][0]["id"]]
+    other = shop.brand()
+    assert client.get(f"/api/v1/admin/brands/{brand}/sub-orders", headers=shop.merchant(other)).status_code == 403
+    assert client.get(f"/api/v1/admin/sub-orders/{mine[0]['id']}", headers=shop.merchant(other)).status_code == 403
