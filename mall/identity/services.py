@@ -7,20 +7,17 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from mall import clock, events
+from mall.db import insert_on_conflict
 from mall.errors import Forbidden, Invalid, NotFound, Unauthorized
 from mall.identity.models import Address, User, WeChatAccount
 from mall.identity.roles import BRAND_SCOPED, Actor, Role
-from mall.identity.wechat import WeChatClient
+from mall.identity.wechat import WeChatClient, WeChatSession
 
 
 def login_with_wechat(session: Session, *, wechat: WeChatClient, app_id: str, code: str) -> User:
     """One shopper per (app id, openid); a known unionid attaches the new app to that shopper."""
     ws = wechat.code2session(app_id, code)
-    account = session.scalar(sa.select(WeChatAccount).filter_by(app_id=app_id, openid=ws.openid))
-    if account is None:
-        user = _user_for_unionid(session, ws.unionid) or _new_shopper(session)
-        account = WeChatAccount(user=user, app_id=app_id, openid=ws.openid, session_key=ws.session_key)
-        session.add(account)
+    account = _wechat_account(session, app_id, ws.openid) or _first_login(session, app_id, ws)
     account.session_key = ws.session_key
     account.unionid = ws.unionid or account.unionid
     account.last_login_at = clock.now()
@@ -30,19 +27,40 @@ def login_with_wechat(session: Session, *, wechat: WeChatClient, app_id: str, co
     return account.user
 
 
+def _wechat_account(session: Session, app_id: str, openid: str) -> WeChatAccount | None:
+    return session.scalar(sa.select(WeChatAccount).filter_by(app_id=app_id, openid=openid))
+
+
+def _first_login(session: Session, app_id: str, ws: WeChatSession) -> WeChatAccount:
+    """The account for a first login. wx.login() can fire twice at launch: when two first logins
+    race, the account insert that loses the race writes nothing and both use the winner's shopper."""
+    user = _user_for_unionid(session, ws.unionid)
+    new_shopper = user is None
+    if new_shopper:
+        user = User(role=Role.SHOPPER, display_name="")
+        session.add(user)
+        session.flush()
+    now = clock.now()
+    inserted = insert_on_conflict(
+        session,
+        WeChatAccount.__table__,
+        values={"user_id": user.id, "app_id": app_id, "openid": ws.openid, "unionid": ws.unionid,
+                "session_key": ws.session_key, "last_login_at": now, "created_at": now, "updated_at": now},
+        index_elements=["app_id", "openid"],
+    )  # fmt: skip
+    if new_shopper and inserted:
+        events.record(session, "shopper.signed_up", aggregate="user", aggregate_id=user.id)
+    elif new_shopper:
+        session.delete(user)  # the concurrent login made the shopper
+        session.flush()
+    return _wechat_account(session, app_id, ws.openid)
+
+
 def _user_for_unionid(session: Session, unionid: str | None) -> User | None:
     if not unionid:
         return None
     query = sa.select(User).join(WeChatAccount).where(WeChatAccount.unionid == unionid).limit(1)
     return session.scalar(query)
-
-
-def _new_shopper(session: Session) -> User:
-    user = User(role=Role.SHOPPER, display_name="")
-    session.add(user)
-    session.flush()
-    events.record(session, "shopper.signed_up", aggregate="user", aggregate_id=user.id)
-    return user
 
 
 def dev_login(session: Session, *, role: Role, name: str, brand_id: int | None) -> User:
