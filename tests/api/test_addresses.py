@@ -242,3 +242,34 @@ def test_a_body_that_is_not_json_is_rejected(client, app, amy):
     assert 400 <= resp.status_code < 500
     assert resp.mimetype == "application/problem+json"
     assert stored(app) == []
+
+
+def _at_once(app, requests: list) -> list:
+    """Send the requests from as many threads at the same moment; return the responses in order."""
+    import threading
+
+    barrier = threading.Barrier(len(requests))
+    responses: list = [None] * len(requests)
+
+    def send(i, request):
+        client = app.test_client()
+        barrier.wait()
+        responses[i] = request(client)
+
+    threads = [threading.Thread(target=send, args=(i, r)) for i, r in enumerate(requests)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return responses
+
+
+@pytest.mark.parametrize("is_default", [False, True], ids=["none-asked", "all-asked"])
+def test_concurrent_saves_leave_exactly_one_default(client, app, amy, is_default):
+    bodies = [HOME | {"detail": f"{n} West Lake Road", "is_default": is_default} for n in range(6)]
+
+    responses = _at_once(app, [lambda c, body=body: c.post(ADDRESSES, json=body, headers=amy) for body in bodies])
+
+    assert [r.status_code for r in responses] == [201] * len(bodies), [r.get_json() for r in responses]
+    assert len(stored(app)) == len(bodies)
+    assert len(defaults(client, amy)) == 1

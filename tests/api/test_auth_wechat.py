@@ -235,3 +235,37 @@ def test_a_disabled_shopper_cannot_log_in(client, app, fake_wechat):
 
     assert_problem(resp, 403, "auth.account_disabled")
     assert count(app, WeChatAccount, WeChatAccount.session_key == "sk-1") == 1  # the failed login wrote nothing
+
+
+def _at_once(app, requests: list) -> list:
+    """Send the requests from as many threads at the same moment; return the responses in order."""
+    import threading
+
+    barrier = threading.Barrier(len(requests))
+    responses: list = [None] * len(requests)
+
+    def send(i, request):
+        client = app.test_client()
+        barrier.wait()
+        responses[i] = request(client)
+
+    threads = [threading.Thread(target=send, args=(i, r)) for i, r in enumerate(requests)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return responses
+
+
+def test_concurrent_first_logins_of_one_shopper_make_one_shopper(client, app, fake_wechat):
+    """wx.login() at launch can fire twice: both codes must end up at the same single shopper."""
+    codes = [f"launch-{i}" for i in range(6)]
+    for code in codes:
+        fake_wechat.issue_code(code, openid="openid-amy")
+
+    responses = _at_once(app, [lambda c, code=code: c.post(LOGIN, json={"code": code}) for code in codes])
+
+    assert [r.status_code for r in responses] == [200] * len(codes), [r.get_json() for r in responses]
+    assert len({r.get_json()["user"]["id"] for r in responses}) == 1
+    assert count(app, User) == 1
+    assert count(app, WeChatAccount) == 1
