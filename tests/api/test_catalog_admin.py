@@ -79,6 +79,15 @@ def test_platform_admin_creates_for_a_named_brand(cat, shop):
     assert resp.json["brand_id"] == brand_id
 
 
+def test_platform_admin_cannot_create_for_an_unknown_brand(cat, shop, app):
+    _, category_id, _ = shop
+    headers = cat.platform
+    before = catalog_counts(app)
+    resp = cat.create_product(0, category_id, headers=headers, brand_id=999_999)
+    assert_problem(resp, 422, "brand.unknown", field="brand_id")
+    assert catalog_counts(app) == before
+
+
 def test_brand_admin_cannot_create_for_another_brand(cat, shop, app):
     brand_id, category_id, headers = shop
     other = cat.brand()["id"]
