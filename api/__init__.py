@@ -79,12 +79,14 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.checkout.routes import blp as checkout
     from api.health import bp as health
     from api.identity.routes import blp as identity
+    from api.notifications.routes import blp as notifications
     from api.orders.admin_routes import blp as orders_admin
     from api.orders.routes import blp as orders
     from api.payments.routes import blp as payments
 
     app.register_blueprint(health)
-    for blueprint in (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments):
+    blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 
 

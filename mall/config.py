@@ -56,6 +56,14 @@ class Settings:
     unpaid_timeout_minutes: int = 30
     auto_confirm_days: int = 7
     after_sale_days: int = 7
+    # Notifications
+    notify_transport: str = "log"  # "log" (writes what would be sent) or "wechat"
+    wechat_template_ids: dict[str, str] = field(default_factory=dict)  # template key -> WeChat template id
+    shop_timezone: str = "Asia/Shanghai"
+    quiet_hours: str = "22:00-08:00"
+    marketing_daily_cap: int = 2
+    unpaid_reminder_minutes: int = 10
+    cart_nudge_hours: tuple[int, ...] = (1, 24)
 
     @property
     def is_production(self) -> bool:
@@ -111,6 +119,13 @@ class Settings:
             after_sale_window=timedelta(days=self.after_sale_days),
         )
 
+    @property
+    def marketing_rules(self):
+        from mall.notifications.rules import MarketingRules, parse_hours
+
+        start, end = parse_hours(self.quiet_hours)
+        return MarketingRules(self.shop_timezone, start, end, self.marketing_daily_cap)
+
     def check(self) -> None:
         if self.payment_gateway not in ("offline", "stripe"):
             raise ConfigError("PAYMENT_GATEWAY must be offline or stripe")
@@ -122,5 +137,7 @@ class Settings:
             raise ConfigError("SECRET_KEY must be at least 32 characters in production")
         if self.token_ttl_seconds <= 0:
             raise ConfigError("TOKEN_TTL_SECONDS must be positive")
+        if self.notify_transport not in ("log", "wechat"):
+            raise ConfigError("NOTIFY_TRANSPORT must be log or wechat")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")

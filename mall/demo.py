@@ -10,6 +10,7 @@ from mall.catalog.models import Brand
 from mall.checkout.services import set_shipping_policy
 from mall.identity import services as identity
 from mall.identity.roles import Actor, Role
+from mall.notifications import journeys
 
 DEMO_ADMIN_EMAIL = "admin@demo.mall"
 DEMO_ADMIN_PASSWORD = "demo-password-123"
@@ -45,6 +46,7 @@ def load(session: Session) -> bool:
     actor = Actor(user_id=admin.id, role=Role.PLATFORM_ADMIN)
     for index, brand_spec in enumerate(BRANDS):
         _load_brand(session, actor, index, *brand_spec)
+    journeys.seed(session)
     _load_users(session)
     return True
 

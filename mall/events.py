@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from mall import clock
 from mall.db import Base, JSONType
 
 _subscribers: dict[str, list[Callable[[DomainEvent], None]]] = defaultdict(list)
+_reactions: dict[str, list[Callable[[Session, DomainEvent], None]]] = defaultdict(list)
 
 
 class DomainEvent(Base):
@@ -46,7 +48,30 @@ def record(session: Session, type: str, *, aggregate: str, aggregate_id: int, ac
     )
     session.add(event)
     session.info.setdefault("pending_events", []).append(event)
+    for react in _reactions.get(type, ()):
+        react(session, event)
     return event
+
+
+def react(event_type: str, handler: Callable[[Session, DomainEvent], None]) -> None:
+    """Run `handler` inside the transaction that records the event (e.g. queue an outbox message),
+    so the reaction commits or rolls back with the change."""
+    if handler not in _reactions[event_type]:
+        _reactions[event_type].append(handler)
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """An after-commit signal that needs no row of its own (e.g. "this outbox message is queued")."""
+
+    type: str
+    aggregate_id: int
+    payload: dict
+
+
+def announce(session: Session, type: str, *, aggregate_id: int, **payload) -> None:
+    """Like `record`, but nothing is written: subscribers hear of it only if the transaction commits."""
+    session.info.setdefault("pending_events", []).append(Announcement(type, aggregate_id, payload))
 
 
 def subscribe(event_type: str, handler: Callable[[DomainEvent], None]) -> None:

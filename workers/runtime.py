@@ -25,12 +25,14 @@ def configure(settings: Settings) -> None:
     if _settings == settings and _sessions is not None:
         return
     import mall.models  # noqa: F401  (every mapper known before the first query)
+    from mall.notifications import reactions
     from workers import subscriptions
 
     _settings = settings
     engine = sa.create_engine(engine_url(settings.database_url), **engine_options(settings.database_url))
     _sessions = sessionmaker(engine, expire_on_commit=False)
     subscriptions.register()
+    reactions.install(unpaid_reminder_minutes=settings.unpaid_reminder_minutes)
 
 
 def settings() -> Settings:

@@ -21,5 +21,17 @@ def _schedule_unpaid_timeout(event) -> None:
         log.exception("could not schedule the payment timeout of order %s", event.aggregate_id)
 
 
+def _dispatch_when_due(event) -> None:
+    from workers.jobs.notifications import dispatch_message
+
+    when = datetime.fromisoformat(event.payload["send_after"])
+    job_id = f"message-{event.aggregate_id}-{int(when.timestamp())}"
+    try:
+        queues.enqueue_at(when, dispatch_message, event.aggregate_id, job_id=job_id)
+    except Exception:  # Redis down: the periodic sweep dispatches it instead
+        log.exception("could not schedule message %s", event.aggregate_id)
+
+
 def register() -> None:
     events.subscribe("order.placed", _schedule_unpaid_timeout)
+    events.subscribe("message.queued", _dispatch_when_due)

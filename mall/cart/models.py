@@ -13,7 +13,11 @@ class Cart(Timestamped, Base):
     """One per shopper. `version` moves on every change: nudges are sent at most once per version."""
 
     __tablename__ = "carts"
-    __table_args__ = (sa.Index("ix_carts_activity", "last_activity_at", "id"),)
+    # Abandoned-cart sweeps read carts with lines by idle time.
+    __table_args__ = (
+        sa.Index("ix_carts_abandonable", "last_activity_at", postgresql_where=sa.text("line_count > 0"),
+                 sqlite_where=sa.text("line_count > 0")),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), unique=True)

@@ -74,6 +74,11 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/admin/brands/<int:brand_id>/after-sales"): MERCHANT,
     ("POST", "/api/v1/admin/after-sales/<int:after_sale_id>/approve"): MERCHANT,
     ("POST", "/api/v1/admin/after-sales/<int:after_sale_id>/reject"): MERCHANT,
+    # notifications
+    ("POST", "/api/v1/notifications/subscriptions"): SHOPPERS,
+    ("GET", "/api/v1/admin/notifications"): PLATFORM,
+    ("GET", "/api/v1/admin/journeys"): PLATFORM,
+    ("POST", "/api/v1/admin/journeys"): PLATFORM,
 }
 
 # Routes anyone may call without a token.
@@ -174,6 +179,7 @@ def test_no_token_is_401(client, method, rule):
 
     body = assert_problem(resp, 401, "auth.token_missing")
     assert body["instance"] == url(rule)
+    assert resp.headers["WWW-Authenticate"] == 'Bearer realm="mall"'
 
 
 @pytest.mark.parametrize(("method", "rule"), list(PROTECTED), ids=ROUTE_IDS)
@@ -185,7 +191,12 @@ def test_no_token_is_401(client, method, rule):
 def test_a_garbage_token_is_401(client, method, rule, authorization):
     resp = call(client, method, rule, headers={"Authorization": authorization})
 
-    assert_problem(resp, 401, "auth.token_missing" if authorization.startswith("Token") else "auth.token_invalid")
+    if authorization.startswith("Token"):
+        assert_problem(resp, 401, "auth.token_missing")
+        assert resp.headers["WWW-Authenticate"] == 'Bearer realm="mall"'
+    else:
+        assert_problem(resp, 401, "auth.token_invalid")
+        assert resp.headers["WWW-Authenticate"] == 'Bearer realm="mall", error="invalid_token"'
 
 
 @pytest.mark.parametrize(("method", "rule"), list(PROTECTED), ids=ROUTE_IDS)
@@ -197,6 +208,7 @@ def test_an_expired_token_is_401(client, as_role, method, rule):
     resp = call(client, method, rule, headers=headers)
 
     assert_problem(resp, 401, "auth.token_expired")
+    assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
 
 
 @pytest.mark.parametrize(("route", "role"), WRONG_ROLES, ids=[f"{m} {r} as {role}" for (m, r), role in WRONG_ROLES])

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mall import clock
+from mall.db import Base, JSONType
+
+PENDING = sa.text("status = 'pending'")
+
+
+class Message(Base):
+    """An outbox row: committed with the change that caused it, dispatched by a job after commit.
+
+    `guard` names a condition re-checked when the message fires (e.g. the order is still unpaid);
+    `dedupe_key` makes the same message impossible to queue, hence to send, twice.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.Index("ix_messages_due", "send_after", "id", postgresql_where=PENDING, sqlite_where=PENDING),
+        sa.Index("ix_messages_user_sent", "user_id", "kind", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    template_key: Mapped[str] = mapped_column(sa.String(64), index=True)
+    channel: Mapped[str] = mapped_column(sa.String(20))  # wechat | sms | email
+    kind: Mapped[str] = mapped_column(sa.String(20))  # transactional | marketing
+    payload: Mapped[dict] = mapped_column(JSONType, default=dict)
+    guard: Mapped[dict | None] = mapped_column(JSONType)
+    dedupe_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")  # pending|sent|skipped|failed
+    skip_reason: Mapped[str | None] = mapped_column(sa.String(40))
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(300))
+    send_after: Mapped[datetime] = mapped_column(default=clock.now)
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class SubscriptionGrant(Base):
+    """WeChat one-time subscription (一次性订阅): each accepted request allows exactly one send."""
+
+    __tablename__ = "subscription_grants"
+    __table_args__ = (sa.Index("ix_grants_open", "user_id", "template_key", "consumed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    template_key: Mapped[str] = mapped_column(sa.String(64))
+    granted_at: Mapped[datetime] = mapped_column(default=clock.now)
+    consumed_at: Mapped[datetime | None]
+    message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("messages.id"))

@@ -1,0 +1,93 @@
+"""What the notification capability does when other capabilities record events, inside their
+transaction (so the outbox row commits or rolls back with the change)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall import events
+from mall.events import DomainEvent
+from mall.notifications import journeys
+from mall.notifications.services import notify
+
+
+def install(*, unpaid_reminder_minutes: int) -> None:
+    def unpaid_reminder(session: Session, event: DomainEvent) -> None:
+        from mall.orders.models import Order
+
+        order = session.get(Order, event.aggregate_id)
+        notify(session, user_id=order.user_id, template_key="order.unpaid_reminder",
+               dedupe_key=f"order-unpaid-{order.id}", payload={"order_id": order.id, "amount": order.payable_total},
+               send_after=event.occurred_at + timedelta(minutes=unpaid_reminder_minutes),
+               guard={"type": "order_unpaid", "order_id": order.id})  # fmt: skip
+
+    events.react("order.placed", unpaid_reminder)
+    events.react("order.paid", _paid)
+    events.react("sub_order.shipped", _shipped)
+    events.react("payment.refunded", _refunded)
+    events.react("shopper.signed_up", _signed_up)
+    events.react("order.completed", _completed)
+
+
+def _order(session: Session, order_id: int):
+    from mall.orders.models import Order
+
+    return session.get(Order, order_id)
+
+
+def _paid(session: Session, event: DomainEvent) -> None:
+    order = _order(session, event.aggregate_id)
+    notify(session, user_id=order.user_id, template_key="order.paid", dedupe_key=f"order-paid-{order.id}",
+           payload={"order_id": order.id, "amount": order.payable_total})  # fmt: skip
+    if _is_first_paid_order(session, order):
+        journeys.enter(session, user_id=order.user_id, anchor="first_order_paid", anchor_ref=f"order-{order.id}")
+
+
+def _is_first_paid_order(session: Session, order) -> bool:
+    from mall.orders.models import Order
+
+    earlier = sa.select(Order.id).where(
+        Order.user_id == order.user_id, Order.paid_at.is_not(None), Order.id != order.id
+    )
+    return session.scalar(earlier.limit(1)) is None
+
+
+def _shipped(session: Session, event: DomainEvent) -> None:
+    order = _order(session, event.aggregate_id)
+    sub_id = event.payload["sub_order_id"]
+    notify(session, user_id=order.user_id, template_key="order.shipped", dedupe_key=f"sub-order-shipped-{sub_id}",
+           payload={"order_id": order.id, "carrier": event.payload.get("carrier"),
+                    "tracking_number": event.payload.get("tracking_number")})  # fmt: skip
+
+
+def _refunded(session: Session, event: DomainEvent) -> None:
+    order = _order(session, event.aggregate_id)
+    refund_id = event.payload["refund_id"]
+    notify(session, user_id=order.user_id, template_key="order.refunded", dedupe_key=f"refund-{refund_id}",
+           payload={"order_id": order.id, "amount": event.payload["amount"]})  # fmt: skip
+
+
+def _signed_up(session: Session, event: DomainEvent) -> None:
+    journeys.enter(session, user_id=event.aggregate_id, anchor="signed_up", anchor_ref="signup",
+                   anchor_at=event.occurred_at)  # fmt: skip
+
+
+def _completed(session: Session, event: DomainEvent) -> None:
+    order = _order(session, event.aggregate_id)
+    journeys.enter(session, user_id=order.user_id, anchor="order_completed", anchor_ref=f"order-{order.id}")
+
+
+def enter_inactive(session: Session, *, days: int) -> int:
+    """Daily: shoppers inactive for a journey's N days enter it, once per inactivity episode."""
+    made = 0
+    for user_id, last_seen in journeys.inactive_shoppers(session, days=days):
+        made += journeys.enter(session, user_id=user_id, anchor="inactive", anchor_ref=f"inactive-{_day(last_seen)}",
+                               anchor_at=last_seen)  # fmt: skip
+    return made
+
+
+def _day(at: datetime) -> str:
+    return at.date().isoformat()

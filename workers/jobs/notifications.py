@@ -1,0 +1,54 @@
+"""Outbox dispatch, the sweeps behind it, abandoned-cart nudges and inactivity journeys."""
+
+from __future__ import annotations
+
+from mall.notifications import nudges, reactions
+from mall.notifications import services as notifications
+from mall.notifications.channels import LogChannel
+from workers import runtime
+from workers.runtime import unit_of_work
+
+
+def channels() -> dict:
+    """The transports this deployment sends through (`NOTIFY_TRANSPORT`)."""
+    settings = runtime.settings()
+    found = {"wechat": LogChannel("wechat"), "sms": LogChannel("sms"), "email": LogChannel("email")}
+    if settings.notify_transport == "wechat":
+        from workers.wechat_channel import wechat_channel
+
+        found["wechat"] = wechat_channel(settings)
+    return found
+
+
+def dispatch_message(message_id: int) -> str:
+    with unit_of_work() as session:
+        return notifications.dispatch(session, message_id=message_id, channels=channels(),
+                                      rules=runtime.settings().marketing_rules)  # fmt: skip
+
+
+def sweep_due_messages() -> int:
+    """Re-dispatch pending, due messages whose job was lost (crash between commit and enqueue)."""
+    with unit_of_work() as session:
+        ids = notifications.due_message_ids(session)
+    return sum(dispatch_message(message_id) == "sent" for message_id in ids)
+
+
+def nudge_abandoned_carts() -> int:
+    made = 0
+    for stage, idle, until in nudges.stage_windows(runtime.settings().cart_nudge_hours):
+        with unit_of_work() as session:
+            found = nudges.abandoned_carts(session, idle=idle, until=until, stage=stage)
+        for cart_id, user_id, version in found:
+            with unit_of_work() as session:  # one cart per transaction: a failure costs one nudge, not all
+                made += nudges.nudge(session, cart_id=cart_id, user_id=user_id, version=version, stage=stage)
+    return made
+
+
+def enter_inactivity_journeys() -> int:
+    import sqlalchemy as sa
+
+    from mall.notifications.journeys import Journey
+
+    with unit_of_work() as session:
+        query = sa.select(Journey.inactive_days).filter_by(anchor="inactive", active=True).distinct()
+        return sum(reactions.enter_inactive(session, days=d) for d in session.scalars(query))
