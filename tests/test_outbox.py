@@ -1,0 +1,232 @@
+"""The notification outbox: dedupe, consent, caps, quiet hours, reminders, crash safety."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from api.extensions import db
+from api.tx import commit
+from mall import clock
+from mall.notifications import services as outbox
+from mall.notifications.channels import SendResult
+from mall.notifications.models import Message, SubscriptionGrant
+from tests.shop_helpers import Shop
+from workers.jobs import notifications as jobs
+
+DAYTIME = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)  # 11:00 in Shanghai
+NIGHT = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
+
+
+class Recorder:
+    """A channel that records what it sends (optionally failing), standing in for WeChat."""
+
+    name = "wechat"
+
+    def __init__(self, fail_with: BaseException | None = None, delay: float = 0):
+        self.sent: list[int] = []
+        self.fail_with, self.delay = fail_with, delay
+        self.lock = threading.Lock()
+
+    def send(self, session, message, template):
+        if self.delay:
+            import time
+
+            time.sleep(self.delay)
+        if self.fail_with is not None:
+            raise self.fail_with
+        with self.lock:
+            self.sent.append(message.id)
+        return SendResult("sent")
+
+
+@pytest.fixture
+def channel(monkeypatch) -> Recorder:
+    recorder = Recorder()
+    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": recorder, "sms": recorder, "email": recorder})
+    return recorder
+
+
+@pytest.fixture
+def shop(app, client, login) -> Shop:
+    return Shop(app, client, login)
+
+
+@pytest.fixture
+def shopper(app, shop):
+    headers = shop.shopper()
+    return headers, shop.user_id(headers)
+
+
+def queue(app, user_id, template="journey.welcome", key="k", **kw) -> int:
+    with app.app_context():
+        outbox.notify(db.session, user_id=user_id, template_key=template, dedupe_key=key, **kw)
+        commit()  # commit, then release: the after-commit subscriber schedules the dispatch job
+        return db.session.scalar(sa.select(Message.id).filter_by(dedupe_key=key))
+
+
+def grant(app, user_id, *templates) -> None:
+    with app.app_context():
+        for template in templates:  # one wx.requestSubscribeMessage answer per grant
+            outbox.record_grants(db.session, user_id=user_id, results={template: "accept"})
+        db.session.commit()
+
+
+def message(app, message_id) -> Message:
+    with app.app_context():
+        row = db.session.get(Message, message_id)
+        db.session.expunge(row)
+        return row
+
+
+def test_same_dedupe_key_queues_once(app, shopper, channel):
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    first, second = queue(app, user, key="once"), queue(app, user, key="once")
+    assert first == second
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Message).filter_by(dedupe_key="once")) == 1
+
+
+def test_queued_message_is_scheduled_as_a_job(app, shopper, settings):
+    from rq.registry import ScheduledJobRegistry
+
+    from workers import queues
+
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    message_id = queue(app, user, send_after=DAYTIME + timedelta(hours=1))
+    ids = ScheduledJobRegistry(queue=queues.queue()).get_job_ids()
+    assert any(job_id.startswith(f"message-{message_id}-") for job_id in ids)
+
+
+def test_no_grant_means_no_send(app, shopper, channel):
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    message_id = queue(app, user)
+    assert jobs.dispatch_message(message_id) == "skipped:no_consent"
+    assert channel.sent == [] and message(app, message_id).skip_reason == "no_consent"
+
+
+def test_each_grant_allows_exactly_one_send(app, shopper, channel):
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    grant(app, user, "order.paid")
+    first, second = queue(app, user, "order.paid", key="a"), queue(app, user, "order.paid", key="b")
+    assert jobs.dispatch_message(first) == "sent"
+    assert jobs.dispatch_message(second) == "skipped:no_consent"
+    with app.app_context():
+        spent = db.session.scalar(sa.select(SubscriptionGrant.message_id))
+    assert spent == first and channel.sent == [first]
+
+
+def test_marketing_daily_cap_but_transactional_passes(app, shopper, channel):
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    grant(app, user, *["journey.welcome"] * 3, "order.shipped")
+    results = [jobs.dispatch_message(queue(app, user, key=f"m{i}")) for i in range(3)]
+    assert results == ["sent", "sent", "skipped:frequency_cap"]
+    assert jobs.dispatch_message(queue(app, user, "order.shipped", key="t")) == "sent"
+    clock.advance(timedelta(days=1))  # a new shop day
+    assert jobs.dispatch_message(queue(app, user, key="m-next-day")) == "sent"
+
+
+def test_quiet_hours_defer_marketing_to_eight_and_let_transactional_through(app, shopper, channel):
+    _, user = shopper
+    clock.freeze(NIGHT)
+    grant(app, user, "journey.welcome", "order.paid")
+    marketing = queue(app, user, key="night")
+    assert jobs.dispatch_message(marketing) == "deferred:quiet_hours"
+    deferred = message(app, marketing)
+    assert deferred.status == "pending"
+    assert deferred.send_after == datetime(2026, 11, 26, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+    assert jobs.dispatch_message(queue(app, user, "order.paid", key="tx")) == "sent"
+    clock.freeze(deferred.send_after)
+    assert jobs.dispatch_message(marketing) == "sent"
+
+
+def test_unpaid_reminder_fires_once_at_ten_minutes_and_not_after_payment(app, shop, channel):
+    clock.freeze(DAYTIME)
+    sku = shop.sku(shop.brand(), price=500, stock=5)
+    me = shop.shopper()
+    user = shop.user_id(me)
+    grant(app, user, "order.unpaid_reminder", "order.unpaid_reminder")
+    unpaid = shop.place(me, [shop.add(me, sku, 1)], shop.address(me)).get_json()
+    paid = shop.place(me, [shop.add(me, sku, 1)], shop.address(me)).get_json()
+    shop.pay(me, paid["id"])
+    with app.app_context():
+        reminders = {m.payload["order_id"]: m.id for m in db.session.scalars(
+            sa.select(Message).filter_by(template_key="order.unpaid_reminder"))}  # fmt: skip
+    assert jobs.dispatch_message(reminders[unpaid["id"]]) == "not_due"
+    clock.advance(timedelta(minutes=10))
+    assert jobs.dispatch_message(reminders[unpaid["id"]]) == "sent"
+    assert jobs.dispatch_message(reminders[unpaid["id"]]) == "not_pending"
+    assert jobs.dispatch_message(reminders[paid["id"]]) == "skipped:condition_failed"
+    assert channel.sent == [reminders[unpaid["id"]]]
+
+
+def test_worker_killed_mid_dispatch_loses_and_duplicates_nothing(app, shopper, monkeypatch):
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    grant(app, user, "order.paid")
+    message_id = queue(app, user, "order.paid")
+    dying = Recorder(fail_with=SystemExit("killed"))
+    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": dying})
+    with pytest.raises(SystemExit):
+        jobs.dispatch_message(message_id)
+    row = message(app, message_id)
+    assert (row.status, row.attempts) == ("pending", 0)  # rolled back: nothing half-done
+    with app.app_context():
+        assert db.session.scalar(sa.select(SubscriptionGrant.consumed_at)) is None  # the grant is unspent
+    healthy = Recorder()
+    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": healthy})
+    assert jobs.sweep_due_messages() == 1
+    assert jobs.sweep_due_messages() == 0
+    assert healthy.sent == [message_id]
+
+
+def test_two_workers_dispatching_one_message_send_it_once(app, shopper, monkeypatch):
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    grant(app, user, "order.paid", "order.paid")
+    message_id = queue(app, user, "order.paid")
+    slow = Recorder(delay=0.3)
+    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": slow})
+    barrier = threading.Barrier(2)
+
+    def run(_):
+        barrier.wait()
+        return jobs.dispatch_message(message_id)
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(run, range(2)))
+    assert outcomes == ["not_pending", "sent"]
+    assert slow.sent == [message_id]
+
+
+def test_subscription_grants_from_the_mini_program(app, client, shopper, settings):
+    headers, user = shopper
+    resp = client.post(
+        "/api/v1/notifications/subscriptions",
+        json={"results": {"order.paid": "accept", "order.shipped": "reject"}},
+        headers=headers,
+    )
+    assert resp.status_code == 201 and resp.get_json() == {"granted": 1}
+    with app.app_context():
+        assert db.session.scalars(sa.select(SubscriptionGrant.template_key)).all() == ["order.paid"]
+    bad = client.post("/api/v1/notifications/subscriptions", json={"results": {"order.paid": "maybe"}}, headers=headers)
+    assert bad.status_code == 422
+
+
+def test_operators_see_statuses_and_skip_reasons(app, client, login, shopper, channel):
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    skipped = queue(app, user, key="x")
+    jobs.dispatch_message(skipped)
+    resp = client.get("/api/v1/admin/notifications?status=skipped", headers=login("platform_admin", name="ops"))
+    assert resp.status_code == 200
+    assert [(m["id"], m["skip_reason"]) for m in resp.get_json()] == [(skipped, "no_consent")]
