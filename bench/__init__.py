@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench [suite ...]` (see bench/__main__.py). Figures, not tests."""
