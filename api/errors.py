@@ -25,6 +25,13 @@ STATUS_BY_KIND = {
 }
 
 
+BEARER_CHALLENGES = {
+    "auth.token_invalid": 'Bearer realm="mall", error="invalid_token"',
+    "auth.token_expired": 'Bearer realm="mall", error="invalid_token", error_description="The token has expired"',
+    "auth.token_revoked": 'Bearer realm="mall", error="invalid_token", error_description="The token was revoked"',
+}
+
+
 class FieldErrorSchema(Schema):
     location = fields.String()
     field = fields.String(allow_none=True)
@@ -100,7 +107,9 @@ def handle_http_exception(error: HTTPException):
 
 def handle_domain_error(error: DomainError):
     status = STATUS_BY_KIND.get(error.kind, 422)
-    headers = {"Retry-After": "60"} if status in (429, 503) else None
+    headers = {"Retry-After": "60"} if status in (429, 503) else {}
+    if status == 401:  # RFC 9110: a 401 names its scheme; RFC 6750 says why a bearer token failed
+        headers["WWW-Authenticate"] = BEARER_CHALLENGES.get(error.code, 'Bearer realm="mall"')
     extra = dict(error.extra)
     if "field" in extra:  # one shape for every field complaint, whether schema or business rule
         extra["errors"] = [{"location": "json", "field": extra.pop("field"), "message": error.detail}]
