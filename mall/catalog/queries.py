@@ -2,15 +2,24 @@
 
 Literal `status = 'active'` predicates (not bound parameters) let PostgreSQL match the
 partial indexes even with prepared, generic plans.
+
+These are the hottest queries of the mall (bench/catalog.py measures them), so:
+- one round trip per page or product: a page's brand names and stock flags, a product's
+  SKUs, come back with it;
+- statements are built once per shape (which filters, which sort, the page size) with
+  bound parameters, and reused: no per-request statement building or cache-key hashing;
+- the page is chosen before anything else is computed for it (see `list_products`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -18,10 +27,11 @@ from sqlalchemy.orm import Session
 from mall.catalog.models import Brand, Category, Product, Sku
 from mall.errors import Invalid, NotFound
 
-P, B, S = Product.__table__.c, Brand.__table__.c, Sku.__table__.c
+P, B, S, C = Product.__table__.c, Brand.__table__.c, Sku.__table__.c, Category.__table__.c
 ACTIVE_PRODUCT = sa.text("products.status = 'active'")
 ACTIVE_BRAND = sa.text("brands.status = 'active'")
 ACTIVE_SKU = sa.text("skus.status = 'active'")
+SKU_IN_STOCK = sa.text("skus.stock > 0")
 
 # sort name -> (key column, descending?)
 SORTS = {
@@ -32,18 +42,23 @@ SORTS = {
 }
 
 _in_stock = (
-    sa.select(sa.literal(1))
+    sa.select(sa.literal_column("1"))
     .select_from(Sku.__table__)
-    .where(S.product_id == P.id, ACTIVE_SKU, S.stock > 0)
+    .where(S.product_id == P.id, ACTIVE_SKU, SKU_IN_STOCK)
     .correlate(Product.__table__)
     .exists()
 )
 
-_LIST_COLUMNS = (
+# A suspended brand's products never show. Written as "not one of the (few) suspended brands"
+# rather than as a join, so that the planner walks the listing's ordered index and stops after
+# one page, instead of starting from the brands table and sorting every active product.
+_BRAND_NOT_SUSPENDED = P.brand_id.not_in(sa.select(B.id).where(sa.text("brands.status <> 'active'")))
+
+_PAGE_COLUMNS = (
     P.id,
     P.title,
     P.subtitle,
-    P.images,
+    P.images[0].as_string().label("image"),  # a card shows the first image: no need to decode them all
     P.tier,
     P.min_member_level,
     P.currency,
@@ -52,8 +67,11 @@ _LIST_COLUMNS = (
     P.sales_count,
     P.published_at,
     P.brand_id,
-    B.name.label("brand_name"),
-    _in_stock.label("in_stock"),
+)
+
+# The ids of a category and everything below it (materialised path prefix).
+_SUBTREE = sa.select(C.id).where(
+    C.path.startswith(sa.select(C.path).where(C.id == sa.bindparam("category_id")).scalar_subquery())
 )
 
 
@@ -72,44 +90,93 @@ def list_products(
     session: Session, *, filters: ListFilters, sort: str = "newest", cursor: str | None = None, limit: int = 20
 ) -> tuple[list[dict], str | None]:
     """One page of active products and the cursor of the next page (None on the last page)."""
-    key, desc = SORTS[sort]
-    query = (
-        sa.select(*_LIST_COLUMNS)
-        .select_from(Product.__table__.join(Brand.__table__, B.id == P.brand_id))
-        .where(ACTIVE_PRODUCT, ACTIVE_BRAND, *_filter_clauses(filters))
-        .order_by(key.desc() if desc else key.asc(), P.id.desc() if desc else P.id.asc())
-        .limit(limit + 1)
-    )
+    key, _desc = SORTS[sort]
+    params: dict = {}
     if cursor:
-        value, last_id = _decode_cursor(cursor, sort)
-        after = sa.tuple_(key, P.id)
-        query = query.where(after < (value, last_id) if desc else after > (value, last_id))
-    rows = session.execute(query).mappings().all()
-    page = [_list_item(r) for r in rows[:limit]]
-    has_more = len(rows) > limit
-    return page, _encode_cursor(sort, rows[limit - 1], key.name) if has_more else None
-
-
-def _filter_clauses(f: ListFilters) -> list:
-    clauses = []
-    if f.brand_id is not None:
-        clauses.append(P.brand_id == f.brand_id)
+        params["after_key"], params["after_id"] = _decode_cursor(cursor, sort)
+    f = filters
     if f.category_id is not None:
-        subtree = sa.select(Category.id).where(
-            Category.path.startswith(sa.select(Category.path).where(Category.id == f.category_id).scalar_subquery())
-        )
-        clauses.append(P.category_id.in_(subtree))
+        # The subtree's ids first (a small table), then `category_id IN (ids)`: with the ids in
+        # hand the planner can tell a big subtree (walk the sort index) from one leaf (fetch its
+        # few rows), which it cannot from a `path LIKE (subquery)` inside the same statement.
+        params["category_ids"] = session.execute(_SUBTREE, {"category_id": f.category_id}).scalars().all()
+        if not params["category_ids"]:
+            return [], None
+    if f.brand_id is not None:
+        params["brand_id"] = f.brand_id
     if f.keyword:
-        clauses.append(P.title.icontains(f.keyword, autoescape=True))
+        params["keyword"] = _like_escape(f.keyword)
     if f.price_min is not None:
-        clauses.append(P.price_min >= f.price_min)
+        params["price_min"] = f.price_min
     if f.price_max is not None:
-        clauses.append(P.price_min <= f.price_max)
+        params["price_max"] = f.price_max
     if f.tier:
-        clauses.append(P.tier == f.tier)
-    if f.in_stock is not None:
-        clauses.append(_in_stock if f.in_stock else ~_in_stock)
-    return clauses
+        params["tier"] = f.tier
+    statement = _list_statement(sort, frozenset(params), f.in_stock, int(limit))
+    rows = session.execute(statement, params).all()
+    page = [_list_item(r) for r in rows[:limit]]
+    if len(rows) <= limit:
+        return page, None
+    last = rows[limit - 1]
+    return page, _encode_cursor(sort, getattr(last, key.name), last.id)
+
+
+@functools.lru_cache(maxsize=512)
+def _list_statement(sort: str, params: frozenset[str], in_stock: bool | None, limit: int) -> sa.Select:
+    """The listing statement for one shape: which parameters are given, the in-stock filter, the page size.
+
+    Memoised: it holds SQL, never data. The LIMIT is a literal (at most 100 values) because a
+    bound one makes a prepared, generic plan assume a tenth of the table will be read.
+    """
+    key, desc = SORTS[sort]
+    clauses = [ACTIVE_PRODUCT, _BRAND_NOT_SUSPENDED]
+    if "brand_id" in params:
+        clauses.append(P.brand_id == sa.bindparam("brand_id"))
+    if "category_ids" in params:
+        clauses.append(P.category_id.in_(sa.bindparam("category_ids", expanding=True)))
+    if "keyword" in params:
+        clauses.append(P.title.icontains(sa.bindparam("keyword", type_=P.title.type), escape="/"))
+    if "price_min" in params:
+        clauses.append(P.price_min >= sa.bindparam("price_min", type_=P.price_min.type))
+    if "price_max" in params:
+        clauses.append(P.price_min <= sa.bindparam("price_max", type_=P.price_min.type))
+    if "tier" in params:
+        clauses.append(P.tier == sa.bindparam("tier"))
+    if in_stock is not None:
+        clauses.append(_in_stock if in_stock else ~_in_stock)
+    if "after_key" in params:
+        after = sa.tuple_(key, P.id)
+        position = sa.tuple_(sa.bindparam("after_key", type_=key.type), sa.bindparam("after_id", type_=P.id.type))
+        clauses.append(after < position if desc else after > position)
+    order = (key.desc(), P.id.desc()) if desc else (key.asc(), P.id.asc())
+    # The page is chosen first (one ordered index walk, LIMIT n+1); brand names and stock are
+    # looked up for those rows only. Computing EXISTS(in stock) in the same SELECT as the LIMIT
+    # made PostgreSQL hash every SKU on every request.
+    page = (
+        sa.select(*_PAGE_COLUMNS)
+        .where(*clauses)
+        .order_by(*order)
+        .limit(sa.literal_column(str(limit + 1)))
+        .subquery("page")
+    )
+    page_in_stock = (
+        sa.select(sa.literal_column("1"))
+        .select_from(Sku.__table__)
+        .where(S.product_id == page.c.id, ACTIVE_SKU, SKU_IN_STOCK)
+        .correlate(page)
+        .exists()
+    )
+    page_key = page.c[key.name]
+    return (
+        sa.select(page, B.name.label("brand_name"), page_in_stock.label("in_stock"))
+        .select_from(page.join(Brand.__table__, B.id == page.c.brand_id))
+        .order_by(*((page_key.desc(), page.c.id.desc()) if desc else (page_key.asc(), page.c.id.asc())))
+    )
+
+
+def _like_escape(keyword: str) -> str:
+    """The keyword as a literal LIKE fragment ('/' escapes): '100%' matches only '100%'."""
+    return keyword.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 def _list_item(r) -> dict:
@@ -117,7 +184,7 @@ def _list_item(r) -> dict:
         "id": r.id,
         "title": r.title,
         "subtitle": r.subtitle,
-        "image": r.images[0] if r.images else None,
+        "image": r.image,
         "tier": r.tier,
         "min_member_level": r.min_member_level,
         "price": {"min": r.price_min, "max": r.price_max, "currency": r.currency},
@@ -127,11 +194,10 @@ def _list_item(r) -> dict:
     }
 
 
-def _encode_cursor(sort: str, row, key_name: str) -> str:
-    value = row[key_name]
+def _encode_cursor(sort: str, value, last_id: int) -> str:
     if isinstance(value, datetime):
         value = value.isoformat()
-    raw = json.dumps([sort, value, row["id"]], separators=(",", ":")).encode()
+    raw = json.dumps([sort, value, last_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -152,46 +218,83 @@ def _decode_cursor(cursor: str, sort: str):
 
 def product_detail(session: Session, product_id: int) -> dict:
     """A product as shoppers see it: never drafts, never a suspended brand's."""
-    row = (
-        session.execute(
-            sa.select(Product.__table__, B.name.label("brand_name"), B.logo_url.label("brand_logo"))
-            .select_from(Product.__table__.join(Brand.__table__, B.id == P.brand_id))
-            .where(P.id == product_id, P.status != "draft", ACTIVE_BRAND)
-        )
-        .mappings()
-        .first()
-    )
+    row = session.execute(_detail_statement(session.get_bind().dialect.name), {"product_id": product_id}).first()
     if row is None:
         raise NotFound("product.not_found", f"Product {product_id} not found.")
-    skus = (
-        session.execute(
-            sa.select(S.id, S.specs, S.price, S.list_price, S.stock)
-            .where(S.product_id == product_id, ACTIVE_SKU)
-            .order_by(S.id)
-        )
-        .mappings()
-        .all()
-    )
-    on_sale = row["status"] == "active"
+    skus = sorted(row.skus or (), key=itemgetter("id"))
+    on_sale = row.status == "active"
+    # Keys in ProductDetailSchema's order: the route sends this dict as it is.
     return {
-        "id": row["id"],
-        "title": row["title"],
-        "subtitle": row["subtitle"],
-        "description": row["description"],
-        "selling_points": row["selling_points"],
-        "images": row["images"],
-        "status": row["status"],
-        "tier": row["tier"],
-        "min_member_level": row["min_member_level"],
-        "category_id": row["category_id"],
-        "currency": row["currency"],
-        "price": {"min": row["price_min"], "max": row["price_max"], "currency": row["currency"]},
-        "sales_count": row["sales_count"],
+        "id": row.id,
+        "title": row.title,
+        "subtitle": row.subtitle,
+        "tier": row.tier,
+        "min_member_level": row.min_member_level,
+        "price": {"min": row.price_min, "max": row.price_max, "currency": row.currency},
+        "sales_count": row.sales_count,
+        "brand": {"id": row.brand_id, "name": row.brand_name, "logo_url": row.brand_logo},
+        "description": row.description,
+        "selling_points": row.selling_points,
+        "images": row.images,
+        "status": row.status,
+        "category_id": row.category_id,
+        "currency": row.currency,
         "available": on_sale and any(s["stock"] > 0 for s in skus),
-        "brand": {"id": row["brand_id"], "name": row["brand_name"], "logo_url": row["brand_logo"]},
         "spec_options": _spec_options(skus),
-        "skus": [{**s, "available": on_sale and s["stock"] > 0} for s in skus],
+        "skus": [
+            {
+                "id": s["id"],
+                "specs": s["specs"],
+                "price": s["price"],
+                "list_price": s["list_price"],
+                "stock": s["stock"],
+                "available": on_sale and s["stock"] > 0,
+            }
+            for s in skus
+        ],  # fmt: skip
     }
+
+
+@functools.lru_cache(maxsize=8)
+def _detail_statement(dialect: str) -> sa.Select:
+    """The product, its brand and its active SKUs (a JSON array) in one statement."""
+    fields = ("id", S.id, "specs", S.specs, "price", S.price, "list_price", S.list_price, "stock", S.stock)
+    if dialect == "postgresql":
+        sku, array = sa.func.json_build_object, sa.func.json_agg
+    else:  # SQLite's JSON1 functions; a JSON column is text there, so it is parsed before nesting
+        sku, array = sa.func.json_object, sa.func.json_group_array
+        fields = tuple(sa.func.json(f) if f is S.specs else f for f in fields)
+    pairs = [sa.literal_column(f"'{f}'") if isinstance(f, str) else f for f in fields]
+    skus = (
+        sa.select(array(sku(*pairs)))
+        .where(S.product_id == P.id, ACTIVE_SKU)
+        .correlate(Product.__table__)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(
+            P.id,
+            P.title,
+            P.subtitle,
+            P.description,
+            P.selling_points,
+            P.images,
+            P.status,
+            P.tier,
+            P.min_member_level,
+            P.category_id,
+            P.currency,
+            P.price_min,
+            P.price_max,
+            P.sales_count,
+            P.brand_id,
+            B.name.label("brand_name"),
+            B.logo_url.label("brand_logo"),
+            sa.type_coerce(skus, sa.JSON).label("skus"),
+        )  # fmt: skip
+        .select_from(Product.__table__.join(Brand.__table__, B.id == P.brand_id))
+        .where(P.id == sa.bindparam("product_id"), sa.text("products.status <> 'draft'"), ACTIVE_BRAND)
+    )
 
 
 def _spec_options(skus) -> dict[str, list[str]]:
