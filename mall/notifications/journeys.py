@@ -79,9 +79,9 @@ def enter(session: Session, *, user_id: int, anchor: str, anchor_ref: str, ancho
     anchor_at = anchor_at or clock.now()
     made = 0
     for journey in session.scalars(sa.select(Journey).filter_by(anchor=anchor, active=True)):
-        if insert_on_conflict(session, JourneyEnrollment.__table__, index_elements=["journey_id", "user_id", "anchor_ref"],
-                              values={"journey_id": journey.id, "user_id": user_id, "anchor_ref": anchor_ref,
-                                      "anchor_at": anchor_at}):  # fmt: skip
+        values = {"journey_id": journey.id, "user_id": user_id, "anchor_ref": anchor_ref, "anchor_at": anchor_at}
+        if insert_on_conflict(session, JourneyEnrollment.__table__, values=values,
+                              index_elements=["journey_id", "user_id", "anchor_ref"]):  # fmt: skip
             _queue_steps(session, journey, user_id, anchor_ref, anchor_at)
             made += 1
     return made

@@ -21,16 +21,18 @@ class Template:
     channel: str = "wechat"
 
 
+ORDER_PAGE = "pages/order/detail?id={order_id}"
+
 TEMPLATES = {
     t.key: t
     for t in (
-        Template("order.unpaid_reminder", TRANSACTIONAL, "Your order is waiting for payment", "pages/order/detail?id={order_id}"),
-        Template("order.paid", TRANSACTIONAL, "Payment received", "pages/order/detail?id={order_id}"),
-        Template("order.shipped", TRANSACTIONAL, "Your parcel is on its way", "pages/order/detail?id={order_id}"),
-        Template("order.refunded", TRANSACTIONAL, "Refund issued", "pages/order/detail?id={order_id}"),
+        Template("order.unpaid_reminder", TRANSACTIONAL, "Your order is waiting for payment", ORDER_PAGE),
+        Template("order.paid", TRANSACTIONAL, "Payment received", ORDER_PAGE),
+        Template("order.shipped", TRANSACTIONAL, "Your parcel is on its way", ORDER_PAGE),
+        Template("order.refunded", TRANSACTIONAL, "Refund issued", ORDER_PAGE),
         Template("coupon.expiring", MARKETING, "A coupon expires soon", "pages/coupons/index"),
         Template("cart.abandoned", MARKETING, "Still thinking it over?", "pages/cart/index"),
-        Template("flash_sale.starting", TRANSACTIONAL, "Your flash sale starts soon", "pages/flash/detail?id={sale_id}"),
+        Template("flash_sale.starting", TRANSACTIONAL, "A flash sale starts soon", "pages/flash/detail?id={sale_id}"),
         Template("group_buy.closing", TRANSACTIONAL, "Your group closes in 1 hour", "pages/group/detail?id={group_id}"),
         Template("journey.welcome", MARKETING, "Welcome to the mall", "pages/index/index"),
         Template("journey.recommendation", MARKETING, "Picked for you", "pages/index/index"),
