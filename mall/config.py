@@ -59,6 +59,7 @@ class Settings:
     # Notifications
     notify_transport: str = "log"  # "log" (writes what would be sent) or "wechat"
     wechat_template_ids: dict[str, str] = field(default_factory=dict)  # template key -> WeChat template id
+    miniprogram_state: str = "formal"  # which build a subscribe message opens: formal | trial | developer
     shop_timezone: str = "Asia/Shanghai"
     quiet_hours: str = "22:00-08:00"
     marketing_daily_cap: int = 2
@@ -100,6 +101,7 @@ class Settings:
             unpaid_timeout_minutes=_int(e, "ORDER_UNPAID_TIMEOUT_MINUTES", 30),
             auto_confirm_days=_int(e, "ORDER_AUTO_CONFIRM_DAYS", 7),
             after_sale_days=_int(e, "ORDER_AFTER_SALE_DAYS", 7),
+            miniprogram_state=e.get("WECHAT_MINIPROGRAM_STATE", "formal"),
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -139,5 +141,7 @@ class Settings:
             raise ConfigError("TOKEN_TTL_SECONDS must be positive")
         if self.notify_transport not in ("log", "wechat"):
             raise ConfigError("NOTIFY_TRANSPORT must be log or wechat")
+        if self.miniprogram_state not in ("formal", "trial", "developer"):
+            raise ConfigError("WECHAT_MINIPROGRAM_STATE must be formal, trial or developer")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")
