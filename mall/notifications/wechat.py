@@ -21,6 +21,7 @@ from typing import Protocol
 
 import redis
 import requests
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall.identity.models import WeChatAccount
@@ -59,6 +60,7 @@ class TokenCache(Protocol):
     def lock(self, app_id: str, ttl: float) -> AbstractContextManager[bool]:
         """Try once to take the app's refresh lock; the context yields whether the caller holds it."""
         ...
+
 
 _DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -221,8 +223,6 @@ class WeChatSubscribeChannel:
 
     def _accounts(self, session: Session, user_id: int) -> list[WeChatAccount]:
         """The user's accounts, best first: the default app's, then the most recently used."""
-        import sqlalchemy as sa
-
         accounts = list(session.scalars(sa.select(WeChatAccount).where(WeChatAccount.user_id == user_id)))
         accounts.sort(key=lambda a: (a.last_login_at, a.id), reverse=True)
         accounts.sort(key=lambda a: a.app_id != self.default_app)  # stable: default app first
