@@ -25,6 +25,16 @@ def _int(environ, name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _hours(raw: str) -> tuple[int, ...]:
+    try:
+        hours = tuple(int(h) for h in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"CART_NUDGE_HOURS must be whole hours like 1,24, not {raw!r}") from None
+    if not hours or list(hours) != sorted(set(hours)) or hours[0] <= 0:
+        raise ConfigError("CART_NUDGE_HOURS must be increasing positive hours, like 1,24")
+    return hours
+
+
 def _wechat_apps(raw: str) -> dict[str, str]:
     """`appid:secret,appid2:secret2` -> {appid: secret}."""
     apps = {}
@@ -101,6 +111,13 @@ class Settings:
             unpaid_timeout_minutes=_int(e, "ORDER_UNPAID_TIMEOUT_MINUTES", 30),
             auto_confirm_days=_int(e, "ORDER_AUTO_CONFIRM_DAYS", 7),
             after_sale_days=_int(e, "ORDER_AFTER_SALE_DAYS", 7),
+            notify_transport=e.get("NOTIFY_TRANSPORT", "log"),
+            wechat_template_ids=_wechat_apps(e.get("WECHAT_TEMPLATE_IDS", "")),
+            shop_timezone=e.get("SHOP_TIMEZONE", "Asia/Shanghai"),
+            quiet_hours=e.get("MARKETING_QUIET_HOURS", "22:00-08:00"),
+            marketing_daily_cap=_int(e, "MARKETING_DAILY_CAP", 2),
+            unpaid_reminder_minutes=_int(e, "ORDER_UNPAID_REMINDER_MINUTES", 10),
+            cart_nudge_hours=_hours(e.get("CART_NUDGE_HOURS", "1,24")),
             miniprogram_state=e.get("WECHAT_MINIPROGRAM_STATE", "formal"),
         )
         values.update(overrides)

@@ -85,12 +85,9 @@ def _empty_tables(app) -> None:
 
     db.session.remove()
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(sa.text(f"DELETE FROM {name}"))
+    with db.engine.begin() as conn:  # DELETE beats TRUNCATE's fixed cost per table on tiny test tables
+        for name in tables:
+            conn.execute(sa.text(f"DELETE FROM {name}"))
 
 
 @pytest.fixture

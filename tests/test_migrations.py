@@ -26,7 +26,8 @@ def empty_database(settings, tmp_path):
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in settings.database_url else "?"
-    yield f"{settings.database_url}{sep}options={quote(f'-csearch_path={schema},public')}"
+    # Only the new schema on the path: the test database's own tables (and its alembic_version) must be invisible.
+    yield f"{settings.database_url}{sep}options={quote(f'-csearch_path={schema}')}"
     with admin.begin() as conn:
         conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()

@@ -303,11 +303,6 @@ def test_a_busy_or_rate_limited_wechat_leaves_the_message_pending_for_a_later_tr
     assert row(message_id).status == "sent"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbox bug (mall/notifications/services.py): the grant is consumed before the send and stays "
-    "consumed when the channel says 'retry', so the retry finds no grant and skips the message as no_consent",
-)
 def test_a_retried_message_is_sent_on_the_grant_it_already_holds(wechat, fake_wechat):
     fake_wechat.fail_next_send(-1)
     message_id = queue(shopper())  # one acceptance: WeChat did not use it up, since the send failed

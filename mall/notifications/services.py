@@ -106,7 +106,11 @@ def _marketing_verdict(session: Session, message: Message, rules: MarketingRules
 
 
 def _spend_grant(session: Session, message: Message) -> bool:
-    """Consume the oldest unspent grant for this template; the conditional update makes it one send each."""
+    """Consume the oldest unspent grant for this template; the conditional update makes it one send each.
+    A message retried after a transient failure keeps the grant it already spent."""
+    held = sa.select(SubscriptionGrant.id).where(SubscriptionGrant.message_id == message.id).limit(1)
+    if session.scalar(held) is not None:
+        return True
     grant_id = session.scalar(
         sa.select(SubscriptionGrant.id)
         .where(SubscriptionGrant.user_id == message.user_id, SubscriptionGrant.template_key == message.template_key,
