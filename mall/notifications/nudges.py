@@ -50,7 +50,11 @@ def abandoned_carts(session: Session, *, idle: timedelta, until: timedelta, stag
 
 
 def nudge(session: Session, *, cart_id: int, user_id: int, version: int, stage: int) -> bool:
-    """Claim (cart, version, stage) and queue the message naming the lines. False if already claimed."""
+    """Claim (cart, version, stage) and queue the message naming the lines. False if already claimed,
+    or if the cart moved on (changed, emptied, ordered from) since it was found."""
+    current = session.execute(sa.select(Cart.version, Cart.line_count).where(Cart.id == cart_id)).first()
+    if current is None or current.version != version or current.line_count <= 0:
+        return False
     if not insert_on_conflict(session, CartNudge.__table__, index_elements=["cart_id", "version", "stage"],
                               values={"cart_id": cart_id, "version": version, "stage": stage,
                                       "created_at": clock.now()}):  # fmt: skip
@@ -60,8 +64,9 @@ def nudge(session: Session, *, cart_id: int, user_id: int, version: int, stage: 
         .join(Product, Product.id == Sku.product_id).where(CartLine.cart_id == cart_id).order_by(CartLine.id)
     ).all()  # fmt: skip
     payload = {"cart_id": cart_id, "stage": stage, "lines": [{"title": t, "quantity": q} for t, q in lines]}
-    if recovery_coupon is not None:
-        payload["coupon_id"] = recovery_coupon(session, user_id, cart_id)
+    coupon_id = recovery_coupon(session, user_id, cart_id) if recovery_coupon is not None else None
+    if coupon_id is not None:
+        payload["coupon_id"] = coupon_id
     notify(session, user_id=user_id, template_key="cart.abandoned", dedupe_key=f"cart-{cart_id}-v{version}-s{stage}",
            payload=payload, guard={"type": "cart_unchanged", "cart_id": cart_id, "version": version})  # fmt: skip
     return True

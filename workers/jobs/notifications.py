@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from mall.notifications import nudges, reactions
 from mall.notifications import services as notifications
 from mall.notifications.channels import LogChannel
 from workers import runtime
 from workers.runtime import unit_of_work
+
+log = logging.getLogger(__name__)
 
 
 def channels() -> dict:
@@ -39,8 +43,11 @@ def nudge_abandoned_carts() -> int:
         with unit_of_work() as session:
             found = nudges.abandoned_carts(session, idle=idle, until=until, stage=stage)
         for cart_id, user_id, version in found:
-            with unit_of_work() as session:  # one cart per transaction: a failure costs one nudge, not all
-                made += nudges.nudge(session, cart_id=cart_id, user_id=user_id, version=version, stage=stage)
+            try:
+                with unit_of_work() as session:  # one cart per transaction: a failure costs one nudge, not all
+                    made += nudges.nudge(session, cart_id=cart_id, user_id=user_id, version=version, stage=stage)
+            except Exception:  # rolled back, claim included: the next sweep tries this cart again
+                log.exception("could not nudge cart %s (stage %s)", cart_id, stage)
     return made
 
 
