@@ -56,8 +56,10 @@ CONDITIONS = {"no_order_since_anchor"}
 
 
 def define(session: Session, *, name: str, anchor: str, steps: list[dict], inactive_days: int | None = None):
-    from mall.errors import Invalid
+    from mall.errors import Conflict, Invalid
 
+    if session.scalar(sa.select(Journey.id).filter_by(name=name)) is not None:
+        raise Conflict("journey.name_taken", f"A journey named {name!r} exists already.", field="name")
     if anchor not in ANCHORS:
         raise Invalid("journey.anchor_unknown", f"Anchor must be one of {', '.join(ANCHORS)}.", field="anchor")
     if (anchor == "inactive") != (inactive_days is not None):
@@ -74,11 +76,18 @@ def define(session: Session, *, name: str, anchor: str, steps: list[dict], inact
     return journey
 
 
-def enter(session: Session, *, user_id: int, anchor: str, anchor_ref: str, anchor_at: datetime | None = None) -> int:
-    """Enrol the shopper in every active journey on this anchor and queue each step. Returns enrolments made."""
+def enter(
+    session: Session, *, user_id: int, anchor: str, anchor_ref: str, anchor_at: datetime | None = None,
+    inactive_days: int | None = None,
+) -> int:  # fmt: skip
+    """Enrol the shopper in every active journey on this anchor and queue each step. Returns enrolments made.
+    For the "inactive" anchor, `inactive_days` picks the journeys whose threshold was reached."""
     anchor_at = anchor_at or clock.now()
     made = 0
-    for journey in session.scalars(sa.select(Journey).filter_by(anchor=anchor, active=True)):
+    query = sa.select(Journey).filter_by(anchor=anchor, active=True).order_by(Journey.id)
+    if inactive_days is not None:
+        query = query.filter_by(inactive_days=inactive_days)
+    for journey in session.scalars(query).all():
         values = {"journey_id": journey.id, "user_id": user_id, "anchor_ref": anchor_ref, "anchor_at": anchor_at}
         if insert_on_conflict(session, JourneyEnrollment.__table__, values=values,
                               index_elements=["journey_id", "user_id", "anchor_ref"]):  # fmt: skip
@@ -95,9 +104,12 @@ def _queue_steps(session: Session, journey: Journey, user_id: int, anchor_ref: s
                dedupe_key=f"journey-{journey.id}-{user_id}-{anchor_ref}-{step.id}")  # fmt: skip
 
 
-def inactive_shoppers(session: Session, *, days: int, limit: int = 1000) -> list[tuple[int, datetime]]:
+def inactive_shoppers(
+    session: Session, *, days: int, after: int = 0, limit: int = 1000
+) -> list[tuple[int, datetime]]:  # fmt: skip
     """Shoppers whose last order (or sign-up, if none) fell in the day `days` ago: one episode each.
-    The anchor is that last activity, so "T+10 of inactivity" is ten days after it."""
+    The anchor is that last activity, so "T+10 of inactivity" is ten days after it. Pages by user id
+    (`after`: the last id of the previous page)."""
     from mall.identity.models import User
     from mall.orders.models import Order
 
@@ -106,9 +118,10 @@ def inactive_shoppers(session: Session, *, days: int, limit: int = 1000) -> list
     query = (
         sa.select(User.id, last.label("last_seen"))
         .outerjoin(Order, Order.user_id == User.id)
-        .where(User.role == "shopper")
+        .where(User.role == "shopper", User.id > after)
         .group_by(User.id, User.created_at)
         .having(last <= now - timedelta(days=days), last > now - timedelta(days=days + 1))
+        .order_by(User.id)
         .limit(limit)
     )
     return [(row.id, row.last_seen) for row in session.execute(query)]

@@ -43,7 +43,9 @@ def _paid(session: Session, event: DomainEvent) -> None:
     notify(session, user_id=order.user_id, template_key="order.paid", dedupe_key=f"order-paid-{order.id}",
            payload={"order_id": order.id, "amount": order.payable_total})  # fmt: skip
     if _is_first_paid_order(session, order):
-        journeys.enter(session, user_id=order.user_id, anchor="first_order_paid", anchor_ref=f"order-{order.id}")
+        # One ref per shopper, not per order: two first orders paid at once (neither sees the other's
+        # uncommitted payment) meet on the enrolment's unique key and enter once.
+        journeys.enter(session, user_id=order.user_id, anchor="first_order_paid", anchor_ref="first-paid-order")
 
 
 def _is_first_paid_order(session: Session, order) -> bool:
@@ -80,12 +82,15 @@ def _completed(session: Session, event: DomainEvent) -> None:
     journeys.enter(session, user_id=order.user_id, anchor="order_completed", anchor_ref=f"order-{order.id}")
 
 
-def enter_inactive(session: Session, *, days: int) -> int:
-    """Daily: shoppers inactive for a journey's N days enter it, once per inactivity episode."""
-    made = 0
-    for user_id, last_seen in journeys.inactive_shoppers(session, days=days):
-        made += journeys.enter(session, user_id=user_id, anchor="inactive", anchor_ref=f"inactive-{_day(last_seen)}",
-                               anchor_at=last_seen)  # fmt: skip
+def enter_inactive(session: Session, *, days: int, page: int = 1000) -> int:
+    """Daily: shoppers inactive for N days enter the journeys on that threshold (only those), once per
+    inactivity episode. Every such shopper, page after page: the day's window is not seen again."""
+    made, after = 0, 0
+    while found := journeys.inactive_shoppers(session, days=days, after=after, limit=page):
+        for user_id, last_seen in found:
+            made += journeys.enter(session, user_id=user_id, anchor="inactive", anchor_at=last_seen,
+                                   anchor_ref=f"inactive-{_day(last_seen)}", inactive_days=days)  # fmt: skip
+        after = found[-1][0]
     return made
 
 

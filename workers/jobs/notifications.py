@@ -58,4 +58,9 @@ def enter_inactivity_journeys() -> int:
 
     with unit_of_work() as session:
         query = sa.select(Journey.inactive_days).filter_by(anchor="inactive", active=True).distinct()
-        return sum(reactions.enter_inactive(session, days=d) for d in session.scalars(query))
+        thresholds = session.scalars(query).all()
+    made = 0
+    for days in thresholds:
+        with unit_of_work() as session:
+            made += reactions.enter_inactive(session, days=days)
+    return made
