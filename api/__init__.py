@@ -77,6 +77,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.catalog.admin_routes import blp as catalog_admin
     from api.catalog.routes import blp as catalog
     from api.checkout.routes import blp as checkout
+    from api.coupons.routes import blp as coupons
     from api.health import bp as health
     from api.identity.routes import blp as identity
     from api.notifications.routes import blp as notifications
@@ -85,7 +86,8 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.payments.routes import blp as payments
 
     app.register_blueprint(health)
-    blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications)
+    blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
+                  coupons)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 

@@ -75,6 +75,9 @@ class Settings:
     marketing_daily_cap: int = 2
     unpaid_reminder_minutes: int = 10
     cart_nudge_hours: tuple[int, ...] = (1, 24)
+    # Coupons
+    coupon_expiry_reminder_hours: int = 24
+    coupon_return_on_full_refund: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -118,6 +121,8 @@ class Settings:
             marketing_daily_cap=_int(e, "MARKETING_DAILY_CAP", 2),
             unpaid_reminder_minutes=_int(e, "ORDER_UNPAID_REMINDER_MINUTES", 10),
             cart_nudge_hours=_hours(e.get("CART_NUDGE_HOURS", "1,24")),
+            coupon_expiry_reminder_hours=_int(e, "COUPON_EXPIRY_REMINDER_HOURS", 24),
+            coupon_return_on_full_refund=e.get("COUPON_RETURN_ON_FULL_REFUND", "false").lower() in ("1", "true", "yes"),
             miniprogram_state=e.get("WECHAT_MINIPROGRAM_STATE", "formal"),
         )
         values.update(overrides)

@@ -76,7 +76,9 @@ def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
     return not (type_ == "index" and name in UNMANAGED_INDEXES)
 
 
-def insert_on_conflict(session, table, *, values: dict, index_elements: list[str], update: dict | None = None) -> bool:
+def insert_on_conflict(
+    session, table, *, values: dict, index_elements: list[str] | None, update: dict | None = None
+) -> bool:
     """INSERT … ON CONFLICT (index) DO UPDATE/NOTHING on PostgreSQL and SQLite alike (race-free upsert).
 
     Returns whether a row was written (False: the conflict left the existing row alone). RETURNING is
@@ -88,7 +90,7 @@ def insert_on_conflict(session, table, *, values: dict, index_elements: list[str
     stmt = (pg.insert if dialect == "postgresql" else sqlite.insert)(table).values(**values)
     if update:
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=update)
-    else:
+    else:  # index_elements=None: any unique constraint counts as the conflict
         stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
     return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
 

@@ -26,6 +26,7 @@ def configure(settings: Settings) -> None:
         return
     import mall.models  # noqa: F401  (every mapper known before the first query)
     from mall.notifications import reactions
+    from mall.promotions.coupons import wiring as coupons
     from workers import subscriptions
 
     _settings = settings
@@ -33,6 +34,8 @@ def configure(settings: Settings) -> None:
     _sessions = sessionmaker(engine, expire_on_commit=False)
     subscriptions.register()
     reactions.install(unpaid_reminder_minutes=settings.unpaid_reminder_minutes)
+    coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
+                    return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
 
 
 def settings() -> Settings:

@@ -22,7 +22,7 @@ def quote(body):
     shopper_id = current_actor().user_id
     if body["address_id"] is not None:
         identity.get_address(db.session, user_id=shopper_id, address_id=body["address_id"])
-    result = checkout.quote(db.session, shopper_id=shopper_id, line_ids=body["line_ids"])
+    result = checkout.quote(db.session, shopper_id=shopper_id, line_ids=body["line_ids"], coupon_ids=body["coupon_ids"])
     return checkout.quote_as_dict(result)
 
 

@@ -4,9 +4,19 @@ LineIds = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1)
                       validate=validate.Length(1, 100))  # fmt: skip
 
 
+CouponIds = fields.List(
+    fields.Integer(strict=True, validate=validate.Range(min=1)),
+    load_default=None,
+    allow_none=True,
+    validate=validate.Length(max=10),
+    metadata={"description": "Coupons to use; omitted or null: the best combination; []: none"},
+)
+
+
 class QuoteRequestSchema(Schema):
     line_ids = LineIds
     address_id = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
+    coupon_ids = CouponIds
 
 
 class AmountSchema(Schema):
@@ -67,6 +77,25 @@ class ProblemLineSchema(Schema):
     reason = fields.String()
 
 
+class QuoteCouponSchema(Schema):
+    coupon_id = fields.Integer()
+    template_id = fields.Integer()
+    name = fields.String()
+    value_type = fields.String()
+    valid_until = fields.DateTime()
+    usable = fields.Boolean()
+    reason = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "why it cannot be used: expired, "
+            "not_started, out_of_scope, below_threshold, not_combinable, currency_mismatch, locked"
+        },
+    )
+    amount_alone = fields.Integer()
+    best = fields.Boolean()
+    applied = fields.Boolean()
+
+
 class QuoteSchema(Schema):
     currency = fields.String()
     lines = fields.List(fields.Nested(QuoteLineSchema))
@@ -74,6 +103,8 @@ class QuoteSchema(Schema):
     discounts = fields.List(fields.Nested(DiscountSchema))
     totals = fields.Nested(TotalsSchema)
     problems = fields.List(fields.Nested(ProblemLineSchema))
+    coupons = fields.List(fields.Nested(QuoteCouponSchema))
+    applied_coupon_ids = fields.List(fields.Integer())
 
 
 class ShippingPolicySchema(Schema):

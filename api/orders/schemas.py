@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from api.checkout.schemas import LineIds
+from api.checkout.schemas import CouponIds, LineIds
 
 
 class PlaceOrderSchema(Schema):
@@ -8,6 +8,7 @@ class PlaceOrderSchema(Schema):
     address_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
     # Optional guard: the payable the shopper saw on the quote; a different price is 409, not a surprise.
     expected_payable = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=0))
+    coupon_ids = CouponIds
 
 
 class OrderLineSchema(Schema):

@@ -75,6 +75,8 @@ class Quote:
     lines: list[PricedLine]
     discounts: list[Discount] = field(default_factory=list)
     brands: dict[int, BrandPart] = field(default_factory=dict)
+    free_shipping_brands: set[int] = field(default_factory=set)  # waived by a coupon
+    extras: dict = field(default_factory=dict)  # what steps report back (e.g. the coupons they considered)
 
     def lines_of(self, brand_id: int) -> list[PricedLine]:
         return [line for line in self.lines if line.brand_id == brand_id]
@@ -116,7 +118,7 @@ class PricingContext:
 
     shopper_id: int
     member_level: int = 0
-    coupon_ids: tuple[int, ...] = ()
+    coupon_ids: tuple[int, ...] | None = ()  # None: let the coupon step pick the best combination
     points: int = 0
     shipping_policies: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # brand -> (fee, free_above)
     session: object = None
@@ -146,7 +148,9 @@ def _shipping(quote: Quote, ctx: PricingContext) -> None:
     for brand_id in dict.fromkeys(line.brand_id for line in quote.lines):
         fee, free_above = ctx.shipping_policies.get(brand_id, (0, None))
         spent = sum(line.payable for line in quote.lines_of(brand_id))
-        waived = fee > 0 and free_above is not None and spent >= free_above
+        waived = fee > 0 and (
+            brand_id in quote.free_shipping_brands or (free_above is not None and spent >= free_above)
+        )
         quote.brands[brand_id] = BrandPart(brand_id, 0 if waived else fee, waived)
 
 

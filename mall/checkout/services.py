@@ -23,9 +23,15 @@ class QuoteResult:
 
 
 def quote(
-    session: Session, *, shopper_id: int, line_ids: list[int], coupon_ids: tuple[int, ...] = (), points: int = 0
+    session: Session,
+    *,
+    shopper_id: int,
+    line_ids: list[int],
+    coupon_ids: tuple[int, ...] | None = None,
+    points: int = 0,
 ) -> QuoteResult:
-    """Deterministic: the same lines, prices and inputs always give the same numbers."""
+    """Deterministic: the same lines, prices and inputs always give the same numbers.
+    `coupon_ids=None` applies the best combination of the shopper's coupons; `()` applies none."""
     user = session.get(User, shopper_id)
     if user is None or user.role != "shopper":
         raise Forbidden("checkout.shoppers_only", "Only shoppers check out.")
@@ -45,7 +51,8 @@ def quote(
         raise Invalid("checkout.mixed_currency", "Lines in different currencies cannot be paid together.")
     lines = [_priced_line(line, sku, product) for line, sku, product in rows]
     ctx = pricing.PricingContext(
-        shopper_id=shopper_id, member_level=user.member_level, coupon_ids=tuple(coupon_ids), points=points,
+        shopper_id=shopper_id, member_level=user.member_level, points=points,
+        coupon_ids=None if coupon_ids is None else tuple(coupon_ids),
         shipping_policies=_shipping_policies(session, {line.brand_id for line in lines}), session=session,
     )  # fmt: skip
     return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), cart, problems)
@@ -96,6 +103,8 @@ def quote_as_dict(result: QuoteResult) -> dict:
         "totals": {"items": q.items_total, "discounts": q.discount_total, "shipping": q.shipping_total,
                    "payable": q.payable},
         "problems": result.problems,
+        "coupons": q.extras.get("coupons", []),
+        "applied_coupon_ids": q.extras.get("applied_coupon_ids", []),
     }  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -19,6 +19,7 @@ class User(Timestamped, Base):
     display_name: Mapped[str] = mapped_column(sa.String(80), default="")
     brand_id: Mapped[int | None] = mapped_column(sa.ForeignKey("brands.id"), index=True)
     member_level: Mapped[int] = mapped_column(default=0)
+    birthday: Mapped[date | None]  # birthday-month coupons
     email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
     status: Mapped[str] = mapped_column(sa.String(16), default="active")

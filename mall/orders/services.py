@@ -22,11 +22,11 @@ ADDRESS_FIELDS = ("recipient", "phone", "province", "city", "district", "detail"
 
 def place_order(
     session: Session, *, shopper_id: int, line_ids: list[int], address_id: int, policy: OrderPolicy,
-    expected_payable: int | None = None,
+    expected_payable: int | None = None, coupon_ids: list[int] | None = None,
 ) -> Order:  # fmt: skip
     """Price the chosen lines again (never trust the client's totals), reserve stock, split by brand."""
     address = identity.get_address(session, user_id=shopper_id, address_id=address_id)
-    result = checkout.quote(session, shopper_id=shopper_id, line_ids=line_ids)
+    result = checkout.quote(session, shopper_id=shopper_id, line_ids=line_ids, coupon_ids=coupon_ids)
     if result.problems:
         raise Conflict("checkout.lines_unavailable", "Some lines cannot be bought now.", problems=result.problems)
     q = result.quote
@@ -37,7 +37,8 @@ def place_order(
     cart_services.remove_lines(session, cart=result.cart, line_ids=[line.key for line in q.lines])
     events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
                   actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
-                  expires_at=order.expires_at.isoformat())  # fmt: skip
+                  expires_at=order.expires_at.isoformat(),
+                  coupon_ids=q.extras.get("applied_coupon_ids", []))  # fmt: skip
     if order.payable_total == 0:  # fully discounted: nothing to collect
         mark_paid(session, order_id=order.id, amount=0, currency=order.currency, reference="zero-amount")
     return order

@@ -79,6 +79,17 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/admin/notifications"): PLATFORM,
     ("GET", "/api/v1/admin/journeys"): PLATFORM,
     ("POST", "/api/v1/admin/journeys"): PLATFORM,
+    # coupons
+    ("POST", "/api/v1/admin/coupon-templates"): MERCHANT,
+    ("GET", "/api/v1/admin/coupon-templates"): MERCHANT,
+    ("POST", "/api/v1/admin/coupon-templates/<int:template_id>/status"): MERCHANT,
+    ("POST", "/api/v1/admin/coupon-templates/<int:template_id>/bulk-grants"): MERCHANT,
+    ("GET", "/api/v1/admin/coupon-bulk-grants/<int:bulk_id>"): MERCHANT,
+    ("POST", "/api/v1/coupons/<int:template_id>/claim"): SHOPPERS,
+    ("POST", "/api/v1/coupon-templates/<int:template_id>/grants"): frozenset(
+        {HOST, GUIDE, BRAND_ADMIN, PLATFORM_ADMIN}
+    ),
+    ("GET", "/api/v1/me/coupons"): SHOPPERS,
 }
 
 # Routes anyone may call without a token.
@@ -94,6 +105,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/bundles"),
     ("GET", "/api/v1/bundles/<int:bundle_id>"),
     ("POST", "/api/v1/payments/stripe/webhook"),  # authenticated by the Stripe-Signature instead
+    ("GET", "/api/v1/coupon-templates"),
     ("GET", "/healthz"),
     ("GET", "/livez"),
     ("GET", "/api/openapi.json"),

@@ -1,0 +1,146 @@
+"""The coupons step of the pricing pipeline: usable coupons, the best combination, and why the rest
+cannot be used. At most one platform coupon and one coupon per brand per order; brand coupons apply
+first, so a platform coupon's threshold sees what is left to pay."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall import clock
+from mall.catalog.models import Category
+from mall.checkout.pricing import PricingContext, Quote
+from mall.errors import Invalid
+from mall.money import allocate
+from mall.promotions.coupons import rules
+from mall.promotions.coupons.models import Coupon
+
+MAX_COMBINATIONS = 4096  # beyond this, the best coupon per slot is chosen greedily
+
+
+def apply_coupons(quote: Quote, ctx: PricingContext) -> None:
+    session: Session | None = ctx.session
+    if session is None or ctx.coupon_ids == ():
+        return
+    held = _held(session, ctx.shopper_id)
+    now, paths = clock.now(), _category_paths(session, quote)
+    views = [rules.LineView(ln.key, ln.brand_id, ln.product_id, ln.category_id, ln.price_source, ln.payable)
+             for ln in quote.lines]  # fmt: skip
+    solo = {c.id: rules.evaluate(c, views, now=now, currency=quote.currency, category_paths=paths) for c in held}
+    usable = [c for c in held if c.status == "available" and solo[c.id][2] is None]
+    best = _best(usable, views, quote, ctx, now, paths)
+    chosen = best if ctx.coupon_ids is None else _explicit(held, solo, ctx.coupon_ids)
+    _apply(quote, chosen, now, paths)
+    quote.extras["coupons"] = _report(held, solo, best, chosen)
+
+
+def _held(session: Session, shopper_id: int) -> list[Coupon]:
+    query = (
+        sa.select(Coupon).where(Coupon.user_id == shopper_id, Coupon.status.in_(("available", "locked")))
+        .order_by(Coupon.valid_until, Coupon.id)
+    )  # fmt: skip
+    return list(session.scalars(query))
+
+
+def _category_paths(session: Session, quote: Quote) -> dict[int, str]:
+    ids = {ln.category_id for ln in quote.lines}
+    return dict(session.execute(sa.select(Category.id, Category.path).where(Category.id.in_(ids))).all())
+
+
+def _simulate(combo, views, quote: Quote, ctx: PricingContext, now, paths) -> int | None:
+    """Total value of applying `combo` (discounts + shipping saved), or None if it does not hold together."""
+    lines = [replace(v) for v in views]
+    total, free = 0, set()
+    for coupon in _in_order(combo):
+        amount, eligible, reason = rules.evaluate(coupon, lines, now=now, currency=quote.currency, category_paths=paths)
+        if reason:
+            return None
+        if coupon.template.value_type == "free_shipping":
+            free |= {ln.brand_id for ln in eligible}
+        for ln, share in zip(eligible, allocate(amount, [ln.payable for ln in eligible]), strict=True):
+            ln.payable -= share
+        total += amount
+    return total + sum(ctx.shipping_policies.get(b, (0, None))[0] for b in free)
+
+
+def _in_order(combo) -> list[Coupon]:
+    return sorted(combo, key=lambda c: (c.template.brand_id is None, c.id))
+
+
+def _best(usable, views, quote, ctx, now, paths) -> list[Coupon]:
+    slots: dict[str, list[Coupon]] = {}
+    for coupon in usable:
+        slots.setdefault(rules.slot(coupon.template), []).append(coupon)
+    options = [[None, *coupons] for coupons in slots.values()]
+    if options and _count(options) > MAX_COMBINATIONS:  # greedy: the best of each slot on its own
+        options = [
+            [max(opts[1:], key=lambda c: _simulate([c], views, quote, ctx, now, paths) or 0)] for opts in options
+        ]
+    best, best_key = [], (0, 0)
+    for picked in itertools.product(*options):
+        combo = [c for c in picked if c is not None]
+        value = _simulate(combo, views, quote, ctx, now, paths)
+        key = (value or 0, -len(combo))
+        if value and key > best_key:  # ties keep the earlier (fewer coupons, earlier expiry) combination
+            best, best_key = combo, key
+    return best
+
+
+def _count(options) -> int:
+    n = 1
+    for opts in options:
+        n *= len(opts)
+    return n
+
+
+def _explicit(held, solo, coupon_ids) -> list[Coupon]:
+    by_id = {c.id: c for c in held}
+    chosen, slots = [], set()
+    for coupon_id in dict.fromkeys(coupon_ids):
+        coupon = by_id.get(coupon_id)
+        if coupon is None or coupon.status != "available":
+            raise Invalid("coupon.not_available", f"Coupon {coupon_id} is not yours to use.", field="coupon_ids")
+        reason = solo[coupon_id][2]
+        if reason is None and rules.slot(coupon.template) in slots:
+            reason = "not_combinable"
+        if reason:
+            raise Invalid("coupon.not_applicable", f"Coupon {coupon_id} cannot be used: {reason}.",
+                          field="coupon_ids", coupon_id=coupon_id, reason=reason)  # fmt: skip
+        slots.add(rules.slot(coupon.template))
+        chosen.append(coupon)
+    return chosen
+
+
+def _apply(quote: Quote, chosen: list[Coupon], now, paths) -> None:
+    for coupon in _in_order(chosen):
+        views = [rules.LineView(ln.key, ln.brand_id, ln.product_id, ln.category_id, ln.price_source, ln.payable)
+                 for ln in quote.lines]  # fmt: skip
+        amount, eligible, reason = rules.evaluate(coupon, views, now=now, currency=quote.currency, category_paths=paths)
+        if reason:  # an explicit pick that a previous pick pushed below its threshold
+            raise Invalid("coupon.not_applicable", f"Coupon {coupon.id} cannot be used: {reason}.",
+                          field="coupon_ids", coupon_id=coupon.id, reason=reason)  # fmt: skip
+        keys = {v.key for v in eligible}
+        lines = [ln for ln in quote.lines if ln.key in keys]
+        if coupon.template.value_type == "free_shipping":
+            quote.free_shipping_brands |= {ln.brand_id for ln in lines}
+        else:
+            quote.apply_discount(step="coupons", source=f"coupon:{coupon.id}", label=coupon.template.name,
+                                 amount=amount, lines=lines)  # fmt: skip
+    quote.extras["applied_coupon_ids"] = [c.id for c in chosen]
+
+
+def _report(held, solo, best, chosen) -> list[dict]:
+    best_ids, applied = {c.id for c in best}, {c.id for c in chosen}
+    report = []
+    for coupon in held:
+        amount, _, reason = solo[coupon.id]
+        if coupon.status == "locked":
+            reason = "locked"
+        report.append({"coupon_id": coupon.id, "template_id": coupon.template_id, "name": coupon.template.name,
+                       "value_type": coupon.template.value_type, "valid_until": coupon.valid_until,
+                       "usable": reason is None, "reason": reason, "amount_alone": amount,
+                       "best": coupon.id in best_ids, "applied": coupon.id in applied})  # fmt: skip
+    return report

@@ -1,0 +1,21 @@
+"""Plug coupons into the pipeline, orders, notifications and nudges (called once at start-up)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from mall import events
+from mall.checkout import pricing
+from mall.notifications import nudges
+from mall.promotions.coupons import grants, lifecycle, services
+from mall.promotions.coupons.checkout import apply_coupons
+
+
+def install(*, remind_before_hours: int, return_on_full_refund: bool) -> None:
+    services.REMIND_BEFORE["value"] = timedelta(hours=remind_before_hours)
+    lifecycle.RETURN_ON_FULL_REFUND["value"] = return_on_full_refund
+    pricing.register("coupons", apply_coupons)
+    lifecycle.install()
+    events.react("order.closed", lifecycle.return_after_full_refund)
+    events.react("shopper.signed_up", grants.on_signed_up)
+    nudges.recovery_coupon = grants.cart_recovery
