@@ -25,8 +25,12 @@ def apply_coupons(quote: Quote, ctx: PricingContext) -> None:
     session: Session | None = ctx.session
     if session is None or ctx.coupon_ids == ():
         return
-    held = _held(session, ctx.shopper_id)
-    now, paths = clock.now(), _category_paths(session, quote)
+    choose_and_apply(quote, ctx, held=_held(session, ctx.shopper_id), paths=_category_paths(session, quote),
+                     now=clock.now())  # fmt: skip
+
+
+def choose_and_apply(quote: Quote, ctx: PricingContext, *, held: list[Coupon], paths: dict[int, str], now) -> None:
+    """The pure part: given the coupons held, pick (or check) a combination and apply it to the quote."""
     views = [rules.LineView(ln.key, ln.brand_id, ln.product_id, ln.category_id, ln.price_source, ln.payable)
              for ln in quote.lines]  # fmt: skip
     solo = {c.id: rules.evaluate(c, views, now=now, currency=quote.currency, category_paths=paths) for c in held}
