@@ -78,6 +78,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.catalog.routes import blp as catalog
     from api.checkout.routes import blp as checkout
     from api.coupons.routes import blp as coupons
+    from api.flash_sales.routes import blp as flash_sales
     from api.health import bp as health
     from api.identity.routes import blp as identity
     from api.notifications.routes import blp as notifications
@@ -87,7 +88,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
 
     app.register_blueprint(health)
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
-                  coupons)  # fmt: skip
+                  coupons, flash_sales)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 

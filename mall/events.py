@@ -84,8 +84,11 @@ def release(session: Session) -> None:
     for event in session.info.pop("pending_events", []):
         for handler in _subscribers.get(event.type, ()):
             handler(event)
+    for callback in session.info.pop("after_commit", []):  # e.g. give flash-sale units back in Redis
+        callback()
 
 
 def discard(session: Session) -> None:
     """After rollback: the events never happened."""
     session.info.pop("pending_events", None)
+    session.info.pop("after_commit", None)

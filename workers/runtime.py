@@ -27,13 +27,16 @@ def configure(settings: Settings) -> None:
     import mall.models  # noqa: F401  (every mapper known before the first query)
     from mall.notifications import reactions
     from mall.promotions.coupons import wiring as coupons
+    from mall.promotions.flash_sale import wiring as flash_sales
     from workers import subscriptions
+    from workers.flash import gate as flash_gate
 
     _settings = settings
     engine = sa.create_engine(engine_url(settings.database_url), **engine_options(settings.database_url))
     _sessions = sessionmaker(engine, expire_on_commit=False)
     subscriptions.register()
     reactions.install(unpaid_reminder_minutes=settings.unpaid_reminder_minutes)
+    flash_sales.install(flash_gate)
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
 

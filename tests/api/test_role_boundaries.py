@@ -90,6 +90,11 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
         {HOST, GUIDE, BRAND_ADMIN, PLATFORM_ADMIN}
     ),
     ("GET", "/api/v1/me/coupons"): SHOPPERS,
+    # flash sales
+    ("POST", "/api/v1/admin/flash-sales"): MERCHANT,
+    ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/purchase"): SHOPPERS,
+    ("POST", "/api/v1/flash-sales/<int:sale_id>/remind-me"): SHOPPERS,
+    ("POST", "/api/v1/admin/flash-sales/<int:sale_id>/reconcile"): MERCHANT,
 }
 
 # Routes anyone may call without a token.
@@ -106,6 +111,8 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/bundles/<int:bundle_id>"),
     ("POST", "/api/v1/payments/stripe/webhook"),  # authenticated by the Stripe-Signature instead
     ("GET", "/api/v1/coupon-templates"),
+    ("GET", "/api/v1/flash-sales"),
+    ("GET", "/api/v1/flash-sales/<int:sale_id>"),
     ("GET", "/healthz"),
     ("GET", "/livez"),
     ("GET", "/api/openapi.json"),

@@ -1,0 +1,132 @@
+"""Flash sales (秒杀): brands schedule them; shoppers see upcoming/live/ended, buy, and ask to be reminded."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from api.auth import MallBlueprint, current_actor
+from api.extensions import db
+from api.idempotency import idempotent
+from api.orders.schemas import OrderSchema
+from api.tx import commit
+from mall import clock
+from mall.errors import Invalid
+from mall.identity.roles import Role
+from mall.promotions.flash_sale import services
+from workers.flash import gate
+
+blp = MallBlueprint("flash_sales", __name__, description="Flash sales")
+Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1), **kw)  # noqa: E731
+
+
+class FlashItemSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    sku_id = Id(required=True)
+    flash_price = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**10))
+    quota = fields.Integer(strict=True, required=True, validate=validate.Range(1, 10**7))
+    per_shopper_limit = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100))
+    remaining = fields.Integer(dump_only=True, allow_none=True, metadata={"description": "may lag by a second"})
+
+
+class FlashSaleSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    brand_id = Id(load_default=None)
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+    payment_minutes = fields.Integer(strict=True, load_default=10, validate=validate.Range(1, 120))
+    phase = fields.String(dump_only=True)
+    items = fields.List(fields.Nested(FlashItemSchema), required=True, validate=validate.Length(1, 100))
+
+    @validates_schema
+    def _window(self, data, **kwargs):
+        if data["ends_at"] <= data["starts_at"]:
+            raise ValidationError("ends_at must be after starts_at.", field_name="ends_at")
+
+
+class SalesArgs(Schema):
+    when = fields.String(load_default=None, validate=validate.OneOf(["upcoming", "live", "ended"]))
+
+
+class PurchaseSchema(Schema):
+    address_id = Id(required=True)
+    quantity = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100))
+
+
+class ReconcileSchema(Schema):
+    item_id = fields.Integer()
+    agree = fields.Boolean()
+    database_remaining = fields.Integer()
+    redis_remaining = fields.Integer(allow_none=True)
+
+
+def _view(sale) -> dict:
+    now, flash_gate = clock.now(), gate()
+    items = [{"id": i.id, "sku_id": i.sku_id, "flash_price": i.flash_price, "quota": i.quota,
+              "per_shopper_limit": i.per_shopper_limit, "remaining": flash_gate.counters(i.id)[0]}
+             for i in sale.items]  # fmt: skip
+    return {"id": sale.id, "brand_id": sale.brand_id, "name": sale.name, "starts_at": sale.starts_at,
+            "ends_at": sale.ends_at, "payment_minutes": sale.payment_minutes, "phase": services.phase(sale, now),
+            "items": items}  # fmt: skip
+
+
+@blp.post("/admin/flash-sales")
+@blp.auth(Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
+@blp.arguments(FlashSaleSchema)
+@blp.response(201, FlashSaleSchema)
+def schedule(body):
+    actor = current_actor()
+    brand_id = body.pop("brand_id") or actor.brand_id
+    if brand_id is None:
+        raise Invalid("flash_sale.brand_required", "Name the brand_id.", field="brand_id")
+    sale = services.schedule(db.session, actor=actor, brand_id=brand_id, gate=gate(), **body)
+    commit()
+    return _view(sale)
+
+
+@blp.get("/flash-sales")
+@blp.arguments(SalesArgs, location="query")
+@blp.response(200, FlashSaleSchema(many=True))
+def list_sales(args):
+    """Upcoming, live or ended slots with the quota left (read from the admission counters)."""
+    return [_view(s) for s in services.list_sales(db.session, when=args["when"])]
+
+
+@blp.get("/flash-sales/<int:sale_id>")
+@blp.response(200, FlashSaleSchema)
+def get_sale(sale_id):
+    return _view(services.get_sale(db.session, sale_id))
+
+
+@blp.post("/flash-sales/<int:sale_id>/items/<int:item_id>/purchase")
+@blp.auth(Role.SHOPPER)
+@idempotent("flash_sales.purchase")
+@blp.arguments(PurchaseSchema)
+@blp.response(201, OrderSchema)
+def purchase(body, sale_id, item_id):
+    """Admitted at once or refused with not_started, ended, sold_out or limit_reached (409). Admitted: a pending
+    order at the flash price with the sale's short payment window. Needs an `Idempotency-Key`."""
+    return services.purchase(db.session, gate(), sale_id=sale_id, item_id=item_id, user_id=current_actor().user_id,
+                             **body)  # fmt: skip
+
+
+@blp.post("/flash-sales/<int:sale_id>/remind-me")
+@blp.auth(Role.SHOPPER)
+@blp.response(204)
+def remind_me(sale_id):
+    """A reminder before the start (5 minutes), through the notification outbox."""
+    services.remind_me(db.session, sale_id=sale_id, user_id=current_actor().user_id)
+    commit()
+
+
+@blp.post("/admin/flash-sales/<int:sale_id>/reconcile")
+@blp.auth(Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
+@blp.response(200, ReconcileSchema(many=True))
+def reconcile(sale_id):
+    """Check the admission counters against the orders in the database, and fix them if they differ."""
+    sale = services.get_sale(db.session, sale_id)
+    if not current_actor().can_manage_brand(sale.brand_id):
+        from mall.errors import Forbidden
+
+        raise Forbidden("flash_sale.other_brand", "Not your brand's flash sale.")
+    return [services.reconcile(db.session, gate(), item_id=item.id) for item in sale.items]

@@ -1,0 +1,217 @@
+"""Flash sales (秒杀): scheduling, the purchase path, giving units back exactly once, reconciliation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall import clock, events
+from mall.catalog.models import Product, Sku
+from mall.checkout import pricing
+from mall.checkout.services import _shipping_policies
+from mall.db import insert_on_conflict
+from mall.errors import Conflict, Forbidden, Invalid, NotFound
+from mall.identity import services as identity
+from mall.identity.roles import Actor, Role
+from mall.inventory import services as inventory
+from mall.notifications.services import notify
+from mall.orders.models import Order
+from mall.orders.policy import OrderPolicy
+from mall.orders.services import ADDRESS_FIELDS, _new_order
+from mall.promotions.flash_sale.admission import Gate
+from mall.promotions.flash_sale.models import FlashBuyer, FlashItem, FlashOrder, FlashReminder, FlashSale
+
+REMIND_BEFORE = timedelta(minutes=5)
+REJECTIONS = {"not_started": "flash_sale.not_started", "ended": "flash_sale.ended", "sold_out": "flash_sale.sold_out",
+              "limit_reached": "flash_sale.limit_reached"}  # fmt: skip
+
+
+def schedule(session: Session, *, actor: Actor, brand_id: int, name: str, starts_at: datetime, ends_at: datetime,
+             items: list[dict], payment_minutes: int = 10, gate: Gate | None = None) -> FlashSale:  # fmt: skip
+    if not actor.can_manage_brand(brand_id):
+        raise Forbidden("flash_sale.other_brand", "You can only schedule your own brand's flash sales.")
+    if ends_at <= starts_at:
+        raise Invalid("flash_sale.window", "The sale must end after it starts.", field="ends_at")
+    sale = FlashSale(
+        brand_id=brand_id, name=name, starts_at=starts_at, ends_at=ends_at, payment_minutes=payment_minutes
+    )
+    for item in items:
+        sku = session.get(Sku, item["sku_id"])
+        if sku is None or sku.product.brand_id != brand_id:
+            raise Invalid("flash_sale.sku_unknown", f"SKU {item['sku_id']} is not this brand's.", field="items")
+        if item["flash_price"] > sku.price:
+            raise Invalid("flash_sale.price_above_normal", "A flash price is below the normal price.", field="items")
+        sale.items.append(FlashItem(**item))
+    session.add(sale)
+    session.flush()
+    for item in sale.items if gate is not None else ():  # counters ready before the first buyer, after commit
+        session.info.setdefault("after_commit", []).append(
+            lambda item_id=item.id, quota=item.quota: gate.load(item_id=item_id, remaining=quota, buyers={},
+                                                                only_if_missing=True)
+        )  # fmt: skip
+    events.record(session, "flash_sale.scheduled", aggregate="flash_sale", aggregate_id=sale.id, actor=actor)
+    return sale
+
+
+def get_sale(session: Session, sale_id: int) -> FlashSale:
+    sale = session.get(FlashSale, sale_id)
+    if sale is None or sale.status == "cancelled":
+        raise NotFound("flash_sale.not_found", f"Flash sale {sale_id} not found.")
+    return sale
+
+
+def phase(sale: FlashSale, now: datetime) -> str:
+    return "upcoming" if now < sale.starts_at else "live" if now < sale.ends_at else "ended"
+
+
+def list_sales(session: Session, *, when: str | None, limit: int = 50) -> list[FlashSale]:
+    now = clock.now()
+    query = sa.select(FlashSale).where(FlashSale.status == "scheduled").order_by(FlashSale.starts_at, FlashSale.id)
+    if when == "upcoming":
+        query = query.where(FlashSale.starts_at > now)
+    elif when == "live":
+        query = query.where(FlashSale.starts_at <= now, FlashSale.ends_at > now)
+    elif when == "ended":
+        query = query.where(FlashSale.ends_at <= now)
+    return list(session.scalars(query.limit(limit)))
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def admit(session: Session, gate: Gate, *, item: FlashItem, user_id: int, quantity: int) -> None:
+    """The Redis step; rebuilds the counters from the database if they are missing, then retries once."""
+    sale = item.sale
+    args = dict(item_id=item.id, user_id=user_id, quantity=quantity, limit=item.per_shopper_limit,
+                now_ms=_ms(clock.now()), starts_ms=_ms(sale.starts_at), ends_ms=_ms(sale.ends_at))  # fmt: skip
+    outcome = gate.admit(**args)
+    if outcome == "not_loaded":
+        rebuild(session, gate, item=item)
+        outcome = gate.admit(**args)
+    if outcome != "admitted":
+        raise Conflict(REJECTIONS[outcome], f"Not admitted: {outcome.replace('_', ' ')}.")
+
+
+def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_id: int, quantity: int,
+             address_id: int) -> Order:  # fmt: skip
+    """Admit in Redis, then in this transaction: the database's own quota check, stock, a pending order at
+    the flash price with the sale's short payment window. If anything here fails the units go back."""
+    item = session.get(FlashItem, item_id)
+    if item is None or item.sale_id != sale_id or item.sale.status == "cancelled":
+        raise NotFound("flash_sale.item_not_found", f"Flash item {item_id} not found.")
+    address = identity.get_address(session, user_id=user_id, address_id=address_id)
+    admit(session, gate, item=item, user_id=user_id, quantity=quantity)
+    try:
+        return _record_purchase(session, item, user_id, quantity, address)
+    except Exception:
+        gate.release(item_id=item.id, user_id=user_id, quantity=quantity)
+        raise
+
+
+def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: int, address) -> Order:
+    taken = session.execute(
+        sa.update(FlashItem).where(FlashItem.id == item.id, FlashItem.sold + quantity <= FlashItem.quota)
+        .values(sold=FlashItem.sold + quantity),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+    if taken.rowcount != 1:
+        raise Conflict("flash_sale.sold_out", "Not admitted: sold out.")
+    table = FlashBuyer.__table__
+    if not insert_on_conflict(session, table, index_elements=["item_id", "user_id"],
+                              values={"item_id": item.id, "user_id": user_id, "quantity": quantity},
+                              update={"quantity": table.c.quantity + quantity},
+                              where=table.c.quantity + quantity <= item.per_shopper_limit):  # fmt: skip
+        raise Conflict("flash_sale.limit_reached", "Not admitted: limit reached.")
+    inventory.reserve(session, {item.sku_id: quantity})
+    quote = _flash_quote(session, item, quantity, user_id)
+    policy = OrderPolicy(unpaid_timeout=timedelta(minutes=item.sale.payment_minutes))
+    order = _new_order(session, user_id, quote, {f: getattr(address, f) for f in ADDRESS_FIELDS}, policy)
+    session.add(FlashOrder(item_id=item.id, user_id=user_id, order_id=order.id, quantity=quantity))
+    events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
+                  actor=Actor(user_id, Role.SHOPPER), payable=order.payable_total,
+                  expires_at=order.expires_at.isoformat(), flash_item_id=item.id)  # fmt: skip
+    return order
+
+
+def _flash_quote(session: Session, item: FlashItem, quantity: int, user_id: int) -> pricing.Quote:
+    sku = session.get(Sku, item.sku_id)
+    product: Product = sku.product
+    line = pricing.PricedLine(
+        key=0, sku_id=sku.id, product_id=product.id, brand_id=product.brand_id, category_id=product.category_id,
+        title=product.title, specs=sku.specs, tier=product.tier, currency=product.currency, quantity=quantity,
+        list_price=sku.list_price, unit_price=item.flash_price, price_source="flash_sale",
+        source={"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id},
+    )  # fmt: skip
+    ctx = pricing.PricingContext(shopper_id=user_id, coupon_ids=(),
+                                 shipping_policies=_shipping_policies(session, {product.brand_id}))  # fmt: skip
+    return pricing.price(pricing.Quote(product.currency, [line]), ctx)
+
+
+def give_back(session: Session, gate: Gate, *, order_id: int) -> bool:
+    """The flash order was cancelled or timed out: its units return to the quota exactly once
+    (the conditional status change is the guard; Redis is told only after it)."""
+    record = session.scalar(sa.select(FlashOrder).filter_by(order_id=order_id))
+    if record is None:
+        return False
+    released = session.execute(
+        sa.update(FlashOrder)
+        .where(FlashOrder.id == record.id, FlashOrder.status == "active")
+        .values(status="released"),
+        execution_options={"synchronize_session": False},
+    )
+    if released.rowcount != 1:
+        return False
+    session.execute(sa.update(FlashItem).where(FlashItem.id == record.item_id)
+                    .values(sold=FlashItem.sold - record.quantity))  # fmt: skip
+    session.execute(sa.update(FlashBuyer).filter_by(item_id=record.item_id, user_id=record.user_id)
+                    .values(quantity=FlashBuyer.quantity - record.quantity))  # fmt: skip
+    session.info.setdefault("after_commit", []).append(
+        lambda: gate.release(item_id=record.item_id, user_id=record.user_id, quantity=record.quantity)
+    )
+    return True
+
+
+def truth(session: Session, item_id: int) -> tuple[int, dict[int, int]]:
+    """What the database says: units left and units held per shopper (active flash orders)."""
+    item = session.get(FlashItem, item_id)
+    rows = session.execute(
+        sa.select(FlashOrder.user_id, sa.func.sum(FlashOrder.quantity))
+        .where(FlashOrder.item_id == item_id, FlashOrder.status == "active").group_by(FlashOrder.user_id)
+    ).all()  # fmt: skip
+    buyers = {user_id: int(qty) for user_id, qty in rows}
+    return item.quota - sum(buyers.values()), buyers
+
+
+def rebuild(session: Session, gate: Gate, *, item: FlashItem) -> None:
+    """Counters are missing (Redis lost them): load them from the database unless another request
+    already did (`only_if_missing`), so concurrent requests do not reset each other's admissions."""
+    remaining, buyers = truth(session, item.id)
+    gate.load(item_id=item.id, remaining=remaining, buyers=buyers, only_if_missing=True)
+
+
+def reconcile(session: Session, gate: Gate, *, item_id: int) -> dict:
+    """Compare Redis with the database; fix Redis if they disagree. Returns what it found."""
+    remaining, buyers = truth(session, item_id)
+    redis_remaining, redis_buyers = gate.counters(item_id)
+    agree = redis_remaining == remaining and redis_buyers == buyers
+    if not agree:
+        gate.load(item_id=item_id, remaining=remaining, buyers=buyers)
+    return {"item_id": item_id, "agree": agree, "database_remaining": remaining, "redis_remaining": redis_remaining}
+
+
+def remind_me(session: Session, *, sale_id: int, user_id: int) -> FlashReminder:
+    sale = get_sale(session, sale_id)
+    if clock.now() >= sale.starts_at:
+        raise Conflict("flash_sale.already_started", "This flash sale has already started.")
+    reminder = session.scalar(sa.select(FlashReminder).filter_by(sale_id=sale_id, user_id=user_id))
+    if reminder is None:
+        reminder = FlashReminder(sale_id=sale_id, user_id=user_id)
+        session.add(reminder)
+        session.flush()
+        notify(session, user_id=user_id, template_key="flash_sale.starting", dedupe_key=f"flash-{sale_id}-{user_id}",
+               payload={"sale_id": sale_id, "name": sale.name, "starts_at": sale.starts_at.isoformat()},
+               send_after=max(clock.now(), sale.starts_at - REMIND_BEFORE))  # fmt: skip
+    return reminder

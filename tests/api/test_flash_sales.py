@@ -1,0 +1,146 @@
+"""Flash sales: admission codes, the flash price window, exact-once quota return, Redis loss."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from api.extensions import db
+from mall import clock
+from mall.orders.models import Order
+from mall.promotions.flash_sale import services
+from mall.promotions.flash_sale.models import FlashItem, FlashOrder
+from tests.shop_helpers import Shop
+from workers.flash import gate
+from workers.jobs.orders import expire_unpaid_order
+
+START = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def shop(app, client, login) -> Shop:
+    return Shop(app, client, login)
+
+
+@pytest.fixture
+def sale(shop, client):
+    """A sale from START for one hour: SKU normally 10000, flash 3900, quota 3, limit 1 per shopper."""
+    clock.freeze(START - timedelta(hours=1))
+    brand = shop.brand()
+    sku = shop.sku(brand, price=10000, stock=50)
+    body = {"name": "Double 12", "starts_at": START.isoformat(), "ends_at": (START + timedelta(hours=1)).isoformat(),
+            "items": [{"sku_id": sku, "flash_price": 3900, "quota": 3, "per_shopper_limit": 1}]}  # fmt: skip
+    resp = client.post("/api/v1/admin/flash-sales", json=body, headers=shop.merchant(brand))
+    assert resp.status_code == 201, resp.get_json()
+    return {"id": resp.get_json()["id"], "item": resp.get_json()["items"][0]["id"], "sku": sku, "brand": brand}
+
+
+def buy(shop, client, sale, headers, address, key=None):
+    return client.post(
+        f"/api/v1/flash-sales/{sale['id']}/items/{sale['item']}/purchase",
+        json={"address_id": address},
+        headers={**headers, "Idempotency-Key": key or uuid.uuid4().hex},
+    )
+
+
+def buyer(shop):
+    headers = shop.shopper()
+    return headers, shop.address(headers)
+
+
+def test_rejections_before_during_and_after(shop, client, sale):
+    me, address = buyer(shop)
+    early = buy(shop, client, sale, me, address)
+    assert early.status_code == 409 and early.get_json()["code"] == "flash_sale.not_started"
+    clock.freeze(START)  # the price switches exactly at the start
+    first = buy(shop, client, sale, me, address)
+    assert first.status_code == 201, first.get_json()
+    order = first.get_json()
+    assert order["status"] == "pending_payment" and order["sub_orders"][0]["lines"][0]["unit_price"] == 3900
+    assert datetime.fromisoformat(order["expires_at"]) == START + timedelta(minutes=10)
+    again = buy(shop, client, sale, me, address)
+    assert again.status_code == 409 and again.get_json()["code"] == "flash_sale.limit_reached"
+    for _ in range(2):
+        assert buy(shop, client, sale, *buyer(shop)).status_code == 201
+    sold_out = buy(shop, client, sale, *buyer(shop))
+    assert sold_out.status_code == 409 and sold_out.get_json()["code"] == "flash_sale.sold_out"
+    clock.freeze(START + timedelta(hours=1))
+    late = buy(shop, client, sale, *buyer(shop))
+    assert late.get_json()["code"] == "flash_sale.ended"
+    assert shop.stock(sale["sku"]) == 47  # the quota draws the normal stock down
+
+
+def test_listing_shows_phase_and_remaining(shop, client, sale):
+    assert client.get("/api/v1/flash-sales?when=upcoming").get_json()[0]["phase"] == "upcoming"
+    clock.freeze(START + timedelta(minutes=1))
+    buy(shop, client, sale, *buyer(shop))
+    live = client.get("/api/v1/flash-sales?when=live").get_json()
+    assert live[0]["phase"] == "live" and live[0]["items"][0]["remaining"] == 2
+
+
+def test_timed_out_flash_order_gives_its_unit_back_exactly_once(app, shop, client, sale):
+    clock.freeze(START)
+    me, address = buyer(shop)
+    order = buy(shop, client, sale, me, address).get_json()
+    clock.advance(timedelta(minutes=11))
+    assert expire_unpaid_order(order["id"]) is True
+    assert expire_unpaid_order(order["id"]) is False
+    with app.app_context():
+        remaining, buyers = services.truth(db.session, sale["item"])
+        assert (remaining, buyers) == (3, {})
+        assert db.session.get(FlashItem, sale["item"]).sold == 0
+    assert gate().counters(sale["item"]) == (3, {})
+    assert shop.stock(sale["sku"]) == 50
+    assert buy(shop, client, sale, me, address).status_code == 201  # the shopper may try again
+
+
+def test_quota_is_rebuilt_from_the_database_when_redis_loses_it(app, shop, client, sale, settings):
+    from workers.connection import get_redis
+
+    clock.freeze(START)
+    holders = [buyer(shop) for _ in range(2)]
+    for headers, address in holders:
+        assert buy(shop, client, sale, headers, address).status_code == 201
+    get_redis(settings).flushdb()  # Redis restarted empty
+    assert buy(shop, client, sale, *holders[0]).get_json()["code"] == "flash_sale.limit_reached"
+    assert buy(shop, client, sale, *buyer(shop)).status_code == 201
+    assert buy(shop, client, sale, *buyer(shop)).get_json()["code"] == "flash_sale.sold_out"
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(FlashOrder)) == 3
+
+
+def test_reconcile_fixes_drifted_counters(app, shop, client, sale, login):
+    clock.freeze(START)
+    buy(shop, client, sale, *buyer(shop))
+    gate().load(item_id=sale["item"], remaining=0, buyers={})  # drifted: says sold out
+    resp = client.post(f"/api/v1/admin/flash-sales/{sale['id']}/reconcile", headers=shop.merchant(sale["brand"]))
+    assert resp.get_json()[0]["agree"] is False and resp.get_json()[0]["database_remaining"] == 2
+    assert gate().counters(sale["item"])[0] == 2
+    again = client.post(f"/api/v1/admin/flash-sales/{sale['id']}/reconcile", headers=shop.merchant(sale["brand"]))
+    assert again.get_json()[0]["agree"] is True
+
+
+def test_remind_me_queues_a_reminder_five_minutes_before(app, shop, client, sale):
+    from mall.notifications.models import Message
+
+    me = shop.shopper()
+    assert client.post(f"/api/v1/flash-sales/{sale['id']}/remind-me", headers=me).status_code == 204
+    assert client.post(f"/api/v1/flash-sales/{sale['id']}/remind-me", headers=me).status_code == 204
+    with app.app_context():
+        reminders = db.session.scalars(sa.select(Message).filter_by(template_key="flash_sale.starting")).all()
+        assert [m.send_after for m in reminders] == [START - timedelta(minutes=5)]
+
+
+def test_paid_flash_order_keeps_its_unit(app, shop, client, sale):
+    clock.freeze(START)
+    me, address = buyer(shop)
+    order = buy(shop, client, sale, me, address).get_json()
+    assert shop.pay(me, order["id"]).status_code == 200
+    clock.advance(timedelta(hours=1))
+    assert expire_unpaid_order(order["id"]) is False
+    with app.app_context():
+        assert db.session.get(Order, order["id"]).status == "paid"
+        assert services.truth(db.session, sale["item"])[0] == 2

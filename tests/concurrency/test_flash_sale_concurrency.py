@@ -1,0 +1,47 @@
+"""A storm on one flash item: never oversold, never past the per-shopper limit, Redis and the database agree."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from api.extensions import db
+from mall import clock
+from mall.promotions.flash_sale import services
+from mall.promotions.flash_sale.models import FlashItem, FlashOrder
+from tests.concurrency.test_order_concurrency import race
+from tests.shop_helpers import Shop
+from workers.flash import gate
+
+START = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+def test_storm_admits_exactly_the_quota_and_respects_the_limit(app, client, login):
+    shop = Shop(app, client, login)
+    clock.freeze(START - timedelta(minutes=1))
+    brand = shop.brand()
+    sku = shop.sku(brand, price=5000, stock=100)
+    body = {"name": "storm", "starts_at": START.isoformat(), "ends_at": (START + timedelta(hours=1)).isoformat(),
+            "items": [{"sku_id": sku, "flash_price": 990, "quota": 10, "per_shopper_limit": 1}]}  # fmt: skip
+    sale = client.post("/api/v1/admin/flash-sales", json=body, headers=shop.merchant(brand)).get_json()
+    item = sale["items"][0]["id"]
+    shoppers = [(h, shop.address(h)) for h in (shop.shopper() for _ in range(20))]
+    clock.freeze(START)
+
+    def attempt(headers, address):
+        url = f"/api/v1/flash-sales/{sale['id']}/items/{item}/purchase"
+        return lambda c: c.post(url, json={"address_id": address},
+                                headers={**headers, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+
+    responses = race(app, [attempt(h, a) for h, a in shoppers for _ in range(3)])  # 60 attempts, 10 units
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[201] == 10 and statuses[409] == 50 and sum(statuses.values()) == 60, statuses
+    with app.app_context():
+        per_user = Counter(db.session.scalars(sa.select(FlashOrder.user_id).filter_by(status="active")))
+        assert sum(per_user.values()) == 10 and max(per_user.values()) == 1
+        assert db.session.get(FlashItem, item).sold == 10
+        assert services.reconcile(db.session, gate(), item_id=item)["agree"] is True
+    assert shop.stock(sku) == 90
