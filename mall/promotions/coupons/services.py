@@ -26,6 +26,10 @@ def create_template(session: Session, *, actor: Actor, brand_id: int | None, **f
     if not (actor.role == Role.PLATFORM_ADMIN or (actor.role == Role.BRAND_ADMIN and brand_id == actor.brand_id)):
         raise Forbidden("coupon.template_forbidden", "You may not create coupons for this brand.")
     fields.setdefault("funded_by", "platform" if brand_id is None else "brand")
+    if fields["funded_by"] == "platform" and actor.role != Role.PLATFORM_ADMIN:
+        raise Forbidden("coupon.funding_forbidden", "Only the platform decides to fund a coupon itself.")
+    if fields["funded_by"] == "brand" and brand_id is None:
+        raise Invalid("coupon.funding_invalid", "A platform coupon has no brand to fund it.", field="funded_by")
     _check_template(fields)
     template = CouponTemplate(brand_id=brand_id, **fields)
     session.add(template)
