@@ -59,7 +59,7 @@ def start_bulk_grant(session: Session, *, actor, template_id: int, segment: dict
     return bulk
 
 
-def _segment(session: Session, segment: dict, *, count: bool = False, after: int = 0, limit: int = BATCH):
+def _segment(session: Session, segment: dict, *, count: bool = False, after: int = 0, limit: int | None = None):
     query = sa.select(sa.func.count() if count else User.id).where(User.role == "shopper")
     if "user_ids" in segment:
         query = query.where(User.id.in_(segment["user_ids"]))
@@ -67,7 +67,7 @@ def _segment(session: Session, segment: dict, *, count: bool = False, after: int
         query = query.where(User.member_level >= segment["min_level"])
     if count:
         return session.scalar(query)
-    return list(session.scalars(query.where(User.id > after).order_by(User.id).limit(limit)))
+    return list(session.scalars(query.where(User.id > after).order_by(User.id).limit(limit or BATCH)))
 
 
 def run_bulk_batch(session: Session, *, bulk_id: int) -> bool:

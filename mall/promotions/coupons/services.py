@@ -120,7 +120,13 @@ def _issue(session: Session, template: CouponTemplate, user_id: int, source: str
     _check_audience(session, template, user_id)
     held = session.scalar(sa.select(sa.func.count()).select_from(Coupon).filter_by(template_id=template.id,
                                                                                    user_id=user_id))  # fmt: skip
-    if held >= template.per_shopper_limit:
+    # An automatic grant happens once per grant ref (sign-up, each year's birthday, each cart): that is
+    # its limit. Counting every coupon ever held would end birthday coupons after the first year.
+    automatic = template.auto_grant is not None and grant_ref is not None
+    if automatic and session.scalar(sa.select(Coupon.id).filter_by(template_id=template.id, user_id=user_id,
+                                                                   grant_ref=grant_ref)) is not None:  # fmt: skip
+        raise Conflict("coupon.limit_reached", "This coupon was already granted to you.")
+    if held >= template.per_shopper_limit and not automatic:
         raise Conflict("coupon.limit_reached", "You already hold as many of these as allowed.")
     if not _take_one(session, template):
         raise Conflict("coupon.sold_out", "All of these coupons have been given out.")
