@@ -79,6 +79,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.checkout.routes import blp as checkout
     from api.coupons.routes import blp as coupons
     from api.flash_sales.routes import blp as flash_sales
+    from api.group_buy.routes import blp as group_buy
     from api.health import bp as health
     from api.identity.routes import blp as identity
     from api.notifications.routes import blp as notifications
@@ -88,7 +89,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
 
     app.register_blueprint(health)
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
-                  coupons, flash_sales)  # fmt: skip
+                  coupons, flash_sales, group_buy)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 

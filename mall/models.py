@@ -10,3 +10,4 @@ from mall.orders import after_sale  # noqa: F401
 from mall.payments import models as payment_models  # noqa: F401
 from mall.promotions.coupons import models as coupon_models  # noqa: F401
 from mall.promotions.flash_sale import models as flash_sale_models  # noqa: F401
+from mall.promotions.group_buy import models as group_buy_models  # noqa: F401

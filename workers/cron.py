@@ -4,6 +4,7 @@ from rq import cron
 
 from workers.jobs.coupons import birthday_coupons, expire_coupons
 from workers.jobs.flash_sales import reconcile_flash_sales
+from workers.jobs.group_buy import sweep_due_groups
 from workers.jobs.notifications import enter_inactivity_journeys, nudge_abandoned_carts, sweep_due_messages
 from workers.jobs.orders import auto_confirm_receipts, sweep_unpaid_orders
 from workers.jobs.payments import sweep_unprocessed_webhooks
@@ -17,3 +18,4 @@ cron.register(enter_inactivity_journeys, queue_name="low", cron="15 2 * * *")
 cron.register(expire_coupons, queue_name="low", cron="5 * * * *")
 cron.register(birthday_coupons, queue_name="low", cron="30 1 * * *")
 cron.register(reconcile_flash_sales, queue_name="default", interval=300)
+cron.register(sweep_due_groups, queue_name="high", interval=60)

@@ -28,6 +28,7 @@ def configure(settings: Settings) -> None:
     from mall.notifications import reactions
     from mall.promotions.coupons import wiring as coupons
     from mall.promotions.flash_sale import wiring as flash_sales
+    from mall.promotions.group_buy import wiring as group_buy
     from workers import subscriptions
     from workers.flash import gate as flash_gate
 
@@ -37,6 +38,7 @@ def configure(settings: Settings) -> None:
     subscriptions.register()
     reactions.install(unpaid_reminder_minutes=settings.unpaid_reminder_minutes)
     flash_sales.install(flash_gate)
+    group_buy.install()
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
 

@@ -32,6 +32,17 @@ def _dispatch_when_due(event) -> None:
         log.exception("could not schedule message %s", event.aggregate_id)
 
 
+def _schedule_group_expiry(event) -> None:
+    from workers.jobs.group_buy import expire_group
+
+    when = datetime.fromisoformat(event.payload["expires_at"])
+    try:
+        queues.enqueue_at(when, expire_group, event.aggregate_id, job_id=f"group-expiry-{event.aggregate_id}")
+    except Exception:  # Redis down: the periodic sweep closes it instead
+        log.exception("could not schedule the expiry of group %s", event.aggregate_id)
+
+
 def register() -> None:
+    events.subscribe("group.formed", _schedule_group_expiry)
     events.subscribe("order.placed", _schedule_unpaid_timeout)
     events.subscribe("message.queued", _dispatch_when_due)

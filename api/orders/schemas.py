@@ -34,6 +34,7 @@ class SubOrderSchema(Schema):
     order_id = fields.Integer()
     brand_id = fields.Integer()
     status = fields.String()
+    fulfilment_hold = fields.String(allow_none=True)
     items_total = fields.Integer()
     discount_total = fields.Integer()
     shipping_fee = fields.Integer()

@@ -57,6 +57,8 @@ class SubOrder(Timestamped, Base):
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
     brand_id: Mapped[int] = mapped_column(sa.ForeignKey("brands.id"))
     status: Mapped[str] = mapped_column(sa.String(20), default="pending_payment")
+    # Paid but not shippable yet (e.g. "group_forming" until the group-buy succeeds).
+    fulfilment_hold: Mapped[str | None] = mapped_column(sa.String(30))
     items_total: Mapped[int] = mapped_column(Amount)
     discount_total: Mapped[int] = mapped_column(Amount)
     shipping_fee: Mapped[int] = mapped_column(Amount)

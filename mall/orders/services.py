@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -41,6 +43,35 @@ def place_order(
                   coupon_ids=q.extras.get("applied_coupon_ids", []))  # fmt: skip
     if order.payable_total == 0:  # fully discounted: nothing to collect
         mark_paid(session, order_id=order.id, amount=0, currency=order.currency, reference="zero-amount")
+    return order
+
+
+def place_direct(
+    session: Session, *, shopper_id: int, sku_id: int, quantity: int, unit_price: int, price_source: str,
+    source: dict, address_id: int, payment_window: timedelta, **event_data,
+) -> Order:  # fmt: skip
+    """An order for one SKU at a promotion's price, outside the cart (flash sale, group-buy): stock reserved,
+    shipping priced by the pipeline, the promotion's own payment window, the usual `order.placed` event."""
+    from mall.catalog.models import Sku
+    from mall.checkout import pricing
+
+    address = identity.get_address(session, user_id=shopper_id, address_id=address_id)
+    inventory.reserve(session, {sku_id: quantity})
+    sku = session.get(Sku, sku_id)
+    product = sku.product
+    line = pricing.PricedLine(
+        key=0, sku_id=sku.id, product_id=product.id, brand_id=product.brand_id, category_id=product.category_id,
+        title=product.title, specs=sku.specs, tier=product.tier, currency=product.currency, quantity=quantity,
+        list_price=sku.list_price, unit_price=unit_price, price_source=price_source, source=source,
+    )  # fmt: skip
+    ctx = pricing.PricingContext(shopper_id=shopper_id, coupon_ids=(),
+                                 shipping_policies=checkout._shipping_policies(session, {product.brand_id}))  # fmt: skip
+    q = pricing.price(pricing.Quote(product.currency, [line]), ctx)
+    order = _new_order(session, shopper_id, q, {f: getattr(address, f) for f in ADDRESS_FIELDS},
+                       OrderPolicy(unpaid_timeout=payment_window))  # fmt: skip
+    events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
+                  actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
+                  expires_at=order.expires_at.isoformat(), **event_data)  # fmt: skip
     return order
 
 
@@ -138,6 +169,8 @@ def expired_unpaid_ids(session: Session, *, limit: int = 500) -> list[int]:
 
 def ship(session: Session, *, actor: Actor, sub_order_id: int, carrier: str, tracking_number: str, policy: OrderPolicy):
     sub = brand_sub_order(session, actor=actor, sub_order_id=sub_order_id)
+    if sub.fulfilment_hold:
+        raise Conflict("order.on_hold", f"Not shippable yet: {sub.fulfilment_hold}.", hold=sub.fulfilment_hold)
     now = clock.now()
     move_or_conflict(session, sub, states.SHIPPED, actor=actor, carrier=carrier, tracking_number=tracking_number,
                      shipped_at=now, auto_confirm_at=now + policy.auto_confirm_after)  # fmt: skip

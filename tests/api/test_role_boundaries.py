@@ -95,6 +95,11 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/purchase"): SHOPPERS,
     ("POST", "/api/v1/flash-sales/<int:sale_id>/remind-me"): SHOPPERS,
     ("POST", "/api/v1/admin/flash-sales/<int:sale_id>/reconcile"): MERCHANT,
+    # group-buy
+    ("POST", "/api/v1/admin/group-campaigns"): MERCHANT,
+    ("POST", "/api/v1/group-campaigns/<int:campaign_id>/groups"): SHOPPERS,
+    ("POST", "/api/v1/groups/<int:group_id>/join"): SHOPPERS,
+    ("POST", "/api/v1/groups/<int:group_id>/leave"): SHOPPERS,
 }
 
 # Routes anyone may call without a token.
@@ -113,6 +118,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/coupon-templates"),
     ("GET", "/api/v1/flash-sales"),
     ("GET", "/api/v1/flash-sales/<int:sale_id>"),
+    ("GET", "/api/v1/groups/<int:group_id>"),
     ("GET", "/healthz"),
     ("GET", "/livez"),
     ("GET", "/api/openapi.json"),

@@ -8,18 +8,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock, events
-from mall.catalog.models import Product, Sku
-from mall.checkout import pricing
-from mall.checkout.services import _shipping_policies
+from mall.catalog.models import Sku
 from mall.db import insert_on_conflict
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity import services as identity
-from mall.identity.roles import Actor, Role
-from mall.inventory import services as inventory
+from mall.identity.roles import Actor
 from mall.notifications.services import notify
 from mall.orders.models import Order
-from mall.orders.policy import OrderPolicy
-from mall.orders.services import ADDRESS_FIELDS, _new_order
+from mall.orders.services import place_direct
 from mall.promotions.flash_sale.admission import Gate
 from mall.promotions.flash_sale.models import FlashBuyer, FlashItem, FlashOrder, FlashReminder, FlashSale
 
@@ -97,21 +93,21 @@ def admit(session: Session, gate: Gate, *, item: FlashItem, user_id: int, quanti
 
 def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_id: int, quantity: int,
              address_id: int) -> Order:  # fmt: skip
-    """Admit in Redis, then in this transaction: the database's own quota check, stock, a pending order at
-    the flash price with the sale's short payment window. If anything here fails the units go back."""
+    """Admit in Redis, then in this transaction: the database's own quota and per-shopper checks and a pending
+    order at the flash price with the sale's short payment window. If anything here fails the units go back."""
     item = session.get(FlashItem, item_id)
     if item is None or item.sale_id != sale_id or item.sale.status == "cancelled":
         raise NotFound("flash_sale.item_not_found", f"Flash item {item_id} not found.")
-    address = identity.get_address(session, user_id=user_id, address_id=address_id)
+    identity.get_address(session, user_id=user_id, address_id=address_id)
     admit(session, gate, item=item, user_id=user_id, quantity=quantity)
     try:
-        return _record_purchase(session, item, user_id, quantity, address)
+        return _record_purchase(session, item, user_id, quantity, address_id)
     except Exception:
         gate.release(item_id=item.id, user_id=user_id, quantity=quantity)
         raise
 
 
-def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: int, address) -> Order:
+def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: int, address_id: int) -> Order:
     taken = session.execute(
         sa.update(FlashItem).where(FlashItem.id == item.id, FlashItem.sold + quantity <= FlashItem.quota)
         .values(sold=FlashItem.sold + quantity),
@@ -125,29 +121,14 @@ def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: 
                               update={"quantity": table.c.quantity + quantity},
                               where=table.c.quantity + quantity <= item.per_shopper_limit):  # fmt: skip
         raise Conflict("flash_sale.limit_reached", "Not admitted: limit reached.")
-    inventory.reserve(session, {item.sku_id: quantity})
-    quote = _flash_quote(session, item, quantity, user_id)
-    policy = OrderPolicy(unpaid_timeout=timedelta(minutes=item.sale.payment_minutes))
-    order = _new_order(session, user_id, quote, {f: getattr(address, f) for f in ADDRESS_FIELDS}, policy)
-    session.add(FlashOrder(item_id=item.id, user_id=user_id, order_id=order.id, quantity=quantity))
-    events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
-                  actor=Actor(user_id, Role.SHOPPER), payable=order.payable_total,
-                  expires_at=order.expires_at.isoformat(), flash_item_id=item.id)  # fmt: skip
-    return order
-
-
-def _flash_quote(session: Session, item: FlashItem, quantity: int, user_id: int) -> pricing.Quote:
-    sku = session.get(Sku, item.sku_id)
-    product: Product = sku.product
-    line = pricing.PricedLine(
-        key=0, sku_id=sku.id, product_id=product.id, brand_id=product.brand_id, category_id=product.category_id,
-        title=product.title, specs=sku.specs, tier=product.tier, currency=product.currency, quantity=quantity,
-        list_price=sku.list_price, unit_price=item.flash_price, price_source="flash_sale",
-        source={"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id},
+    order = place_direct(
+        session, shopper_id=user_id, sku_id=item.sku_id, quantity=quantity, unit_price=item.flash_price,
+        price_source="flash_sale", source={"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id},
+        address_id=address_id, payment_window=timedelta(minutes=item.sale.payment_minutes), flash_item_id=item.id,
     )  # fmt: skip
-    ctx = pricing.PricingContext(shopper_id=user_id, coupon_ids=(),
-                                 shipping_policies=_shipping_policies(session, {product.brand_id}))  # fmt: skip
-    return pricing.price(pricing.Quote(product.currency, [line]), ctx)
+    session.add(FlashOrder(item_id=item.id, user_id=user_id, order_id=order.id, quantity=quantity))
+    session.flush()
+    return order
 
 
 def give_back(session: Session, gate: Gate, *, order_id: int) -> bool:
