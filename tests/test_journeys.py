@@ -310,6 +310,21 @@ def test_inactivity_enrols_shoppers_whose_last_order_was_n_days_ago_once(app, sh
     assert count(app, JourneyEnrollment) == 5
 
 
+def test_a_daily_run_later_than_yesterdays_or_a_missed_run_loses_nobody(app, shop, define):
+    define({"name": "Win-back", "anchor": "inactive", "inactive_days": 10,
+            "steps": [{"offset_minutes": 14400, "template_key": "journey.win_back"}]})  # fmt: skip
+    clock.freeze(DAYTIME)
+    _, user = signed_up(shop)
+    clock.freeze(DAYTIME + 10 * DAY - timedelta(minutes=5))  # 5 minutes too early for this shopper
+    assert jobs.enter_inactivity_journeys() == 0
+    clock.freeze(DAYTIME + 11 * DAY + timedelta(minutes=5))  # the next run starts 10 minutes later
+    assert jobs.enter_inactivity_journeys() == 1
+    clock.advance(DAY)
+    assert jobs.enter_inactivity_journeys() == 0  # the same episode, still in the look-back: entered once
+    [step] = messages(app, user_id=user, template_key="journey.win_back")
+    assert step.send_after == DAYTIME + 10 * DAY  # already due: sent at once, a few minutes late
+
+
 def test_inactivity_step_is_skipped_if_the_shopper_came_back(app, shop, session, define, channel):
     define(
         {

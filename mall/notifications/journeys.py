@@ -53,6 +53,7 @@ class JourneyEnrollment(Base):
 
 
 CONDITIONS = {"no_order_since_anchor"}
+INACTIVE_LOOKBACK_DAYS = 2  # the daily inactivity run looks this far past the threshold (catch-up)
 
 
 def define(session: Session, *, name: str, anchor: str, steps: list[dict], inactive_days: int | None = None):
@@ -107,9 +108,11 @@ def _queue_steps(session: Session, journey: Journey, user_id: int, anchor_ref: s
 def inactive_shoppers(
     session: Session, *, days: int, after: int = 0, limit: int = 1000
 ) -> list[tuple[int, datetime]]:  # fmt: skip
-    """Shoppers whose last order (or sign-up, if none) fell in the day `days` ago: one episode each.
-    The anchor is that last activity, so "T+10 of inactivity" is ten days after it. Pages by user id
-    (`after`: the last id of the previous page)."""
+    """Shoppers whose last order (or sign-up, if none) is `days` to `days + INACTIVE_LOOKBACK_DAYS`
+    ago: one episode each (the enrolment's ref is the day of that activity). Looking back two days
+    rather than one makes a daily run that starts later than yesterday's, or a missed run, lose nobody;
+    those already enrolled for the episode enter nothing again. The anchor is that last activity, so
+    "T+10 of inactivity" is ten days after it. Pages by user id (`after`: the previous page's last id)."""
     from mall.identity.models import User
     from mall.orders.models import Order
 
@@ -120,7 +123,7 @@ def inactive_shoppers(
         .outerjoin(Order, Order.user_id == User.id)
         .where(User.role == "shopper", User.id > after)
         .group_by(User.id, User.created_at)
-        .having(last <= now - timedelta(days=days), last > now - timedelta(days=days + 1))
+        .having(last <= now - timedelta(days=days), last > now - timedelta(days=days + INACTIVE_LOOKBACK_DAYS))
         .order_by(User.id)
         .limit(limit)
     )
