@@ -23,8 +23,9 @@ MAX_COMBINATIONS = 4096  # beyond this, the best coupon per slot is chosen greed
 
 def apply_coupons(quote: Quote, ctx: PricingContext) -> None:
     session: Session | None = ctx.session
-    if session is None or ctx.coupon_ids == ():
+    if session is None:
         return
+    # coupon_ids == (): none applied, but the held coupons are still listed (and the best marked) to choose from
     choose_and_apply(quote, ctx, held=_held(session, ctx.shopper_id), paths=_category_paths(session, quote),
                      now=clock.now())  # fmt: skip
 
@@ -55,9 +56,11 @@ def _category_paths(session: Session, quote: Quote) -> dict[int, str]:
 
 
 def _simulate(combo, views, quote: Quote, ctx: PricingContext, now, paths) -> int | None:
-    """Total value of applying `combo` (discounts + shipping saved), or None if it does not hold together."""
+    """What applying `combo` saves the shopper: discounts, plus or minus the shipping the order then really
+    costs (a discount may drop a brand below its free-shipping threshold; a free-shipping coupon saves
+    nothing where shipping is free anyway). None if the combination does not hold together."""
     lines = [replace(v) for v in views]
-    total, free = 0, set()
+    free = set(quote.free_shipping_brands)
     for coupon in _in_order(combo):
         amount, eligible, reason = rules.evaluate(coupon, lines, now=now, currency=quote.currency, category_paths=paths)
         if reason:
@@ -66,8 +69,18 @@ def _simulate(combo, views, quote: Quote, ctx: PricingContext, now, paths) -> in
             free |= {ln.brand_id for ln in eligible}
         for ln, share in zip(eligible, allocate(amount, [ln.payable for ln in eligible]), strict=True):
             ln.payable -= share
-        total += amount
-    return total + sum(ctx.shipping_policies.get(b, (0, None))[0] for b in free)
+    return _cost(views, set(quote.free_shipping_brands), ctx) - _cost(lines, free, ctx)
+
+
+def _cost(lines, free_brands: set[int], ctx: PricingContext) -> int:
+    """Items still to pay plus shipping, by the rule of the pipeline's shipping step (pricing._shipping)."""
+    total = sum(ln.payable for ln in lines)
+    for brand_id in {ln.brand_id for ln in lines}:
+        fee, free_above = ctx.shipping_policies.get(brand_id, (0, None))
+        spent = sum(ln.payable for ln in lines if ln.brand_id == brand_id)
+        waived = fee > 0 and (brand_id in free_brands or (free_above is not None and spent >= free_above))
+        total += 0 if waived else fee
+    return total
 
 
 def _in_order(combo) -> list[Coupon]:
@@ -80,15 +93,17 @@ def _best(usable, views, quote, ctx, now, paths) -> list[Coupon]:
         slots.setdefault(rules.slot(coupon.template), []).append(coupon)
     options = [[None, *coupons] for coupons in slots.values()]
     if options and _count(options) > MAX_COMBINATIONS:  # greedy: the best of each slot on its own
-        options = [
-            [max(opts[1:], key=lambda c: _simulate([c], views, quote, ctx, now, paths) or 0)] for opts in options
-        ]
+        tops = [max(opts[1:], key=lambda c: _simulate([c], views, quote, ctx, now, paths) or 0) for opts in options]
+        # with or without each slot's top coupon, so one that would cost more (shipping) can be left out
+        options = [[None, top] for top in tops] if 2 ** len(tops) <= MAX_COMBINATIONS else [[top] for top in tops]
     best, best_key = [], (0, 0)
     for picked in itertools.product(*options):
         combo = [c for c in picked if c is not None]
         value = _simulate(combo, views, quote, ctx, now, paths)
-        key = (value or 0, -len(combo))
-        if value and key > best_key:  # ties keep the earlier (fewer coupons, earlier expiry) combination
+        if value is None or value <= 0:  # saves nothing (or costs more, e.g. shipping): not worth a coupon
+            continue
+        key = (value, -len(combo))
+        if key > best_key:  # ties keep the earlier (fewer coupons, earlier expiry) combination
             best, best_key = combo, key
     return best
 
