@@ -1,5 +1,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from mall.promotions.coupons.models import DEFAULT_COMBINABLE
+
 VALUE_TYPES = ["fixed", "threshold", "percent", "free_shipping"]
 Amount = lambda **kw: fields.Integer(strict=True, validate=validate.Range(0, 10**10), **kw)  # noqa: E731
 Ids = lambda: fields.List(fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1)),  # noqa: E731
@@ -29,7 +31,9 @@ class TemplateSchema(Schema):
     issued_count = fields.Integer(dump_only=True)
     per_shopper_limit = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100))
     combinable_with = fields.List(fields.String(validate=validate.OneOf(["flash_sale", "group_buy", "member_price"])),
-                                  load_default=list)  # fmt: skip
+                                  load_default=lambda: list(DEFAULT_COMBINABLE),
+                                  metadata={"description": "promotion prices the coupon applies on top of "
+                                                           "(default: member prices only)"})  # fmt: skip
     audience = fields.String(
         load_default="anyone", validate=validate.OneOf(["anyone", "new_shoppers", "levels", "tags"])
     )

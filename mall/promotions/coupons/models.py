@@ -8,6 +8,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from mall import clock
 from mall.db import Base, JSONType, Timestamped
 
+DEFAULT_COMBINABLE = ("member_price",)
+
 
 class CouponTemplate(Timestamped, Base):
     """The rules of a coupon (优惠券模板). Instances shoppers hold are `Coupon` rows."""
@@ -37,7 +39,9 @@ class CouponTemplate(Timestamped, Base):
     total_quantity: Mapped[int | None]
     issued_count: Mapped[int] = mapped_column(default=0)
     per_shopper_limit: Mapped[int] = mapped_column(default=1)
-    combinable_with: Mapped[list] = mapped_column(JSONType, default=list)  # flash_sale | group_buy | member_price
+    # Promotion prices whose lines the coupon still applies to: flash_sale | group_buy | member_price.
+    # By default not flash-sale or group-buy lines; member prices do take coupons.
+    combinable_with: Mapped[list] = mapped_column(JSONType, default=lambda: list(DEFAULT_COMBINABLE))
     audience: Mapped[str] = mapped_column(sa.String(16), default="anyone")  # anyone | new_shoppers | levels | tags
     audience_levels: Mapped[list] = mapped_column(JSONType, default=list)
     audience_tags: Mapped[list] = mapped_column(JSONType, default=list)
