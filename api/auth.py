@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 
 from api.extensions import db
 from api.settings import settings
-from mall.errors import Forbidden, Unauthorized
+from mall.errors import Forbidden, Invalid, Unauthorized
 from mall.identity import tokens
 from mall.identity.roles import Actor, Role
 
@@ -18,6 +18,15 @@ BEARER = [{"bearerAuth": []}]
 
 def current_actor() -> Actor:
     return g.actor
+
+
+def acting_brand(requested: int | None, *, code: str = "catalog.brand_required") -> int:
+    """The brand a write is for: a brand admin's own unless named; a platform admin must name one.
+    (Naming another brand than one's own is refused by the service's ownership check.)"""
+    brand_id = requested if requested is not None else current_actor().brand_id
+    if brand_id is None:
+        raise Invalid(code, "Name the brand_id this belongs to.", field="brand_id")
+    return brand_id
 
 
 def authenticate() -> Actor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.auth import MallBlueprint, current_actor
+from api.auth import MallBlueprint, acting_brand, current_actor
 from api.catalog.routes import _bundle_view
 from api.catalog.schemas import (
     AdminProductListArgs,
@@ -20,21 +20,11 @@ from api.extensions import db
 from api.settings import settings
 from api.tx import commit
 from mall.catalog import bundles, services, taxonomy
-from mall.errors import Invalid
 from mall.identity.roles import Role
 
 blp = MallBlueprint("catalog_admin", __name__, url_prefix="/admin", description="Manage brands, categories, products")
 PLATFORM = (Role.PLATFORM_ADMIN,)
 MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
-
-
-def _brand_for(requested: int | None) -> int:
-    """Brand admins act for their own brand; platform admins name one."""
-    actor = current_actor()
-    brand_id = requested if requested is not None else actor.brand_id
-    if brand_id is None:
-        raise Invalid("catalog.brand_required", "Name the brand_id this belongs to.", field="brand_id")
-    return brand_id
 
 
 @blp.post("/brands")
@@ -99,7 +89,7 @@ def list_brand_products(args, brand_id):
 @blp.response(201, ProductAdminSchema)
 def create_product(body):
     """A new product starts as a draft; publish it when it has an active SKU."""
-    brand_id = _brand_for(body.pop("brand_id"))
+    brand_id = acting_brand(body.pop("brand_id"))
     currency = body.pop("currency") or settings().default_currency
     product = services.create_product(db.session, actor=current_actor(), brand_id=brand_id, currency=currency, **body)
     commit()
@@ -176,7 +166,7 @@ def adjust_stock(body, sku_id):
 @blp.arguments(BundleSchema)
 @blp.response(201, BundleSchema)
 def create_bundle(body):
-    brand_id = _brand_for(body.pop("brand_id"))
+    brand_id = acting_brand(body.pop("brand_id"))
     bundle = bundles.create_bundle(db.session, actor=current_actor(), brand_id=brand_id, **body)
     commit()
     return _bundle_view(bundle)

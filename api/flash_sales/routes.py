@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.auth import MallBlueprint, current_actor
+from api.auth import MallBlueprint, acting_brand, current_actor
 from api.extensions import db
 from api.idempotency import idempotent
 from api.orders.schemas import OrderSchema
 from api.tx import commit
 from mall import clock
-from mall.errors import Invalid
 from mall.identity.roles import Role
 from mall.promotions.flash_sale import services
 from workers.flash import gate
@@ -76,9 +75,7 @@ def _view(sale) -> dict:
 @blp.response(201, FlashSaleSchema)
 def schedule(body):
     actor = current_actor()
-    brand_id = body.pop("brand_id") or actor.brand_id
-    if brand_id is None:
-        raise Invalid("flash_sale.brand_required", "Name the brand_id.", field="brand_id")
+    brand_id = acting_brand(body.pop("brand_id"), code="flash_sale.brand_required")
     sale = services.schedule(db.session, actor=actor, brand_id=brand_id, gate=gate(), **body)
     commit()
     return _view(sale)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.auth import MallBlueprint, current_actor
+from api.auth import MallBlueprint, acting_brand, current_actor
 from api.extensions import db
 from api.idempotency import idempotent
 from api.orders.schemas import OrderSchema
 from api.settings import payment_gateway
 from api.tx import commit
-from mall.errors import Invalid
 from mall.identity.roles import Role
 from mall.promotions.group_buy import services
 
@@ -76,9 +75,7 @@ class OpenedSchema(Schema):
 @blp.response(201, CampaignSchema)
 def create_campaign(body):
     actor = current_actor()
-    brand_id = body.pop("brand_id") or actor.brand_id
-    if brand_id is None:
-        raise Invalid("group_buy.brand_required", "Name the brand_id.", field="brand_id")
+    brand_id = acting_brand(body.pop("brand_id"), code="group_buy.brand_required")
     campaign = services.create_campaign(db.session, actor=actor, brand_id=brand_id, **body)
     commit()
     return campaign
