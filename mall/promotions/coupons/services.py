@@ -118,8 +118,7 @@ def _issue(session: Session, template: CouponTemplate, user_id: int, source: str
     if template.status != "active" or (template.valid_until is not None and template.valid_until <= now):
         raise Conflict("coupon.not_issuing", "This coupon is not being given out.")
     _check_audience(session, template, user_id)
-    held = session.scalar(sa.select(sa.func.count()).select_from(Coupon).filter_by(template_id=template.id,
-                                                                                   user_id=user_id))  # fmt: skip
+    held = _held(session, template.id, user_id)
     # An automatic grant happens once per grant ref (sign-up, each year's birthday, each cart): that is
     # its limit. Counting every coupon ever held would end birthday coupons after the first year.
     automatic = template.auto_grant is not None and grant_ref is not None
@@ -130,6 +129,13 @@ def _issue(session: Session, template: CouponTemplate, user_id: int, source: str
         raise Conflict("coupon.limit_reached", "You already hold as many of these as allowed.")
     if not _take_one(session, template):
         raise Conflict("coupon.sold_out", "All of these coupons have been given out.")
+    # _take_one's UPDATE holds the template row until commit, so issues of this template queue there: count
+    # again now to see what the ones before us committed (else racing claims all take claim_seq 1 and a
+    # shopper allowed 3 gets 1, the others told the limit is reached).
+    held = _held(session, template.id, user_id)
+    if held >= template.per_shopper_limit and not automatic:
+        _give_back_one(session, template)
+        raise Conflict("coupon.limit_reached", "You already hold as many of these as allowed.")
     valid_from = template.valid_from or now if template.valid_days is None else now
     valid_until = template.valid_until if template.valid_days is None else now + timedelta(days=template.valid_days)
     values = {"template_id": template.id, "user_id": user_id, "claim_seq": held + 1, "status": "available",
@@ -141,6 +147,11 @@ def _issue(session: Session, template: CouponTemplate, user_id: int, source: str
     coupon = session.scalar(sa.select(Coupon).filter_by(template_id=template.id, user_id=user_id, claim_seq=held + 1))
     _remind_before_expiry(session, coupon)
     return coupon
+
+
+def _held(session: Session, template_id: int, user_id: int) -> int:
+    query = sa.select(sa.func.count()).select_from(Coupon).filter_by(template_id=template_id, user_id=user_id)
+    return session.scalar(query)
 
 
 def _take_one(session: Session, template: CouponTemplate) -> bool:

@@ -1,0 +1,94 @@
+"""Coupon races: claims never past the total quantity or the per-shopper limit, and one coupon in one
+order only (macrozheng/mall #1003). Real threads, each with its own client and connection; meaningful
+on PostgreSQL, where the writers do not queue behind one database lock as on SQLite."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from mall import clock
+from mall.orders.models import Order
+from tests.concurrency.test_order_concurrency import count, race
+from tests.coupon_helpers import DAYTIME, Coupons
+from tests.shop_helpers import Shop
+
+
+@pytest.fixture
+def shop(app, client, login) -> Shop:
+    return Shop(app, client, login)
+
+
+@pytest.fixture
+def coupons(shop) -> Coupons:
+    clock.freeze(DAYTIME)
+    return Coupons(shop)
+
+
+def claim(coupons: Coupons, headers: dict, template_id: int):
+    return lambda client: coupons.claim(headers, template_id, client=client)
+
+
+def test_a_hundred_concurrent_claims_of_the_last_ten_issue_exactly_ten(app, shop, coupons):
+    template = coupons.template(total_quantity=15)
+    for _ in range(5):  # 5 of 15 already given out: 10 left
+        coupons.give(shop.shopper(), template)
+    shoppers = [shop.shopper() for _ in range(100)]
+
+    responses = race(app, [claim(coupons, headers, template) for headers in shoppers])
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(201) == 10 and statuses.count(409) == 90, sorted(statuses)
+    assert {r.get_json()["code"] for r in responses if r.status_code == 409} == {"coupon.sold_out"}
+    assert coupons.template_row(template).issued_count == 15
+    rows = coupons.rows(template_id=template)
+    assert len(rows) == 15 and len({c.user_id for c in rows}) == 15
+    winners = {r.get_json()["id"] for r in responses if r.status_code == 201}
+    assert winners <= {c.id for c in rows} and len(winners) == 10
+
+
+def test_one_shopper_racing_five_claims_with_different_keys_gets_one(app, shop, coupons):
+    template = coupons.template(total_quantity=50, per_shopper_limit=1)
+    me = shop.shopper()
+    responses = race(app, [claim(coupons, me, template) for _ in range(5)])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201, 409, 409, 409, 409], [r.get_json() for r in responses]
+    assert {r.get_json()["code"] for r in responses if r.status_code == 409} == {"coupon.limit_reached"}
+    assert len(coupons.rows(template_id=template)) == 1
+    assert coupons.template_row(template).issued_count == 1  # the losers gave their unit back
+
+
+def test_one_shopper_racing_claims_up_to_a_limit_of_three_gets_three(app, shop, coupons):
+    template = coupons.template(per_shopper_limit=3)
+    me = shop.shopper()
+    responses = race(app, [claim(coupons, me, template) for _ in range(8)])
+    assert sorted(r.status_code for r in responses).count(201) == 3
+    assert sorted(c.claim_seq for c in coupons.rows(template_id=template)) == [1, 2, 3]
+    assert coupons.template_row(template).issued_count == 3
+
+
+def test_five_concurrent_orders_with_one_coupon_exactly_one_gets_it(app, shop, coupons):
+    """macrozheng/mall #1003: the same coupon used by several orders placed at once."""
+    brand = shop.brand()
+    me = shop.shopper()
+    coupon = coupons.give(me, coupons.template(amount=1000))
+    skus = [shop.sku(brand, price=5000, stock=3) for _ in range(5)]
+    lines, address = [shop.add(me, sku) for sku in skus], shop.address(me)
+
+    def place(line):
+        return lambda client: client.post(
+            "/api/v1/orders", json={"line_ids": [line], "address_id": address, "coupon_ids": [coupon]},
+            headers={**me, "Idempotency-Key": uuid.uuid4().hex},
+        )  # fmt: skip
+
+    responses = race(app, [place(line) for line in lines])
+    placed = [r.get_json() for r in responses if r.status_code == 201]
+    refused = [(r.status_code, r.get_json()["code"]) for r in responses if r.status_code != 201]
+    assert len(placed) == 1, [r.get_json() for r in responses]
+    assert set(refused) <= {(409, "coupon.unavailable"), (422, "coupon.not_available"),
+                            (422, "coupon.not_applicable")}, refused  # fmt: skip
+    assert placed[0]["discount_total"] == 1000
+    held = coupons.row(coupon)
+    assert (held.status, held.order_id) == ("locked", placed[0]["id"])
+    assert count(app, Order) == 1
+    assert sorted(shop.stock(sku) for sku in skus) == [2, 3, 3, 3, 3]  # the refused orders reserved nothing
