@@ -67,7 +67,12 @@ def app(settings):
 
 @pytest.fixture(autouse=True)
 def _clean_state(request, fake_wechat):
-    """Every test starts with empty tables, an empty Redis and the real clock."""
+    """Every test starts with empty tables, an empty Redis, the real clock, and jobs bound to the test
+    database (a test that built another app, e.g. on a scratch database, rebinds the process-wide runtime)."""
+    if "app" in request.fixturenames:
+        from workers import runtime
+
+        runtime.configure(request.getfixturevalue("app").extensions["mall.settings"])
     yield
     clock.reset()
     fake_wechat.reset()
