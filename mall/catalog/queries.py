@@ -179,18 +179,21 @@ def _like_escape(keyword: str) -> str:
     return keyword.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
-def _list_item(r) -> dict:
+def _list_item(row) -> dict:
+    # Unpacked by position (the columns of _list_statement: _PAGE_COLUMNS, brand_name, in_stock),
+    # which is several times cheaper than 13 attribute lookups on a Row, 20 times a page.
+    (id_, title, subtitle, image, tier, level, currency, low, high, sales, _published, brand_id, brand, in_stock) = row
     return {
-        "id": r.id,
-        "title": r.title,
-        "subtitle": r.subtitle,
-        "image": r.image,
-        "tier": r.tier,
-        "min_member_level": r.min_member_level,
-        "price": {"min": r.price_min, "max": r.price_max, "currency": r.currency},
-        "sales_count": r.sales_count,
-        "in_stock": bool(r.in_stock),
-        "brand": {"id": r.brand_id, "name": r.brand_name},
+        "id": id_,
+        "title": title,
+        "subtitle": subtitle,
+        "image": image,
+        "tier": tier,
+        "min_member_level": level,
+        "price": {"min": low, "max": high, "currency": currency},
+        "sales_count": sales,
+        "in_stock": bool(in_stock),
+        "brand": {"id": brand_id, "name": brand},
     }
 
 
