@@ -133,6 +133,13 @@ def upgrade():
             sqlite_where=sa.text("status = 'active'"),
         )
         batch_op.create_index(
+            "ix_products_active_brand_sales",
+            ["brand_id", "sales_count", "id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'active'"),
+            sqlite_where=sa.text("status = 'active'"),
+        )
+        batch_op.create_index(
             "ix_products_active_category_newest",
             ["category_id", "published_at", "id"],
             unique=False,
@@ -332,6 +339,11 @@ def downgrade():
         )
         batch_op.drop_index(
             "ix_products_active_category_newest",
+            postgresql_where=sa.text("status = 'active'"),
+            sqlite_where=sa.text("status = 'active'"),
+        )
+        batch_op.drop_index(
+            "ix_products_active_brand_sales",
             postgresql_where=sa.text("status = 'active'"),
             sqlite_where=sa.text("status = 'active'"),
         )
