@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "postgresql://postgres@127.0.0.1:5432/postgres"),
                    help="PostgreSQL URL allowed to CREATE/DROP DATABASE (127.0.0.1 only)")  # fmt: skip
     p.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    p.add_argument("--quiet-wait", type=float, default=60.0,
+                   help="before each measurement, wait up to this many seconds for other work on the machine "
+                        "to finish (default 60; 0 to measure at once)")  # fmt: skip
     p.add_argument("--time-limit", type=float, default=30.0, help="abort the whole run after this many minutes")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     opts = p.parse_args(argv)
@@ -111,6 +114,10 @@ def _print_report(report: dict) -> None:
 
 
 def _summary(reports: list[dict]) -> None:
+    busy = max((r.get("cpu_other_pct", 0) for report in reports for r in report.get("results", [])), default=0)
+    if busy > 20:
+        print(f"\nnote: other processes used up to {busy:.0f}% of a core during these measurements (the last "
+              "column); the figures understate what this machine does when it only runs the benchmark")  # fmt: skip
     checks = [(r, t) for r in reports for t in r.get("targets", [])]
     if not checks:
         return

@@ -371,8 +371,10 @@ def run(backend: str, opts, log=print) -> dict:
             for scenario in scenarios(catalog):
                 if opts.scenarios and scenario.name not in opts.scenarios:
                     continue
+                busy_before = harness.wait_for_quiet(getattr(opts, "quiet_wait", 0), log=log)
                 result = harness.measure(scenario, server, concurrency=opts.concurrency, warmup=opts.warmup,
                                          duration=opts.duration)  # fmt: skip
+                result.extra["machine_busy_before_pct"] = round(busy_before, 1)
                 log(f"  [{backend}] {result.name:<11} {result.requests_per_s:>7,.0f} req/s  "
                     f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}")  # fmt: skip
                 results.append(result)

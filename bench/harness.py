@@ -280,6 +280,27 @@ class CpuSample:
                    _machine_busy())  # fmt: skip
 
 
+def wait_for_quiet(max_wait: float, *, busy_below: float = 25.0, log=print) -> float:
+    """Wait up to `max_wait` seconds for the machine to be nearly idle before measuring.
+
+    Whatever else runs (a test suite, a build) takes CPU from the server under test and the
+    figures with it. Call this while the benchmark's own processes are idle: it samples the
+    machine's busy CPU (in % of one core) each second and returns the last sample, once below
+    `busy_below` or when time is up.
+    """
+    deadline = time.monotonic() + max_wait
+    told = False
+    while True:
+        before = _machine_busy()
+        time.sleep(1.0)
+        busy = 100 * (_machine_busy() - before)
+        if busy < busy_below or time.monotonic() >= deadline:
+            return busy
+        if not told:
+            log(f"  waiting up to {max_wait:.0f}s for other work to finish ({busy:.0f}% of a core busy elsewhere)")
+            told = True
+
+
 # ---- the HTTP load generator ----------------------------------------------------------------
 
 
