@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 from rq import SimpleWorker
+from rq.registry import ScheduledJobRegistry
 
 from api.extensions import db
 from mall import clock
@@ -79,6 +80,36 @@ def test_per_shopper_limit_and_total_quantity(shop, coupons):
     assert sold_out.status_code == 409 and sold_out.get_json()["code"] == "coupon.sold_out"
     assert len(coupons.wallet(alice)) == 2 and len(coupons.wallet(bob)) == 1
     assert coupons.template_row(template).issued_count == 3
+
+
+def test_claiming_a_relative_validity_coupon_opens_at_its_valid_from(shop, coupons):
+    template = coupons.template(valid_days=7, valid_from=(DAYTIME + 2 * DAY).isoformat())
+    me = shop.shopper()
+    early = coupons.claim(me, template)
+    assert early.status_code == 409 and early.get_json()["code"] == "coupon.not_issuing"
+    clock.advance(2 * DAY)
+    me = shop.shopper(shop.client.get("/api/v1/me", headers=me).get_json()["display_name"])
+    claimed = coupons.row(coupons.give(me, template))
+    assert (claimed.valid_from, claimed.valid_until) == (DAYTIME + 2 * DAY, DAYTIME + 9 * DAY)
+
+
+def test_expired_coupons_are_marked_by_the_hourly_job_locked_ones_are_left(shop, coupons):
+    me = shop.shopper()
+    brief = coupons.give(me, coupons.template(**window(0, 1)))
+    in_order = coupons.give(me, coupons.template(**window(0, 1)))
+    lasting = coupons.give(me, coupons.template(valid_days=30))
+    sku = shop.sku(shop.brand(), price=3000)
+    placed = shop.place(me, [shop.add(me, sku)], shop.address(me), coupon_ids=[in_order])
+    assert placed.status_code == 201, placed.get_json()
+    clock.advance(DAY)
+    assert coupon_jobs.expire_coupons() == 1
+    assert coupon_jobs.expire_coupons() == 0
+    assert {c["id"]: c["status"] for c in coupons.wallet(me)} == {
+        brief: "expired",
+        in_order: "locked",
+        lasting: "available",
+    }
+    assert [c["id"] for c in coupons.wallet(me, status="expired")] == [brief]
 
 
 def test_unknown_template_is_404(shop, coupons):
@@ -268,6 +299,17 @@ def test_bulk_grant_to_a_member_level_segment(app, shop, coupons, client):
     assert [len(coupons.wallet(h)) for h in members] == [0, 1, 1]
 
 
+def test_bulk_grant_of_a_paused_template_is_refused_up_front(shop, coupons, client):
+    template = coupons.template()
+    shop.shopper()
+    admin = coupons.platform()
+    client.post(f"/api/v1/admin/coupon-templates/{template}/status", json={"status": "paused"}, headers=admin)
+    resp = client.post(f"/api/v1/admin/coupon-templates/{template}/bulk-grants", json={"min_level": 0},
+                       headers=admin)  # fmt: skip
+    assert resp.status_code == 409 and resp.get_json()["code"] == "coupon.not_issuing"
+    assert coupons.rows(template_id=template) == []
+
+
 def test_bulk_grant_of_another_brands_template_is_403(shop, coupons, client):
     template = coupons.template(shop.merchant(shop.brand()))
     resp = client.post(f"/api/v1/admin/coupon-templates/{template}/bulk-grants", json={"min_level": 0},
@@ -287,13 +329,20 @@ def test_expiry_reminder_is_sent_once_a_day_before_the_coupon_ends(app, shop, co
     grant(app, user, "coupon.expiring")
     [reminder] = messages(app, user_id=user, template_key="coupon.expiring")
     assert reminder.send_after == DAYTIME + 2 * DAY  # valid_until − 24 h
-    assert (reminder.payload["coupon_id"], reminder.status) == (coupon, "pending")
+    assert (reminder.payload["coupon_id"], reminder.status, reminder.kind) == (coupon, "pending", "marketing")
+    queue = queues.queue()
+    registry = ScheduledJobRegistry(queue=queue)
+    job_id = f"message-{reminder.id}-{int(reminder.send_after.timestamp())}"
+    assert job_id in registry.get_job_ids()  # the worker's scheduler holds it until then
 
     clock.advance(2 * DAY - timedelta(minutes=1))
-    assert notification_jobs.sweep_due_messages() == 0
+    assert notification_jobs.sweep_due_messages() == 0  # not due yet
     clock.advance(timedelta(minutes=1))
-    assert notification_jobs.sweep_due_messages() == 1
-    assert notification_jobs.sweep_due_messages() == 0
+    queue.enqueue_job(queue.fetch_job(job_id))  # due by the project clock: what RQ's scheduler does
+    registry.remove(job_id)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    assert channel.sent == [reminder.id]
+    assert notification_jobs.sweep_due_messages() == 0  # sent once: the back-up sweep finds nothing
     assert channel.sent == [reminder.id]
     assert messages(app, user_id=user, template_key="coupon.expiring")[0].status == "sent"
 

@@ -114,12 +114,13 @@ def test_paused_or_ended_templates_give_nothing_out_and_leave_the_public_list(sh
     paused, ended, auto = coupons.template(), coupons.template(), coupons.template(auto_grant="signup")
     closed = coupons.template(**window(-10, -1))
     open_ = coupons.template(**window(-1, 10))
+    later = coupons.template(valid_days=7, valid_from=window(1, 2)["valid_from"])  # claiming opens tomorrow
     for template_id, status in ((paused, "paused"), (ended, "ended")):
         client.post(f"/api/v1/admin/coupon-templates/{template_id}/status", json={"status": status},
                     headers=coupons.platform())  # fmt: skip
     public = client.get("/api/v1/coupon-templates").get_json()
     assert [t["id"] for t in public] == [open_]
-    for template_id in (paused, ended, closed):
+    for template_id in (paused, ended, closed, later):
         resp = coupons.claim(me, template_id)
         assert resp.status_code == 409 and resp.get_json()["code"] == "coupon.not_issuing"
     assert coupons.claim(me, auto).get_json()["code"] == "coupon.not_claimable"

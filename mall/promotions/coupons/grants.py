@@ -9,7 +9,7 @@ from mall import clock
 from mall.events import DomainEvent
 from mall.identity.models import User
 from mall.promotions.coupons.models import BulkGrant, Coupon, CouponTemplate
-from mall.promotions.coupons.services import get_template, issue
+from mall.promotions.coupons.services import ensure_issuing, get_template, issue
 
 BATCH = 500
 
@@ -53,6 +53,7 @@ def start_bulk_grant(session: Session, *, actor, template_id: int, segment: dict
 
     template = get_template(session, template_id)
     set_template_status(session, actor=actor, template_id=template_id, status=template.status)  # ownership check
+    ensure_issuing(template)  # a paused or ended template would grant nothing: say so now, not after the job
     bulk = BulkGrant(template_id=template_id, segment=segment, total=_segment(session, segment, count=True))
     session.add(bulk)
     session.flush()

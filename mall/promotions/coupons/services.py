@@ -79,8 +79,11 @@ def list_templates(session: Session, *, brand_id: int | None = None, claimable: 
     if brand_id is not None:
         query = query.where(CouponTemplate.brand_id == brand_id)
     if claimable:
-        open_window = sa.or_(CouponTemplate.valid_until.is_(None), CouponTemplate.valid_until > clock.now())
-        query = query.where(CouponTemplate.status == "active", CouponTemplate.auto_grant.is_(None), open_window)
+        now = clock.now()
+        open_window = sa.or_(CouponTemplate.valid_until.is_(None), CouponTemplate.valid_until > now)
+        opened = sa.or_(CouponTemplate.valid_days.is_(None), CouponTemplate.valid_from.is_(None),
+                        CouponTemplate.valid_from <= now)  # fmt: skip
+        query = query.where(CouponTemplate.status == "active", CouponTemplate.auto_grant.is_(None), open_window, opened)
     return list(session.scalars(query))
 
 
@@ -115,8 +118,7 @@ def issue(session: Session, *, template: CouponTemplate, user_id: int, source: s
 
 def _issue(session: Session, template: CouponTemplate, user_id: int, source: str, grant_ref: str | None):
     now = clock.now()
-    if template.status != "active" or (template.valid_until is not None and template.valid_until <= now):
-        raise Conflict("coupon.not_issuing", "This coupon is not being given out.")
+    ensure_issuing(template)
     _check_audience(session, template, user_id)
     held = _held(session, template.id, user_id)
     # An automatic grant happens once per grant ref (sign-up, each year's birthday, each cart): that is
@@ -152,6 +154,16 @@ def _issue(session: Session, template: CouponTemplate, user_id: int, source: str
 def _held(session: Session, template_id: int, user_id: int) -> int:
     query = sa.select(sa.func.count()).select_from(Coupon).filter_by(template_id=template_id, user_id=user_id)
     return session.scalar(query)
+
+
+def ensure_issuing(template: CouponTemplate) -> None:
+    """Active, its window not over, and, for a coupon valid N days from claim, claiming open (valid_from).
+    A fixed-window coupon may be claimed before its window starts (it shows as not_started meanwhile)."""
+    now = clock.now()
+    if template.status != "active" or (template.valid_until is not None and template.valid_until <= now):
+        raise Conflict("coupon.not_issuing", "This coupon is not being given out.")
+    if template.valid_days is not None and template.valid_from is not None and template.valid_from > now:
+        raise Conflict("coupon.not_issuing", "This coupon is not being given out yet.")
 
 
 def _take_one(session: Session, template: CouponTemplate) -> bool:
