@@ -201,3 +201,19 @@ def test_explicit_choices_keep_every_invariant_or_are_refused(lines, specs, poli
         return
     check_invariants(quote, held)
     assert set(quote.extras["applied_coupon_ids"]) == set(picks)  # exactly what was asked for, or refused
+
+
+def test_with_too_many_combinations_each_slots_top_coupon_is_used_only_where_it_pays():
+    """17³ combinations exceed MAX_COMBINATIONS: the step falls back to each slot's best coupon alone, and
+    still leaves out one that would cost the shopper shipping."""
+    lines = [line(5000, brand_id=1), line(8000, brand_id=2), line(9000, brand_id=3)]
+    specs = [spec("fixed", 100 * n, brand_id=b) for b in (1, 2, 3) for n in range(1, 17)]
+    held = make_coupons(specs)
+    policies = {1: (2000, 5000)}  # brand 1 ships free from 50.00: any discount there costs 20.00 shipping
+    quote = run(lines, held, policies, None)
+    check_invariants(quote, held)
+    applied = sorted(
+        (c.template.brand_id, c.template.amount) for c in held if c.id in quote.extras["applied_coupon_ids"]
+    )
+    assert applied == [(2, 1600), (3, 1600)]
+    assert quote.payable == 5000 + 8000 + 9000 - 3200
