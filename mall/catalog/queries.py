@@ -204,15 +204,22 @@ def _encode_cursor(sort: str, value, last_id: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _bounded_int(value) -> bool:
+    """A real int that fits the BIGINT columns it is compared with (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
 def _decode_cursor(cursor: str, sort: str):
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, last_id = json.loads(raw)
-        if cursor_sort != sort or not isinstance(last_id, int):
+        if cursor_sort != sort or not _bounded_int(last_id):
             raise ValueError("cursor belongs to another sort")
         if sort == "newest":
             value = datetime.fromisoformat(value)
-        elif not isinstance(value, int):
+            if value.tzinfo is None:  # we only ever write aware UTC; a naive one was made by hand
+                raise ValueError("naive cursor time")
+        elif not _bounded_int(value):
             raise ValueError("bad cursor value")
         return value, last_id
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
