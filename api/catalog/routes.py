@@ -120,7 +120,7 @@ def list_bundles():
 @blp.response(200, BundleSchema)
 def get_bundle(bundle_id):
     bundle = bundles.get_bundle(db.session, bundle_id)
-    if bundle.status != "active":
+    if bundle.status != "active" or bundle.brand.status != "active":  # like products: a suspended brand's are gone
         raise NotFound("bundle.not_found", f"Bundle {bundle_id} not found.")
     return _bundle_view(bundle)
 
