@@ -1,5 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from mall.money import CURRENCY_EXPONENT
 from mall.promotions.coupons.models import DEFAULT_COMBINABLE
 
 VALUE_TYPES = ["fixed", "threshold", "percent", "free_shipping"]
@@ -18,7 +19,7 @@ class TemplateSchema(Schema):
     threshold = Amount(load_default=0)
     percent_bp = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 10_000))
     cap = Amount(load_default=None, allow_none=True)
-    currency = fields.String(load_default="CNY", validate=validate.Length(equal=3))
+    currency = fields.String(load_default="CNY", validate=validate.OneOf(list(CURRENCY_EXPONENT)))
     scope_type = fields.String(
         load_default="mall", validate=validate.OneOf(["mall", "brand", "categories", "products"])
     )

@@ -56,9 +56,22 @@ def test_inconsistent_templates_are_refused_with_their_code(coupons, fields, cod
     assert resp.get_json()["code"] == code
 
 
-def test_a_window_that_ends_before_it_starts_is_refused(coupons):
-    resp = coupons.create(valid_from="2026-12-31T00:00:00+00:00", valid_until="2026-12-01T00:00:00+00:00")
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"valid_from": "2026-12-31T00:00:00+00:00", "valid_until": "2026-12-01T00:00:00+00:00"},
+        {"currency": "cny"},  # would never match a cart's currency
+        {"value_type": "cashback"},
+    ],
+)
+def test_malformed_templates_are_refused_by_the_schema(coupons, fields):
+    resp = coupons.create(**fields)
     assert resp.status_code == 422 and resp.get_json()["code"] == "request.invalid"
+
+
+def test_a_template_for_an_unknown_brand_is_422_not_a_server_error(coupons):
+    resp = coupons.create(brand_id=999_999)
+    assert resp.status_code == 422 and resp.get_json()["code"] == "coupon.brand_unknown"
 
 
 def test_brand_admin_makes_brand_funded_coupons_for_its_own_brand_only(shop, coupons):

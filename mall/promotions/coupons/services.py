@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock, events
+from mall.catalog.models import Brand
 from mall.db import insert_on_conflict
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity.models import User
@@ -25,6 +26,8 @@ def create_template(session: Session, *, actor: Actor, brand_id: int | None, **f
     """Brand admins make their brand's coupons; platform admins make platform (brand_id None) or any."""
     if not (actor.role == Role.PLATFORM_ADMIN or (actor.role == Role.BRAND_ADMIN and brand_id == actor.brand_id)):
         raise Forbidden("coupon.template_forbidden", "You may not create coupons for this brand.")
+    if brand_id is not None and session.get(Brand, brand_id) is None:
+        raise Invalid("coupon.brand_unknown", f"Brand {brand_id} does not exist.", field="brand_id")
     fields.setdefault("funded_by", "platform" if brand_id is None else "brand")
     if fields["funded_by"] == "platform" and actor.role != Role.PLATFORM_ADMIN:
         raise Forbidden("coupon.funding_forbidden", "Only the platform decides to fund a coupon itself.")
