@@ -1,18 +1,22 @@
 """Coupon races: claims never past the total quantity or the per-shopper limit, and one coupon in one
-order only (macrozheng/mall #1003). Real threads, each with its own client and connection; meaningful
+order only (macrozheng/mall #1003), and a bulk grant run by two workers at once. Real threads, each with its own client and connection; meaningful
 on PostgreSQL, where the writers do not queue behind one database lock as on SQLite."""
 
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 
 import pytest
 
 from mall import clock
 from mall.orders.models import Order
+from mall.promotions.coupons import grants
 from tests.concurrency.test_order_concurrency import count, race
 from tests.coupon_helpers import DAYTIME, Coupons
 from tests.shop_helpers import Shop
+from workers.jobs.coupons import run_bulk_grant
 
 
 @pytest.fixture
@@ -92,3 +96,25 @@ def test_five_concurrent_orders_with_one_coupon_exactly_one_gets_it(app, shop, c
     assert (held.status, held.order_id) == ("locked", placed[0]["id"])
     assert count(app, Order) == 1
     assert sorted(shop.stock(sku) for sku in skus) == [2, 3, 3, 3, 3]  # the refused orders reserved nothing
+
+
+def test_two_workers_running_one_bulk_grant_grant_each_shopper_once_and_count_once(app, shop, coupons, monkeypatch):
+    monkeypatch.setattr(grants, "BATCH", 3)
+    template = coupons.template()
+    shoppers = [shop.user_id(shop.shopper()) for _ in range(10)]
+    started = shop.client.post(f"/api/v1/admin/coupon-templates/{template}/bulk-grants",
+                               json={"user_ids": shoppers}, headers=coupons.platform())  # fmt: skip
+    bulk = started.get_json()["id"]
+    barrier = Barrier(2)
+
+    def work(_):
+        barrier.wait()
+        run_bulk_grant(bulk)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(work, range(2)))
+    progress = shop.client.get(f"/api/v1/admin/coupon-bulk-grants/{bulk}", headers=coupons.platform()).get_json()
+    assert {k: progress[k] for k in ("status", "total", "done", "granted")} == {
+        "status": "done", "total": 10, "done": 10, "granted": 10}  # fmt: skip
+    assert sorted(c.user_id for c in coupons.rows(template_id=template)) == sorted(shoppers)
+    assert coupons.template_row(template).issued_count == 10

@@ -74,9 +74,15 @@ def _segment(session: Session, segment: dict, *, count: bool = False, after: int
 def run_bulk_batch(session: Session, *, bulk_id: int) -> bool:
     """Grant to the next batch of the segment; returns True when finished. Safe to re-run: each
     shopper's grant has the fixed ref `bulk-<id>`, so a repeated batch grants nothing twice."""
-    bulk = session.get(BulkGrant, bulk_id, with_for_update=True)
-    if bulk is None or bulk.status == "done":
+    # Claim the row with a write before reading it: a row lock on PostgreSQL, the write lock on SQLite (where
+    # FOR UPDATE does nothing and two workers read the same progress, then each overwrote the other's).
+    claimed = session.execute(
+        sa.update(BulkGrant).where(BulkGrant.id == bulk_id, BulkGrant.status != "done").values(status="running"),
+        execution_options={"synchronize_session": False},
+    )
+    if claimed.rowcount != 1:
         return True
+    bulk = session.get(BulkGrant, bulk_id, populate_existing=True)
     template = get_template(session, bulk.template_id)
     users = _segment(session, bulk.segment, after=bulk.last_user_id)
     for user_id in users:
