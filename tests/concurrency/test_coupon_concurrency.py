@@ -1,6 +1,7 @@
-"""Coupon races: claims never past the total quantity or the per-shopper limit, and one coupon in one
-order only (macrozheng/mall #1003), and a bulk grant run by two workers at once. Real threads, each with its own client and connection; meaningful
-on PostgreSQL, where the writers do not queue behind one database lock as on SQLite."""
+"""Coupon races: claims never past the total quantity or the per-shopper limit, one coupon in one order
+only (macrozheng/mall #1003), and a bulk grant run by two workers at once. Real threads, each with its own
+client and connection; meaningful on PostgreSQL, where the writers do not queue behind one database lock
+as on SQLite."""
 
 from __future__ import annotations
 
