@@ -299,6 +299,16 @@ def test_bulk_grant_to_a_member_level_segment(app, shop, coupons, client):
     assert [len(coupons.wallet(h)) for h in members] == [0, 1, 1]
 
 
+def test_a_bulk_grant_of_an_automatic_template_keeps_its_per_shopper_limit(shop, coupons, client):
+    welcome = coupons.template(auto_grant="signup")
+    me = shop.shopper()
+    started = client.post(f"/api/v1/admin/coupon-templates/{welcome}/bulk-grants",
+                          json={"user_ids": [shop.user_id(me)]}, headers=coupons.platform())  # fmt: skip
+    assert started.status_code == 202
+    run_queued_jobs()
+    assert [c["source"] for c in coupons.wallet(me)] == ["signup"]  # already holds its one
+
+
 def test_bulk_grant_of_a_paused_template_is_refused_up_front(shop, coupons, client):
     template = coupons.template()
     shop.shopper()

@@ -126,7 +126,7 @@ def _issue(session: Session, template: CouponTemplate, user_id: int, source: str
     held = _held(session, template.id, user_id)
     # An automatic grant happens once per grant ref (sign-up, each year's birthday, each cart): that is
     # its limit. Counting every coupon ever held would end birthday coupons after the first year.
-    automatic = template.auto_grant is not None and grant_ref is not None
+    automatic = grant_ref is not None and source == template.auto_grant  # not e.g. a bulk grant of this template
     if automatic and session.scalar(sa.select(Coupon.id).filter_by(template_id=template.id, user_id=user_id,
                                                                    grant_ref=grant_ref)) is not None:  # fmt: skip
         raise Conflict("coupon.limit_reached", "This coupon was already granted to you.")
