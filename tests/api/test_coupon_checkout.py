@@ -334,6 +334,10 @@ def test_a_full_refund_keeps_the_coupon_used_by_default(shop, coupons, brand, cl
     assert shop.pay(me, order.get_json()["id"]).status_code == 200
     refund_everything(shop, client, brand, me, order.get_json())
     assert coupons.row(coupon).status == "used"
+    closed = client.get(f"/api/v1/orders/{order.get_json()['id']}", headers=me).get_json()
+    # what was paid comes back (items after the coupon, and the fee: refunded before shipping), not the coupon
+    assert closed["refunded_total"] == closed["paid_total"] == 4000 - 600 + 800
+    assert [c["status"] for c in coupons.wallet(me)] == ["used"]
 
 
 def test_a_full_refund_returns_the_coupon_when_the_deployment_says_so(shop, coupons, brand, client, monkeypatch):
