@@ -1,9 +1,14 @@
-"""The flash-sale gate on this process's Redis connection."""
+"""This process's Redis-backed helpers: the flash-sale gate and the bearer-token cache.
+
+Importing this module (the runtime does, for the app and every worker) also points the token cache's
+write-path invalidation at this process's Redis (`mall.identity.tokens.use_cache`).
+"""
 
 from __future__ import annotations
 
 from functools import cache
 
+from mall.identity import tokens
 from mall.promotions.flash_sale.admission import Gate
 from workers import runtime
 from workers.connection import get_redis
@@ -17,3 +22,16 @@ def _gate_for(url_key: str) -> Gate:
 def gate() -> Gate:
     settings = runtime.settings()
     return _gate_for(settings.redis_url or "embedded")
+
+
+@cache
+def _token_cache_for(url_key: str) -> tokens.TokenCache:
+    return tokens.TokenCache(get_redis(runtime.settings()))
+
+
+def token_cache() -> tokens.TokenCache:
+    settings = runtime.settings()
+    return _token_cache_for(settings.redis_url or "embedded")
+
+
+tokens.use_cache(token_cache)
