@@ -1,8 +1,15 @@
-"""Idempotency-Key for order, payment and claim endpoints.
+"""Idempotency-Key for order, payment, claim and flash-purchase endpoints.
 
 Same key + same body replays the first response; same key + another body is 422; no key is 400.
-The key is reserved by a row inserted in the request's own transaction, so a concurrent duplicate
-waits on the unique index, then finds the committed response and replays it.
+`idempotent`: the key is reserved by a row inserted in the request's own transaction, so a concurrent
+duplicate waits on the unique index, then finds the committed response and replays it.
+
+`once` (flash purchases, where most requests are refused in a storm): the key is checked and reserved
+in Redis by the flash gate's admission script, in the same round trip as the admission, so a refusal
+touches no database row; the view raises `Seen` for a key used before and this replays it (a twin
+still running is 409 idempotency.in_progress instead of waiting). An admitted purchase still writes
+its row (`keep`) in the order's transaction: the durable record, looked up when Redis lost its state.
+See mall/promotions/flash_sale/admission.py for the Redis records and their lifetimes.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import hashlib
 import json
 
 import sqlalchemy as sa
-from flask import g, request
+from flask import Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
 from api.extensions import db
@@ -20,6 +27,7 @@ from api.tx import commit
 from mall import clock
 from mall.errors import BadRequest, Conflict, Invalid
 from mall.orders.models import IdempotencyRecord
+from mall.promotions.flash_sale.admission import Once, Seen
 
 HEADER = "Idempotency-Key"
 
@@ -31,6 +39,13 @@ def _request_hash() -> str:
         canonical.encode() if isinstance(canonical, str) else canonical
     )
     return hashlib.sha256(raw).hexdigest()
+
+
+def _key() -> str:
+    key = request.headers.get(HEADER, "").strip()
+    if not key or len(key) > 255:
+        raise BadRequest("idempotency.key_missing", f"Send an {HEADER} header (1-255 characters).")
+    return key
 
 
 def _replay(record: IdempotencyRecord, request_hash: str):
@@ -47,9 +62,7 @@ def idempotent(scope: str):
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            key = request.headers.get(HEADER, "").strip()
-            if not key or len(key) > 255:
-                raise BadRequest("idempotency.key_missing", f"Send an {HEADER} header (1-255 characters).")
+            key = _key()
             user_id, request_hash = g.actor.user_id, _request_hash()
             lookup = sa.select(IdempotencyRecord).filter_by(user_id=user_id, scope=scope, key=key)
             record = db.session.scalar(lookup)
@@ -71,3 +84,49 @@ def idempotent(scope: str):
         return wrapper
 
     return decorator
+
+
+def once(scope: str):
+    """Wrap a view that reserves its key itself (`g.once`, passed to the flash gate) and raises `Seen`
+    for a key used before. 400 without a key, before the body is read."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            g.once = Once(scope, _key(), _request_hash())
+            try:
+                return view(*args, **kwargs)
+            except Seen as seen:
+                return replay_seen(seen, g.once.request_hash)
+
+        return wrapper
+
+    return decorator
+
+
+def replay_seen(seen: Seen, request_hash: str) -> Response:
+    if seen.request_hash != request_hash:
+        raise Invalid("idempotency.key_reused", f"This {HEADER} was used with a different request.")
+    if seen.status is None or seen.response is None:
+        raise Conflict("idempotency.in_progress", "The first request with this key is still running.")
+    return Response(seen.response, status=seen.status, mimetype="application/json",
+                    headers={"Idempotent-Replayed": "true"})  # fmt: skip
+
+
+def keep(once: Once, response: Response) -> str:
+    """The durable record of a finished `once` request, added to the request's transaction (the unique
+    index refuses a second one for the key). Returns the body as sent, for the Redis record."""
+    db.session.add(IdempotencyRecord(user_id=g.actor.user_id, scope=once.scope, key=once.key,
+                                     request_hash=once.request_hash, status_code=response.status_code,
+                                     response=response.get_json(), created_at=clock.now()))  # fmt: skip
+    return response.get_data(as_text=True)
+
+
+def recorded(once: Once) -> Seen | None:
+    """The database's record of this key, if any (after a unique-index conflict)."""
+    lookup = sa.select(IdempotencyRecord).filter_by(user_id=g.actor.user_id, scope=once.scope, key=once.key)
+    record = db.session.scalar(lookup)
+    if record is None:
+        return None
+    response = None if record.response is None else current_app.json.response(record.response).get_data(as_text=True)
+    return Seen(record.request_hash, record.status_code, response)

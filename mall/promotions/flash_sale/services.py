@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -14,9 +15,9 @@ from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity import services as identity
 from mall.identity.roles import Actor
 from mall.notifications.services import notify
-from mall.orders.models import Order
+from mall.orders.models import IdempotencyRecord, Order
 from mall.orders.services import place_direct
-from mall.promotions.flash_sale.admission import Gate
+from mall.promotions.flash_sale.admission import Gate, Guard, Once, Seen
 from mall.promotions.flash_sale.models import FlashBuyer, FlashItem, FlashOrder, FlashReminder, FlashSale
 
 REMIND_BEFORE = timedelta(minutes=5)
@@ -44,8 +45,9 @@ def schedule(session: Session, *, actor: Actor, brand_id: int, name: str, starts
     session.flush()
     for item in sale.items if gate is not None else ():  # counters ready before the first buyer, after commit
         session.info.setdefault("after_commit", []).append(
-            lambda item_id=item.id, quota=item.quota: gate.load(item_id=item_id, remaining=quota, buyers={},
-                                                                only_if_missing=True)
+            lambda facts=_facts(item), quota=item.quota: (
+                gate.describe(**facts), gate.load(item_id=facts["item_id"], remaining=quota, buyers={},
+                                                  only_if_missing=True))
         )  # fmt: skip
     events.record(session, "flash_sale.scheduled", aggregate="flash_sale", aggregate_id=sale.id, actor=actor)
     return sale
@@ -78,33 +80,83 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def admit(session: Session, gate: Gate, *, item: FlashItem, user_id: int, quantity: int) -> None:
-    """The Redis step; rebuilds the counters from the database if they are missing, then retries once."""
+def _facts(item: FlashItem) -> dict:
     sale = item.sale
-    args = dict(item_id=item.id, user_id=user_id, quantity=quantity, limit=item.per_shopper_limit,
-                now_ms=_ms(clock.now()), starts_ms=_ms(sale.starts_at), ends_ms=_ms(sale.ends_at))  # fmt: skip
-    outcome = gate.admit(**args)
+    return dict(item_id=item.id, sale_id=sale.id, starts_ms=_ms(sale.starts_at), ends_ms=_ms(sale.ends_at),
+                limit=item.per_shopper_limit, open=sale.status != "cancelled")  # fmt: skip
+
+
+def describe(gate: Gate, item: FlashItem) -> None:
+    """Tell the gate the item's facts its script checks: sale, window, per-shopper limit, open or cancelled.
+    Nothing changes them once scheduled; a sale cancelled in the database is refused from the next rebuild or
+    reconciliation on (the reconcile job runs every five minutes during a sale)."""
+    gate.describe(**_facts(item))
+
+
+def _item(session: Session, sale_id: int, item_id: int) -> FlashItem:
+    item = session.get(FlashItem, item_id)
+    if item is None or item.sale_id != sale_id or item.sale.status == "cancelled":
+        raise NotFound("flash_sale.item_not_found", f"Flash item {item_id} not found.")
+    return item
+
+
+def admit(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_id: int, quantity: int,
+          once: Once | None = None, guard: Guard | None = None) -> None:  # fmt: skip
+    """The Redis step: no database read unless the gate has lost the item (Redis restarted or flushed), in
+    which case the counters and facts are rebuilt from the database (and the key looked up there), then the
+    script runs once more. Raises Seen for a key used before. With a `guard` the script first checks its key's
+    value; if it differs, `guard.check()` decides the slow way (and raises if the caller may not go on), then
+    the script runs without it."""
+    args = dict(item_id=item_id, sale_id=sale_id, user_id=user_id, quantity=quantity, now_ms=_ms(clock.now()),
+                once=once)  # fmt: skip
+    outcome, seen = gate.admit(**args, guard=guard)
+    if outcome == "guard_failed":
+        guard.check()
+        outcome, seen = gate.admit(**args)
+    elif guard is not None:
+        guard.held()
     if outcome == "not_loaded":
-        rebuild(session, gate, item=item)
-        outcome = gate.admit(**args)
+        rebuild(session, gate, item=_item(session, sale_id, item_id))
+        if once is not None:
+            _seen_in_database(session, user_id, once)
+        outcome, seen = gate.admit(**args)
+    if outcome == "seen":
+        raise seen
+    if outcome == "not_found":
+        raise NotFound("flash_sale.item_not_found", f"Flash item {item_id} not found.")
     if outcome != "admitted":
         raise Conflict(REJECTIONS[outcome], f"Not admitted: {outcome.replace('_', ' ')}.")
 
 
+def _seen_in_database(session: Session, user_id: int, once: Once) -> None:
+    record = session.scalar(sa.select(IdempotencyRecord).filter_by(user_id=user_id, scope=once.scope, key=once.key))
+    if record is not None:
+        response = None
+        if record.response is not None:  # as the edge sends JSON: compact, UTF-8
+            response = json.dumps(record.response, ensure_ascii=False, separators=(",", ":")) + "\n"
+        raise Seen(record.request_hash, record.status_code, response)
+
+
 def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_id: int, quantity: int,
-             address_id: int) -> Order:  # fmt: skip
-    """Admit in Redis, then in this transaction: the database's own quota and per-shopper checks and a pending
-    order at the flash price with the sale's short payment window. If anything here fails the units go back."""
-    item = session.get(FlashItem, item_id)
-    if item is None or item.sale_id != sale_id or item.sale.status == "cancelled":
-        raise NotFound("flash_sale.item_not_found", f"Flash item {item_id} not found.")
-    identity.get_address(session, user_id=user_id, address_id=address_id)
-    admit(session, gate, item=item, user_id=user_id, quantity=quantity)
+             address_id: int, once: Once | None = None, guard: Guard | None = None) -> Order:  # fmt: skip
+    """Admit in Redis first (a refusal reads nothing from the database), then in this transaction: the item
+    and the address, the database's own quota and per-shopper checks and a pending order at the flash price
+    with the sale's short payment window. If anything here fails the units (and the key) go back; if the
+    caller's commit fails, it calls `undo`."""
+    admit(session, gate, sale_id=sale_id, item_id=item_id, user_id=user_id, quantity=quantity, once=once,
+          guard=guard)  # fmt: skip
     try:
+        item = _item(session, sale_id, item_id)
+        identity.get_address(session, user_id=user_id, address_id=address_id)
         return _record_purchase(session, item, user_id, quantity, address_id)
-    except Exception:
-        gate.release(item_id=item.id, user_id=user_id, quantity=quantity)
+    except BaseException:
+        undo(gate, item_id=item_id, user_id=user_id, quantity=quantity, once=once)
         raise
+
+
+def undo(gate: Gate, *, item_id: int, user_id: int, quantity: int, once: Once | None = None) -> None:
+    """An admitted purchase was not recorded: its units and its idempotency key go back to the gate."""
+    gate.release(item_id=item_id, user_id=user_id, quantity=quantity, once=once)
 
 
 def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: int, address_id: int) -> Order:
@@ -170,6 +222,7 @@ def rebuild(session: Session, gate: Gate, *, item: FlashItem) -> None:
     """Counters are missing (Redis lost them): load them from the database unless another request
     already did (`only_if_missing`), so concurrent requests do not reset each other's admissions."""
     remaining, buyers = truth(session, item.id)
+    describe(gate, item)
     gate.load(item_id=item.id, remaining=remaining, buyers=buyers, only_if_missing=True)
 
 
@@ -177,6 +230,7 @@ def reconcile(session: Session, gate: Gate, *, item_id: int) -> dict:
     """Compare Redis with the database; fix Redis if they disagree. Returns what it found."""
     remaining, buyers = truth(session, item_id)
     redis_remaining, redis_buyers = gate.counters(item_id)
+    describe(gate, session.get(FlashItem, item_id))  # the facts are the database's: rewritten every time
     agree = redis_remaining == remaining and redis_buyers == buyers
     if not agree:
         gate.load(item_id=item_id, remaining=remaining, buyers=buyers)
