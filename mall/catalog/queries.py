@@ -22,6 +22,7 @@ from datetime import datetime
 from operator import itemgetter
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from mall.catalog.models import Brand, Category, Product, Sku
@@ -87,9 +88,17 @@ class ListFilters:
 
 
 def list_products(
-    session: Session, *, filters: ListFilters, sort: str = "newest", cursor: str | None = None, limit: int = 20
+    session: Session | Connection,
+    *,
+    filters: ListFilters,
+    sort: str = "newest",
+    cursor: str | None = None,
+    limit: int = 20,
 ) -> tuple[list[dict], str | None]:
-    """One page of active products and the cursor of the next page (None on the last page)."""
+    """One page of active products and the cursor of the next page (None on the last page).
+
+    `session` may be a Session or a Core Connection: the statements are Core.
+    """
     key, _desc = SORTS[sort]
     params: dict = {}
     if cursor:
@@ -226,9 +235,10 @@ def _decode_cursor(cursor: str, sort: str):
         raise Invalid("catalog.cursor_invalid", "The cursor is not valid for this listing.", field="cursor") from exc
 
 
-def product_detail(session: Session, product_id: int) -> dict:
-    """A product as shoppers see it: never drafts, never a suspended brand's."""
-    row = session.execute(_detail_statement(session.get_bind().dialect.name), {"product_id": product_id}).first()
+def product_detail(session: Session | Connection, product_id: int) -> dict:
+    """A product as shoppers see it: never drafts, never a suspended brand's (a Session or a Connection)."""
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    row = session.execute(_detail_statement(dialect.name), {"product_id": product_id}).first()
     if row is None:
         raise NotFound("product.not_found", f"Product {product_id} not found.")
     skus = sorted(row.skus or (), key=itemgetter("id"))
