@@ -5,7 +5,6 @@ first, so a platform coupon's threshold sees what is left to pay."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -26,8 +25,10 @@ def apply_coupons(quote: Quote, ctx: PricingContext) -> None:
     if session is None:
         return
     # coupon_ids == (): none applied, but the held coupons are still listed (and the best marked) to choose from
-    choose_and_apply(quote, ctx, held=_held(session, ctx.shopper_id), paths=_category_paths(session, quote),
-                     now=clock.now())  # fmt: skip
+    held = _held(session, ctx.shopper_id)
+    # category paths matter only to category-scoped coupons: no query when none is held (the usual case)
+    paths = _category_paths(session, quote) if any(c.template.scope_type == "categories" for c in held) else {}
+    choose_and_apply(quote, ctx, held=held, paths=paths, now=clock.now())
 
 
 def choose_and_apply(quote: Quote, ctx: PricingContext, *, held: list[Coupon], paths: dict[int, str], now) -> None:
@@ -36,7 +37,7 @@ def choose_and_apply(quote: Quote, ctx: PricingContext, *, held: list[Coupon], p
              for ln in quote.lines]  # fmt: skip
     solo = {c.id: rules.evaluate(c, views, now=now, currency=quote.currency, category_paths=paths) for c in held}
     usable = [c for c in held if c.status == "available" and solo[c.id][2] is None]
-    best = _best(usable, views, quote, ctx, now, paths)
+    best = _best(usable, _Simulator(views, quote, ctx, solo))
     chosen = best if ctx.coupon_ids is None else _explicit(held, solo, ctx.coupon_ids)
     _apply(quote, chosen, now, paths)
     quote.extras["coupons"] = _report(held, solo, best, chosen)
@@ -55,51 +56,106 @@ def _category_paths(session: Session, quote: Quote) -> dict[int, str]:
     return dict(session.execute(sa.select(Category.id, Category.path).where(Category.id.in_(ids))).all())
 
 
-def _simulate(combo, views, quote: Quote, ctx: PricingContext, now, paths) -> int | None:
-    """What applying `combo` saves the shopper: discounts, plus or minus the shipping the order then really
-    costs (a discount may drop a brand below its free-shipping threshold; a free-shipping coupon saves
-    nothing where shipping is free anyway). None if the combination does not hold together."""
-    lines = [replace(v) for v in views]
-    free = set(quote.free_shipping_brands)
-    for coupon in _in_order(combo):
-        amount, eligible, reason = rules.evaluate(coupon, lines, now=now, currency=quote.currency, category_paths=paths)
-        if reason:
+class _Simulator:
+    """What applying a combination saves the shopper: discounts, plus or minus the shipping the order then
+    really costs (a discount may drop a brand below its free-shipping threshold; a free-shipping coupon
+    saves nothing where shipping is free anyway). None if the combination does not hold together.
+
+    The search asks this of every combination, so the work is shared: coupons apply one after the other
+    (`_in_order`), and the payables after a sequence of coupons are simulated once, then extended by each
+    combination that starts with that sequence. What a coupon covers does not change as payables move,
+    so its eligible lines (and any reason it can never apply) come from its `rules.evaluate` on the quote
+    (`solo`); only the threshold and the amount depend on what is left to pay, decided exactly as
+    `rules.evaluate` decides them on the discounted lines."""
+
+    def __init__(self, views: list[rules.LineView], quote: Quote, ctx: PricingContext, solo: dict[int, tuple]):
+        self.views, self.solo = views, solo
+        self.index = {id(v): i for i, v in enumerate(views)}  # rules.evaluate returns the views it was given
+        brand_lines: dict[int, list[int]] = {}
+        for i, view in enumerate(views):
+            brand_lines.setdefault(view.brand_id, []).append(i)
+        self.fees = 0  # fees that are never waived, and the brands whose fee may be
+        self.waivable: list[tuple[int, tuple[int, ...], int, int | None]] = []
+        for brand_id, lines in brand_lines.items():
+            fee, free_above = ctx.shipping_policies.get(brand_id, (0, None))
+            if fee > 0:
+                self.waivable.append((brand_id, tuple(lines), fee, free_above))
+            else:
+                self.fees += fee
+        self.start = (tuple(v.payable for v in views), frozenset(quote.free_shipping_brands))
+        self.start_cost = self._cost(self.start)
+        self.states: dict[tuple[int, ...], tuple | None] = {}
+        self.compiled: dict[int, tuple] = {}
+
+    def value(self, combo: list[Coupon]) -> int | None:
+        state, key = self.start, ()
+        for item in sorted(map(self._compile, combo)):  # by (platform last, id): the order of _in_order
+            key += (item[1],)
+            if key not in self.states:
+                self.states[key] = self._apply(state, item)
+            state = self.states[key]
+            if state is None:
+                return None
+        return self.start_cost - self._cost(state)
+
+    def _compile(self, coupon: Coupon) -> tuple:
+        """(order, id, eligible line indices, reason it can never apply, template), once per coupon."""
+        if id(coupon) not in self.compiled:
+            tpl = coupon.template
+            _, eligible, reason = self.solo[coupon.id]  # rules.evaluate(coupon, self.views, ...)
+            never = None if reason in (None, "below_threshold") else reason  # below_threshold depends on payables
+            lines = tuple(self.index[id(v)] for v in eligible)
+            self.compiled[id(coupon)] = ((tpl.brand_id is None, coupon.id), coupon.id, lines, never, tpl)
+        return self.compiled[id(coupon)]
+
+    def _apply(self, state: tuple | None, item: tuple) -> tuple | None:
+        """The state after one more coupon, or None if it cannot apply there."""
+        _, _, lines, never, tpl = item
+        if state is None or never:
             return None
-        if coupon.template.value_type == "free_shipping":
-            free |= {ln.brand_id for ln in eligible}
-        for ln, share in zip(eligible, allocate(amount, [ln.payable for ln in eligible]), strict=True):
-            ln.payable -= share
-    return _cost(views, set(quote.free_shipping_brands), ctx) - _cost(lines, free, ctx)
+        payables, free = state
+        weights = [payables[i] for i in lines]
+        base = sum(weights)
+        if base < tpl.threshold or base <= 0:  # below_threshold, as rules.evaluate says on these payables
+            return None
+        if tpl.value_type == "free_shipping":
+            free = free | {self.views[i].brand_id for i in lines}
+        amount = rules._amount(tpl, base)  # the one definition of what a coupon takes off
+        if not amount:
+            return payables, free
+        after = list(payables)
+        for i, share in zip(lines, allocate(amount, weights), strict=True):
+            after[i] -= share
+        return tuple(after), free
 
-
-def _cost(lines, free_brands: set[int], ctx: PricingContext) -> int:
-    """Items still to pay plus shipping, by the rule of the pipeline's shipping step (pricing._shipping)."""
-    total = sum(ln.payable for ln in lines)
-    for brand_id in {ln.brand_id for ln in lines}:
-        fee, free_above = ctx.shipping_policies.get(brand_id, (0, None))
-        spent = sum(ln.payable for ln in lines if ln.brand_id == brand_id)
-        waived = fee > 0 and (brand_id in free_brands or (free_above is not None and spent >= free_above))
-        total += 0 if waived else fee
-    return total
+    def _cost(self, state: tuple) -> int:
+        """Items still to pay plus shipping, by the rule of the pipeline's shipping step (pricing._shipping)."""
+        payables, free = state
+        total = sum(payables) + self.fees
+        for brand_id, lines, fee, free_above in self.waivable:
+            if brand_id in free or (free_above is not None and sum(map(payables.__getitem__, lines)) >= free_above):
+                continue  # waived
+            total += fee
+        return total
 
 
 def _in_order(combo) -> list[Coupon]:
     return sorted(combo, key=lambda c: (c.template.brand_id is None, c.id))
 
 
-def _best(usable, views, quote, ctx, now, paths) -> list[Coupon]:
+def _best(usable: list[Coupon], simulator: _Simulator) -> list[Coupon]:
     slots: dict[str, list[Coupon]] = {}
     for coupon in usable:
         slots.setdefault(rules.slot(coupon.template), []).append(coupon)
     options = [[None, *coupons] for coupons in slots.values()]
     if options and _count(options) > MAX_COMBINATIONS:  # greedy: the best of each slot on its own
-        tops = [max(opts[1:], key=lambda c: _simulate([c], views, quote, ctx, now, paths) or 0) for opts in options]
+        tops = [max(opts[1:], key=lambda c: simulator.value([c]) or 0) for opts in options]
         # with or without each slot's top coupon, so one that would cost more (shipping) can be left out
         options = [[None, top] for top in tops] if 2 ** len(tops) <= MAX_COMBINATIONS else [[top] for top in tops]
     best, best_key = [], (0, 0)
     for picked in itertools.product(*options):
         combo = [c for c in picked if c is not None]
-        value = _simulate(combo, views, quote, ctx, now, paths)
+        value = simulator.value(combo)
         if value is None or value <= 0:  # saves nothing (or costs more, e.g. shipping): not worth a coupon
             continue
         key = (value, -len(combo))
