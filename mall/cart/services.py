@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from mall import clock
 from mall.attribution import Source
@@ -18,10 +18,21 @@ MAX_LINES = 100
 
 
 def cart_for(session: Session, user_id: int) -> Cart:
-    """The shopper's cart, created on first use without racing a concurrent first use."""
+    """The shopper's cart, created on first use without racing a concurrent first use.
+
+    Read first: a shopper nearly always has a cart already, and a read-only request (a quote, the
+    cart view) then writes nothing (on SQLite an INSERT, even one that conflicts, takes the write lock)."""
+    cart = find_cart(session, user_id)
+    if cart is not None:
+        return cart
     insert_on_conflict(session, Cart.__table__, values={"user_id": user_id, "version": 1, "line_count": 0,
                        "last_activity_at": clock.now(), "created_at": clock.now(), "updated_at": clock.now()},
                        index_elements=["user_id"])  # fmt: skip
+    return find_cart(session, user_id)
+
+
+def find_cart(session: Session, user_id: int) -> Cart | None:
+    """The shopper's cart if there is one; never writes."""
     return session.scalar(sa.select(Cart).filter_by(user_id=user_id))
 
 
@@ -99,8 +110,15 @@ def clear(session: Session, *, user_id: int) -> None:
     _touch(session, cart)
 
 
-def lines_with_skus(session: Session, cart: Cart, line_ids: list[int] | None = None):
-    """(line, sku, product) rows, oldest line first."""
+# What pricing reads of a line's product (checkout.quote, line_problem): not the description, images and
+# other presentation columns, which a 20-line quote would otherwise fetch and decode for nothing.
+PRICING_COLUMNS = (Product.id, Product.brand_id, Product.category_id, Product.title, Product.tier,
+                   Product.min_member_level, Product.currency, Product.status)  # fmt: skip
+
+
+def lines_with_skus(session: Session, cart: Cart, line_ids: list[int] | None = None, *, for_pricing: bool = False):
+    """(line, sku, product) rows, oldest line first. `for_pricing` loads only PRICING_COLUMNS of the
+    products (any other attribute is still there when asked for, at the cost of a query)."""
     query = (
         sa.select(CartLine, Sku, Product)
         .join(Sku, Sku.id == CartLine.sku_id)
@@ -108,6 +126,8 @@ def lines_with_skus(session: Session, cart: Cart, line_ids: list[int] | None = N
         .where(CartLine.cart_id == cart.id)
         .order_by(CartLine.id)
     )
+    if for_pricing:
+        query = query.options(load_only(*PRICING_COLUMNS))
     if line_ids is not None:
         query = query.where(CartLine.id.in_(line_ids))
     return session.execute(query).all()
