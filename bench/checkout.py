@@ -25,8 +25,10 @@ PAYMENT_GATEWAY=offline, REDIS_URL on the bench's Redis database):
                         one below its threshold) across 5 brand slots and the platform slot, and
                         no coupon_ids: the best-combination search (144 combinations) runs.
 
-Each scenario runs --warmup then --duration seconds. The bench's Redis database gets the RQ
-jobs that placements schedule; keys the run created are deleted at the end.
+Each scenario runs --warmup then --duration seconds, after waiting (up to --quiet-wait) for the
+machine to be idle. Redis is a spare database of the run's own (BENCH_CHECKOUT_REDIS_URL, default
+db 12; it must be empty) that gets the RQ jobs placements schedule and the token cache, and is
+emptied at the end.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import secrets
 import time
 import urllib.error
@@ -54,6 +57,8 @@ QUOTE_LINES = 20
 QUOTE_CLIENTS = 1  # the quote targets are latencies: one shopper's quote on an otherwise idle server
 STOCK = 10_000_000
 TOKEN_TTL = 4 * 3600
+# Placements schedule RQ jobs and tokens are checked through a Redis cache: a database of the run's own.
+REDIS_URL = os.environ.get("BENCH_CHECKOUT_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 
 @dataclass(frozen=True)
@@ -469,23 +474,27 @@ def preflight(base_url: str, shop: Shop) -> dict:
 
 
 @contextlib.contextmanager
-def redis_keys_cleaned(redis_url: str):
-    """Placements schedule RQ jobs (payment timeout, unpaid reminder) in the bench's Redis database;
-    afterwards, delete the keys that were not there before (never a key that existed)."""
+def spare_redis(url: str):
+    """The run's own Redis database: local, empty when the run starts, emptied when it ends (even on
+    error). Not --redis-url's database, which other suites share: job ids (order-timeout-<order id>) and
+    the token cache (auth:user:<user id>) are keyed by ids that every throw-away database reuses, so two
+    runs on one Redis database would read each other's entries."""
     import redis
     from redis.connection import parse_url
 
-    host = parse_url(redis_url).get("host", "")
+    host = parse_url(url).get("host", "")
     if host not in harness.LOCAL_HOSTS:
         raise SystemExit(f"bench: refusing to use Redis on {host!r}; only 127.0.0.1 is allowed")
-    client = redis.Redis.from_url(redis_url, socket_timeout=10)
-    before = set(client.scan_iter(count=1000))
+    client = redis.Redis.from_url(url, socket_timeout=10)
     try:
-        yield
+        if client.dbsize():
+            raise SystemExit(f"bench: {url} is not empty; the checkout suite needs a spare Redis database "
+                             "(set BENCH_CHECKOUT_REDIS_URL to another one, or empty this one)")  # fmt: skip
+        try:
+            yield url
+        finally:
+            client.flushdb()
     finally:
-        created = [k for k in client.scan_iter(count=1000) if k not in before]
-        for start in range(0, len(created), 1000):
-            client.delete(*created[start : start + 1000])
         client.close()
 
 
@@ -502,16 +511,16 @@ def run(backend: str, opts, log=print) -> dict:
     config = harness.ServerConfig(workers=opts.workers, worker_class=opts.worker_class, threads=opts.threads)
     results, checks = [], []
     with (
-        redis_keys_cleaned(opts.redis_url),
+        spare_redis(REDIS_URL) as redis_url,
         harness.throwaway_database(backend, NAME, pg_admin_url=opts.pg_admin_url) as database_url,
     ):
         started = time.perf_counter()
-        harness.migrate(database_url, opts.redis_url)
+        harness.migrate(database_url, redis_url)
         migrated = time.perf_counter() - started
-        shop = seed(database_url, opts.redis_url, placers=placers, orders_capacity=capacity)
+        shop = seed(database_url, redis_url, placers=placers, orders_capacity=capacity)
         counts = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in shop.counts.items())
         log(f"  [{backend}] schema by migrations in {migrated:.1f}s; seeded {counts} in {shop.seconds:.1f}s")
-        server = harness.Server(config, database_url=database_url, redis_url=opts.redis_url)
+        server = harness.Server(config, database_url=database_url, redis_url=redis_url)
         server.env.update(PAYMENT_GATEWAY="offline", MALL_ENV="production", SECRET_KEY=harness.SECRET_KEY)
         with server:
             try:
