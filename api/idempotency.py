@@ -20,11 +20,11 @@ import json
 
 import sqlalchemy as sa
 from flask import Response, current_app, g, request
-from sqlalchemy.exc import IntegrityError
 
 from api.extensions import db
 from api.tx import commit
 from mall import clock
+from mall.db import insert_on_conflict
 from mall.errors import BadRequest, Conflict, Invalid
 from mall.orders.models import IdempotencyRecord
 from mall.promotions.flash_sale.admission import Once, Seen
@@ -64,26 +64,37 @@ def idempotent(scope: str):
         def wrapper(*args, **kwargs):
             key = _key()
             user_id, request_hash = g.actor.user_id, _request_hash()
-            lookup = sa.select(IdempotencyRecord).filter_by(user_id=user_id, scope=scope, key=key)
-            record = db.session.scalar(lookup)
-            if record is not None:
-                return _replay(record, request_hash)
-            record = IdempotencyRecord(user_id=user_id, scope=scope, key=key, request_hash=request_hash,
-                                       created_at=clock.now())  # fmt: skip
-            db.session.add(record)
-            try:  # no SAVEPOINT: on SQLite, releasing an outermost savepoint commits
-                db.session.flush()
-            except IntegrityError:  # a concurrent twin committed first
-                db.session.rollback()
-                return _replay(db.session.scalar(lookup), request_hash)
+            ours = {"user_id": user_id, "scope": scope, "key": key}
+            # One statement reserves the key or finds it taken: a concurrent twin's row makes this wait on
+            # the unique index until the twin commits (then nothing is inserted: replay its response) or
+            # rolls back (then the key is ours). No SAVEPOINT: on SQLite, releasing an outermost one commits.
+            if not insert_on_conflict(db.session, IdempotencyRecord.__table__, index_elements=list(ours),
+                                      values={**ours, "request_hash": request_hash, "created_at": clock.now()}):  # fmt: skip
+                return _replay(db.session.scalar(sa.select(IdempotencyRecord).filter_by(**ours)), request_hash)
             response = view(*args, **kwargs)
-            record.status_code, record.response = response.status_code, response.get_json()
-            commit()
+            db.session.execute(
+                sa.update(IdempotencyRecord).filter_by(**ours)
+                .values(status_code=response.status_code, response=response.get_json()),
+                execution_options={"synchronize_session": False},
+            )  # fmt: skip
+            _commit_as_rendered()
             return response
 
         return wrapper
 
     return decorator
+
+
+def _commit_as_rendered() -> None:
+    """Commit without expiring the session's objects: the response is already rendered, and what runs after
+    the commit (the events' subscribers) reads the rows this request just wrote, so reloading them would be a
+    new transaction and a query each (e.g. the order.placed event for the payment-timeout job)."""
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        commit()
+    finally:
+        session.expire_on_commit = expire
 
 
 def once(scope: str):
