@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session, joinedload, load_only
 
 from mall import clock
 from mall.attribution import Source
@@ -49,7 +49,7 @@ def _touch(session: Session, cart: Cart) -> None:
 
 
 def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source) -> CartLine:
-    sku = session.get(Sku, sku_id)
+    sku = session.get(Sku, sku_id, options=[joinedload(Sku.product)])  # one query for both
     if sku is None or sku.status != "active" or sku.product.status != "active":
         raise Invalid("cart.sku_unavailable", f"SKU {sku_id} is not on sale.", field="sku_id")
     cart = cart_for(session, user_id)
