@@ -33,12 +33,14 @@ HEADER = "Idempotency-Key"
 
 
 def _request_hash() -> str:
-    body = request.get_json(silent=True)
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")) if body is not None else request.get_data()
-    raw = f"{request.method} {request.path}\n".encode() + (
-        canonical.encode() if isinstance(canonical, str) else canonical
-    )
-    return hashlib.sha256(raw).hexdigest()
+    return request_hash(request.method, request.path, request.get_json(silent=True), request.get_data)
+
+
+def request_hash(method: str, path: str, body, raw=None) -> str:
+    """What a key is bound to: the method, the path and the JSON body in canonical form (`raw()`, the bytes,
+    when the body is no JSON)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode() if body is not None else raw()
+    return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()
 
 
 def _key() -> str:

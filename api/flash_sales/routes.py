@@ -15,6 +15,7 @@ from webargs.flaskparser import abort, is_json_request
 from api import idempotency
 from api.auth import MallBlueprint, TokenGuard, acting_brand, current_actor
 from api.extensions import db
+from api.flash_sales.fast_path import FastRefusals
 from api.orders.schemas import OrderSchema
 from api.tx import commit
 from mall import clock, events
@@ -24,6 +25,14 @@ from workers.flash import gate
 
 blp = MallBlueprint("flash_sales", __name__, description="Flash sales")
 log = logging.getLogger(__name__)
+
+
+@blp.record_once
+def _answer_refusals_early(state) -> None:
+    """Purchases the gate refuses are answered in front of Flask (api/flash_sales/fast_path.py)."""
+    state.app.wsgi_app = FastRefusals(state.app, state.app.wsgi_app, prefix=state.url_prefix or "")
+
+
 Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1), **kw)  # noqa: E731
 
 

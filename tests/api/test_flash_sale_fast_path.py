@@ -228,3 +228,77 @@ def test_an_unrelated_change_keeps_the_cached_token(app, client, login):
 
     assert client.get(ME, headers=headers).status_code == 200
     assert token_cache().get(user_id) not in (None, b"-")  # still a cached state, not a tombstone
+
+
+@pytest.fixture
+def flask_requests(app):
+    """Requests that reached Flask (the fast path answers the others in front of it)."""
+    from flask import request_started
+
+    seen = []
+
+    def note(sender, **extra):
+        seen.append(1)
+
+    request_started.connect(note, app)
+    yield seen
+    request_started.disconnect(note, app)
+
+
+def _answer(app, client, sale, headers, address, fast: bool):
+    app.config["FLASH_FAST_REFUSALS"] = fast
+    try:
+        resp = buy(client, sale, headers, address)
+    finally:
+        app.config.pop("FLASH_FAST_REFUSALS", None)
+    return resp.status_code, sorted(resp.headers.items()), resp.get_data()
+
+
+def test_refusals_answered_in_front_of_flask_are_the_views_own(app, shop, client, sale, flask_requests):
+    me, address = buyer(shop)
+    early = [_answer(app, client, sale, me, address, fast) for fast in (True, False)]
+    clock.freeze(START)
+    assert buy(client, sale, me, address).status_code == 201
+    limit = [_answer(app, client, sale, me, address, fast) for fast in (True, False)]
+    assert buy(client, sale, *buyer(shop)).status_code == 201
+    other, other_address = buyer(shop)
+    sold_out = [_answer(app, client, sale, other, other_address, fast) for fast in (True, False)]
+    clock.freeze(START + timedelta(hours=1))
+    late = [_answer(app, client, sale, other, other_address, fast) for fast in (True, False)]
+    flask_requests.clear()
+
+    for fast, slow in (early, limit, sold_out, late):
+        assert fast == slow and fast[0] == 409
+    assert [b'"code":"flash_sale.' + c in a[2] for a, c in zip((early[0], limit[0], sold_out[0], late[0]),
+            (b"not_started", b"limit_reached", b"sold_out", b"ended"), strict=True)] == [True] * 4  # fmt: skip
+    assert buy(client, sale, other, other_address).status_code == 409
+    assert flask_requests == []  # answered in front of Flask
+
+
+@pytest.mark.parametrize(
+    "case", ["admitted", "replay", "bad-body", "unknown-field", "string-id", "revoked", "no-key", "form-body"]
+)
+def test_everything_but_a_refusal_goes_to_flask(app, shop, client, sale, flask_requests, case):
+    clock.freeze(START)
+    me, address = buyer(shop)
+    key = uuid.uuid4().hex
+    path = f"/api/v1/flash-sales/{sale['id']}/items/{sale['item']}/purchase"
+    if case in ("replay", "revoked"):
+        assert buy(client, sale, me, address, key).status_code == 201
+    if case == "revoked":
+        assert client.post("/api/v1/auth/logout-all", headers=me).status_code == 204
+    flask_requests.clear()
+    headers = {**me, "Idempotency-Key": key}
+    if case == "no-key":
+        del headers["Idempotency-Key"]
+    body = {"bad-body": {"address_id": 0}, "unknown-field": {"address_id": address, "coupon": 1},
+            "string-id": {"address_id": str(address)}}.get(case, {"address_id": address})  # fmt: skip
+    if case == "form-body":
+        resp = client.post(path, data={"address_id": address}, headers=headers)
+    else:
+        resp = client.post(path, json=body, headers=headers)
+
+    expected = {"admitted": 201, "replay": 201, "bad-body": 422, "unknown-field": 422, "string-id": 422,
+                "revoked": 401, "no-key": 400, "form-body": 422}[case]  # fmt: skip
+    assert resp.status_code == expected, resp.get_json()
+    assert flask_requests == [1]

@@ -28,7 +28,8 @@ PENDING_SECONDS = 120  # longer than any request; a crashed request's marker goe
 ONCE_SECONDS = 24 * 3600  # how long a finished purchase is replayed from Redis
 
 # KEYS: remaining, buyers, meta, then the request's idempotency record (if ARGV[5] == '1') and a guard key
-# (if ARGV[8] == '1'). ARGV: now_ms, user, quantity, sale, once?, request hash, pending TTL, guard?, expected.
+# (if ARGV[8] == '1'). ARGV: now_ms, user, quantity, sale, once?, request hash, pending TTL, guard?, expected,
+# probe? (ARGV[10] == '1': decide, change nothing: 1 means "would admit").
 ADMIT = """
 local k = 4
 local once, guard
@@ -50,6 +51,7 @@ local qty = tonumber(ARGV[3])
 if tonumber(remaining) < qty then return {-3} end
 local bought = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 if bought + qty > tonumber(meta[4]) then return {-4} end
+if ARGV[10] == '1' then return {1} end
 redis.call('DECRBY', KEYS[1], qty)
 redis.call('HINCRBY', KEYS[2], ARGV[2], qty)
 if once then redis.call('SET', once, 'P|' .. ARGV[6], 'EX', ARGV[7]) end
@@ -138,15 +140,16 @@ class Gate:
         self._load_missing = client.register_script(LOAD_MISSING)
 
     def admit(self, *, item_id: int, sale_id: int, user_id: int, quantity: int, now_ms: int,
-              once: Once | None = None, guard: Guard | None = None) -> tuple[str, Seen | None]:  # fmt: skip
+              once: Once | None = None, guard: Guard | None = None,
+              probe: bool = False) -> tuple[str, Seen | None]:  # fmt: skip
         """The outcome, and for "seen" what the key's earlier request left. With a `guard` the script runs only
         if its key holds its value, else the outcome is "guard_failed" (the caller checks the slow way, then
         runs without it): the edge passes its bearer token's cached state, so checking the token costs no
         round trip of its own. (The guard key is in another hash slot: on a Redis Cluster it would have to
-        go, as RQ would.)"""
+        go, as RQ would.) `probe`: decide but change nothing ("admitted" then means "would be admitted")."""
         remaining, buyers = keys(item_id)
         ks = [remaining, buyers, meta_key(item_id)]
-        args = [now_ms, user_id, quantity, sale_id, 0, "", 0, 0, ""]
+        args = [now_ms, user_id, quantity, sale_id, 0, "", 0, 0, "", int(probe)]
         if once is not None:
             ks.append(once_key(item_id, user_id, once))
             args[4:7] = [1, once.request_hash, PENDING_SECONDS]

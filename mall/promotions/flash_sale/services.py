@@ -147,7 +147,11 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
           guard=guard)  # fmt: skip
     try:
         item = _item(session, sale_id, item_id)
-        identity.get_address(session, user_id=user_id, address_id=address_id)
+        # Read now, and kept referenced (the identity map holds rows weakly), so that nothing is read once the
+        # hot rows are locked: place_direct finds the address, SKU and product in the session.
+        address = identity.get_address(session, user_id=user_id, address_id=address_id)
+        sku = session.get(Sku, item.sku_id)
+        _held = (address, sku, sku.product)
         return _record_purchase(session, item, user_id, quantity, address_id)
     except BaseException:
         undo(gate, item_id=item_id, user_id=user_id, quantity=quantity, once=once)
@@ -160,6 +164,14 @@ def undo(gate: Gate, *, item_id: int, user_id: int, quantity: int, once: Once | 
 
 
 def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: int, address_id: int) -> Order:
+    """Every admitted purchase takes two hot rows, the SKU's stock (place_direct) and the item's sold count, and
+    holds them until its commit: they are taken as late as possible (the SKU first, then the item, the order
+    in which a cancellation takes them), so that concurrent purchases queue behind each other briefly."""
+    order = place_direct(
+        session, shopper_id=user_id, sku_id=item.sku_id, quantity=quantity, unit_price=item.flash_price,
+        price_source="flash_sale", source={"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id},
+        address_id=address_id, payment_window=timedelta(minutes=item.sale.payment_minutes), flash_item_id=item.id,
+    )  # fmt: skip
     taken = session.execute(
         sa.update(FlashItem).where(FlashItem.id == item.id, FlashItem.sold + quantity <= FlashItem.quota)
         .values(sold=FlashItem.sold + quantity),
@@ -173,11 +185,6 @@ def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: 
                               update={"quantity": table.c.quantity + quantity},
                               where=table.c.quantity + quantity <= item.per_shopper_limit):  # fmt: skip
         raise Conflict("flash_sale.limit_reached", "Not admitted: limit reached.")
-    order = place_direct(
-        session, shopper_id=user_id, sku_id=item.sku_id, quantity=quantity, unit_price=item.flash_price,
-        price_source="flash_sale", source={"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id},
-        address_id=address_id, payment_window=timedelta(minutes=item.sale.payment_minutes), flash_item_id=item.id,
-    )  # fmt: skip
     session.add(FlashOrder(item_id=item.id, user_id=user_id, order_id=order.id, quantity=quantity))
     session.flush()
     return order
