@@ -36,7 +36,7 @@ def quote(
     if user is None or user.role != "shopper":
         raise Forbidden("checkout.shoppers_only", "Only shoppers check out.")
     cart = cart_services.find_cart(session, shopper_id)  # no cart: no line of it can be quoted (a quote writes nothing)
-    rows = [] if cart is None else cart_services.lines_with_skus(session, cart, sorted(set(line_ids)), for_pricing=True)
+    rows = [] if cart is None else cart_services.lines_for_pricing(session, cart, sorted(set(line_ids)))
     unknown = set(line_ids) - {line.id for line, _, _ in rows}
     if unknown or not line_ids:
         raise Invalid("checkout.line_unknown", f"Not in your cart: {sorted(unknown) or 'no lines chosen'}.",
