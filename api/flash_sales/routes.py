@@ -9,7 +9,6 @@ import marshmallow as ma
 import redis
 from flask import g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy.exc import IntegrityError
 from webargs.flaskparser import abort, is_json_request
 
 from api import idempotency
@@ -157,27 +156,19 @@ def purchase(body, sale_id, item_id):
     flash_gate, user_id, once = gate(), current_actor().user_id, g.once
     order = services.purchase(db.session, flash_gate, sale_id=sale_id, item_id=item_id, user_id=user_id,
                               once=once, guard=TokenGuard(), **body)  # fmt: skip
-    response = jsonify(ORDER.dump(order))
-    response.status_code = 201
-    sent = idempotency.keep(once, response)
-
-    def undo():
-        db.session.rollback()
-        events.discard(db.session)
-        services.undo(flash_gate, item_id=item_id, user_id=user_id, quantity=body["quantity"], once=once)
-
+    session = db.session()
+    session.expire_on_commit = False  # the order is answered from what the session holds, without reading it back
     try:
-        db.session.commit()
-    except IntegrityError:  # the key's durable record exists: Redis had forgotten the key
-        undo()
-        seen = idempotency.recorded(once)
-        if seen is None:
-            raise
-        raise seen from None
+        session.commit()
     except BaseException:
-        undo()
+        session.rollback()
+        events.discard(session)
+        services.undo(flash_gate, item_id=item_id, user_id=user_id, quantity=body["quantity"], once=once)
         raise
-    events.release(db.session)
+    events.release(session)
+    response = jsonify(ORDER.dump(order))  # after the commit: the hot rows are no longer held
+    response.status_code = 201
+    sent = idempotency.complete(once, response)
     try:
         flash_gate.remember(item_id=item_id, user_id=user_id, once=once, status=201, response=sent)
     except redis.RedisError:  # committed all the same; retries meet the in-progress marker, then the database row

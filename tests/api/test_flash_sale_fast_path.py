@@ -99,6 +99,10 @@ def test_same_key_replays_the_order_and_another_body_is_422(app, shop, client, s
 
     assert again.status_code == 201 and again.get_json() == first.get_json()
     assert again.headers["Idempotent-Replayed"] == "true"
+    assert client.get(f"/api/v1/orders/{first.get_json()['id']}", headers=me).get_json() == first.get_json()
+    with app.app_context():
+        record = db.session.scalar(sa.select(IdempotencyRecord).filter_by(key=key))
+        assert (record.status_code, record.response) == (201, first.get_json())
     assert other.status_code == 422 and other.get_json()["code"] == "idempotency.key_reused"
     assert count(app, Order) == 1 and count(app, IdempotencyRecord, IdempotencyRecord.key == key) == 1
 
@@ -302,3 +306,21 @@ def test_everything_but_a_refusal_goes_to_flask(app, shop, client, sale, flask_r
                 "revoked": 401, "no-key": 400, "form-body": 422}[case]  # fmt: skip
     assert resp.status_code == expected, resp.get_json()
     assert flask_requests == [1]
+
+
+def test_the_database_guards_hold_when_redis_is_wrong(app, shop, client, sale):
+    clock.freeze(START)
+    first, first_address = buyer(shop)
+    assert buy(client, sale, first, first_address).status_code == 201
+    gate().load(item_id=sale["item"], remaining=2, buyers={})  # drifted: forgot the buyer
+
+    again = buy(client, sale, first, first_address)
+    assert again.status_code == 409 and again.get_json()["code"] == "flash_sale.limit_reached"
+    assert buy(client, sale, *buyer(shop)).status_code == 201
+    gate().load(item_id=sale["item"], remaining=5, buyers={})  # drifted: says units are left
+    over = buy(client, sale, *buyer(shop))
+
+    assert over.status_code == 409 and over.get_json()["code"] == "flash_sale.sold_out"
+    assert count(app, FlashOrder) == 2 and count(app, Order) == 2
+    assert gate().counters(sale["item"])[0] == 5  # each refused purchase gave its unit back to the gate
+    assert shop.stock(sale["sku"]) == 48

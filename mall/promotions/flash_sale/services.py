@@ -137,16 +137,30 @@ def _seen_in_database(session: Session, user_id: int, once: Once) -> None:
         raise Seen(record.request_hash, record.status_code, response)
 
 
+def _claim(session: Session, user_id: int, once: Once) -> None:
+    """The key's durable record, claimed in this transaction before any hot row is locked, "in progress" until
+    the edge stores the response after the commit. A key the database holds already is a replay (Redis had
+    forgotten it); a twin still running is waited for by the unique index, then replayed."""
+    values = {"user_id": user_id, "scope": once.scope, "key": once.key, "request_hash": once.request_hash,
+              "status_code": None, "response": None, "created_at": clock.now()}  # fmt: skip
+    if not insert_on_conflict(session, IdempotencyRecord.__table__, values=values,
+                              index_elements=["user_id", "scope", "key"]):  # fmt: skip
+        _seen_in_database(session, user_id, once)
+        raise Seen(once.request_hash)  # (gone again meanwhile: still someone else's)
+
+
 def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_id: int, quantity: int,
              address_id: int, once: Once | None = None, guard: Guard | None = None) -> Order:  # fmt: skip
-    """Admit in Redis first (a refusal reads nothing from the database), then in this transaction: the item
-    and the address, the database's own quota and per-shopper checks and a pending order at the flash price
-    with the sale's short payment window. If anything here fails the units (and the key) go back; if the
-    caller's commit fails, it calls `undo`."""
+    """Admit in Redis first (a refusal reads nothing from the database), then in this transaction: the item,
+    the key's record (`_claim`), the address, the database's own quota and per-shopper checks and a pending
+    order at the flash price with the sale's short payment window. If anything here fails the units (and the
+    key) go back; if the caller's commit fails, it calls `undo`."""
     admit(session, gate, sale_id=sale_id, item_id=item_id, user_id=user_id, quantity=quantity, once=once,
           guard=guard)  # fmt: skip
     try:
         item = _item(session, sale_id, item_id)
+        if once is not None:
+            _claim(session, user_id, once)
         # Read now, and kept referenced (the identity map holds rows weakly), so that nothing is read once the
         # hot rows are locked: place_direct finds the address, SKU and product in the session.
         address = identity.get_address(session, user_id=user_id, address_id=address_id)
@@ -172,6 +186,15 @@ def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: 
         price_source="flash_sale", source={"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id},
         address_id=address_id, payment_window=timedelta(minutes=item.sale.payment_minutes), flash_item_id=item.id,
     )  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":
+        taken, recorded = session.execute(RECORD_PG, {
+            "item": item.id, "user": user_id, "order": order.id, "qty": quantity, "limit": item.per_shopper_limit,
+            "now": clock.now()}).one()  # fmt: skip
+        if not taken:
+            raise Conflict("flash_sale.sold_out", "Not admitted: sold out.")
+        if not recorded:
+            raise Conflict("flash_sale.limit_reached", "Not admitted: limit reached.")
+        return order
     taken = session.execute(
         sa.update(FlashItem).where(FlashItem.id == item.id, FlashItem.sold + quantity <= FlashItem.quota)
         .values(sold=FlashItem.sold + quantity),
@@ -188,6 +211,25 @@ def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: 
     session.add(FlashOrder(item_id=item.id, user_id=user_id, order_id=order.id, quantity=quantity))
     session.flush()
     return order
+
+
+# The three writes of _record_purchase in one round trip on PostgreSQL (they run while the hot rows are held):
+# the database's quota guard, its per-shopper guard, and the record. Returns (taken, recorded): 0 when the
+# guard refused (the caller raises and the transaction rolls back).
+RECORD_PG = sa.text("""
+WITH taken AS (
+    UPDATE flash_items SET sold = sold + :qty WHERE id = :item AND sold + :qty <= quota RETURNING id
+), buyer AS (
+    INSERT INTO flash_buyers (item_id, user_id, quantity) SELECT id, :user, :qty FROM taken
+    ON CONFLICT (item_id, user_id) DO UPDATE SET quantity = flash_buyers.quantity + excluded.quantity
+    WHERE flash_buyers.quantity + excluded.quantity <= :limit
+    RETURNING item_id
+), recorded AS (
+    INSERT INTO flash_orders (item_id, user_id, order_id, quantity, status, created_at)
+    SELECT item_id, :user, :order, :qty, 'active', :now FROM buyer RETURNING id
+)
+SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM recorded)
+""")
 
 
 def give_back(session: Session, gate: Gate, *, order_id: int) -> bool:
