@@ -29,6 +29,7 @@ SUITES = {
     "catalog": "bench.catalog",
     "checkout": "bench.checkout",
     "abandoned_carts": "bench.abandoned_carts",
+    "flash_sale": "bench.flash_sale",
 }
 BACKENDS = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
 
