@@ -4,7 +4,8 @@ Checking a token needs the user's token_version, role, brand and status. They ar
 (`auth:user:{id}`, CACHE_SECONDS) so a request does not read the user row; the cache is kept exact by
 the write path, not by expiry:
 
-- a miss reads the row and fills the entry only if the key is absent (SET NX);
+- a miss reads the row and fills the entry only if the key is absent (SET NX), and so does issuing a
+  token (a login), with the state it was issued against;
 - every change to those columns of a user, or a deleted user, through an ORM session (the unit of work,
   or `session.execute(update(User)/delete(User))`, e.g. `identity.services.revoke_tokens`) first
   overwrites the entry with a tombstone for TOMBSTONE_SECONDS, before the change is written, and again
@@ -51,6 +52,8 @@ def issue(user: User, *, secret: str, ttl_seconds: int) -> tuple[str, int]:
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
     }
+    if _cache is not None:  # the state the token was just issued against: its first request reads no row
+        _cache().fill(user.id, _state(user))
     return jwt.encode(claims, secret, algorithm=ALGORITHM), ttl_seconds
 
 
