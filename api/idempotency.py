@@ -7,9 +7,8 @@ duplicate waits on the unique index, then finds the committed response and repla
 `once` (flash purchases, where most requests are refused in a storm): the key is checked and reserved
 in Redis by the flash gate's admission script, in the same round trip as the admission, so a refusal
 touches no database row; the view raises `Seen` for a key used before and this replays it (a twin
-still running is 409 idempotency.in_progress instead of waiting). An admitted purchase still claims
-its row in the order's transaction (before the hot rows are locked) and stores the response after the
-commit (`complete`): the durable record, looked up when Redis lost its state.
+still running is 409 idempotency.in_progress instead of waiting). An admitted purchase still writes
+its row (`keep`) in the order's transaction: the durable record, looked up when Redis lost its state.
 See mall/promotions/flash_sale/admission.py for the Redis records and their lifetimes.
 """
 
@@ -18,11 +17,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 
 import sqlalchemy as sa
-from flask import Response, g, request
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Response, current_app, g, request
 
 from api.extensions import db
 from api.tx import commit
@@ -33,7 +30,6 @@ from mall.orders.models import IdempotencyRecord
 from mall.promotions.flash_sale.admission import Once, Seen
 
 HEADER = "Idempotency-Key"
-log = logging.getLogger(__name__)
 
 
 def _request_hash() -> str:
@@ -130,19 +126,20 @@ def replay_seen(seen: Seen, request_hash: str) -> Response:
                     headers={"Idempotent-Replayed": "true"})  # fmt: skip
 
 
-def complete(once: Once, response: Response) -> str:
-    """Store the response of a `once` request whose record its transaction claimed "in progress" (a flash
-    purchase), after its commit. If this fails the record stays "in progress" (logged): Redis replays the
-    response meanwhile. Returns the body as sent, for the Redis record."""
-    try:
-        db.session.execute(
-            sa.update(IdempotencyRecord)
-            .where(IdempotencyRecord.user_id == g.actor.user_id, IdempotencyRecord.scope == once.scope,
-                   IdempotencyRecord.key == once.key)
-            .values(status_code=response.status_code, response=response.get_json())
-        )  # fmt: skip
-        db.session.commit()
-    except SQLAlchemyError:
-        db.session.rollback()
-        log.warning("%s key of user %s: response not stored", once.scope, g.actor.user_id, exc_info=True)
+def keep(once: Once, response: Response) -> str:
+    """The durable record of a finished `once` request, added to the request's transaction (the unique index
+    refuses a second one for the key: see `recorded`). Returns the body as sent, for the Redis record."""
+    db.session.add(IdempotencyRecord(user_id=g.actor.user_id, scope=once.scope, key=once.key,
+                                     request_hash=once.request_hash, status_code=response.status_code,
+                                     response=response.get_json(), created_at=clock.now()))  # fmt: skip
     return response.get_data(as_text=True)
+
+
+def recorded(once: Once) -> Seen | None:
+    """The database's record of this key, if any (after the unique index refused a second one)."""
+    lookup = sa.select(IdempotencyRecord).filter_by(user_id=g.actor.user_id, scope=once.scope, key=once.key)
+    record = db.session.scalar(lookup)
+    if record is None:
+        return None
+    response = None if record.response is None else current_app.json.response(record.response).get_data(as_text=True)
+    return Seen(record.request_hash, record.status_code, response)

@@ -9,6 +9,7 @@ import marshmallow as ma
 import redis
 from flask import g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy.exc import IntegrityError
 from webargs.flaskparser import abort, is_json_request
 
 from api import idempotency
@@ -156,19 +157,29 @@ def purchase(body, sale_id, item_id):
     flash_gate, user_id, once = gate(), current_actor().user_id, g.once
     order = services.purchase(db.session, flash_gate, sale_id=sale_id, item_id=item_id, user_id=user_id,
                               once=once, guard=TokenGuard(), **body)  # fmt: skip
+    response = jsonify(ORDER.dump(order))
+    response.status_code = 201
+    sent = idempotency.keep(once, response)
     session = db.session()
-    session.expire_on_commit = False  # the order is answered from what the session holds, without reading it back
-    try:
-        session.commit()
-    except BaseException:
+    session.expire_on_commit = False  # the after-commit subscribers read the events without a query
+
+    def undo():
         session.rollback()
         events.discard(session)
         services.undo(flash_gate, item_id=item_id, user_id=user_id, quantity=body["quantity"], once=once)
+
+    try:
+        session.commit()
+    except IntegrityError:  # the key's durable record exists: Redis had forgotten the key
+        undo()
+        seen = idempotency.recorded(once)
+        if seen is None:
+            raise
+        raise seen from None
+    except BaseException:
+        undo()
         raise
     events.release(session)
-    response = jsonify(ORDER.dump(order))  # after the commit: the hot rows are no longer held
-    response.status_code = 201
-    sent = idempotency.complete(once, response)
     try:
         flash_gate.remember(item_id=item_id, user_id=user_id, once=once, status=201, response=sent)
     except redis.RedisError:  # committed all the same; retries meet the in-progress marker, then the database row

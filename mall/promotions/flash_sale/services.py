@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from mall import clock, events
@@ -94,7 +95,7 @@ def describe(gate: Gate, item: FlashItem) -> None:
 
 
 def _item(session: Session, sale_id: int, item_id: int) -> FlashItem:
-    item = session.get(FlashItem, item_id)
+    item = session.get(FlashItem, item_id, options=[orm.joinedload(FlashItem.sale)])  # one round trip
     if item is None or item.sale_id != sale_id or item.sale.status == "cancelled":
         raise NotFound("flash_sale.item_not_found", f"Flash item {item_id} not found.")
     return item
@@ -137,30 +138,16 @@ def _seen_in_database(session: Session, user_id: int, once: Once) -> None:
         raise Seen(record.request_hash, record.status_code, response)
 
 
-def _claim(session: Session, user_id: int, once: Once) -> None:
-    """The key's durable record, claimed in this transaction before any hot row is locked, "in progress" until
-    the edge stores the response after the commit. A key the database holds already is a replay (Redis had
-    forgotten it); a twin still running is waited for by the unique index, then replayed."""
-    values = {"user_id": user_id, "scope": once.scope, "key": once.key, "request_hash": once.request_hash,
-              "status_code": None, "response": None, "created_at": clock.now()}  # fmt: skip
-    if not insert_on_conflict(session, IdempotencyRecord.__table__, values=values,
-                              index_elements=["user_id", "scope", "key"]):  # fmt: skip
-        _seen_in_database(session, user_id, once)
-        raise Seen(once.request_hash)  # (gone again meanwhile: still someone else's)
-
-
 def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_id: int, quantity: int,
              address_id: int, once: Once | None = None, guard: Guard | None = None) -> Order:  # fmt: skip
-    """Admit in Redis first (a refusal reads nothing from the database), then in this transaction: the item,
-    the key's record (`_claim`), the address, the database's own quota and per-shopper checks and a pending
-    order at the flash price with the sale's short payment window. If anything here fails the units (and the
-    key) go back; if the caller's commit fails, it calls `undo`."""
+    """Admit in Redis first (a refusal reads nothing from the database), then in this transaction: the item
+    and the address, the database's own quota and per-shopper checks and a pending order at the flash price
+    with the sale's short payment window. If anything here fails the units (and the key) go back; if the
+    caller's commit fails, it calls `undo`."""
     admit(session, gate, sale_id=sale_id, item_id=item_id, user_id=user_id, quantity=quantity, once=once,
           guard=guard)  # fmt: skip
     try:
         item = _item(session, sale_id, item_id)
-        if once is not None:
-            _claim(session, user_id, once)
         # Read now, and kept referenced (the identity map holds rows weakly), so that nothing is read once the
         # hot rows are locked: place_direct finds the address, SKU and product in the session.
         address = identity.get_address(session, user_id=user_id, address_id=address_id)
