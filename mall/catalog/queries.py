@@ -224,7 +224,7 @@ def _decode_cursor(cursor: str, sort: str):
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, last_id = json.loads(raw)
-        if cursor_sort != sort or not _bounded_int(last_id):
+        if cursor_sort != sort or not _bounded_int(last_id) or not 0 < last_id < 2**31:  # ids are INTEGER
             raise ValueError("cursor belongs to another sort")
         if sort == "newest":
             value = datetime.fromisoformat(value)
