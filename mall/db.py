@@ -79,11 +79,11 @@ def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
 
 def insert_on_conflict(
     session, table, *, values: dict, index_elements: list[str] | None, update: dict | None = None, where=None
-) -> bool:
+):
     """INSERT … ON CONFLICT (index) DO UPDATE/NOTHING on PostgreSQL and SQLite alike (race-free upsert).
 
-    Returns whether a row was written (False: the conflict left the existing row alone). RETURNING is
-    used because drivers do not agree on rowcount for ON CONFLICT statements."""
+    Returns the written row's primary key (a Row, truthy), or None when the conflict left the existing row
+    alone. RETURNING is used because drivers do not agree on rowcount for ON CONFLICT statements."""
     from sqlalchemy.dialects import postgresql as pg
     from sqlalchemy.dialects import sqlite
 
@@ -93,7 +93,7 @@ def insert_on_conflict(
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=update, where=where)
     else:  # index_elements=None: any unique constraint counts as the conflict
         stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
-    return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
+    return session.execute(stmt.returning(*table.primary_key.columns)).first()
 
 
 def engine_url(url: str) -> str:

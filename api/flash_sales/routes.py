@@ -155,36 +155,38 @@ def purchase(body, sale_id, item_id):
     it replays the first response (`Idempotent-Replayed: true`), a retry while the first still runs is 409
     idempotency.in_progress. A refusal reads nothing from the database (the flash gate decides in Redis)."""
     flash_gate, user_id, once = gate(), current_actor().user_id, g.once
-    order = services.purchase(db.session, flash_gate, sale_id=sale_id, item_id=item_id, user_id=user_id,
-                              once=once, guard=TokenGuard(), **body)  # fmt: skip
-    response = jsonify(ORDER.dump(order))
-    response.status_code = 201
-    sent = idempotency.keep(once, response)
     session = db.session()
     session.expire_on_commit = False  # the after-commit subscribers read the events without a query
+    answer = {}
 
-    def undo():
-        session.rollback()
-        events.discard(session)
-        services.undo(flash_gate, item_id=item_id, user_id=user_id, quantity=body["quantity"], once=once)
+    def keep(order):  # the durable idempotency record, written before the hot rows are taken
+        answer["response"] = response = jsonify(ORDER.dump(order))
+        response.status_code = 201
+        answer["sent"] = idempotency.keep(once, response)
 
     try:
-        session.commit()
-    except IntegrityError:  # the key's durable record exists: Redis had forgotten the key
-        undo()
+        order = services.purchase(session, flash_gate, sale_id=sale_id, item_id=item_id, user_id=user_id,
+                                  once=once, guard=TokenGuard(), on_placed=keep, **body)  # fmt: skip
+    except IntegrityError:  # the key's durable record exists: Redis had forgotten the key (units given back)
+        session.rollback()
+        events.discard(session)
         seen = idempotency.recorded(once)
         if seen is None:
             raise
         raise seen from None
+    try:
+        session.commit()
     except BaseException:
-        undo()
+        session.rollback()
+        events.discard(session)
+        services.undo(flash_gate, item_id=item_id, user_id=user_id, quantity=body["quantity"], once=once)
         raise
     events.release(session)
     try:
-        flash_gate.remember(item_id=item_id, user_id=user_id, once=once, status=201, response=sent)
+        flash_gate.remember(item_id=item_id, user_id=user_id, once=once, status=201, response=answer["sent"])
     except redis.RedisError:  # committed all the same; retries meet the in-progress marker, then the database row
         log.warning("flash purchase %s: idempotency record not stored in Redis", order.id, exc_info=True)
-    return response
+    return answer["response"]
 
 
 @blp.post("/flash-sales/<int:sale_id>/remind-me")

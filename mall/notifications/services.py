@@ -37,9 +37,8 @@ def notify(
         "payload": payload or {}, "guard": guard, "dedupe_key": dedupe_key, "status": "pending", "attempts": 0,
         "send_after": send_after or now, "created_at": now})  # fmt: skip
     if written:
-        message_id = session.scalar(sa.select(Message.id).filter_by(dedupe_key=dedupe_key))
-        events.announce(session, "message.queued", aggregate_id=message_id, send_after=(send_after or now).isoformat())
-    return written
+        events.announce(session, "message.queued", aggregate_id=written.id, send_after=(send_after or now).isoformat())
+    return written is not None
 
 
 def record_grants(session: Session, *, user_id: int, results: dict[str, str]) -> int:

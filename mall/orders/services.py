@@ -48,15 +48,18 @@ def place_order(
 
 def place_direct(
     session: Session, *, shopper_id: int, sku_id: int, quantity: int, unit_price: int, price_source: str,
-    source: dict, address_id: int, payment_window: timedelta, **event_data,
+    source: dict, address_id: int, payment_window: timedelta, reserve: bool = True, **event_data,
 ) -> Order:  # fmt: skip
     """An order for one SKU at a promotion's price, outside the cart (flash sale, group-buy): stock reserved,
-    shipping priced by the pipeline, the promotion's own payment window, the usual `order.placed` event."""
+    shipping priced by the pipeline, the promotion's own payment window, the usual `order.placed` event.
+    `reserve=False`: the caller takes the stock itself, in the same transaction (the flash sale does it last,
+    with its quota, so the hot SKU row is held only until the commit)."""
     from mall.catalog.models import Sku
     from mall.checkout import pricing
 
     address = identity.get_address(session, user_id=shopper_id, address_id=address_id)
-    inventory.reserve(session, {sku_id: quantity})
+    if reserve:
+        inventory.reserve(session, {sku_id: quantity})
     sku = session.get(Sku, sku_id)
     product = sku.product
     line = pricing.PricedLine(
@@ -106,8 +109,7 @@ def _new_order(session: Session, shopper_id: int, q, address: dict, policy: Orde
                 discount_total=ln.discount_total, payable=ln.payable, discounts=dict(ln.discounts), source=ln.source,
             ))  # fmt: skip
     session.flush()
-    order.number = f"{now:%Y%m%d}{order.id:010d}"
-    session.flush()
+    order.number = f"{now:%Y%m%d}{order.id:010d}"  # written by the transaction's next flush
     return order
 
 

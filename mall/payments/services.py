@@ -135,7 +135,7 @@ def receive_webhook(session: Session, *, gateway: PaymentGateway, body: bytes, s
         "provider": gateway.name, "event_id": event.event_id, "type": event.type, "payload": event.data,
         "received_at": clock.now()})  # fmt: skip
     row = session.scalar(sa.select(WebhookEvent).filter_by(provider=gateway.name, event_id=event.event_id))
-    return row, inserted
+    return row, inserted is not None
 
 
 def process_webhook(session: Session, *, gateway: PaymentGateway, webhook_event_id: int) -> str:

@@ -324,3 +324,24 @@ def test_the_database_guards_hold_when_redis_is_wrong(app, shop, client, sale):
     assert count(app, FlashOrder) == 2 and count(app, Order) == 2
     assert gate().counters(sale["item"])[0] == 5  # each refused purchase gave its unit back to the gate
     assert shop.stock(sale["sku"]) == 48
+
+
+def test_a_key_redis_forgot_while_its_counters_drifted_is_replayed_and_gives_its_unit_back(app, shop, client, sale):
+    """The database's unique idempotency record is the last word: a second order for the key is rolled back."""
+    clock.freeze(START)
+    me, address = buyer(shop)
+    key = uuid.uuid4().hex
+    first = buy(client, sale, me, address, key)
+    assert first.status_code == 201
+    flash_gate = gate()
+    with app.app_context():
+        flash_gate.client.delete(*flash_gate.client.keys(f"flash:{{{sale['item']}}}:once:*"))
+    flash_gate.load(item_id=sale["item"], remaining=2, buyers={})  # and forgot the buyer too
+
+    again = buy(client, sale, me, address, key)
+
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert count(app, Order) == 1 and count(app, FlashOrder) == 1
+    assert flash_gate.counters(sale["item"])[0] == 2  # the second admission's unit went back
+    assert shop.stock(sale["sku"]) == 49

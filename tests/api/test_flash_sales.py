@@ -144,3 +144,20 @@ def test_paid_flash_order_keeps_its_unit(app, shop, client, sale):
     with app.app_context():
         assert db.session.get(Order, order["id"]).status == "paid"
         assert services.truth(db.session, sale["item"])[0] == 2
+
+
+def test_normal_stock_running_out_before_the_quota_refuses_and_keeps_the_unit(app, shop, client, sale):
+    """The flash quota draws down the SKU's normal stock: with none left there is nothing to sell."""
+    clock.freeze(START)
+    with app.app_context():
+        db.session.execute(sa.text("UPDATE skus SET stock = 0 WHERE id = :id"), {"id": sale["sku"]})
+        db.session.commit()
+    me, address = buyer(shop)
+
+    refused = buy(shop, client, sale, me, address)
+
+    assert refused.status_code == 409 and refused.get_json()["code"] == "stock.insufficient"
+    assert gate().counters(sale["item"])[0] == 3  # the admission's unit went back to the quota
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+        assert db.session.get(FlashItem, sale["item"]).sold == 0

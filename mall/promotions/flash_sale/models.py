@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall import clock
+from mall.catalog.models import Sku
 from mall.db import Base, Timestamped
 
 
@@ -46,6 +47,7 @@ class FlashItem(Base):
     sold: Mapped[int] = mapped_column(default=0)
 
     sale: Mapped[FlashSale] = relationship(back_populates="items")
+    sku: Mapped[Sku] = relationship()
 
 
 class FlashOrder(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -13,8 +14,8 @@ from mall import clock, events
 from mall.catalog.models import Sku
 from mall.db import insert_on_conflict
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
-from mall.identity import services as identity
 from mall.identity.roles import Actor
+from mall.inventory import services as inventory
 from mall.notifications.services import notify
 from mall.orders.models import IdempotencyRecord, Order
 from mall.orders.services import place_direct
@@ -95,7 +96,9 @@ def describe(gate: Gate, item: FlashItem) -> None:
 
 
 def _item(session: Session, sale_id: int, item_id: int) -> FlashItem:
-    item = session.get(FlashItem, item_id, options=[orm.joinedload(FlashItem.sale)])  # one round trip
+    # One round trip for the item, its sale, SKU and product (the order needs them all).
+    item = session.get(FlashItem, item_id, options=[orm.joinedload(FlashItem.sale),
+                                                    orm.joinedload(FlashItem.sku).joinedload(Sku.product)])  # fmt: skip
     if item is None or item.sale_id != sale_id or item.sale.status == "cancelled":
         raise NotFound("flash_sale.item_not_found", f"Flash item {item_id} not found.")
     return item
@@ -139,21 +142,28 @@ def _seen_in_database(session: Session, user_id: int, once: Once) -> None:
 
 
 def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_id: int, quantity: int,
-             address_id: int, once: Once | None = None, guard: Guard | None = None) -> Order:  # fmt: skip
+             address_id: int, once: Once | None = None, guard: Guard | None = None,
+             on_placed: Callable[[Order], None] | None = None) -> Order:  # fmt: skip
     """Admit in Redis first (a refusal reads nothing from the database), then in this transaction: the item
-    and the address, the database's own quota and per-shopper checks and a pending order at the flash price
-    with the sale's short payment window. If anything here fails the units (and the key) go back; if the
-    caller's commit fails, it calls `undo`."""
+    and the address, a pending order at the flash price with the sale's short payment window, whatever
+    `on_placed(order)` adds to the transaction (the idempotency record), and last the two hot rows: the
+    database's own stock, quota and per-shopper checks. The caller should commit at once. If anything here
+    fails the units (and the key) go back; if the caller's commit fails, it calls `undo`."""
     admit(session, gate, sale_id=sale_id, item_id=item_id, user_id=user_id, quantity=quantity, once=once,
           guard=guard)  # fmt: skip
     try:
         item = _item(session, sale_id, item_id)
-        # Read now, and kept referenced (the identity map holds rows weakly), so that nothing is read once the
-        # hot rows are locked: place_direct finds the address, SKU and product in the session.
-        address = identity.get_address(session, user_id=user_id, address_id=address_id)
-        sku = session.get(Sku, item.sku_id)
-        _held = (address, sku, sku.product)
-        return _record_purchase(session, item, user_id, quantity, address_id)
+        order = place_direct(
+            session, shopper_id=user_id, sku_id=item.sku_id, quantity=quantity, unit_price=item.flash_price,
+            price_source="flash_sale", source={"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id},
+            address_id=address_id, payment_window=timedelta(minutes=item.sale.payment_minutes), reserve=False,
+            flash_item_id=item.id,
+        )  # fmt: skip
+        if on_placed is not None:
+            on_placed(order)
+        session.flush()  # every other row is written before the hot ones are taken
+        _take_units(session, item, user_id, order.id, quantity)
+        return order
     except BaseException:
         undo(gate, item_id=item_id, user_id=user_id, quantity=quantity, once=once)
         raise
@@ -164,48 +174,49 @@ def undo(gate: Gate, *, item_id: int, user_id: int, quantity: int, once: Once | 
     gate.release(item_id=item_id, user_id=user_id, quantity=quantity, once=once)
 
 
-def _record_purchase(session: Session, item: FlashItem, user_id: int, quantity: int, address_id: int) -> Order:
-    """Every admitted purchase takes two hot rows, the SKU's stock (place_direct) and the item's sold count, and
-    holds them until its commit: they are taken as late as possible (the SKU first, then the item, the order
-    in which a cancellation takes them), so that concurrent purchases queue behind each other briefly."""
-    order = place_direct(
-        session, shopper_id=user_id, sku_id=item.sku_id, quantity=quantity, unit_price=item.flash_price,
-        price_source="flash_sale", source={"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id},
-        address_id=address_id, payment_window=timedelta(minutes=item.sale.payment_minutes), flash_item_id=item.id,
-    )  # fmt: skip
+def _take_units(session: Session, item: FlashItem, user_id: int, order_id: int, quantity: int) -> None:
+    """Every admitted purchase takes two hot rows, the SKU's stock and the item's sold count, and holds them
+    until its commit. They are taken last (the SKU first, then the item: the order in which a cancellation
+    takes them), on PostgreSQL in one round trip, so that concurrent purchases queue behind each other only
+    for that statement and the commit."""
     if session.get_bind().dialect.name == "postgresql":
-        taken, recorded = session.execute(RECORD_PG, {
-            "item": item.id, "user": user_id, "order": order.id, "qty": quantity, "limit": item.per_shopper_limit,
-            "now": clock.now()}).one()  # fmt: skip
-        if not taken:
-            raise Conflict("flash_sale.sold_out", "Not admitted: sold out.")
-        if not recorded:
-            raise Conflict("flash_sale.limit_reached", "Not admitted: limit reached.")
-        return order
-    taken = session.execute(
-        sa.update(FlashItem).where(FlashItem.id == item.id, FlashItem.sold + quantity <= FlashItem.quota)
-        .values(sold=FlashItem.sold + quantity),
-        execution_options={"synchronize_session": False},
-    )  # fmt: skip
-    if taken.rowcount != 1:
+        stocked, taken, recorded = session.execute(TAKE_UNITS_PG, {
+            "sku": item.sku_id, "item": item.id, "user": user_id, "order": order_id, "qty": quantity,
+            "limit": item.per_shopper_limit, "now": clock.now()}).one()  # fmt: skip
+    else:  # SQLite: one writer at a time anyway
+        inventory.reserve(session, {item.sku_id: quantity})
+        stocked = True
+        taken = session.execute(
+            sa.update(FlashItem).where(FlashItem.id == item.id, FlashItem.sold + quantity <= FlashItem.quota)
+            .values(sold=FlashItem.sold + quantity),
+            execution_options={"synchronize_session": False},
+        ).rowcount  # fmt: skip
+        table = FlashBuyer.__table__
+        recorded = taken and insert_on_conflict(
+            session, table, index_elements=["item_id", "user_id"],
+            values={"item_id": item.id, "user_id": user_id, "quantity": quantity},
+            update={"quantity": table.c.quantity + quantity}, where=table.c.quantity + quantity <= item.per_shopper_limit,
+        )  # fmt: skip
+        if recorded:
+            session.add(FlashOrder(item_id=item.id, user_id=user_id, order_id=order_id, quantity=quantity))
+            session.flush()
+    if not stocked:
+        raise Conflict("stock.insufficient", f"Not enough stock for SKU {item.sku_id}.", sku_id=item.sku_id)
+    if not taken:
         raise Conflict("flash_sale.sold_out", "Not admitted: sold out.")
-    table = FlashBuyer.__table__
-    if not insert_on_conflict(session, table, index_elements=["item_id", "user_id"],
-                              values={"item_id": item.id, "user_id": user_id, "quantity": quantity},
-                              update={"quantity": table.c.quantity + quantity},
-                              where=table.c.quantity + quantity <= item.per_shopper_limit):  # fmt: skip
+    if not recorded:
         raise Conflict("flash_sale.limit_reached", "Not admitted: limit reached.")
-    session.add(FlashOrder(item_id=item.id, user_id=user_id, order_id=order.id, quantity=quantity))
-    session.flush()
-    return order
 
 
-# The three writes of _record_purchase in one round trip on PostgreSQL (they run while the hot rows are held):
-# the database's quota guard, its per-shopper guard, and the record. Returns (taken, recorded): 0 when the
-# guard refused (the caller raises and the transaction rolls back).
-RECORD_PG = sa.text("""
-WITH taken AS (
-    UPDATE flash_items SET sold = sold + :qty WHERE id = :item AND sold + :qty <= quota RETURNING id
+# _take_units on PostgreSQL: the stock, the database's quota guard, its per-shopper guard and the record, in
+# one statement. Each step runs only if the one before it succeeded (the SKU's lock is taken before the
+# item's); returns how many rows each guard let through (0: refused, the caller raises and rolls back).
+TAKE_UNITS_PG = sa.text("""
+WITH stocked AS (
+    UPDATE skus SET stock = stock - :qty WHERE id = :sku AND stock >= :qty AND status = 'active' RETURNING id
+), taken AS (
+    UPDATE flash_items SET sold = sold + :qty
+    WHERE id = :item AND sold + :qty <= quota AND EXISTS (SELECT FROM stocked) RETURNING id
 ), buyer AS (
     INSERT INTO flash_buyers (item_id, user_id, quantity) SELECT id, :user, :qty FROM taken
     ON CONFLICT (item_id, user_id) DO UPDATE SET quantity = flash_buyers.quantity + excluded.quantity
@@ -215,7 +226,7 @@ WITH taken AS (
     INSERT INTO flash_orders (item_id, user_id, order_id, quantity, status, created_at)
     SELECT item_id, :user, :order, :qty, 'active', :now FROM buyer RETURNING id
 )
-SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM recorded)
+SELECT (SELECT count(*) FROM stocked), (SELECT count(*) FROM taken), (SELECT count(*) FROM recorded)
 """)
 
 
