@@ -45,10 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
     p.add_argument("--concurrency", type=int, default=32, help="concurrent keep-alive clients (default 32)")
     p.add_argument("--scenario", action="append", dest="scenarios", help="run only this scenario (repeatable)")
-    # gthread, 2 workers x 4 threads served best on this 2-core machine (see bench/catalog.py's notes).
-    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    # gthread, 3 workers x 3 threads: what gunicorn.conf.py runs on this 2-core machine (see its notes).
+    p.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread)")
-    p.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
+    p.add_argument("--threads", type=int, default=3, help="threads per gthread worker (default 3)")
     p.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL",
                    "postgresql://postgres@127.0.0.1:5432/postgres"),
                    help="PostgreSQL URL allowed to CREATE/DROP DATABASE (127.0.0.1 only)")  # fmt: skip

@@ -11,16 +11,15 @@ measures, against one gunicorn:
               cursors followed 0-4 pages deep
   detail      GET /api/v1/products/<random visible id>
 
-The server: gunicorn gthread, 2 workers x 4 threads (the CLI default). Measured on the 2-core
-machine with the same 32 keep-alive clients:
+The server: gunicorn gthread, 3 workers x 3 threads (the CLI default, as gunicorn.conf.py runs on
+2 cores). Measured on the 2-core machine with the same 32 keep-alive clients:
 - sync workers close the connection after every response, so every request pays a new TCP
   connection on both sides; /livez reached 600-1,000 req/s against 1,800-3,000 for gthread,
   and the load generator itself needed 3-5 times the CPU.
-- gthread keeps connections alive. Two processes (one per core) with four threads each
-  (so a worker has Python to run while a thread waits on PostgreSQL) used the least CPU
-  per request (livez 0.52 ms, list 1.95 ms, detail 1.60 ms, app + database, on a busy
-  machine) and served the most, ahead of 3x2, 2x2 and 4x2; more processes than cores only
-  added context switches.
+- gthread keeps connections alive. On a quiet machine (2026-11-25, PostgreSQL) 3 x 3 served list
+  1,632 req/s (p99 52.5 ms) and detail 2,161 against 1,410 (61.9 ms) and 1,988 for 2 x 4; an
+  earlier comparison on a busy machine had favoured 2 x 4. Threads let a process run Python while
+  another request waits on PostgreSQL; more processes than cores + 1 only added context switches.
 - Whatever the configuration, gunicorn's own share (HTTP parsing, two sends a response, the
   poller round trip of a kept-alive connection) is about as large as Flask's: the livez row
   is that floor.
