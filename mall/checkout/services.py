@@ -32,10 +32,14 @@ def quote(
 ) -> QuoteResult:
     """Deterministic: the same lines, prices and inputs always give the same numbers.
     `coupon_ids=None` applies the best combination of the shopper's coupons; `()` applies none."""
-    user = session.get(User, shopper_id)
+    # The shopper's role and level and their cart in one query; no cart: no line of it can be quoted (a quote
+    # writes nothing).
+    user = session.execute(
+        sa.select(User.role, User.member_level, Cart).outerjoin(Cart, Cart.user_id == User.id).where(User.id == shopper_id)
+    ).first()  # fmt: skip
     if user is None or user.role != "shopper":
         raise Forbidden("checkout.shoppers_only", "Only shoppers check out.")
-    cart = cart_services.find_cart(session, shopper_id)  # no cart: no line of it can be quoted (a quote writes nothing)
+    cart = user.Cart
     rows = [] if cart is None else cart_services.lines_for_pricing(session, cart, sorted(set(line_ids)))
     unknown = set(line_ids) - {line.id for line, _, _ in rows}
     if unknown or not line_ids:

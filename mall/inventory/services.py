@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from mall import clock
 from mall.catalog.models import Sku
 from mall.errors import Conflict
 
@@ -12,8 +13,15 @@ from mall.errors import Conflict
 def reserve(session: Session, quantities: dict[int, int]) -> None:
     """Take `quantity` of each SKU or nothing (the caller's transaction rolls back on failure).
 
-    SKUs are locked in id order so two orders over the same SKUs cannot deadlock.
-    """
+    SKUs are locked in id order so two orders over the same SKUs cannot deadlock. On PostgreSQL all the
+    SKUs go in one statement (a round trip and a statement's overhead per SKU saved on every order)."""
+    if len(quantities) > 1 and session.get_bind().dialect.name == "postgresql":
+        ids = sorted(quantities)
+        taken = set(session.scalars(RESERVE_PG, {"ids": ids, "qtys": [quantities[i] for i in ids], "now": clock.now()}))
+        short = [sku_id for sku_id in ids if sku_id not in taken]
+        if short:
+            raise Conflict("stock.insufficient", f"Not enough stock for SKU {short[0]}.", sku_id=short[0])
+        return
     for sku_id in sorted(quantities):
         qty = quantities[sku_id]
         result = session.execute(
@@ -24,6 +32,21 @@ def reserve(session: Session, quantities: dict[int, int]) -> None:
         )
         if result.rowcount != 1:
             raise Conflict("stock.insufficient", f"Not enough stock for SKU {sku_id}.", sku_id=sku_id)
+
+
+# `reserve` on PostgreSQL: the wanted rows are locked first, in id order (the CTE is read in full before
+# the update joins it), then each is taken if it has the stock; returns the ids taken.
+RESERVE_PG = sa.text("""
+WITH wanted AS (
+    SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:qtys AS integer[])) AS w(id, qty)
+), locked AS (
+    SELECT skus.id FROM skus JOIN wanted USING (id) ORDER BY skus.id FOR UPDATE OF skus
+)
+UPDATE skus SET stock = skus.stock - wanted.qty, updated_at = :now
+FROM wanted WHERE skus.id = wanted.id AND skus.id IN (SELECT id FROM locked)
+  AND skus.stock >= wanted.qty AND skus.status = 'active'
+RETURNING skus.id
+""")
 
 
 def release(session: Session, quantities: dict[int, int]) -> None:

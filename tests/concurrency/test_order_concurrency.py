@@ -77,3 +77,22 @@ def test_two_concurrent_placements_with_one_key_create_one_order(shop, app):
     assert first.get_json()["id"] == second.get_json()["id"]
     assert count(app, Order) == 1 and count(app, IdempotencyRecord) == 1
     assert shop.stock(sku) == 8
+
+
+def test_orders_over_the_same_skus_in_any_line_order_never_deadlock(shop, app):
+    """Each order takes its SKUs in id order, however its lines were chosen: no two orders wait on each other."""
+    brand = shop.brand()
+    skus = [shop.sku(brand, price=500, stock=100) for _ in range(3)]
+    calls = []
+    for i in range(24):
+        headers = shop.shopper()
+        chosen = skus if i % 2 else list(reversed(skus))
+        lines = [shop.add(headers, sku, 1) for sku in chosen]
+        body = {"line_ids": lines, "address_id": shop.address(headers)}
+        calls.append(lambda client, body=body, headers=headers: client.post(
+            "/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}))  # fmt: skip
+
+    responses = race(app, calls)
+
+    assert [r.status_code for r in responses] == [201] * 24, [r.get_json() for r in responses if r.status_code != 201]
+    assert [shop.stock(sku) for sku in skus] == [76, 76, 76]
