@@ -210,7 +210,7 @@ class _Seeder:
         from mall.attribution import ORGANIC
         from mall.cart import services as cart
 
-        ids = [cart.add_line(self.session, user_id=shopper.user_id, sku_id=sku, quantity=q, source=ORGANIC).id
+        ids = [cart.add_line(self.session, user_id=shopper.user_id, sku_id=sku, quantity=q, source=ORGANIC)
                for sku, q in zip(sku_ids, quantities or [1] * len(sku_ids), strict=True)]  # fmt: skip
         shopper.line_ids += ids
         return ids

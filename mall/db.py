@@ -78,21 +78,31 @@ def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
 
 
 def insert_on_conflict(
-    session, table, *, values: dict, index_elements: list[str] | None, update: dict | None = None, where=None
+    session,
+    table,
+    *,
+    values: dict,
+    index_elements: list[str] | None,
+    update: dict | None = None,
+    where=None,
+    entity=None,
 ):
     """INSERT … ON CONFLICT (index) DO UPDATE/NOTHING on PostgreSQL and SQLite alike (race-free upsert).
 
     Returns the written row's primary key (a Row, truthy), or None when the conflict left the existing row
-    alone. RETURNING is used because drivers do not agree on rowcount for ON CONFLICT statements."""
+    alone; with `entity` (the mapped class of `table`), the written row as that entity, read by the same
+    statement. RETURNING is used because drivers do not agree on rowcount for ON CONFLICT statements."""
     from sqlalchemy.dialects import postgresql as pg
     from sqlalchemy.dialects import sqlite
 
     dialect = session.get_bind().dialect.name
-    stmt = (pg.insert if dialect == "postgresql" else sqlite.insert)(table).values(**values)
+    stmt = (pg.insert if dialect == "postgresql" else sqlite.insert)(entity or table).values(**values)
     if update:
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=update, where=where)
     else:  # index_elements=None: any unique constraint counts as the conflict
         stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
+    if entity is not None:
+        return session.scalars(stmt.returning(entity), execution_options={"populate_existing": True}).first()
     return session.execute(stmt.returning(*table.primary_key.columns)).first()
 
 

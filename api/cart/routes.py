@@ -9,7 +9,6 @@ from api.settings import settings
 from api.tx import commit
 from mall import attribution
 from mall.cart import services as cart
-from mall.identity.models import User
 from mall.identity.roles import Role
 
 blp = MallBlueprint("cart", __name__, url_prefix="/cart", description="The shopper's cart")
@@ -17,8 +16,7 @@ blp = MallBlueprint("cart", __name__, url_prefix="/cart", description="The shopp
 
 def _view() -> dict:
     shopper_id = current_actor().user_id
-    the_cart = cart.cart_for(db.session, shopper_id)
-    level = db.session.get(User, shopper_id).member_level
+    the_cart, level = cart.cart_and_level(db.session, shopper_id)
     lines = [
         {
             "id": line.id, "sku_id": sku.id, "product_id": product.id, "brand_id": product.brand_id,

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mall import clock
 from mall.attribution import Source
@@ -33,24 +34,43 @@ def cart_for(session: Session, user_id: int) -> Cart:
     return find_cart(session, user_id)
 
 
+def cart_and_level(session: Session, user_id: int) -> tuple[Cart, int]:
+    """The shopper's cart (created on first use) and member level, in one query when the cart exists: what
+    the cart view shows (a line above the shopper's level is flagged)."""
+    from mall.identity.models import User
+
+    row = session.execute(
+        sa.select(Cart, User.member_level).join(User, User.id == Cart.user_id).where(Cart.user_id == user_id)
+    ).first()
+    if row is not None:
+        return row.Cart, row.member_level
+    return cart_for(session, user_id), session.scalar(sa.select(User.member_level).where(User.id == user_id))
+
+
 def find_cart(session: Session, user_id: int) -> Cart | None:
     """The shopper's cart if there is one; never writes."""
     return session.scalar(sa.select(Cart).filter_by(user_id=user_id))
 
 
 def _touch(session: Session, cart: Cart) -> None:
-    """Every change moves the version and the activity time (abandoned-cart nudges read both)."""
+    """Every change moves the version and the activity time (abandoned-cart nudges read both); `cart` gets
+    the new values from the same statement."""
     count = sa.select(sa.func.count()).select_from(CartLine).where(CartLine.cart_id == cart.id).scalar_subquery()
-    session.execute(
+    now = clock.now()
+    version, line_count = session.execute(
         sa.update(Cart)
         .where(Cart.id == cart.id)
-        .values(version=Cart.version + 1, last_activity_at=clock.now(), line_count=count, updated_at=clock.now()),
+        .values(version=Cart.version + 1, last_activity_at=now, line_count=count, updated_at=now)
+        .returning(Cart.version, Cart.line_count),
         execution_options={"synchronize_session": False},
-    )
-    session.expire(cart)
+    ).one()  # fmt: skip
+    fresh = {"version": version, "line_count": line_count, "last_activity_at": now, "updated_at": now}
+    for key, value in fresh.items():
+        set_committed_value(cart, key, value)
 
 
-def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source) -> CartLine:
+def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source) -> int:
+    """Add or merge a line; returns its id."""
     sku = session.get(Sku, sku_id, options=[joinedload(Sku.product)])  # one query for both
     if sku is None or sku.status != "active" or sku.product.status != "active":
         raise Invalid("cart.sku_unavailable", f"SKU {sku_id} is not on sale.", field="sku_id")
@@ -59,7 +79,7 @@ def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, sour
         raise Invalid("cart.full", f"A cart holds at most {MAX_LINES} lines.")
     now = clock.now()
     table = CartLine.__table__
-    insert_on_conflict(
+    written = insert_on_conflict(
         session, table, index_elements=["cart_id", "sku_id"],
         values={"cart_id": cart.id, "sku_id": sku_id, "quantity": quantity, "source": source.as_dict(),
                 "created_at": now, "updated_at": now},
@@ -68,7 +88,7 @@ def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, sour
                 "source": source.as_dict(), "updated_at": now},
     )  # fmt: skip
     _touch(session, cart)
-    return _line(session, cart.id, sku_id)
+    return written.id
 
 
 def _line(session: Session, cart_id: int, sku_id: int) -> CartLine | None:

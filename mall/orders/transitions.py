@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from mall import events
+from mall import clock, events
 from mall.errors import Conflict
 from mall.orders import states
 from mall.orders.models import Order, SubOrder
@@ -20,14 +21,16 @@ def move(session: Session, obj: Order | SubOrder, target: str, *, actor=None, **
         kind = type(obj).__name__.lower()
         raise Conflict("order.invalid_transition", f"A {current} {kind} cannot become {target}.")
     model = type(obj)
+    changes = {"status": target, **values, "updated_at": clock.now()}
     result = session.execute(
-        sa.update(model).where(model.id == obj.id, model.status == current).values(status=target, **values),
+        sa.update(model).where(model.id == obj.id, model.status == current).values(**changes),
         execution_options={"synchronize_session": False},
     )
     if result.rowcount != 1:
-        session.expire(obj)
+        session.expire(obj)  # someone else moved it: read what they did
         return False
-    session.expire(obj)
+    for key, value in changes.items():  # what the row now holds, without reading it back
+        set_committed_value(obj, key, value)
     order_id = obj.id if isinstance(obj, Order) else obj.order_id
     sub = {} if isinstance(obj, Order) else {"sub_order_id": obj.id, "brand_id": obj.brand_id}
     events.record(
