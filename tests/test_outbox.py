@@ -230,3 +230,15 @@ def test_operators_see_statuses_and_skip_reasons(app, client, login, shopper, ch
     resp = client.get("/api/v1/admin/notifications?status=skipped", headers=login("platform_admin", name="ops"))
     assert resp.status_code == 200
     assert [(m["id"], m["skip_reason"]) for m in resp.get_json()] == [(skipped, "no_consent")]
+
+
+@pytest.mark.parametrize(
+    ("window", "delay", "expected"),
+    [(30, 10, 10), (10, 10, 5), (15, 10, 10), (7, 10, 2), (5, 10, None), (6, 10, 1)],
+)
+def test_the_unpaid_reminder_comes_in_time_to_pay_or_not_at_all(window, delay, expected):
+    """minutes after placement, for a payment window of `window` minutes and a configured `delay`"""
+    from mall.notifications.reactions import unpaid_reminder_at
+
+    at = unpaid_reminder_at(DAYTIME, DAYTIME + timedelta(minutes=window), timedelta(minutes=delay))
+    assert at == (None if expected is None else DAYTIME + timedelta(minutes=expected))

@@ -161,3 +161,15 @@ def test_normal_stock_running_out_before_the_quota_refuses_and_keeps_the_unit(ap
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
         assert db.session.get(FlashItem, sale["item"]).sold == 0
+
+
+def test_a_ten_minute_flash_order_is_reminded_five_minutes_before_it_closes(app, shop, client, sale):
+    """Not at the default 10 minutes after placement: that is the moment it is cancelled."""
+    from mall.notifications.models import Message
+
+    clock.freeze(START)
+    order = buy(shop, client, sale, *buyer(shop)).get_json()
+    with app.app_context():
+        reminder = db.session.scalar(sa.select(Message).filter_by(template_key="order.unpaid_reminder"))
+        assert reminder.payload["order_id"] == order["id"]
+        assert reminder.send_after == START + timedelta(minutes=5)
