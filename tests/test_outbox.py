@@ -242,3 +242,10 @@ def test_the_unpaid_reminder_comes_in_time_to_pay_or_not_at_all(window, delay, e
 
     at = unpaid_reminder_at(DAYTIME, DAYTIME + timedelta(minutes=window), timedelta(minutes=delay))
     assert at == (None if expected is None else DAYTIME + timedelta(minutes=expected))
+
+
+def test_a_window_read_a_few_milliseconds_apart_still_gets_its_reminder():
+    from mall.notifications.reactions import unpaid_reminder_at
+
+    placed = DAYTIME + timedelta(milliseconds=3)  # the event is recorded just after expires_at was computed
+    assert unpaid_reminder_at(placed, DAYTIME + timedelta(minutes=6), timedelta(minutes=10)) is not None

@@ -34,8 +34,9 @@ def reserve(session: Session, quantities: dict[int, int]) -> None:
             raise Conflict("stock.insufficient", f"Not enough stock for SKU {sku_id}.", sku_id=sku_id)
 
 
-# `reserve` on PostgreSQL: the wanted rows are locked first, in id order (the CTE is read in full before
-# the update joins it), then each is taken if it has the stock; returns the ids taken.
+# `reserve` on PostgreSQL: the wanted rows are locked in id order (the sort runs below the row-locking step,
+# and every row the update touches comes through that step first), then each is taken if it has the stock;
+# returns the ids taken.
 RESERVE_PG = sa.text("""
 WITH wanted AS (
     SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:qtys AS integer[])) AS w(id, qty)

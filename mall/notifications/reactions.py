@@ -23,7 +23,8 @@ def unpaid_reminder_at(placed_at: datetime, expires_at: datetime, delay: timedel
     """`delay` after placement, but never later than REMINDER_LEAD before the order closes (a 10-minute flash
     order is reminded after 5 minutes, not at the moment it is cancelled); None when the window is too short."""
     at = min(placed_at + delay, expires_at - REMINDER_LEAD)
-    return at if at >= placed_at + MIN_REMINDER_DELAY else None
+    # placed_at and expires_at come from two clock readings a few milliseconds apart: judge whole seconds
+    return at if at - placed_at >= MIN_REMINDER_DELAY - timedelta(seconds=1) else None
 
 
 def install(*, unpaid_reminder_minutes: int) -> None:

@@ -45,3 +45,55 @@ def test_storm_admits_exactly_the_quota_and_respects_the_limit(app, client, logi
         assert db.session.get(FlashItem, item).sold == 10
         assert services.reconcile(db.session, gate(), item_id=item)["agree"] is True
     assert shop.stock(sku) == 90
+
+
+def test_a_purchase_racing_a_flash_orders_cancellation_neither_waits_forever(app, client, login, monkeypatch):
+    """A timed-out flash order gives its unit back (the item's row) before its stock (the SKU's row); a
+    purchase meanwhile takes them in the same order, so it waits for the cancellation instead of deadlocking
+    with it (PostgreSQL would kill one of them: a 500 or a failed expiry job)."""
+    import threading
+    import time
+
+    from mall.orders import services as order_services
+    from workers.jobs.orders import expire_unpaid_order
+
+    shop = Shop(app, client, login)
+    clock.freeze(START - timedelta(minutes=1))
+    brand = shop.brand()
+    sku = shop.sku(brand, price=10000, stock=50)
+    body = {"name": "Race", "starts_at": START.isoformat(), "ends_at": (START + timedelta(hours=1)).isoformat(),
+            "items": [{"sku_id": sku, "flash_price": 3900, "quota": 5, "per_shopper_limit": 1}]}  # fmt: skip
+    sale = client.post("/api/v1/admin/flash-sales", json=body, headers=shop.merchant(brand)).get_json()
+    path = f"/api/v1/flash-sales/{sale['id']}/items/{sale['items'][0]['id']}/purchase"
+
+    def buy(headers, address):
+        return client.post(path, json={"address_id": address}, headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+
+    clock.freeze(START)
+    first = shop.shopper()
+    order = buy(first, shop.address(first)).get_json()
+    second = shop.shopper()
+    second_address = shop.address(second)
+    clock.advance(timedelta(minutes=11))  # the first order's payment window has closed
+
+    release, item_given_back = order_services.inventory.release, threading.Event()
+
+    def slow_release(session, quantities):  # the cancellation holds the item's row while the purchase starts
+        item_given_back.set()
+        time.sleep(0.5)
+        return release(session, quantities)
+
+    monkeypatch.setattr(order_services.inventory, "release", slow_release)
+    outcome = {}
+    cancelling = threading.Thread(target=lambda: outcome.update(cancelled=expire_unpaid_order(order["id"])))
+    cancelling.start()
+    assert item_given_back.wait(10)
+    bought = buy(second, second_address)
+    cancelling.join(20)
+
+    assert bought.status_code == 201, bought.get_json()
+    assert outcome == {"cancelled": True}
+    with app.app_context():
+        assert db.session.get(FlashItem, sale["items"][0]["id"]).sold == 1
+    assert shop.stock(sku) == 49
+    assert gate().counters(sale["items"][0]["id"])[0] == 4

@@ -175,22 +175,24 @@ def undo(gate: Gate, *, item_id: int, user_id: int, quantity: int, once: Once | 
 
 
 def _take_units(session: Session, item: FlashItem, user_id: int, order_id: int, quantity: int) -> None:
-    """Every admitted purchase takes two hot rows, the SKU's stock and the item's sold count, and holds them
-    until its commit. They are taken last (the SKU first, then the item: the order in which a cancellation
-    takes them), on PostgreSQL in one round trip, so that concurrent purchases queue behind each other only
-    for that statement and the commit."""
+    """Every admitted purchase takes two hot rows, the item's sold count and the SKU's stock, and holds them
+    until its commit. They are taken last, in the order a cancellation takes them (give_back moves the item
+    when the order's cancellation is recorded, then the stock is released), so the two never wait on each
+    other; on PostgreSQL in one round trip, so that concurrent purchases queue behind each other only for
+    that statement and the commit."""
     if session.get_bind().dialect.name == "postgresql":
-        stocked, taken, recorded = session.execute(TAKE_UNITS_PG, {
+        taken, stocked, recorded = session.execute(TAKE_UNITS_PG, {
             "sku": item.sku_id, "item": item.id, "user": user_id, "order": order_id, "qty": quantity,
             "limit": item.per_shopper_limit, "now": clock.now()}).one()  # fmt: skip
     else:  # SQLite: one writer at a time anyway
-        inventory.reserve(session, {item.sku_id: quantity})
-        stocked = True
         taken = session.execute(
             sa.update(FlashItem).where(FlashItem.id == item.id, FlashItem.sold + quantity <= FlashItem.quota)
             .values(sold=FlashItem.sold + quantity),
             execution_options={"synchronize_session": False},
         ).rowcount  # fmt: skip
+        if taken:
+            inventory.reserve(session, {item.sku_id: quantity})
+        stocked = True
         table = FlashBuyer.__table__
         recorded = taken and insert_on_conflict(
             session, table, index_elements=["item_id", "user_id"],
@@ -200,25 +202,25 @@ def _take_units(session: Session, item: FlashItem, user_id: int, order_id: int, 
         if recorded:
             session.add(FlashOrder(item_id=item.id, user_id=user_id, order_id=order_id, quantity=quantity))
             session.flush()
-    if not stocked:
-        raise Conflict("stock.insufficient", f"Not enough stock for SKU {item.sku_id}.", sku_id=item.sku_id)
     if not taken:
         raise Conflict("flash_sale.sold_out", "Not admitted: sold out.")
+    if not stocked:
+        raise Conflict("stock.insufficient", f"Not enough stock for SKU {item.sku_id}.", sku_id=item.sku_id)
     if not recorded:
         raise Conflict("flash_sale.limit_reached", "Not admitted: limit reached.")
 
 
-# _take_units on PostgreSQL: the stock, the database's quota guard, its per-shopper guard and the record, in
-# one statement. Each step runs only if the one before it succeeded (the SKU's lock is taken before the
-# item's); returns how many rows each guard let through (0: refused, the caller raises and rolls back).
+# _take_units on PostgreSQL: the database's quota guard, the stock, its per-shopper guard and the record, in
+# one statement. Each step runs only if the one before it succeeded (the item's lock is taken before the
+# SKU's); returns how many rows each guard let through (0: refused, the caller raises and rolls back).
 TAKE_UNITS_PG = sa.text("""
-WITH stocked AS (
-    UPDATE skus SET stock = stock - :qty WHERE id = :sku AND stock >= :qty AND status = 'active' RETURNING id
-), taken AS (
-    UPDATE flash_items SET sold = sold + :qty
-    WHERE id = :item AND sold + :qty <= quota AND EXISTS (SELECT FROM stocked) RETURNING id
+WITH taken AS (
+    UPDATE flash_items SET sold = sold + :qty WHERE id = :item AND sold + :qty <= quota RETURNING id
+), stocked AS (
+    UPDATE skus SET stock = stock - :qty
+    WHERE id = :sku AND stock >= :qty AND status = 'active' AND EXISTS (SELECT FROM taken) RETURNING id
 ), buyer AS (
-    INSERT INTO flash_buyers (item_id, user_id, quantity) SELECT id, :user, :qty FROM taken
+    INSERT INTO flash_buyers (item_id, user_id, quantity) SELECT :item, :user, :qty FROM stocked
     ON CONFLICT (item_id, user_id) DO UPDATE SET quantity = flash_buyers.quantity + excluded.quantity
     WHERE flash_buyers.quantity + excluded.quantity <= :limit
     RETURNING item_id
@@ -226,7 +228,7 @@ WITH stocked AS (
     INSERT INTO flash_orders (item_id, user_id, order_id, quantity, status, created_at)
     SELECT item_id, :user, :order, :qty, 'active', :now FROM buyer RETURNING id
 )
-SELECT (SELECT count(*) FROM stocked), (SELECT count(*) FROM taken), (SELECT count(*) FROM recorded)
+SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM stocked), (SELECT count(*) FROM recorded)
 """)
 
 
