@@ -90,11 +90,20 @@ class FastRefusals:
         if outcome not in REJECTIONS:
             return None
         code = REJECTIONS[outcome]
-        response = self.app.json.response({"type": f"urn:mall:problem:{code}", "title": "Conflict", "status": 409,
-                                           "detail": DETAILS[outcome], "code": code, "instance": path})  # fmt: skip
-        response.status_code = 409
-        response.mimetype = "application/problem+json"
-        return response
+        problem = {"type": f"urn:mall:problem:{code}", "title": "Conflict", "status": 409,
+                   "detail": DETAILS[outcome], "code": code, "instance": path}  # fmt: skip
+        # What `app.json.response` would send, written out directly: a werkzeug Response object cost a fifth of
+        # the refusal.
+        provider = self.app.json
+        pretty = provider.compact is False or (provider.compact is None and self.app.debug)  # as Flask decides
+        body = (provider.dumps(problem, **({"indent": 2} if pretty else {"separators": (",", ":")})) + "\n").encode()
+
+        def answer(environ, start_response):
+            start_response("409 CONFLICT", [("Content-Type", "application/problem+json"),
+                                            ("Content-Length", str(len(body)))])  # fmt: skip
+            return [body]
+
+        return answer
 
 
 def _json_object(environ) -> dict | None:
