@@ -33,3 +33,18 @@ def test_one_short_sku_refuses_the_whole_reservation_and_names_it(app, shop):
         db.session.rollback()
     assert refused.value.code == "stock.insufficient" and refused.value.extra["sku_id"] == b
     assert [shop.stock(s) for s in (a, b, c)] == [5, 1, 5]
+
+
+def test_an_archived_sku_refuses_the_whole_reservation(app, shop):
+    from mall.catalog.models import Sku
+
+    brand = shop.brand()
+    a, b = shop.sku(brand, price=100, stock=5), shop.sku(brand, price=100, stock=5)
+    with app.app_context():
+        db.session.get(Sku, b).status = "archived"
+        db.session.commit()
+        with pytest.raises(Conflict) as refused:
+            inventory.reserve(db.session, {a: 1, b: 1})
+        db.session.rollback()
+    assert refused.value.extra["sku_id"] == b
+    assert (shop.stock(a), shop.stock(b)) == (5, 5)

@@ -173,3 +173,25 @@ def test_a_ten_minute_flash_order_is_reminded_five_minutes_before_it_closes(app,
         reminder = db.session.scalar(sa.select(Message).filter_by(template_key="order.unpaid_reminder"))
         assert reminder.payload["order_id"] == order["id"]
         assert reminder.send_after == START + timedelta(minutes=5)
+
+
+def test_a_lost_commit_gives_the_unit_back_once_and_the_key_may_be_retried(app, shop, client, sale, monkeypatch):
+    from sqlalchemy.orm import Session
+
+    clock.freeze(START)
+    me, address = buyer(shop)
+    key = uuid.uuid4().hex
+    commit = Session.commit
+
+    def lost(self):
+        raise ConnectionError("the database went away at commit")
+
+    monkeypatch.setattr(Session, "commit", lost)
+    failed = buy(shop, client, sale, me, address, key)
+    monkeypatch.setattr(Session, "commit", commit)
+
+    assert failed.status_code == 500 and failed.get_json()["status"] == 500
+    assert gate().counters(sale["item"]) == (3, {})  # one unit back, the buyer forgotten: exactly once
+    retried = buy(shop, client, sale, me, address, key)
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
+    assert gate().counters(sale["item"])[0] == 2

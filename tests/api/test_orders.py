@@ -196,3 +196,23 @@ def test_brand_admin_sees_only_its_own_sub_orders(shop, client, ordered):
     other = shop.brand()
     assert client.get(f"/api/v1/admin/brands/{brand}/sub-orders", headers=shop.merchant(other)).status_code == 403
     assert client.get(f"/api/v1/admin/sub-orders/{mine[0]['id']}", headers=shop.merchant(other)).status_code == 403
+
+
+def test_a_status_move_leaves_the_objects_as_the_database_holds_them(app, shop, ordered):
+    """move() keeps what it wrote instead of reading the rows back: it must be exactly what they hold."""
+    from mall.orders import services as orders
+
+    _, _, order = ordered
+    columns = ("status", "paid_at", "paid_total", "updated_at")
+    with app.app_context():
+        assert orders.mark_paid(db.session, order_id=order["id"], amount=order["payable_total"],
+                                currency=order["currency"], reference="test") == "paid"  # fmt: skip
+        placed = db.session.get(Order, order["id"])
+        in_memory = [{c: getattr(o, c) for c in columns[:1] + ("updated_at",)} for o in placed.sub_orders]
+        in_memory.append({c: getattr(placed, c) for c in columns})
+        db.session.commit()
+        db.session.expire_all()
+        placed = db.session.get(Order, order["id"])
+        stored = [{c: getattr(o, c) for c in columns[:1] + ("updated_at",)} for o in placed.sub_orders]
+        stored.append({c: getattr(placed, c) for c in columns})
+    assert in_memory == stored and stored[-1]["status"] == "paid"
