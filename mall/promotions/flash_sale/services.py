@@ -147,7 +147,7 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
     """Admit in Redis first (a refusal reads nothing from the database), then in this transaction: the item
     and the address, a pending order at the flash price with the sale's short payment window, whatever
     `on_placed(order)` adds to the transaction (the idempotency record), and last the two hot rows: the
-    database's own stock, quota and per-shopper checks. The caller should commit at once. If anything here
+    database's own quota, stock and per-shopper checks. The caller should commit at once. If anything here
     fails the units (and the key) go back; if the caller's commit fails, it calls `undo`."""
     admit(session, gate, sale_id=sale_id, item_id=item_id, user_id=user_id, quantity=quantity, once=once,
           guard=guard)  # fmt: skip
