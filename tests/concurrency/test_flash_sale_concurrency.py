@@ -19,14 +19,22 @@ from workers.flash import gate
 START = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
 
-def test_storm_admits_exactly_the_quota_and_respects_the_limit(app, client, login):
-    shop = Shop(app, client, login)
+def schedule(shop: Shop, client, *, stock: int, quota: int) -> tuple[dict, int]:
+    """A one-item sale live from START for an hour (limit 1 per shopper), scheduled a minute before: the sale
+    as the API answered, and the SKU."""
     clock.freeze(START - timedelta(minutes=1))
     brand = shop.brand()
-    sku = shop.sku(brand, price=5000, stock=100)
+    sku = shop.sku(brand, price=5000, stock=stock)
     body = {"name": "storm", "starts_at": START.isoformat(), "ends_at": (START + timedelta(hours=1)).isoformat(),
-            "items": [{"sku_id": sku, "flash_price": 990, "quota": 10, "per_shopper_limit": 1}]}  # fmt: skip
-    sale = client.post("/api/v1/admin/flash-sales", json=body, headers=shop.merchant(brand)).get_json()
+            "items": [{"sku_id": sku, "flash_price": 990, "quota": quota, "per_shopper_limit": 1}]}  # fmt: skip
+    resp = client.post("/api/v1/admin/flash-sales", json=body, headers=shop.merchant(brand))
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json(), sku
+
+
+def test_storm_admits_exactly_the_quota_and_respects_the_limit(app, client, login):
+    shop = Shop(app, client, login)
+    sale, sku = schedule(shop, client, stock=100, quota=10)
     item = sale["items"][0]["id"]
     shoppers = [(h, shop.address(h)) for h in (shop.shopper() for _ in range(20))]
     clock.freeze(START)
@@ -58,12 +66,7 @@ def test_a_purchase_racing_a_flash_orders_cancellation_neither_waits_forever(app
     from workers.jobs.orders import expire_unpaid_order
 
     shop = Shop(app, client, login)
-    clock.freeze(START - timedelta(minutes=1))
-    brand = shop.brand()
-    sku = shop.sku(brand, price=10000, stock=50)
-    body = {"name": "Race", "starts_at": START.isoformat(), "ends_at": (START + timedelta(hours=1)).isoformat(),
-            "items": [{"sku_id": sku, "flash_price": 3900, "quota": 5, "per_shopper_limit": 1}]}  # fmt: skip
-    sale = client.post("/api/v1/admin/flash-sales", json=body, headers=shop.merchant(brand)).get_json()
+    sale, sku = schedule(shop, client, stock=50, quota=5)
     path = f"/api/v1/flash-sales/{sale['id']}/items/{sale['items'][0]['id']}/purchase"
 
     def buy(headers, address):
