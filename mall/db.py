@@ -106,6 +106,15 @@ def insert_on_conflict(
     return session.execute(stmt.returning(*table.primary_key.columns)).first()
 
 
+def hold_written(obj, values: dict) -> None:
+    """`obj` holds what an UPDATE just wrote to its row, without reading the row back and without marking
+    anything to be written again."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    for key, value in values.items():
+        set_committed_value(obj, key, value)
+
+
 def engine_url(url: str) -> str:
     """Plain postgres:// URLs get the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):

@@ -6,14 +6,13 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from mall import clock
 from mall.attribution import Source
 from mall.cart.models import Cart, CartLine
 from mall.catalog.models import Product, Sku
 from mall.catalog.rules import ensure_can_buy
-from mall.db import insert_on_conflict
+from mall.db import hold_written, insert_on_conflict
 from mall.errors import Forbidden, Invalid, NotFound
 
 MAX_QUANTITY = 999
@@ -64,9 +63,7 @@ def _touch(session: Session, cart: Cart) -> None:
         .returning(Cart.version, Cart.line_count),
         execution_options={"synchronize_session": False},
     ).one()  # fmt: skip
-    fresh = {"version": version, "line_count": line_count, "last_activity_at": now, "updated_at": now}
-    for key, value in fresh.items():
-        set_committed_value(cart, key, value)
+    hold_written(cart, {"version": version, "line_count": line_count, "last_activity_at": now, "updated_at": now})
 
 
 def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source) -> int:

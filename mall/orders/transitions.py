@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from mall import clock, events
+from mall.db import hold_written
 from mall.errors import Conflict
 from mall.orders import states
 from mall.orders.models import Order, SubOrder
@@ -29,8 +29,7 @@ def move(session: Session, obj: Order | SubOrder, target: str, *, actor=None, **
     if result.rowcount != 1:
         session.expire(obj)  # someone else moved it: read what they did
         return False
-    for key, value in changes.items():  # what the row now holds, without reading it back
-        set_committed_value(obj, key, value)
+    hold_written(obj, changes)
     order_id = obj.id if isinstance(obj, Order) else obj.order_id
     sub = {} if isinstance(obj, Order) else {"sub_order_id": obj.id, "brand_id": obj.brand_id}
     events.record(
