@@ -14,8 +14,9 @@ def reserve(session: Session, quantities: dict[int, int]) -> None:
     """Take `quantity` of each SKU or nothing (the caller's transaction rolls back on failure).
 
     SKUs are locked in id order so two orders over the same SKUs cannot deadlock. On PostgreSQL all the
-    SKUs go in one statement (a round trip and a statement's overhead per SKU saved on every order)."""
-    if len(quantities) > 1 and session.get_bind().dialect.name == "postgresql":
+    SKUs go in one statement (a round trip and a statement's overhead per SKU saved on every order); SQLite
+    takes one writer at a time, SKU by SKU."""
+    if session.get_bind().dialect.name == "postgresql":
         ids = sorted(quantities)
         taken = set(session.scalars(RESERVE_PG, {"ids": ids, "qtys": [quantities[i] for i in ids], "now": clock.now()}))
         short = [sku_id for sku_id in ids if sku_id not in taken]
