@@ -126,12 +126,13 @@ def replay_seen(seen: Seen, request_hash: str) -> Response:
                     headers={"Idempotent-Replayed": "true"})  # fmt: skip
 
 
-def keep(once: Once, response: Response) -> str:
-    """The durable record of a finished `once` request, added to the request's transaction (the unique index
-    refuses a second one for the key: see `recorded`). Returns the body as sent, for the Redis record."""
+def keep(once: Once, response: Response, payload: dict) -> str:
+    """The durable record of a finished `once` request whose response carries `payload`, added to the
+    request's transaction (the unique index refuses a second one for the key: see `recorded`). Returns the
+    body as sent, for the Redis record."""
     db.session.add(IdempotencyRecord(user_id=g.actor.user_id, scope=once.scope, key=once.key,
                                      request_hash=once.request_hash, status_code=response.status_code,
-                                     response=response.get_json(), created_at=clock.now()))  # fmt: skip
+                                     response=payload, created_at=clock.now()))  # fmt: skip
     return response.get_data(as_text=True)
 
 

@@ -160,9 +160,10 @@ def purchase(body, sale_id, item_id):
     answer = {}
 
     def keep(order):  # the durable idempotency record, written before the hot rows are taken
-        answer["response"] = response = jsonify(ORDER.dump(order))
+        payload = ORDER.dump(order)
+        answer["response"] = response = jsonify(payload)
         response.status_code = 201
-        answer["sent"] = idempotency.keep(once, response)
+        answer["sent"] = idempotency.keep(once, response, payload)
 
     try:
         order = services.purchase(session, flash_gate, sale_id=sale_id, item_id=item_id, user_id=user_id,
