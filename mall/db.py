@@ -78,32 +78,25 @@ def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
 
 
 def insert_on_conflict(
-    session,
-    table,
-    *,
-    values: dict,
-    index_elements: list[str] | None,
-    update: dict | None = None,
-    where=None,
-    entity=None,
+    session, target, *, values: dict, index_elements: list[str] | None, update: dict | None = None, where=None
 ):
     """INSERT … ON CONFLICT (index) DO UPDATE/NOTHING on PostgreSQL and SQLite alike (race-free upsert).
 
-    Returns the written row's primary key (a Row, truthy), or None when the conflict left the existing row
-    alone; with `entity` (the mapped class of `table`), the written row as that entity, read by the same
-    statement. RETURNING is used because drivers do not agree on rowcount for ON CONFLICT statements."""
+    `target` a Table: returns the written row's primary key (a Row, truthy), or None when the conflict left
+    the existing row alone. `target` a mapped class: the written row as that entity (read by the same
+    statement), or None. RETURNING is used because drivers do not agree on rowcount for ON CONFLICT."""
     from sqlalchemy.dialects import postgresql as pg
     from sqlalchemy.dialects import sqlite
 
     dialect = session.get_bind().dialect.name
-    stmt = (pg.insert if dialect == "postgresql" else sqlite.insert)(entity or table).values(**values)
+    stmt = (pg.insert if dialect == "postgresql" else sqlite.insert)(target).values(**values)
     if update:
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=update, where=where)
     else:  # index_elements=None: any unique constraint counts as the conflict
         stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
-    if entity is not None:
-        return session.scalars(stmt.returning(entity), execution_options={"populate_existing": True}).first()
-    return session.execute(stmt.returning(*table.primary_key.columns)).first()
+    if isinstance(target, sa.Table):
+        return session.execute(stmt.returning(*target.primary_key.columns)).first()
+    return session.scalars(stmt.returning(target), execution_options={"populate_existing": True}).first()
 
 
 def hold_written(obj, values: dict) -> None:

@@ -47,7 +47,7 @@ def _payment_of(session: Session, order_id: int, *, status: str) -> Payment | No
 
 def _record_payment(session: Session, gateway: str, intent_id: str, order: Order, client_secret=None) -> Payment:
     """The payment row of this intent: written now, or (a retry) the one written before."""
-    written = insert_on_conflict(session, Payment.__table__, entity=Payment, index_elements=["gateway", "intent_id"],
+    written = insert_on_conflict(session, Payment, index_elements=["gateway", "intent_id"],
         values={"order_id": order.id, "gateway": gateway, "intent_id": intent_id, "amount": order.payable_total,
                 "currency": order.currency, "status": "pending", "refunded_amount": 0, "client_secret": client_secret,
                 "created_at": clock.now(), "updated_at": clock.now()})  # fmt: skip
