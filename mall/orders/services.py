@@ -14,8 +14,8 @@ from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity import services as identity
 from mall.identity.roles import Actor, Role
 from mall.inventory import services as inventory
-from mall.orders import states
-from mall.orders.models import Order, OrderLine, SubOrder
+from mall.orders import creation, states
+from mall.orders.models import Order, SubOrder
 from mall.orders.policy import OrderPolicy
 from mall.orders.transitions import move, move_or_conflict
 
@@ -35,7 +35,9 @@ def place_order(
     if expected_payable is not None and expected_payable != q.payable:
         raise Conflict("checkout.price_changed", "Prices changed since your quote.", payable=q.payable)
     inventory.reserve(session, _quantities(q.lines))
-    order = _new_order(session, shopper_id, q, {f: getattr(address, f) for f in ADDRESS_FIELDS}, policy)
+    order = creation.insert_order(
+        session, shopper_id=shopper_id, quote=q, policy=policy, address={f: getattr(address, f) for f in ADDRESS_FIELDS}
+    )
     cart_services.remove_lines(session, cart=result.cart, line_ids=[line.key for line in q.lines])
     events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
                   actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
@@ -70,8 +72,8 @@ def place_direct(
     ctx = pricing.PricingContext(shopper_id=shopper_id, coupon_ids=(),
                                  shipping_policies=checkout._shipping_policies(session, {product.brand_id}))  # fmt: skip
     q = pricing.price(pricing.Quote(product.currency, [line]), ctx)
-    order = _new_order(session, shopper_id, q, {f: getattr(address, f) for f in ADDRESS_FIELDS},
-                       OrderPolicy(unpaid_timeout=payment_window))  # fmt: skip
+    order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=OrderPolicy(unpaid_timeout=payment_window),
+                                  address={f: getattr(address, f) for f in ADDRESS_FIELDS})  # fmt: skip
     events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
                   actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
                   expires_at=order.expires_at.isoformat(), **event_data)  # fmt: skip
@@ -83,34 +85,6 @@ def _quantities(lines) -> dict[int, int]:
     for line in lines:
         totals[line.sku_id] = totals.get(line.sku_id, 0) + line.quantity
     return totals
-
-
-def _new_order(session: Session, shopper_id: int, q, address: dict, policy: OrderPolicy) -> Order:
-    now = clock.now()
-    order = Order(
-        user_id=shopper_id, currency=q.currency, items_total=q.items_total, discount_total=q.discount_total,
-        shipping_total=q.shipping_total, payable_total=q.payable, address=address,
-        expires_at=now + policy.unpaid_timeout,
-        discounts=[{"step": d.step, "source": d.source, "amount": d.amount} for d in q.discounts],
-    )  # fmt: skip
-    session.add(order)
-    for brand_id, part in q.brands.items():
-        lines = q.lines_of(brand_id)
-        sub = SubOrder(
-            order=order, brand_id=brand_id, items_total=sum(ln.subtotal for ln in lines),
-            discount_total=sum(ln.discount_total for ln in lines), shipping_fee=part.shipping_fee,
-            payable_total=sum(ln.payable for ln in lines) + part.shipping_fee,
-        )  # fmt: skip
-        session.add(sub)
-        for ln in lines:
-            session.add(OrderLine(
-                order=order, sub_order=sub, sku_id=ln.sku_id, product_id=ln.product_id, title=ln.title,
-                specs=ln.specs, unit_price=ln.unit_price, quantity=ln.quantity, subtotal=ln.subtotal,
-                discount_total=ln.discount_total, payable=ln.payable, discounts=dict(ln.discounts), source=ln.source,
-            ))  # fmt: skip
-    session.flush()
-    order.number = f"{now:%Y%m%d}{order.id:010d}"  # written by the transaction's next flush
-    return order
 
 
 def get_order(session: Session, *, order_id: int, shopper_id: int | None = None, for_update=False) -> Order:
