@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -79,11 +80,24 @@ def subscribe(event_type: str, handler: Callable[[DomainEvent], None]) -> None:
         _subscribers[event_type].append(handler)
 
 
+def around_release(wrapper: Callable[[], AbstractContextManager]) -> None:
+    """Run every `release` inside `wrapper()` (e.g. the job queue's batch: the jobs a request's events
+    schedule go to Redis in one round trip)."""
+    global _around_release
+    _around_release = wrapper
+
+
+_around_release: Callable[[], AbstractContextManager] = nullcontext
+
+
 def release(session: Session) -> None:
     """After commit: hand committed events to their subscribers (side effects go here)."""
-    for event in session.info.pop("pending_events", []):
-        for handler in _subscribers.get(event.type, ()):
-            handler(event)
+    pending = session.info.pop("pending_events", [])
+    if pending:
+        with _around_release():
+            for event in pending:
+                for handler in _subscribers.get(event.type, ()):
+                    handler(event)
     for callback in session.info.pop("after_commit", []):  # e.g. give flash-sale units back in Redis
         callback()
 

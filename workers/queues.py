@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 
 from workers import runtime
@@ -11,6 +16,8 @@ from workers.connection import get_redis
 
 HIGH, DEFAULT, LOW = "high", "default", "low"
 TRANSIENT_RETRY = Retry(max=3, interval=[10, 60, 300])
+log = logging.getLogger(__name__)
+_batch: ContextVar = ContextVar("rq_schedule_batch", default=None)
 
 
 def queue(name: str = DEFAULT) -> Queue:
@@ -23,4 +30,27 @@ def enqueue(func, *args, queue_name: str = DEFAULT, job_id: str | None = None, *
 
 def enqueue_at(when: datetime, func, *args, queue_name: str = DEFAULT, job_id: str | None = None, **kwargs):
     """Run `func` at `when` (RQ's scheduler, run by `rq worker --with-scheduler`)."""
-    return queue(queue_name).enqueue_at(when, func, *args, job_id=job_id, retry=TRANSIENT_RETRY, **kwargs)
+    return queue(queue_name).enqueue_at(when, func, *args, job_id=job_id, retry=TRANSIENT_RETRY,
+                                        pipeline=_batch.get(), **kwargs)  # fmt: skip
+
+
+@contextmanager
+def batch() -> Iterator[None]:
+    """The jobs scheduled inside are written to Redis together, at the end (a placement schedules its payment
+    timeout and its reminder). RQ still adds each to the scheduled registry at once, before its data, as it
+    does unbatched; its scheduler skips an id whose data never came. Every scheduled job has a periodic
+    sweep behind it, so a Redis failure here is logged, not raised: the request's change is committed."""
+    if _batch.get() is not None:
+        yield
+        return
+    pipe = queue().connection.pipeline(transaction=False)
+    token = _batch.set(pipe)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    if pipe.command_stack:
+        try:
+            pipe.execute()
+        except RedisError:
+            log.exception("could not schedule this request's jobs; the periodic sweeps will run them")

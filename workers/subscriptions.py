@@ -43,6 +43,7 @@ def _schedule_group_expiry(event) -> None:
 
 
 def register() -> None:
+    events.around_release(queues.batch)
     events.subscribe("group.formed", _schedule_group_expiry)
     events.subscribe("order.placed", _schedule_unpaid_timeout)
     events.subscribe("message.queued", _dispatch_when_due)

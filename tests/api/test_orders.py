@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from rq import SimpleWorker
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from api.extensions import db
@@ -119,7 +120,33 @@ def test_cancel_releases_stock_once(shop, client, ordered):
 def test_placement_schedules_the_unpaid_timeout_job(app, settings, ordered):
     _, _, order = ordered
     registry = ScheduledJobRegistry(queue=queues.queue())
-    assert f"order-timeout-{order['id']}" in registry.get_job_ids()
+    jobs = registry.get_job_ids()
+    assert f"order-timeout-{order['id']}" in jobs
+    assert any(job.startswith("message-") for job in jobs)  # and the unpaid reminder, in the same round trip
+
+
+def test_placement_stands_when_redis_cannot_take_its_jobs(app, shop, monkeypatch, caplog):
+    """The jobs go to Redis after the commit: a failure there is logged and the sweeps take over."""
+    from redis.client import Pipeline
+    from redis.exceptions import ConnectionError as RedisDown
+
+    sku = shop.sku(shop.brand(), price=1000, stock=5)
+    me = shop.shopper()
+    line = shop.add(me, sku, 2)
+
+    def down(self, *args, **kwargs):
+        raise RedisDown("redis went away")
+
+    monkeypatch.setattr(Pipeline, "execute", down)
+    resp = shop.place(me, [line], shop.address(me))
+    monkeypatch.undo()
+
+    assert resp.status_code == 201
+    assert shop.stock(sku) == 3
+    assert not Job.exists(f"order-timeout-{resp.get_json()['id']}", connection=queues.queue().connection)
+    assert "the periodic sweeps will run them" in caplog.text
+    clock.advance(timedelta(minutes=31))
+    assert sweep_unpaid_orders() == 1 and shop.stock(sku) == 5
 
 
 def test_timeout_job_cancels_an_unpaid_order_once_and_releases_stock_once(app, shop, ordered):
