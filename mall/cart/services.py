@@ -174,10 +174,11 @@ _PRICING_COLUMNS = [getattr(model, name) for model, row in ((CartLine, PricingLi
                                                              (Product, PricingProduct)) for name in row._fields]  # fmt: skip
 
 
-def lines_for_pricing(session: Session, cart: Cart, line_ids: list[int]):
-    """(line, sku, product) of the chosen lines, oldest first, as plain read-only rows with what pricing and
-    `line_problem` read: one query and no ORM objects (a 20-line quote spent more building and tracking 60
-    entities, descriptions and images included, than the database spent finding them)."""
+def lines_for_pricing(session: Session, cart: Cart, line_ids: list[int], *, extend=None):
+    """(line, sku, product, extra) of the chosen lines, oldest first, as plain read-only rows with what pricing
+    and `line_problem` read: one query and no ORM objects (a 20-line quote spent more building and tracking 60
+    entities, descriptions and images included, than the database spent finding them). `extend(select)` may
+    join and add columns (the checkout adds the brand's shipping policy); `extra` is the tuple of those."""
     query = (
         sa.select(*_PRICING_COLUMNS)
         .join(Sku, Sku.id == CartLine.sku_id)
@@ -185,8 +186,12 @@ def lines_for_pricing(session: Session, cart: Cart, line_ids: list[int]):
         .where(CartLine.cart_id == cart.id, CartLine.id.in_(line_ids))
         .order_by(CartLine.id)
     )
+    if extend is not None:
+        query = extend(query)
     a, b = len(PricingLine._fields), len(PricingLine._fields) + len(PricingSku._fields)
-    return [(PricingLine(*r[:a]), PricingSku(*r[a:b]), PricingProduct(*r[b:])) for r in session.execute(query)]
+    c = b + len(PricingProduct._fields)
+    return [(PricingLine(*r[:a]), PricingSku(*r[a:b]), PricingProduct(*r[b:c]), tuple(r[c:]))
+            for r in session.execute(query)]  # fmt: skip
 
 
 def line_problem(line: CartLine, sku: Sku, product: Product, member_level: int) -> str | None:

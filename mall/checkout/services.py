@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from mall.cart import services as cart_services
 from mall.cart.models import Cart
+from mall.catalog.models import Product
 from mall.checkout import pricing
 from mall.checkout.models import ShippingPolicy
 from mall.errors import Forbidden, Invalid
@@ -40,24 +41,26 @@ def quote(
     if user is None or user.role != "shopper":
         raise Forbidden("checkout.shoppers_only", "Only shoppers check out.")
     cart = user.Cart
-    rows = [] if cart is None else cart_services.lines_for_pricing(session, cart, sorted(set(line_ids)))
-    unknown = set(line_ids) - {line.id for line, _, _ in rows}
+    rows = [] if cart is None else cart_services.lines_for_pricing(session, cart, sorted(set(line_ids)),
+                                                                   extend=_with_shipping_policy)  # fmt: skip
+    unknown = set(line_ids) - {line.id for line, *_ in rows}
     if unknown or not line_ids:
         raise Invalid("checkout.line_unknown", f"Not in your cart: {sorted(unknown) or 'no lines chosen'}.",
                       field="line_ids")  # fmt: skip
     problems = [
         {"line_id": line.id, "sku_id": sku.id, "reason": reason}
-        for line, sku, product in rows
+        for line, sku, product, _ in rows
         if (reason := cart_services.line_problem(line, sku, product, user.member_level))
     ]
-    currencies = {product.currency for _, _, product in rows}
+    currencies = {product.currency for _, _, product, _ in rows}
     if len(currencies) > 1:
         raise Invalid("checkout.mixed_currency", "Lines in different currencies cannot be paid together.")
-    lines = [_priced_line(line, sku, product) for line, sku, product in rows]
+    lines = [_priced_line(line, sku, product) for line, sku, product, _ in rows]
     ctx = pricing.PricingContext(
         shopper_id=shopper_id, member_level=user.member_level, points=points,
         coupon_ids=None if coupon_ids is None else tuple(coupon_ids),
-        shipping_policies=_shipping_policies(session, {line.brand_id for line in lines}), session=session,
+        shipping_policies={product.brand_id: policy for _, _, product, policy in rows if policy[0] is not None},
+        session=session,
     )  # fmt: skip
     return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), cart, problems)
 
@@ -69,6 +72,13 @@ def _priced_line(line, sku, product) -> pricing.PricedLine:
         currency=product.currency, quantity=line.quantity, list_price=sku.list_price, unit_price=sku.price,
         source=line.source,
     )  # fmt: skip
+
+
+def _with_shipping_policy(query: sa.Select) -> sa.Select:
+    """Each line's brand's shipping policy (fee, free_above), read with the lines: (None, None) without one."""
+    return query.outerjoin(ShippingPolicy, ShippingPolicy.brand_id == Product.brand_id).add_columns(
+        ShippingPolicy.fee, ShippingPolicy.free_above
+    )
 
 
 def _shipping_policies(session: Session, brand_ids: set[int]) -> dict[int, tuple[int, int | None]]:
