@@ -51,10 +51,12 @@ def find_cart(session: Session, user_id: int) -> Cart | None:
     return session.scalar(sa.select(Cart).filter_by(user_id=user_id))
 
 
-def _touch(session: Session, cart: Cart) -> None:
+def _touch(session: Session, cart: Cart, line_count=None) -> None:
     """Every change moves the version and the activity time (abandoned-cart nudges read both); `cart` gets
-    the new values from the same statement."""
-    count = sa.select(sa.func.count()).select_from(CartLine).where(CartLine.cart_id == cart.id).scalar_subquery()
+    the new values from the same statement. `line_count`: how to compute the new count (default: count)."""
+    count = line_count if line_count is not None else (
+        sa.select(sa.func.count()).select_from(CartLine).where(CartLine.cart_id == cart.id).scalar_subquery()
+    )  # fmt: skip
     now = clock.now()
     version, line_count = session.execute(
         sa.update(Cart)
@@ -119,9 +121,14 @@ def remove_line(session: Session, *, user_id: int, line_id: int) -> None:
 
 def remove_lines(session: Session, *, cart: Cart, line_ids: list[int]) -> None:
     """Ordered lines leave the cart (in the order's transaction)."""
-    session.execute(sa.delete(CartLine).where(CartLine.cart_id == cart.id, CartLine.id.in_(line_ids)),
-                    execution_options={"synchronize_session": False})  # the quote read them as plain rows  # fmt: skip
-    _touch(session, cart)
+    delete = sa.delete(CartLine).where(CartLine.cart_id == cart.id, CartLine.id.in_(line_ids))
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(delete, execution_options={"synchronize_session": False})  # the quote read plain rows
+        _touch(session, cart)
+        return
+    # One statement: the DELETE as a CTE, the cart's count and version moved by what it removed.
+    gone = delete.returning(CartLine.id).cte("gone")
+    _touch(session, cart, line_count=Cart.line_count - sa.select(sa.func.count()).select_from(gone).scalar_subquery())
 
 
 def clear(session: Session, *, user_id: int) -> None:

@@ -243,3 +243,20 @@ def test_a_status_move_leaves_the_objects_as_the_database_holds_them(app, shop, 
         stored = [{c: getattr(o, c) for c in columns[:1] + ("updated_at",)} for o in placed.sub_orders]
         stored.append({c: getattr(placed, c) for c in columns})
     assert in_memory == stored and stored[-1]["status"] == "paid"
+
+
+def test_ordered_lines_leave_the_cart_and_its_count_and_version_follow(app, shop, client):
+    from mall.cart.models import Cart
+
+    brand = shop.brand()
+    me = shop.shopper()
+    kept, ordered = (
+        shop.add(me, shop.sku(brand, price=1000, stock=5), 1),
+        shop.add(me, shop.sku(brand, price=900, stock=5), 1),
+    )
+    before = client.get("/api/v1/cart", headers=me).get_json()["version"]
+    assert shop.place(me, [ordered], shop.address(me)).status_code == 201
+    cart = client.get("/api/v1/cart", headers=me).get_json()
+    assert [line["id"] for line in cart["lines"]] == [kept] and cart["version"] == before + 1
+    with app.app_context():
+        assert db.session.scalar(sa.select(Cart.line_count)) == 1  # the count cart.full and nudges read
