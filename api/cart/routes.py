@@ -14,9 +14,9 @@ from mall.identity.roles import Role
 blp = MallBlueprint("cart", __name__, url_prefix="/cart", description="The shopper's cart")
 
 
-def _view() -> dict:
-    shopper_id = current_actor().user_id
-    the_cart, level = cart.cart_and_level(db.session, shopper_id)
+def _view(held: tuple | None = None) -> dict:
+    """The cart as the shopper sees it. `held`: the (cart, member level) this request read already."""
+    the_cart, level = held or cart.cart_and_level(db.session, current_actor().user_id)
     lines = [
         {
             "id": line.id, "sku_id": sku.id, "product_id": product.id, "brand_id": product.brand_id,
@@ -48,9 +48,10 @@ def get_cart():
 def add_line(body):
     """Add a SKU; the same SKU merges into its line, and the newest source wins."""
     source = attribution.verify(body["source_token"], secret=settings().secret_key)
+    held = cart.cart_and_level(db.session, current_actor().user_id)
     cart.add_line(db.session, user_id=current_actor().user_id, sku_id=body["sku_id"], quantity=body["quantity"],
-                  source=source)  # fmt: skip
-    view = _view()
+                  source=source, cart=held[0])  # fmt: skip
+    view = _view(held)
     commit()
     return view
 
@@ -60,8 +61,10 @@ def add_line(body):
 @blp.arguments(QuantitySchema)
 @blp.response(200, CartSchema)
 def set_quantity(body, line_id):
-    cart.set_quantity(db.session, user_id=current_actor().user_id, line_id=line_id, quantity=body["quantity"])
-    view = _view()
+    held = cart.cart_and_level(db.session, current_actor().user_id)
+    cart.set_quantity(db.session, user_id=current_actor().user_id, line_id=line_id, quantity=body["quantity"],
+                      cart=held[0])  # fmt: skip
+    view = _view(held)
     commit()
     return view
 
@@ -70,8 +73,9 @@ def set_quantity(body, line_id):
 @blp.auth(Role.SHOPPER)
 @blp.response(200, CartSchema)
 def remove_line(line_id):
-    cart.remove_line(db.session, user_id=current_actor().user_id, line_id=line_id)
-    view = _view()
+    held = cart.cart_and_level(db.session, current_actor().user_id)
+    cart.remove_line(db.session, user_id=current_actor().user_id, line_id=line_id, cart=held[0])
+    view = _view(held)
     commit()
     return view
 

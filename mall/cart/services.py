@@ -68,12 +68,14 @@ def _touch(session: Session, cart: Cart, line_count=None) -> None:
     hold_written(cart, {"version": version, "line_count": line_count, "last_activity_at": now, "updated_at": now})
 
 
-def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source) -> int:
-    """Add or merge a line; returns its id."""
+def add_line(
+    session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source, cart: Cart | None = None
+) -> int:
+    """Add or merge a line; returns its id. `cart`: the shopper's cart, if the caller holds it already."""
     sku = session.get(Sku, sku_id, options=[joinedload(Sku.product)])  # one query for both
     if sku is None or sku.status != "active" or sku.product.status != "active":
         raise Invalid("cart.sku_unavailable", f"SKU {sku_id} is not on sale.", field="sku_id")
-    cart = cart_for(session, user_id)
+    cart = _the_cart(session, user_id, cart)
     if cart.line_count >= MAX_LINES and _line(session, cart.id, sku_id) is None:
         raise Invalid("cart.full", f"A cart holds at most {MAX_LINES} lines.")
     now = clock.now()
@@ -96,24 +98,32 @@ def _line(session: Session, cart_id: int, sku_id: int) -> CartLine | None:
     ).scalar()
 
 
-def _own_line(session: Session, user_id: int, line_id: int) -> tuple[Cart, CartLine]:
-    cart = cart_for(session, user_id)
+def _the_cart(session: Session, user_id: int, cart: Cart | None) -> Cart:
+    if cart is None:
+        return cart_for(session, user_id)
+    if cart.user_id != user_id:
+        raise ValueError("a cart passed in must be the shopper's own")  # a caller's bug, not the shopper's
+    return cart
+
+
+def _own_line(session: Session, user_id: int, line_id: int, cart: Cart | None) -> tuple[Cart, CartLine]:
+    cart = _the_cart(session, user_id, cart)
     line = session.get(CartLine, line_id)
     if line is None or line.cart_id != cart.id:
         raise NotFound("cart.line_not_found", f"Cart line {line_id} not found.")
     return cart, line
 
 
-def set_quantity(session: Session, *, user_id: int, line_id: int, quantity: int) -> CartLine:
-    cart, line = _own_line(session, user_id, line_id)
+def set_quantity(session: Session, *, user_id: int, line_id: int, quantity: int, cart: Cart | None = None) -> CartLine:
+    cart, line = _own_line(session, user_id, line_id, cart)
     line.quantity = quantity
     session.flush()
     _touch(session, cart)
     return line
 
 
-def remove_line(session: Session, *, user_id: int, line_id: int) -> None:
-    cart, line = _own_line(session, user_id, line_id)
+def remove_line(session: Session, *, user_id: int, line_id: int, cart: Cart | None = None) -> None:
+    cart, line = _own_line(session, user_id, line_id, cart)
     session.delete(line)
     session.flush()
     _touch(session, cart)
