@@ -17,7 +17,7 @@ from mall.inventory import services as inventory
 from mall.orders import creation, states
 from mall.orders.models import Order, SubOrder
 from mall.orders.policy import OrderPolicy
-from mall.orders.transitions import move, move_or_conflict
+from mall.orders.transitions import move, move_or_conflict, move_sub_orders
 
 ADDRESS_FIELDS = ("recipient", "phone", "province", "city", "district", "detail", "postal_code")
 
@@ -118,8 +118,7 @@ def _cancel(session: Session, order: Order, *, actor, reason: str) -> bool:
     now = clock.now()
     if not move(session, order, states.CANCELLED, actor=actor, cancelled_at=now, cancel_reason=reason):
         return False
-    for sub in order.sub_orders:
-        move(session, sub, states.CANCELLED, actor=actor)
+    move_sub_orders(session, order, states.PENDING, states.CANCELLED, actor=actor)
     inventory.release(session, _quantities(order.lines))
     return True
 
@@ -222,8 +221,7 @@ def mark_paid(session: Session, *, order_id: int, amount: int, currency: str, re
         return "already_paid" if order.paid_at is not None else "late"
     if not move(session, order, states.PAID, paid_at=clock.now(), paid_total=amount):
         return mark_paid(session, order_id=order_id, amount=amount, currency=currency, reference=reference)
-    for sub in order.sub_orders:
-        move(session, sub, states.PAID)
+    move_sub_orders(session, order, states.PENDING, states.PAID)
     _count_sales(session, order)
     return "paid"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from mall import clock, events
 from mall.db import hold_written
@@ -30,14 +31,37 @@ def move(session: Session, obj: Order | SubOrder, target: str, *, actor=None, **
         session.expire(obj)  # someone else moved it: read what they did
         return False
     hold_written(obj, changes)
-    order_id = obj.id if isinstance(obj, Order) else obj.order_id
-    sub = {} if isinstance(obj, Order) else {"sub_order_id": obj.id, "brand_id": obj.brand_id}
-    events.record(
-        session, f"{'order' if isinstance(obj, Order) else 'sub_order'}.{target}", aggregate="order",
-        aggregate_id=order_id, actor=actor, from_status=current, to_status=target, **sub,
-        **{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()},
-    )  # fmt: skip
+    if isinstance(obj, Order):
+        _record(session, "order", obj.id, actor, current, target, values)
+    else:
+        _record(session, "sub_order", obj.order_id, actor, current, target,
+                {"sub_order_id": obj.id, "brand_id": obj.brand_id, **values})  # fmt: skip
     return True
+
+
+def move_sub_orders(session: Session, order: Order, current: str, target: str, *, actor=None) -> None:
+    """Every sub-order of `order` still in `current` moves to `target`, in one UPDATE (paying or cancelling
+    an order moves all its sub-orders together); each move is recorded like `move` records it."""
+    if not states.allowed(states.SUB_ORDER, current, target):
+        raise Conflict("order.invalid_transition", f"A {current} sub_order cannot become {target}.")
+    changes = {"status": target, "updated_at": clock.now()}
+    moved = session.execute(
+        sa.update(SubOrder).where(SubOrder.order_id == order.id, SubOrder.status == current).values(**changes)
+        .returning(SubOrder.id, SubOrder.brand_id),
+        execution_options={"synchronize_session": False},
+    ).all()  # fmt: skip
+    for sub_id, brand_id in sorted(moved):
+        loaded = session.identity_map.get(identity_key(SubOrder, sub_id))
+        if loaded is not None:
+            hold_written(loaded, changes)
+        _record(session, "sub_order", order.id, actor, current, target, {"sub_order_id": sub_id, "brand_id": brand_id})
+
+
+def _record(session: Session, kind: str, order_id: int, actor, current: str, target: str, values: dict) -> None:
+    events.record(
+        session, f"{kind}.{target}", aggregate="order", aggregate_id=order_id, actor=actor, from_status=current,
+        to_status=target, **{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()},
+    )  # fmt: skip
 
 
 def move_or_conflict(session: Session, obj, target: str, *, actor=None, **values) -> None:

@@ -33,8 +33,12 @@ def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id:
     key = f"order-{order.id}-{order.payable_total}-{order.currency}"
     intent = gateway.create_intent(amount=order.payable_total, currency=order.currency, idempotency_key=key,
                                    metadata={"order_id": order.id, "order_number": order.number})  # fmt: skip
-    payment = _record_payment(session, gateway.name, intent.intent_id, order, intent.client_secret)
-    if intent.status == "succeeded":
+    succeeded = intent.status == "succeeded"
+    payment, written = _record_payment(session, gateway.name, intent.intent_id, order, intent.client_secret,
+                                       status="succeeded" if succeeded else "pending")  # fmt: skip
+    if succeeded and written:  # the row went in as succeeded, for the order's exact amount
+        _money_in(session, gateway, payment)
+    elif succeeded:  # a retry meets the row an earlier attempt wrote
         payment_succeeded(
             session, gateway=gateway, payment=payment, amount=order.payable_total, currency=order.currency
         )
@@ -45,15 +49,19 @@ def _payment_of(session: Session, order_id: int, *, status: str) -> Payment | No
     return session.scalar(sa.select(Payment).filter_by(order_id=order_id, status=status).limit(1))
 
 
-def _record_payment(session: Session, gateway: str, intent_id: str, order: Order, client_secret=None) -> Payment:
-    """The payment row of this intent: written now, or (a retry) the one written before."""
+def _record_payment(
+    session: Session, gateway: str, intent_id: str, order: Order, client_secret=None, status="pending"
+) -> tuple[Payment, bool]:
+    """The payment row of this intent, and whether it was written now (False: a retry found the one written
+    before, whatever its status)."""
     written = insert_on_conflict(session, Payment, index_elements=["gateway", "intent_id"],
         values={"order_id": order.id, "gateway": gateway, "intent_id": intent_id, "amount": order.payable_total,
-                "currency": order.currency, "status": "pending", "refunded_amount": 0, "client_secret": client_secret,
+                "currency": order.currency, "status": status, "refunded_amount": 0, "client_secret": client_secret,
                 "created_at": clock.now(), "updated_at": clock.now()})  # fmt: skip
-    return written or session.scalar(
-        sa.select(Payment).filter_by(gateway=gateway, intent_id=intent_id).execution_options(populate_existing=True)
-    )
+    if written is not None:
+        return written, True
+    query = sa.select(Payment).filter_by(gateway=gateway, intent_id=intent_id)
+    return session.scalar(query.execution_options(populate_existing=True)), False
 
 
 def payment_succeeded(session: Session, *, gateway: PaymentGateway, payment: Payment, amount: int, currency: str):
@@ -67,10 +75,16 @@ def payment_succeeded(session: Session, *, gateway: PaymentGateway, payment: Pay
         return "amount_mismatch"
     payment.status = "succeeded"
     session.flush()
-    outcome = orders.mark_paid(session, order_id=payment.order_id, amount=amount, currency=currency,
+    return _money_in(session, gateway, payment)
+
+
+def _money_in(session: Session, gateway: PaymentGateway, payment: Payment) -> str:
+    """A succeeded payment of the order's amount: the order is paid, or (closed meanwhile, or paid twice)
+    the money goes back."""
+    outcome = orders.mark_paid(session, order_id=payment.order_id, amount=payment.amount, currency=payment.currency,
                                reference=f"{payment.gateway}:{payment.intent_id}")  # fmt: skip
     if outcome == "late" or (outcome == "already_paid" and _other_success(session, payment)):
-        refund(session, gateway=gateway, payment=payment, amount=amount, reason="paid_after_close",
+        refund(session, gateway=gateway, payment=payment, amount=payment.amount, reason="paid_after_close",
                key=f"late-{payment.gateway}-{payment.intent_id}", order_accepted_it=False)  # fmt: skip
         return "refunded_late_payment"
     return outcome
@@ -165,7 +179,7 @@ def _intent_payment(session: Session, gateway: PaymentGateway, intent: dict) -> 
     payment = session.scalar(sa.select(Payment).filter_by(gateway=gateway.name, intent_id=intent["id"]))
     if payment is None and (intent.get("metadata") or {}).get("order_id"):
         order = session.get(Order, int(intent["metadata"]["order_id"]))
-        payment = _record_payment(session, gateway.name, intent["id"], order) if order else None
+        payment = _record_payment(session, gateway.name, intent["id"], order)[0] if order else None
     return payment
 
 

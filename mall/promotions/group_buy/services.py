@@ -114,6 +114,9 @@ def join(session: Session, *, group_id: int, user_id: int, address_id: int) -> O
 
 def on_paid(session: Session, event) -> None:
     """Reaction to order.paid: count the member; the leader's payment opens the group; N paid: success."""
+    order = session.get(Order, event.aggregate_id)  # in the session already: the payment just moved it
+    if not any(line.source.get("type") == "group_buy" for line in order.lines):
+        return  # not a group-buy order (paying loads the lines anyway, to count sales)
     member = session.scalar(sa.select(GroupMember).filter_by(order_id=event.aggregate_id))
     if member is None or member.status != "holding":
         return
