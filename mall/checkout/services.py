@@ -13,7 +13,8 @@ from mall.catalog.models import Product
 from mall.checkout import pricing
 from mall.checkout.models import ShippingPolicy
 from mall.errors import Forbidden, Invalid
-from mall.identity.models import User
+from mall.identity.models import Address, User
+from mall.identity.services import address_not_found
 
 
 @dataclass
@@ -21,6 +22,7 @@ class QuoteResult:
     quote: pricing.Quote
     cart: Cart
     problems: list[dict]
+    address: Address | None = None  # the shopper's address asked for (the quote does not price by it yet)
 
 
 def quote(
@@ -28,18 +30,27 @@ def quote(
     *,
     shopper_id: int,
     line_ids: list[int],
+    address_id: int | None = None,
     coupon_ids: tuple[int, ...] | None = None,
     points: int = 0,
 ) -> QuoteResult:
     """Deterministic: the same lines, prices and inputs always give the same numbers.
-    `coupon_ids=None` applies the best combination of the shopper's coupons; `()` applies none."""
-    # The shopper's role and level and their cart in one query; no cart: no line of it can be quoted (a quote
-    # writes nothing).
-    user = session.execute(
-        sa.select(User.role, User.member_level, Cart).outerjoin(Cart, Cart.user_id == User.id).where(User.id == shopper_id)
-    ).first()  # fmt: skip
+    `coupon_ids=None` applies the best combination of the shopper's coupons; `()` applies none.
+    `address_id`: must be one of the shopper's addresses (another's is reported missing)."""
+    # The shopper's role and level, their cart and the address in one query; no cart: no line of it can be
+    # quoted (a quote writes nothing).
+    query = (
+        sa.select(User.role, User.member_level, Cart).outerjoin(Cart, Cart.user_id == User.id)
+        .where(User.id == shopper_id)
+    )  # fmt: skip
+    if address_id is not None:
+        query = query.add_columns(Address).outerjoin(Address, (Address.id == address_id) & (Address.user_id == User.id))
+    user = session.execute(query).first()
     if user is None or user.role != "shopper":
         raise Forbidden("checkout.shoppers_only", "Only shoppers check out.")
+    address = None if address_id is None else user.Address
+    if address_id is not None and address is None:
+        raise address_not_found(address_id)
     cart = user.Cart
     rows = [] if cart is None else cart_services.lines_for_pricing(session, cart, sorted(set(line_ids)),
                                                                    extend=_with_shipping_policy)  # fmt: skip
@@ -62,7 +73,7 @@ def quote(
         shipping_policies={product.brand_id: policy for _, _, product, policy in rows if policy[0] is not None},
         session=session,
     )  # fmt: skip
-    return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), cart, problems)
+    return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), cart, problems, address)
 
 
 def _priced_line(line, sku, product) -> pricing.PricedLine:

@@ -132,8 +132,12 @@ def get_address(session: Session, *, user_id: int, address_id: int) -> Address:
     """Another shopper's address is reported as missing, never as forbidden."""
     address = session.get(Address, address_id)
     if address is None or address.user_id != user_id:
-        raise NotFound("address.not_found", f"Address {address_id} not found.")
+        raise address_not_found(address_id)
     return address
+
+
+def address_not_found(address_id: int) -> NotFound:
+    return NotFound("address.not_found", f"Address {address_id} not found.")
 
 
 def save_address(session: Session, *, user_id: int, address_id: int | None = None, **fields) -> Address:

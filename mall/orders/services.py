@@ -27,17 +27,16 @@ def place_order(
     expected_payable: int | None = None, coupon_ids: list[int] | None = None,
 ) -> Order:  # fmt: skip
     """Price the chosen lines again (never trust the client's totals), reserve stock, split by brand."""
-    address = identity.get_address(session, user_id=shopper_id, address_id=address_id)
-    result = checkout.quote(session, shopper_id=shopper_id, line_ids=line_ids, coupon_ids=coupon_ids)
+    result = checkout.quote(session, shopper_id=shopper_id, line_ids=line_ids, address_id=address_id,
+                            coupon_ids=coupon_ids)  # fmt: skip
     if result.problems:
         raise Conflict("checkout.lines_unavailable", "Some lines cannot be bought now.", problems=result.problems)
     q = result.quote
     if expected_payable is not None and expected_payable != q.payable:
         raise Conflict("checkout.price_changed", "Prices changed since your quote.", payable=q.payable)
     inventory.reserve(session, _quantities(q.lines))
-    order = creation.insert_order(
-        session, shopper_id=shopper_id, quote=q, policy=policy, address={f: getattr(address, f) for f in ADDRESS_FIELDS}
-    )
+    address = {f: getattr(result.address, f) for f in ADDRESS_FIELDS}
+    order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=policy, address=address)
     cart_services.remove_lines(session, cart=result.cart, line_ids=[line.key for line in q.lines])
     events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
                   actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,

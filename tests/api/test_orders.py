@@ -260,3 +260,14 @@ def test_ordered_lines_leave_the_cart_and_its_count_and_version_follow(app, shop
     assert [line["id"] for line in cart["lines"]] == [kept] and cart["version"] == before + 1
     with app.app_context():
         assert db.session.scalar(sa.select(Cart.line_count)) == 1  # the count cart.full and nudges read
+
+
+def test_a_quote_for_another_shoppers_or_a_missing_address_is_404(shop, client):
+    sku = shop.sku(shop.brand(), price=1000, stock=5)
+    me, other = shop.shopper(), shop.shopper()
+    line = shop.add(me, sku, 1)
+    for address_id in (shop.address(other), 999_999):
+        resp = client.post("/api/v1/checkout/quote", json={"line_ids": [line], "address_id": address_id}, headers=me)
+        assert resp.status_code == 404 and resp.get_json()["code"] == "address.not_found"
+    mine = client.post("/api/v1/checkout/quote", json={"line_ids": [line], "address_id": shop.address(me)}, headers=me)
+    assert mine.status_code == 200 and mine.get_json()["totals"]["payable"] == 1000
