@@ -7,7 +7,7 @@ from flask import current_app
 from api.auth import MallBlueprint, current_actor
 from api.checkout.schemas import QuoteRequestSchema, QuoteSchema, ShippingPolicySchema
 from api.extensions import db
-from api.tx import commit
+from api.tx import commit, read_only
 from mall.checkout import services as checkout
 from mall.identity.roles import Role
 
@@ -20,6 +20,7 @@ blp = MallBlueprint("checkout", __name__, description="Quotes and shipping")
 @blp.response(200, QuoteSchema)
 def quote(body):
     """Unit prices, discounts by source and by line, shipping per brand and the total. Changes nothing."""
+    read_only()
     result = checkout.quote(db.session, shopper_id=current_actor().user_id, line_ids=body["line_ids"],
                             address_id=body["address_id"], coupon_ids=body["coupon_ids"])  # fmt: skip
     # QuoteSchema documents the response; quote_as_dict already builds exactly its fields, so the view sends

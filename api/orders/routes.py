@@ -18,7 +18,7 @@ from api.orders.schemas import (
     SubOrderSchema,
 )  # fmt: skip
 from api.settings import payment_gateway, settings
-from api.tx import commit
+from api.tx import commit, read_only
 from mall.events import DomainEvent
 from mall.identity.roles import Role
 from mall.orders import after_sale
@@ -44,6 +44,7 @@ def place_order(body):
 @blp.response(200, OrderSchema(many=True))
 def list_orders(args):
     """Newest first; page with `before` = the last id seen."""
+    read_only()
     return orders.list_orders(db.session, shopper_id=current_actor().user_id, **args)
 
 
@@ -51,6 +52,7 @@ def list_orders(args):
 @blp.auth(Role.SHOPPER)
 @blp.response(200, OrderSchema)
 def get_order(order_id):
+    read_only()
     return orders.get_order(db.session, order_id=order_id, shopper_id=current_actor().user_id)
 
 
@@ -59,6 +61,7 @@ def get_order(order_id):
 @blp.response(200, OrderEventSchema(many=True))
 def order_events(order_id):
     """The order's history: every status change with its actor and time."""
+    read_only()
     orders.get_order(db.session, order_id=order_id, shopper_id=current_actor().user_id)
     query = sa.select(DomainEvent).filter_by(aggregate_type="order", aggregate_id=order_id).order_by(DomainEvent.id)
     return db.session.scalars(query).all()
