@@ -122,6 +122,7 @@ class PricingContext:
     points: int = 0
     shipping_policies: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # brand -> (fee, free_above)
     session: object = None
+    facts: dict[str, object] = field(default_factory=dict)  # SHOPPER_FACTS, as read when the quote started
 
 
 Provider = Callable[[Quote, PricingContext], None]
@@ -161,6 +162,16 @@ PIPELINE: tuple[Step, ...] = (
     Step("points", []),  # the members capability registers points redemption here
     Step("shipping", [_shipping]),
 )
+
+
+# What steps want to know about the shopper before their own queries, read with the shopper's row when a
+# quote starts (no extra round trip): name -> a function of the users.id column giving a SQL expression.
+# A step whose fact says there is nothing to look up (e.g. no coupon held) skips its query.
+SHOPPER_FACTS: dict[str, Callable[[object], object]] = {}
+
+
+def register_shopper_fact(name: str, expression: Callable[[object], object]) -> None:
+    SHOPPER_FACTS[name] = expression
 
 
 def register(step_name: str, provider: Provider) -> None:

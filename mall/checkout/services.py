@@ -43,6 +43,8 @@ def quote(
         sa.select(User.role, User.member_level, Cart).outerjoin(Cart, Cart.user_id == User.id)
         .where(User.id == shopper_id)
     )  # fmt: skip
+    facts = [build(User.id).label(f"fact_{name}") for name, build in pricing.SHOPPER_FACTS.items()]
+    query = query.add_columns(*facts)
     if address_id is not None:
         query = query.add_columns(Address).outerjoin(Address, (Address.id == address_id) & (Address.user_id == User.id))
     user = session.execute(query).first()
@@ -71,7 +73,7 @@ def quote(
         shopper_id=shopper_id, member_level=user.member_level, points=points,
         coupon_ids=None if coupon_ids is None else tuple(coupon_ids),
         shipping_policies={product.brand_id: policy for _, _, product, policy in rows if policy[0] is not None},
-        session=session,
+        session=session, facts={name: user._mapping[f"fact_{name}"] for name in pricing.SHOPPER_FACTS},
     )  # fmt: skip
     return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), cart, problems, address)
 

@@ -117,6 +117,20 @@ def test_no_coupons_still_lists_them_and_best_is_the_default(shop, coupons, bran
         assert best["applied_coupon_ids"] == [coupon] and best["totals"]["discounts"] == 700
 
 
+def test_a_shopper_without_coupons_gets_none_listed_until_one_is_given(shop, coupons, brand):
+    me = shop.shopper()
+    line = shop.add(me, shop.sku(brand, price=3000))
+    template = coupons.template(amount=700)
+    bare = coupons.quote(me, [line])
+    assert bare["coupons"] == [] and bare["applied_coupon_ids"] == [] and bare["totals"]["payable"] == 3800
+    coupon = coupons.give(me, template)
+    given = coupons.quote(me, [line])
+    assert [c["coupon_id"] for c in given["coupons"]] == [coupon] and given["totals"]["payable"] == 3100
+    stranger = shop.shopper()
+    resp = coupons.quote_response(stranger, [shop.add(stranger, shop.sku(brand, price=3000))], [coupon])
+    assert resp.status_code == 422 and resp.get_json()["code"] == "coupon.not_available"
+
+
 # amounts never exceed the lines -------------------------------------------------------------------
 
 

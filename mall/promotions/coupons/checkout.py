@@ -25,7 +25,7 @@ def apply_coupons(quote: Quote, ctx: PricingContext) -> None:
     if session is None:
         return
     # coupon_ids == (): none applied, but the held coupons are still listed (and the best marked) to choose from
-    held = _held(session, ctx.shopper_id)
+    held = _held(session, ctx.shopper_id) if ctx.facts.get("holds_coupons", True) else []
     # category paths matter only to category-scoped coupons: no query when none is held (the usual case)
     paths = _category_paths(session, quote) if any(c.template.scope_type == "categories" for c in held) else {}
     choose_and_apply(quote, ctx, held=held, paths=paths, now=clock.now())
@@ -43,12 +43,17 @@ def choose_and_apply(quote: Quote, ctx: PricingContext, *, held: list[Coupon], p
     quote.extras["coupons"] = _report(held, solo, best, chosen)
 
 
+_HELD = Coupon.status.in_(("available", "locked"))  # listed in the quote (a locked one as in use)
+
+
 def _held(session: Session, shopper_id: int) -> list[Coupon]:
-    query = (
-        sa.select(Coupon).where(Coupon.user_id == shopper_id, Coupon.status.in_(("available", "locked")))
-        .order_by(Coupon.valid_until, Coupon.id)
-    )  # fmt: skip
+    query = sa.select(Coupon).where(Coupon.user_id == shopper_id, _HELD).order_by(Coupon.valid_until, Coupon.id)
     return list(session.scalars(query))
+
+
+def holds_coupons(user_id):
+    """The shopper fact the quote reads with the shopper's row: only a holder's quote looks the coupons up."""
+    return sa.exists().where(Coupon.user_id == user_id, _HELD)
 
 
 def _category_paths(session: Session, quote: Quote) -> dict[int, str]:

@@ -8,13 +8,14 @@ from mall import events
 from mall.checkout import pricing
 from mall.notifications import nudges
 from mall.promotions.coupons import grants, lifecycle, services
-from mall.promotions.coupons.checkout import apply_coupons
+from mall.promotions.coupons.checkout import apply_coupons, holds_coupons
 
 
 def install(*, remind_before_hours: int, return_on_full_refund: bool) -> None:
     services.REMIND_BEFORE["value"] = timedelta(hours=remind_before_hours)
     lifecycle.RETURN_ON_FULL_REFUND["value"] = return_on_full_refund
     pricing.register("coupons", apply_coupons)
+    pricing.register_shopper_fact("holds_coupons", holds_coupons)
     lifecycle.install()
     events.react("order.closed", lifecycle.return_after_full_refund)
     events.react("shopper.signed_up", grants.on_signed_up)
