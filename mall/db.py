@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -85,18 +86,33 @@ def insert_on_conflict(
     `target` a Table: returns the written row's primary key (a Row, truthy), or None when the conflict left
     the existing row alone. `target` a mapped class: the written row as that entity (read by the same
     statement), or None. RETURNING is used because drivers do not agree on rowcount for ON CONFLICT."""
-    from sqlalchemy.dialects import postgresql as pg
-    from sqlalchemy.dialects import sqlite
-
     dialect = session.get_bind().dialect.name
-    stmt = (pg.insert if dialect == "postgresql" else sqlite.insert)(target).values(**values)
-    if update:
-        stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=update, where=where)
-    else:  # index_elements=None: any unique constraint counts as the conflict
-        stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
+    if update:  # the SET clause may hold expressions: built for this call
+        stmt = _insert(dialect, target).values(**values)
+        stmt = _returning(stmt.on_conflict_do_update(index_elements=index_elements, set_=update, where=where), target)
+        params = None
+    else:  # DO NOTHING: the same statement for every call of this shape, the values passed as parameters
+        stmt = _insert_or_nothing(dialect, target, tuple(index_elements or ()), tuple(values))
+        params = values
     if isinstance(target, sa.Table):
-        return session.execute(stmt.returning(*target.primary_key.columns)).first()
-    return session.scalars(stmt.returning(target), execution_options={"populate_existing": True}).first()
+        return session.execute(stmt, params).first()
+    return session.scalars(stmt, params, execution_options={"populate_existing": True}).first()
+
+
+def _insert(dialect: str, target):
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(target)
+
+
+@functools.cache
+def _insert_or_nothing(dialect: str, target, index_elements: tuple[str, ...], columns: tuple[str, ...]):
+    """INSERT … ON CONFLICT DO NOTHING RETURNING …, built once per shape: building a statement and hashing
+    its cache key cost more Python than running it (index_elements empty: any unique constraint)."""
+    stmt = _insert(dialect, target).values({name: sa.bindparam(name) for name in columns})
+    return _returning(stmt.on_conflict_do_nothing(index_elements=list(index_elements) or None), target)
+
+
+def _returning(stmt, target):
+    return stmt.returning(*target.primary_key.columns) if isinstance(target, sa.Table) else stmt.returning(target)
 
 
 def hold_written(obj, values: dict) -> None:
