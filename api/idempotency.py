@@ -58,6 +58,14 @@ def _replay(record: IdempotencyRecord, request_hash: str):
     return record.response, record.status_code, {"Idempotent-Replayed": "true"}
 
 
+_RECORDS = IdempotencyRecord.__table__.c
+_STORE = (  # the response kept for replays; built once
+    sa.update(IdempotencyRecord.__table__)
+    .where(*(_RECORDS[name] == sa.bindparam(f"_{name}") for name in ("user_id", "scope", "key")))
+    .values(status_code=sa.bindparam("_status"), response=sa.bindparam("_body"))
+)
+
+
 def idempotent(scope: str):
     """Wrap a view that does NOT commit itself: the wrapper stores its response and commits once."""
 
@@ -74,11 +82,8 @@ def idempotent(scope: str):
                                       values={**ours, "request_hash": request_hash, "created_at": clock.now()}):  # fmt: skip
                 return _replay(db.session.scalar(sa.select(IdempotencyRecord).filter_by(**ours)), request_hash)
             response = view(*args, **kwargs)
-            db.session.execute(
-                sa.update(IdempotencyRecord).filter_by(**ours)
-                .values(status_code=response.status_code, response=response.get_json()),
-                execution_options={"synchronize_session": False},
-            )  # fmt: skip
+            db.session.execute(_STORE, {**{f"_{k}": v for k, v in ours.items()}, "_status": response.status_code,
+                                        "_body": response.get_json()})  # fmt: skip
             _commit_as_rendered()
             return response
 
