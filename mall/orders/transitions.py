@@ -3,6 +3,8 @@ each recorded as an order event with its actor."""
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -21,12 +23,10 @@ def move(session: Session, obj: Order | SubOrder, target: str, *, actor=None, **
     if not states.allowed(table, current, target):
         kind = type(obj).__name__.lower()
         raise Conflict("order.invalid_transition", f"A {current} {kind} cannot become {target}.")
-    model = type(obj)
     changes = {"status": target, **values, "updated_at": clock.now()}
-    result = session.execute(
-        sa.update(model).where(model.id == obj.id, model.status == current).values(**changes),
-        execution_options={"synchronize_session": False},
-    )
+    statement = _conditional_update(type(obj).__table__, tuple(changes))
+    params = {"_row_id": obj.id, "_row_status": current, **{f"_{k}": v for k, v in changes.items()}}
+    result = session.execute(statement, params)
     if result.rowcount != 1:
         session.expire(obj)  # someone else moved it: read what they did
         return False
@@ -37,6 +37,15 @@ def move(session: Session, obj: Order | SubOrder, target: str, *, actor=None, **
         _record(session, "sub_order", obj.order_id, actor, current, target,
                 {"sub_order_id": obj.id, "brand_id": obj.brand_id, **values})  # fmt: skip
     return True
+
+
+@functools.cache
+def _conditional_update(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
+    """UPDATE … SET columns WHERE id = :_row_id AND status = :_row_status, built once per table and columns."""
+    return (
+        table.update().where(table.c.id == sa.bindparam("_row_id"), table.c.status == sa.bindparam("_row_status"))
+        .values({name: sa.bindparam(f"_{name}") for name in columns})
+    )  # fmt: skip
 
 
 def move_sub_orders(session: Session, order: Order, current: str, target: str, *, actor=None) -> None:
