@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -51,20 +52,34 @@ def find_cart(session: Session, user_id: int) -> Cart | None:
     return session.scalar(sa.select(Cart).filter_by(user_id=user_id))
 
 
-def _touch(session: Session, cart: Cart, line_count=None) -> None:
-    """Every change moves the version and the activity time (abandoned-cart nudges read both); `cart` gets
-    the new values from the same statement. `line_count`: how to compute the new count (default: count)."""
-    count = line_count if line_count is not None else (
-        sa.select(sa.func.count()).select_from(CartLine).where(CartLine.cart_id == cart.id).scalar_subquery()
+_CARTS, _LINES = Cart.__table__, CartLine.__table__
+
+
+def _touching(line_count) -> sa.Update:
+    """Every change moves the version and the activity time (abandoned-cart nudges read both) and sets the
+    line count (`line_count`: how to compute it); the cart is :_cart, the time :_now."""
+    return (
+        _CARTS.update().where(_CARTS.c.id == sa.bindparam("_cart"))
+        .values(version=_CARTS.c.version + 1, last_activity_at=sa.bindparam("_now"), line_count=line_count,
+                updated_at=sa.bindparam("_now"))
+        .returning(_CARTS.c.version, _CARTS.c.line_count)
     )  # fmt: skip
+
+
+# Built once (building a statement and hashing its cache key cost more Python than running it).
+_TOUCH = _touching(sa.select(sa.func.count()).where(_LINES.c.cart_id == sa.bindparam("_cart")).scalar_subquery())
+# PostgreSQL: ordered lines leave in the same statement, the DELETE as a CTE, the count moved by what it removed.
+_GONE = (
+    _LINES.delete().where(_LINES.c.cart_id == sa.bindparam("_cart"), _LINES.c.id.in_(sa.bindparam("_ids", expanding=True)))
+    .returning(_LINES.c.id).cte("gone")
+)  # fmt: skip
+_REMOVE_AND_TOUCH = _touching(_CARTS.c.line_count - sa.select(sa.func.count()).select_from(_GONE).scalar_subquery())
+
+
+def _touch(session: Session, cart: Cart, statement: sa.Update = _TOUCH, **params) -> None:
+    """Run a touching statement for `cart`; `cart` gets the new values from it."""
     now = clock.now()
-    version, line_count = session.execute(
-        sa.update(Cart)
-        .where(Cart.id == cart.id)
-        .values(version=Cart.version + 1, last_activity_at=now, line_count=count, updated_at=now)
-        .returning(Cart.version, Cart.line_count),
-        execution_options={"synchronize_session": False},
-    ).one()  # fmt: skip
+    version, line_count = session.execute(statement, {"_cart": cart.id, "_now": now, **params}).one()
     hold_written(cart, {"version": version, "line_count": line_count, "last_activity_at": now, "updated_at": now})
 
 
@@ -131,14 +146,11 @@ def remove_line(session: Session, *, user_id: int, line_id: int, cart: Cart | No
 
 def remove_lines(session: Session, *, cart: Cart, line_ids: list[int]) -> None:
     """Ordered lines leave the cart (in the order's transaction)."""
-    delete = sa.delete(CartLine).where(CartLine.cart_id == cart.id, CartLine.id.in_(line_ids))
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(delete, execution_options={"synchronize_session": False})  # the quote read plain rows
-        _touch(session, cart)
+    if session.get_bind().dialect.name == "postgresql":
+        _touch(session, cart, _REMOVE_AND_TOUCH, _ids=line_ids)
         return
-    # One statement: the DELETE as a CTE, the cart's count and version moved by what it removed.
-    gone = delete.returning(CartLine.id).cte("gone")
-    _touch(session, cart, line_count=Cart.line_count - sa.select(sa.func.count()).select_from(gone).scalar_subquery())
+    session.execute(_LINES.delete().where(_LINES.c.cart_id == cart.id, _LINES.c.id.in_(line_ids)))
+    _touch(session, cart)
 
 
 def clear(session: Session, *, user_id: int) -> None:
@@ -196,19 +208,24 @@ def lines_for_pricing(session: Session, cart: Cart, line_ids: list[int], *, exte
     and `line_problem` read: one query and no ORM objects (a 20-line quote spent more building and tracking 60
     entities, descriptions and images included, than the database spent finding them). `extend(select)` may
     join and add columns (the checkout adds the brand's shipping policy); `extra` is the tuple of those."""
+    query = _pricing_query(extend)
+    a, b = len(PricingLine._fields), len(PricingLine._fields) + len(PricingSku._fields)
+    c = b + len(PricingProduct._fields)
+    return [(PricingLine(*r[:a]), PricingSku(*r[a:b]), PricingProduct(*r[b:c]), tuple(r[c:]))
+            for r in session.execute(query, {"_cart": cart.id, "_lines": line_ids})]  # fmt: skip
+
+
+@functools.cache
+def _pricing_query(extend) -> sa.Select:
+    """Built once per `extend` (a module-level function): the cart is :_cart, the chosen lines :_lines."""
     query = (
         sa.select(*_PRICING_COLUMNS)
         .join(Sku, Sku.id == CartLine.sku_id)
         .join(Product, Product.id == Sku.product_id)
-        .where(CartLine.cart_id == cart.id, CartLine.id.in_(line_ids))
+        .where(CartLine.cart_id == sa.bindparam("_cart"), CartLine.id.in_(sa.bindparam("_lines", expanding=True)))
         .order_by(CartLine.id)
     )
-    if extend is not None:
-        query = extend(query)
-    a, b = len(PricingLine._fields), len(PricingLine._fields) + len(PricingSku._fields)
-    c = b + len(PricingProduct._fields)
-    return [(PricingLine(*r[:a]), PricingSku(*r[a:b]), PricingProduct(*r[b:c]), tuple(r[c:]))
-            for r in session.execute(query)]  # fmt: skip
+    return query if extend is None else extend(query)
 
 
 def line_problem(line: CartLine, sku: Sku, product: Product, member_level: int) -> str | None:
