@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -39,15 +40,8 @@ def quote(
     `address_id`: must be one of the shopper's addresses (another's is reported missing)."""
     # The shopper's role and level, their cart and the address in one query; no cart: no line of it can be
     # quoted (a quote writes nothing).
-    query = (
-        sa.select(User.role, User.member_level, Cart).outerjoin(Cart, Cart.user_id == User.id)
-        .where(User.id == shopper_id)
-    )  # fmt: skip
-    facts = [build(User.id).label(f"fact_{name}") for name, build in pricing.SHOPPER_FACTS.items()]
-    query = query.add_columns(*facts)
-    if address_id is not None:
-        query = query.add_columns(Address).outerjoin(Address, (Address.id == address_id) & (Address.user_id == User.id))
-    user = session.execute(query).first()
+    query = _shopper_query(tuple(pricing.SHOPPER_FACTS), with_address=address_id is not None)
+    user = session.execute(query, {"_shopper": shopper_id, "_address": address_id}).first()
     if user is None or user.role != "shopper":
         raise Forbidden("checkout.shoppers_only", "Only shoppers check out.")
     address = None if address_id is None else user.Address
@@ -76,6 +70,20 @@ def quote(
         session=session, facts={name: user._mapping[f"fact_{name}"] for name in pricing.SHOPPER_FACTS},
     )  # fmt: skip
     return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), cart, problems, address)
+
+
+@functools.cache
+def _shopper_query(facts: tuple[str, ...], *, with_address: bool) -> sa.Select:
+    """The shopper (:_shopper) with their cart, the registered facts and (:_address) the address; built once."""
+    query = (
+        sa.select(User.role, User.member_level, Cart).outerjoin(Cart, Cart.user_id == User.id)
+        .where(User.id == sa.bindparam("_shopper"))
+        .add_columns(*(pricing.SHOPPER_FACTS[name](User.id).label(f"fact_{name}") for name in facts))
+    )  # fmt: skip
+    if not with_address:
+        return query
+    mine = (Address.id == sa.bindparam("_address")) & (Address.user_id == User.id)
+    return query.add_columns(Address).outerjoin(Address, mine)
 
 
 def _priced_line(line, sku, product) -> pricing.PricedLine:

@@ -10,6 +10,7 @@ nothing is written twice.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -78,14 +79,8 @@ def insert_order(session: Session, *, shopper_id: int, quote, address: dict, pol
 def _insert_order_row(session: Session, values: dict, now: datetime) -> tuple[int, str]:
     table = Order.__table__
     if session.get_bind().dialect.name == "postgresql":
-        # Take the id from the sequence in the statement itself, so the number that embeds it goes in with
-        # the row instead of by a second UPDATE.
-        new_id = sa.select(sa.func.nextval(sa.func.pg_get_serial_sequence("orders", "id")).label("id")).subquery()
-        number = sa.literal(f"{now:%Y%m%d}") + sa.func.lpad(sa.cast(new_id.c.id, sa.Text), 10, "0")
-        columns = list(values)
-        select = sa.select(new_id.c.id, number, *[sa.literal(values[c], table.c[c].type) for c in columns])
-        stmt = sa.insert(table).from_select(["id", "number", *columns], select).returning(table.c.id, table.c.number)
-        order_id, number = session.execute(stmt).one()
+        params = {"_day": f"{now:%Y%m%d}", **{f"_{c}": v for c, v in values.items()}}
+        order_id, number = session.execute(_insert_numbered(tuple(values)), params).one()
         return order_id, number
     order_id = session.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar_one()
     number = number_of(now, order_id)
@@ -93,8 +88,23 @@ def _insert_order_row(session: Session, values: dict, now: datetime) -> tuple[in
     return order_id, number
 
 
+@functools.cache
+def _insert_numbered(columns: tuple[str, ...]) -> sa.Insert:
+    """PostgreSQL: the order's INSERT takes its id from the sequence in the statement itself, so the number
+    that embeds it (:_day and the zero-padded id) goes in with the row instead of by a second UPDATE.
+    Built once; the values are the parameters :_<column>."""
+    table = Order.__table__
+    new_id = sa.select(sa.func.nextval(sa.func.pg_get_serial_sequence("orders", "id")).label("id")).subquery()
+    number = sa.bindparam("_day", type_=sa.Text) + sa.func.lpad(sa.cast(new_id.c.id, sa.Text), 10, "0")
+    select = sa.select(new_id.c.id, number, *(sa.bindparam(f"_{c}", type_=table.c[c].type) for c in columns))
+    return sa.insert(table).from_select(["id", "number", *columns], select).returning(table.c.id, table.c.number)
+
+
 def _insert_many(session: Session, model, rows: list[dict]) -> list[int]:
     """One INSERT for all rows; their ids in the order of `rows`."""
-    table = model.__table__
-    stmt = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return list(session.execute(stmt, rows).scalars())
+    return list(session.execute(_insert_returning_ids(model.__table__), rows).scalars())
+
+
+@functools.cache
+def _insert_returning_ids(table: sa.Table) -> sa.Insert:
+    return sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
