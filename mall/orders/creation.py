@@ -11,6 +11,7 @@ nothing is written twice.
 from __future__ import annotations
 
 import functools
+import json
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -37,33 +38,35 @@ def insert_order(session: Session, *, shopper_id: int, quote, address: dict, pol
         "cancel_reason": None, "created_at": now, "updated_at": now,
         "discounts": [{"step": d.step, "source": d.source, "amount": d.amount} for d in quote.discounts],
     }  # fmt: skip
-    order_id, number = _insert_order_row(session, order_values, now)
-    order = Order(id=order_id, number=number, **order_values)
-
     brand_ids = list(quote.brands)
     sub_rows = []
     for brand_id in brand_ids:
         lines = quote.lines_of(brand_id)
         sub_rows.append({
-            "order_id": order_id, "brand_id": brand_id, "status": states.PENDING, "fulfilment_hold": None,
+            "brand_id": brand_id, "status": states.PENDING, "fulfilment_hold": None,
             "items_total": sum(ln.subtotal for ln in lines), "discount_total": sum(ln.discount_total for ln in lines),
             "shipping_fee": quote.brands[brand_id].shipping_fee, "refunded_total": 0,
             "payable_total": sum(ln.payable for ln in lines) + quote.brands[brand_id].shipping_fee,
             "carrier": None, "tracking_number": None, "shipped_at": None, "delivered_at": None, "completed_at": None,
             "auto_confirm_at": None, "after_sale_deadline": None, "created_at": now, "updated_at": now,
         })  # fmt: skip
-    sub_ids = _insert_many(session, SubOrder, sub_rows)
-    subs = [SubOrder(id=sub_id, **row) for sub_id, row in zip(sub_ids, sub_rows, strict=True)]
-
-    line_rows = [
-        {"order_id": order_id, "sub_order_id": sub_id, "sku_id": ln.sku_id, "product_id": ln.product_id,
-         "title": ln.title, "specs": ln.specs, "unit_price": ln.unit_price, "quantity": ln.quantity,
-         "subtotal": ln.subtotal, "discount_total": ln.discount_total, "payable": ln.payable,
-         "discounts": dict(ln.discounts), "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0}
-        for brand_id, sub_id in zip(brand_ids, sub_ids, strict=True) for ln in quote.lines_of(brand_id)
+    line_rows = [  # (brand, row): the sub-order a line belongs to is known once that sub-order has its id
+        (brand_id, {"sku_id": ln.sku_id, "product_id": ln.product_id, "title": ln.title, "specs": ln.specs,
+                    "unit_price": ln.unit_price, "quantity": ln.quantity, "subtotal": ln.subtotal,
+                    "discount_total": ln.discount_total, "payable": ln.payable, "discounts": dict(ln.discounts),
+                    "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0})
+        for brand_id in brand_ids for ln in quote.lines_of(brand_id)
     ]  # fmt: skip
-    line_ids = _insert_many(session, OrderLine, line_rows)
-    lines = [OrderLine(id=line_id, **row) for line_id, row in zip(line_ids, line_rows, strict=True)]
+    write = _write_in_one if session.get_bind().dialect.name == "postgresql" else _write_table_by_table
+    order_id, number, sub_ids, line_ids = write(session, order_values, sub_rows, line_rows, now)
+
+    order = Order(id=order_id, number=number, **order_values)
+    subs = [SubOrder(id=sub_id, order_id=order_id, **row) for sub_id, row in zip(sub_ids, sub_rows, strict=True)]
+    sub_of = dict(zip(brand_ids, sub_ids, strict=True))
+    lines = [OrderLine(id=line_id, order_id=order_id, sub_order_id=sub_of[brand_id], **row)
+             for line_id, (brand_id, row) in zip(line_ids, line_rows, strict=True)]  # fmt: skip
+    subs.sort(key=lambda sub: sub.id)
+    lines.sort(key=lambda line: line.id)
 
     # The relationships as a load would give them (ordered by id); back_populates fills the other sides.
     order.sub_orders = subs
@@ -74,6 +77,83 @@ def insert_order(session: Session, *, shopper_id: int, quote, address: dict, pol
         make_transient_to_detached(obj)  # what it holds counts as loaded from its row, not as changes
     session.add(order)  # cascades to the sub-orders and lines: persistent, nothing to flush
     return order
+
+
+def _write_table_by_table(session: Session, order_values: dict, sub_rows: list[dict], line_rows: list, now):
+    """One INSERT per table (SQLite): the order, then its sub-orders, then its lines, each with its parent's id."""
+    order_id, number = _insert_order_row(session, order_values, now)
+    sub_ids = _insert_many(session, SubOrder, [{"order_id": order_id, **row} for row in sub_rows])
+    sub_of = {row["brand_id"]: sub_id for row, sub_id in zip(sub_rows, sub_ids, strict=True)}
+    rows = [{"order_id": order_id, "sub_order_id": sub_of[brand_id], **row} for brand_id, row in line_rows]
+    return order_id, number, sub_ids, _insert_many(session, OrderLine, rows)
+
+
+def _write_in_one(session: Session, order_values: dict, sub_rows: list[dict], line_rows: list, now):
+    """PostgreSQL: the order, its sub-orders and its lines in one statement (data-modifying CTEs), so a
+    placement writes its order in one round trip. Sub-orders come back by brand, lines by (sub-order, SKU):
+    an order holds one sub-order per brand and one line per SKU (a cart merges a SKU into one line)."""
+    if len({(brand_id, row["sku_id"]) for brand_id, row in line_rows}) != len(line_rows):
+        return _write_table_by_table(session, order_values, sub_rows, line_rows, now)  # not from a cart
+    v = order_values
+    params = {
+        "day": f"{now:%Y%m%d}", "now": now, "user_id": v["user_id"], "status": v["status"], "currency": v["currency"],
+        "items_total": v["items_total"], "discount_total": v["discount_total"], "shipping_total": v["shipping_total"],
+        "payable_total": v["payable_total"], "address": json.dumps(v["address"]),
+        "discounts": json.dumps(v["discounts"]), "expires_at": v["expires_at"],
+        "subs": json.dumps([{k: row[k] for k in _SUB_FIELDS} for row in sub_rows]),
+        "lines": json.dumps([{"brand_id": brand_id, **{k: row[k] for k in _LINE_FIELDS}} for brand_id, row in line_rows]),
+    }  # fmt: skip
+    order_id = number = None
+    sub_by_brand, line_by_key = {}, {}
+    for row_id, text, parent, sku_id in session.execute(_WRITE_ALL, params):
+        if text is not None:
+            order_id, number = row_id, text
+        elif sku_id is None:
+            sub_by_brand[parent] = row_id
+        else:
+            line_by_key[parent, sku_id] = row_id
+    sub_ids = [sub_by_brand[row["brand_id"]] for row in sub_rows]
+    line_ids = [line_by_key[sub_by_brand[brand_id], row["sku_id"]] for brand_id, row in line_rows]
+    return order_id, number, sub_ids, line_ids
+
+
+_SUB_FIELDS = ("brand_id", "items_total", "discount_total", "shipping_fee", "payable_total")
+_LINE_FIELDS = ("sku_id", "product_id", "title", "specs", "unit_price", "quantity", "subtotal", "discount_total",
+                "payable", "discounts", "source")  # fmt: skip
+# Columns left out are NULL (or 0 where written so): what a new order holds. The order's id comes from the
+# sequence inside the statement, so its number (the day and the zero-padded id) goes in with the row.
+_WRITE_ALL = sa.text("""
+WITH o AS (
+    INSERT INTO orders (id, number, user_id, status, currency, items_total, discount_total, shipping_total,
+                        payable_total, paid_total, refunded_total, address, discounts, expires_at, created_at,
+                        updated_at)
+    SELECT n.id, CAST(:day AS text) || lpad(n.id::text, 10, '0'), :user_id, :status, :currency, :items_total,
+           :discount_total, :shipping_total, :payable_total, 0, 0, CAST(:address AS jsonb),
+           CAST(:discounts AS jsonb), :expires_at, :now, :now
+    FROM (SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id) AS n
+    RETURNING id, number
+), s AS (
+    INSERT INTO sub_orders (order_id, brand_id, status, items_total, discount_total, shipping_fee, payable_total,
+                            refunded_total, created_at, updated_at)
+    SELECT o.id, u.brand_id, :status, u.items_total, u.discount_total, u.shipping_fee, u.payable_total, 0, :now, :now
+    FROM o CROSS JOIN jsonb_to_recordset(CAST(:subs AS jsonb))
+        AS u(brand_id integer, items_total bigint, discount_total bigint, shipping_fee bigint, payable_total bigint)
+    RETURNING id, brand_id
+), l AS (
+    INSERT INTO order_lines (order_id, sub_order_id, sku_id, product_id, title, specs, unit_price, quantity,
+                             subtotal, discount_total, payable, discounts, source, refunded_quantity, refunded_amount)
+    SELECT o.id, s.id, u.sku_id, u.product_id, u.title, u.specs, u.unit_price, u.quantity, u.subtotal,
+           u.discount_total, u.payable, u.discounts, u.source, 0, 0
+    FROM o CROSS JOIN jsonb_to_recordset(CAST(:lines AS jsonb))
+        AS u(brand_id integer, sku_id integer, product_id integer, title text, specs jsonb, unit_price bigint,
+             quantity integer, subtotal bigint, discount_total bigint, payable bigint, discounts jsonb, source jsonb)
+    JOIN s ON s.brand_id = u.brand_id
+    RETURNING id, sub_order_id, sku_id
+)
+SELECT o.id, o.number, NULL::integer, NULL::integer FROM o
+UNION ALL SELECT s.id, NULL, s.brand_id, NULL FROM s
+UNION ALL SELECT l.id, NULL, l.sub_order_id, l.sku_id FROM l
+""")
 
 
 def _insert_order_row(session: Session, values: dict, now: datetime) -> tuple[int, str]:

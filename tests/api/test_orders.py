@@ -271,3 +271,25 @@ def test_a_quote_for_another_shoppers_or_a_missing_address_is_404(shop, client):
         assert resp.status_code == 404 and resp.get_json()["code"] == "address.not_found"
     mine = client.post("/api/v1/checkout/quote", json={"line_ids": [line], "address_id": shop.address(me)}, headers=me)
     assert mine.status_code == 200 and mine.get_json()["totals"]["payable"] == 1000
+
+
+def test_a_placed_order_reads_back_exactly_as_it_was_answered(shop, client):
+    """The order, its sub-orders and lines are written together: what placement answered is what is stored."""
+    a, b = shop.brand(fee=800), shop.brand(fee=1200, free_above=5000)
+    me = shop.shopper()
+    lines = [shop.add(me, shop.sku(a, price=1990), 2), shop.add(me, shop.sku(a, price=500), 1),
+             shop.add(me, shop.sku(b, price=6000), 1)]  # fmt: skip
+    placed = shop.place(me, lines, shop.address(me))
+    assert placed.status_code == 201
+    order = placed.get_json()
+    assert client.get(f"/api/v1/orders/{order['id']}", headers=me).get_json() == order
+    assert order["number"].endswith(f"{order['id']:010d}") and len(order["number"]) == 18
+    by_brand = {sub["brand_id"]: sub for sub in order["sub_orders"]}
+    assert (by_brand[a]["shipping_fee"], by_brand[b]["shipping_fee"]) == (800, 0)
+    assert order["payable_total"] == 2 * 1990 + 500 + 800 + 6000
+    assert sorted((sub["brand_id"], line["quantity"]) for sub in order["sub_orders"] for line in sub["lines"]) == [
+        (a, 1), (a, 2), (b, 1)
+    ]  # fmt: skip
+    for sub in order["sub_orders"]:
+        assert {line["sub_order_id"] for line in sub["lines"]} == {sub["id"]}
+        assert sub["payable_total"] == sum(line["payable"] for line in sub["lines"]) + sub["shipping_fee"]
