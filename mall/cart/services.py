@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -203,29 +202,29 @@ _PRICING_COLUMNS = [getattr(model, name) for model, row in ((CartLine, PricingLi
                                                              (Product, PricingProduct)) for name in row._fields]  # fmt: skip
 
 
-def lines_for_pricing(session: Session, cart: Cart, line_ids: list[int], *, extend=None):
-    """(line, sku, product, extra) of the chosen lines, oldest first, as plain read-only rows with what pricing
-    and `line_problem` read: one query and no ORM objects (a 20-line quote spent more building and tracking 60
-    entities, descriptions and images included, than the database spent finding them). `extend(select)` may
-    join and add columns (the checkout adds the brand's shipping policy); `extra` is the tuple of those."""
-    query = _pricing_query(extend)
-    a, b = len(PricingLine._fields), len(PricingLine._fields) + len(PricingSku._fields)
+def with_pricing_lines(query: sa.Select) -> sa.Select:
+    """`query`, which selects from the shopper's Cart, extended by the chosen lines of that cart (:_lines) with
+    what pricing and `line_problem` read: one row per line, oldest first; LEFT JOINs, so a cart without such
+    lines (or no cart) still gives its one row, the line columns NULL. Read them with `pricing_row`.
+
+    Plain columns, not ORM objects: a 20-line quote spent more building and tracking 60 entities (descriptions
+    and images included) than the database spent finding them."""
+    chosen = (CartLine.cart_id == Cart.id) & CartLine.id.in_(sa.bindparam("_lines", expanding=True))
+    return (
+        query.outerjoin(CartLine, chosen).outerjoin(Sku, Sku.id == CartLine.sku_id)
+        .outerjoin(Product, Product.id == Sku.product_id).add_columns(*_PRICING_COLUMNS).order_by(CartLine.id)
+    )  # fmt: skip
+
+
+def pricing_row(row, start: int) -> tuple[PricingLine, PricingSku, PricingProduct, tuple] | None:
+    """(line, sku, product, extra) from a row of `with_pricing_lines` whose line columns begin at `start`
+    (`extra`: the columns added after them); None for the row of a cart without the chosen lines."""
+    a = start + len(PricingLine._fields)
+    if row[start] is None:
+        return None
+    b = a + len(PricingSku._fields)
     c = b + len(PricingProduct._fields)
-    return [(PricingLine(*r[:a]), PricingSku(*r[a:b]), PricingProduct(*r[b:c]), tuple(r[c:]))
-            for r in session.execute(query, {"_cart": cart.id, "_lines": line_ids})]  # fmt: skip
-
-
-@functools.cache
-def _pricing_query(extend) -> sa.Select:
-    """Built once per `extend` (a module-level function): the cart is :_cart, the chosen lines :_lines."""
-    query = (
-        sa.select(*_PRICING_COLUMNS)
-        .join(Sku, Sku.id == CartLine.sku_id)
-        .join(Product, Product.id == Sku.product_id)
-        .where(CartLine.cart_id == sa.bindparam("_cart"), CartLine.id.in_(sa.bindparam("_lines", expanding=True)))
-        .order_by(CartLine.id)
-    )
-    return query if extend is None else extend(query)
+    return PricingLine(*row[start:a]), PricingSku(*row[a:b]), PricingProduct(*row[b:c]), tuple(row[c:])
 
 
 def line_problem(line: CartLine, sku: Sku, product: Product, member_level: int) -> str | None:

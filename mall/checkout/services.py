@@ -38,18 +38,22 @@ def quote(
     """Deterministic: the same lines, prices and inputs always give the same numbers.
     `coupon_ids=None` applies the best combination of the shopper's coupons; `()` applies none.
     `address_id`: must be one of the shopper's addresses (another's is reported missing)."""
-    # The shopper's role and level, their cart and the address in one query; no cart: no line of it can be
+    # One query: the shopper's role and level, their cart, the facts steps asked for, the address, and the chosen
+    # lines of the cart with their brand's shipping policy, one row per line. No cart: no line of it can be
     # quoted (a quote writes nothing).
-    query = _shopper_query(tuple(pricing.SHOPPER_FACTS), with_address=address_id is not None)
-    user = session.execute(query, {"_shopper": shopper_id, "_address": address_id}).first()
+    facts = tuple(pricing.SHOPPER_FACTS)
+    query = _quote_query(facts, with_address=address_id is not None)
+    params = {"_shopper": shopper_id, "_address": address_id, "_lines": sorted(set(line_ids))}
+    found = session.execute(query, params).all()
+    user = found[0] if found else None
     if user is None or user.role != "shopper":
         raise Forbidden("checkout.shoppers_only", "Only shoppers check out.")
     address = None if address_id is None else user.Address
     if address_id is not None and address is None:
         raise address_not_found(address_id)
     cart = user.Cart
-    rows = [] if cart is None else cart_services.lines_for_pricing(session, cart, sorted(set(line_ids)),
-                                                                   extend=_with_shipping_policy)  # fmt: skip
+    start = 3 + len(facts) + (address_id is not None)  # role, level, cart, the facts, the address: then the lines
+    rows = [row for r in found if (row := cart_services.pricing_row(r, start)) is not None]
     unknown = set(line_ids) - {line.id for line, *_ in rows}
     if unknown or not line_ids:
         raise Invalid("checkout.line_unknown", f"Not in your cart: {sorted(unknown) or 'no lines chosen'}.",
@@ -73,17 +77,21 @@ def quote(
 
 
 @functools.cache
-def _shopper_query(facts: tuple[str, ...], *, with_address: bool) -> sa.Select:
-    """The shopper (:_shopper) with their cart, the registered facts and (:_address) the address; built once."""
+def _quote_query(facts: tuple[str, ...], *, with_address: bool) -> sa.Select:
+    """The shopper (:_shopper) with their cart, the registered facts, (:_address) the address, then the chosen
+    lines (:_lines) with each brand's shipping policy (fee, free_above; NULLs without one). Built once."""
     query = (
         sa.select(User.role, User.member_level, Cart).outerjoin(Cart, Cart.user_id == User.id)
         .where(User.id == sa.bindparam("_shopper"))
         .add_columns(*(pricing.SHOPPER_FACTS[name](User.id).label(f"fact_{name}") for name in facts))
     )  # fmt: skip
-    if not with_address:
-        return query
-    mine = (Address.id == sa.bindparam("_address")) & (Address.user_id == User.id)
-    return query.add_columns(Address).outerjoin(Address, mine)
+    if with_address:
+        mine = (Address.id == sa.bindparam("_address")) & (Address.user_id == User.id)
+        query = query.add_columns(Address).outerjoin(Address, mine)
+    query = cart_services.with_pricing_lines(query)
+    return query.outerjoin(ShippingPolicy, ShippingPolicy.brand_id == Product.brand_id).add_columns(
+        ShippingPolicy.fee, ShippingPolicy.free_above
+    )
 
 
 def _priced_line(line, sku, product) -> pricing.PricedLine:
@@ -93,13 +101,6 @@ def _priced_line(line, sku, product) -> pricing.PricedLine:
         currency=product.currency, quantity=line.quantity, list_price=sku.list_price, unit_price=sku.price,
         source=line.source,
     )  # fmt: skip
-
-
-def _with_shipping_policy(query: sa.Select) -> sa.Select:
-    """Each line's brand's shipping policy (fee, free_above), read with the lines: (None, None) without one."""
-    return query.outerjoin(ShippingPolicy, ShippingPolicy.brand_id == Product.brand_id).add_columns(
-        ShippingPolicy.fee, ShippingPolicy.free_above
-    )
 
 
 def _shipping_policies(session: Session, brand_ids: set[int]) -> dict[int, tuple[int, int | None]]:
