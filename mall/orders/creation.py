@@ -92,16 +92,17 @@ def _write_in_one(session: Session, order_values: dict, sub_rows: list[dict], li
     """PostgreSQL: the order, its sub-orders and its lines in one statement (data-modifying CTEs), so a
     placement writes its order in one round trip. Sub-orders come back by brand, lines by (sub-order, SKU):
     an order holds one sub-order per brand and one line per SKU (a cart merges a SKU into one line)."""
-    if len({(brand_id, row["sku_id"]) for brand_id, row in line_rows}) != len(line_rows):
-        return _write_table_by_table(session, order_values, sub_rows, line_rows, now)  # not from a cart
+    if not _fits_one_statement(order_values, sub_rows, line_rows):
+        return _write_table_by_table(session, order_values, sub_rows, line_rows, now)
     v = order_values
     params = {
         "day": f"{now:%Y%m%d}", "now": now, "user_id": v["user_id"], "status": v["status"], "currency": v["currency"],
         "items_total": v["items_total"], "discount_total": v["discount_total"], "shipping_total": v["shipping_total"],
         "payable_total": v["payable_total"], "address": json.dumps(v["address"]),
         "discounts": json.dumps(v["discounts"]), "expires_at": v["expires_at"],
-        "subs": json.dumps([{k: row[k] for k in _SUB_FIELDS} for row in sub_rows]),
-        "lines": json.dumps([{"brand_id": brand_id, **{k: row[k] for k in _LINE_FIELDS}} for brand_id, row in line_rows]),
+        "subs": json.dumps([{"ord": i, **{k: row[k] for k in _SUB_FIELDS}} for i, row in enumerate(sub_rows)]),
+        "lines": json.dumps([{"ord": i, "brand_id": brand_id, **{k: row[k] for k in _LINE_FIELDS}}
+                             for i, (brand_id, row) in enumerate(line_rows)]),
     }  # fmt: skip
     order_id = number = None
     sub_by_brand, line_by_key = {}, {}
@@ -117,11 +118,36 @@ def _write_in_one(session: Session, order_values: dict, sub_rows: list[dict], li
     return order_id, number, sub_ids, line_ids
 
 
+def _fits_one_statement(order_values: dict, sub_rows: list[dict], line_rows: list) -> bool:
+    """Whether `_WRITE_ALL` writes exactly these rows: the values it does not take from them are the ones it
+    writes as constants, the JSON it takes is not null, and lines are told apart by (brand, SKU)."""
+    if len({(brand_id, row["sku_id"]) for brand_id, row in line_rows}) != len(line_rows):
+        return False  # two lines of one SKU: not from a cart, which merges them
+    status = {"status": order_values["status"]}
+    return (
+        _holds(order_values, _ORDER_CONSTANTS)
+        and all(_holds(row, {**_SUB_CONSTANTS, **status}) for row in sub_rows)
+        and all(_holds(row, _LINE_CONSTANTS) and None not in (row["specs"], row["discounts"], row["source"])
+                for _, row in line_rows)
+    )  # fmt: skip
+
+
+def _holds(row: dict, constants: dict) -> bool:
+    return all(row[key] == value for key, value in constants.items())
+
+
 _SUB_FIELDS = ("brand_id", "items_total", "discount_total", "shipping_fee", "payable_total")
 _LINE_FIELDS = ("sku_id", "product_id", "title", "specs", "unit_price", "quantity", "subtotal", "discount_total",
                 "payable", "discounts", "source")  # fmt: skip
-# Columns left out are NULL (or 0 where written so): what a new order holds. The order's id comes from the
-# sequence inside the statement, so its number (the day and the zero-padded id) goes in with the row.
+# What `_WRITE_ALL` writes for the columns it does not take from the rows (NULL where left out): what a new
+# order holds.
+_ORDER_CONSTANTS = {"paid_total": 0, "refunded_total": 0, "paid_at": None, "cancelled_at": None, "cancel_reason": None}
+_SUB_CONSTANTS = {"fulfilment_hold": None, "refunded_total": 0, "carrier": None, "tracking_number": None,
+                  "shipped_at": None, "delivered_at": None, "completed_at": None, "auto_confirm_at": None,
+                  "after_sale_deadline": None}  # fmt: skip
+_LINE_CONSTANTS = {"refunded_quantity": 0, "refunded_amount": 0}
+# The order's id comes from the sequence inside the statement, so its number (the day and the zero-padded id)
+# goes in with the row. Sub-orders and lines go in in the order they were given (`ord`), so their ids follow it.
 _WRITE_ALL = sa.text("""
 WITH o AS (
     INSERT INTO orders (id, number, user_id, status, currency, items_total, discount_total, shipping_total,
@@ -137,7 +163,9 @@ WITH o AS (
                             refunded_total, created_at, updated_at)
     SELECT o.id, u.brand_id, :status, u.items_total, u.discount_total, u.shipping_fee, u.payable_total, 0, :now, :now
     FROM o CROSS JOIN jsonb_to_recordset(CAST(:subs AS jsonb))
-        AS u(brand_id integer, items_total bigint, discount_total bigint, shipping_fee bigint, payable_total bigint)
+        AS u(ord integer, brand_id integer, items_total bigint, discount_total bigint, shipping_fee bigint,
+             payable_total bigint)
+    ORDER BY u.ord
     RETURNING id, brand_id
 ), l AS (
     INSERT INTO order_lines (order_id, sub_order_id, sku_id, product_id, title, specs, unit_price, quantity,
@@ -145,9 +173,11 @@ WITH o AS (
     SELECT o.id, s.id, u.sku_id, u.product_id, u.title, u.specs, u.unit_price, u.quantity, u.subtotal,
            u.discount_total, u.payable, u.discounts, u.source, 0, 0
     FROM o CROSS JOIN jsonb_to_recordset(CAST(:lines AS jsonb))
-        AS u(brand_id integer, sku_id integer, product_id integer, title text, specs jsonb, unit_price bigint,
-             quantity integer, subtotal bigint, discount_total bigint, payable bigint, discounts jsonb, source jsonb)
+        AS u(ord integer, brand_id integer, sku_id integer, product_id integer, title text, specs jsonb,
+             unit_price bigint, quantity integer, subtotal bigint, discount_total bigint, payable bigint,
+             discounts jsonb, source jsonb)
     JOIN s ON s.brand_id = u.brand_id
+    ORDER BY u.ord
     RETURNING id, sub_order_id, sku_id
 )
 SELECT o.id, o.number, NULL::integer, NULL::integer FROM o

@@ -286,6 +286,7 @@ def test_a_placed_order_reads_back_exactly_as_it_was_answered(shop, client):
     assert order["number"].endswith(f"{order['id']:010d}") and len(order["number"]) == 18
     by_brand = {sub["brand_id"]: sub for sub in order["sub_orders"]}
     assert (by_brand[a]["shipping_fee"], by_brand[b]["shipping_fee"]) == (800, 0)
+    assert [line["unit_price"] for line in by_brand[a]["lines"]] == [1990, 500]  # ids follow the cart's order
     assert order["payable_total"] == 2 * 1990 + 500 + 800 + 6000
     assert sorted((sub["brand_id"], line["quantity"]) for sub in order["sub_orders"] for line in sub["lines"]) == [
         (a, 1), (a, 2), (b, 1)
