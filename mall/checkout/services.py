@@ -41,7 +41,7 @@ def quote(
     # One query: the shopper's role and level, their cart, the facts steps asked for, the address, and the chosen
     # lines of the cart with their brand's shipping policy, one row per line. No cart: no line of it can be
     # quoted (a quote writes nothing).
-    facts = tuple(pricing.SHOPPER_FACTS)
+    facts = tuple(pricing.SHOPPER_FACTS.items())  # the registrations themselves: the query is built per set
     query = _quote_query(facts, with_address=address_id is not None)
     params = {"_shopper": shopper_id, "_address": address_id, "_lines": sorted(set(line_ids))}
     found = session.execute(query, params).all()
@@ -71,19 +71,19 @@ def quote(
         shopper_id=shopper_id, member_level=user.member_level, points=points,
         coupon_ids=None if coupon_ids is None else tuple(coupon_ids),
         shipping_policies={product.brand_id: policy for _, _, product, policy in rows if policy[0] is not None},
-        session=session, facts={name: user._mapping[f"fact_{name}"] for name in pricing.SHOPPER_FACTS},
+        session=session, facts={name: user._mapping[f"fact_{name}"] for name, _ in facts},
     )  # fmt: skip
     return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), cart, problems, address)
 
 
 @functools.cache
-def _quote_query(facts: tuple[str, ...], *, with_address: bool) -> sa.Select:
+def _quote_query(facts: tuple[tuple[str, object], ...], *, with_address: bool) -> sa.Select:
     """The shopper (:_shopper) with their cart, the registered facts, (:_address) the address, then the chosen
     lines (:_lines) with each brand's shipping policy (fee, free_above; NULLs without one). Built once."""
     query = (
         sa.select(User.role, User.member_level, Cart).outerjoin(Cart, Cart.user_id == User.id)
         .where(User.id == sa.bindparam("_shopper"))
-        .add_columns(*(pricing.SHOPPER_FACTS[name](User.id).label(f"fact_{name}") for name in facts))
+        .add_columns(*(build(User.id).label(f"fact_{name}") for name, build in facts))
     )  # fmt: skip
     if with_address:
         mine = (Address.id == sa.bindparam("_address")) & (Address.user_id == User.id)
