@@ -29,6 +29,8 @@ def place_order(
     """Price the chosen lines again (never trust the client's totals), reserve stock, split by brand."""
     result = checkout.quote(session, shopper_id=shopper_id, line_ids=line_ids, address_id=address_id,
                             coupon_ids=coupon_ids)  # fmt: skip
+    if result.address is None:  # the API requires one; a direct call without one is told the same
+        raise identity.address_not_found(address_id)
     if result.problems:
         raise Conflict("checkout.lines_unavailable", "Some lines cannot be bought now.", problems=result.problems)
     q = result.quote
