@@ -13,7 +13,7 @@ from mall.cart.models import Cart, CartLine
 from mall.catalog.models import Product, Sku
 from mall.catalog.rules import ensure_can_buy
 from mall.db import hold_written, insert_on_conflict
-from mall.errors import Forbidden, Invalid, NotFound
+from mall.errors import Conflict, Forbidden, Invalid, NotFound
 
 MAX_QUANTITY = 999
 MAX_LINES = 100
@@ -54,14 +54,15 @@ def find_cart(session: Session, user_id: int) -> Cart | None:
 _CARTS, _LINES = Cart.__table__, CartLine.__table__
 
 
-def _touching(line_count) -> sa.Update:
+def _touching(line_count, *also) -> sa.Update:
     """Every change moves the version and the activity time (abandoned-cart nudges read both) and sets the
-    line count (`line_count`: how to compute it); the cart is :_cart, the time :_now."""
+    line count (`line_count`: how to compute it); the cart is :_cart, the time :_now. Returns the new version
+    and count, then `also`."""
     return (
         _CARTS.update().where(_CARTS.c.id == sa.bindparam("_cart"))
         .values(version=_CARTS.c.version + 1, last_activity_at=sa.bindparam("_now"), line_count=line_count,
                 updated_at=sa.bindparam("_now"))
-        .returning(_CARTS.c.version, _CARTS.c.line_count)
+        .returning(_CARTS.c.version, _CARTS.c.line_count, *also)
     )  # fmt: skip
 
 
@@ -72,14 +73,16 @@ _GONE = (
     _LINES.delete().where(_LINES.c.cart_id == sa.bindparam("_cart"), _LINES.c.id.in_(sa.bindparam("_ids", expanding=True)))
     .returning(_LINES.c.id).cte("gone")
 )  # fmt: skip
-_REMOVE_AND_TOUCH = _touching(_CARTS.c.line_count - sa.select(sa.func.count()).select_from(_GONE).scalar_subquery())
+_REMOVED = sa.select(sa.func.count()).select_from(_GONE).scalar_subquery()
+_REMOVE_AND_TOUCH = _touching(_CARTS.c.line_count - _REMOVED, _REMOVED.label("removed"))
 
 
-def _touch(session: Session, cart: Cart, statement: sa.Update = _TOUCH, **params) -> None:
-    """Run a touching statement for `cart`; `cart` gets the new values from it."""
+def _touch(session: Session, cart: Cart, statement: sa.Update = _TOUCH, **params) -> tuple:
+    """Run a touching statement for `cart`; `cart` gets the new values from it. Returns what else it returned."""
     now = clock.now()
-    version, line_count = session.execute(statement, {"_cart": cart.id, "_now": now, **params}).one()
+    version, line_count, *also = session.execute(statement, {"_cart": cart.id, "_now": now, **params}).one()
     hold_written(cart, {"version": version, "line_count": line_count, "last_activity_at": now, "updated_at": now})
+    return tuple(also)
 
 
 def add_line(
@@ -144,12 +147,18 @@ def remove_line(session: Session, *, user_id: int, line_id: int, cart: Cart | No
 
 
 def remove_lines(session: Session, *, cart: Cart, line_ids: list[int]) -> None:
-    """Ordered lines leave the cart (in the order's transaction)."""
+    """Ordered lines leave the cart (in the order's transaction). If some are gone already, a concurrent
+    order took them (a double tap with two keys, read before that order committed): this one must not
+    go through as well, so it is refused and its transaction rolls back."""
     if session.get_bind().dialect.name == "postgresql":
-        _touch(session, cart, _REMOVE_AND_TOUCH, _ids=line_ids)
-        return
-    session.execute(_LINES.delete().where(_LINES.c.cart_id == cart.id, _LINES.c.id.in_(line_ids)))
-    _touch(session, cart)
+        (removed,) = _touch(session, cart, _REMOVE_AND_TOUCH, _ids=line_ids)
+    else:
+        removed = session.execute(
+            _LINES.delete().where(_LINES.c.cart_id == cart.id, _LINES.c.id.in_(line_ids))
+        ).rowcount
+        _touch(session, cart)
+    if removed != len(set(line_ids)):
+        raise Conflict("checkout.lines_changed", "Some of these lines were just ordered or removed; reload your cart.")
 
 
 def clear(session: Session, *, user_id: int) -> None:

@@ -96,3 +96,23 @@ def test_orders_over_the_same_skus_in_any_line_order_never_deadlock(shop, app):
 
     assert [r.status_code for r in responses] == [201] * 24, [r.get_json() for r in responses if r.status_code != 201]
     assert [shop.stock(sku) for sku in skus] == [76, 76, 76]
+
+
+def test_concurrent_placements_of_the_same_cart_lines_with_different_keys_create_one_order(shop, app):
+    """A double tap that sends two keys: the lines are ordered once; the others are told they are gone."""
+    sku = shop.sku(shop.brand(), price=1200, stock=10)
+    headers = shop.shopper()
+    line, address = shop.add(headers, sku, 2), shop.address(headers)
+
+    def place(client):
+        return client.post("/api/v1/orders", json={"line_ids": [line], "address_id": address},
+                           headers={**headers, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+
+    responses = race(app, [place] * 4)
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) == 1, [r.get_json() for r in responses]
+    # refused when the lines turn out to be gone: at the quote, or when taking them out of the cart
+    assert {r.get_json()["code"] for r in responses if r.status_code != 201} <= {
+        "checkout.line_unknown", "checkout.lines_changed"
+    }  # fmt: skip
+    assert count(app, Order) == 1 and shop.stock(sku) == 8
