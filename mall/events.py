@@ -27,7 +27,7 @@ class DomainEvent(Base):
     __table_args__ = (sa.Index(None, "aggregate_type", "aggregate_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    type: Mapped[str] = mapped_column(sa.String(64), index=True)
+    type: Mapped[str] = mapped_column(sa.String(64))  # never searched by type alone: no index to keep up
     aggregate_type: Mapped[str] = mapped_column(sa.String(32))
     aggregate_id: Mapped[int]
     actor_id: Mapped[int | None]

@@ -25,7 +25,7 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))  # ix_messages_user_sent leads with it
     template_key: Mapped[str] = mapped_column(sa.String(64), index=True)
     channel: Mapped[str] = mapped_column(sa.String(20))  # wechat | sms | email
     kind: Mapped[str] = mapped_column(sa.String(20))  # transactional | marketing
