@@ -30,16 +30,19 @@ def enqueue(func, *args, queue_name: str = DEFAULT, job_id: str | None = None, *
 
 def enqueue_at(when: datetime, func, *args, queue_name: str = DEFAULT, job_id: str | None = None, **kwargs):
     """Run `func` at `when` (RQ's scheduler, run by `rq worker --with-scheduler`)."""
-    return queue(queue_name).enqueue_at(when, func, *args, job_id=job_id, retry=TRANSIENT_RETRY,
-                                        pipeline=_batch.get(), **kwargs)  # fmt: skip
+    pipe = _batch.get()
+    # Inside a batch the queue itself talks through the pipeline: RQ 2.12's ScheduledJobRegistry.schedule
+    # ignores the pipeline it is given and adds the job to the registry through the queue's connection, a
+    # round trip per job; this way that goes in the batch too, after the job's data.
+    target = queue(queue_name) if pipe is None else Queue(queue_name, connection=pipe)
+    return target.enqueue_at(when, func, *args, job_id=job_id, retry=TRANSIENT_RETRY, pipeline=pipe, **kwargs)
 
 
 @contextmanager
 def batch() -> Iterator[None]:
-    """The jobs scheduled inside are written to Redis together, at the end (a placement schedules its payment
-    timeout and its reminder). RQ still adds each to the scheduled registry at once, before its data, as it
-    does unbatched; its scheduler skips an id whose data never came. Every scheduled job has a periodic
-    sweep behind it, so a Redis failure here is logged, not raised: the request's change is committed."""
+    """The jobs scheduled inside are written to Redis together, in one round trip at the end (a placement
+    schedules its payment timeout and its reminder). Every scheduled job has a periodic sweep behind it, so
+    a Redis failure here is logged, not raised: the request's change is committed."""
     if _batch.get() is not None:
         yield
         return

@@ -144,6 +144,8 @@ def test_placement_stands_when_redis_cannot_take_its_jobs(app, shop, monkeypatch
     assert resp.status_code == 201
     assert shop.stock(sku) == 3
     assert not Job.exists(f"order-timeout-{resp.get_json()['id']}", connection=queues.queue().connection)
+    # nor is it half there: the registry entry goes in the same pipeline as the job's data
+    assert ScheduledJobRegistry(queue=queues.queue()).get_job_ids() == []
     assert "the periodic sweeps will run them" in caplog.text
     clock.advance(timedelta(minutes=31))
     assert sweep_unpaid_orders() == 1 and shop.stock(sku) == 5
