@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from mall import clock
 from mall.attribution import Source
@@ -89,24 +91,40 @@ def add_line(
     session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source, cart: Cart | None = None
 ) -> int:
     """Add or merge a line; returns its id. `cart`: the shopper's cart, if the caller holds it already."""
-    sku = session.get(Sku, sku_id, options=[joinedload(Sku.product)])  # one query for both
-    if sku is None or sku.status != "active" or sku.product.status != "active":
+    on_sale = session.execute(_SKU_ON_SALE, {"_sku": sku_id}).first()
+    if on_sale is None or on_sale != ("active", "active"):
         raise Invalid("cart.sku_unavailable", f"SKU {sku_id} is not on sale.", field="sku_id")
     cart = _the_cart(session, user_id, cart)
     if cart.line_count >= MAX_LINES and _line(session, cart.id, sku_id) is None:
         raise Invalid("cart.full", f"A cart holds at most {MAX_LINES} lines.")
     now = clock.now()
-    table = CartLine.__table__
-    written = insert_on_conflict(
-        session, table, index_elements=["cart_id", "sku_id"],
-        values={"cart_id": cart.id, "sku_id": sku_id, "quantity": quantity, "source": source.as_dict(),
-                "created_at": now, "updated_at": now},
-        update={"quantity": sa.case((table.c.quantity + quantity > MAX_QUANTITY, MAX_QUANTITY),
-                                    else_=table.c.quantity + quantity),
-                "source": source.as_dict(), "updated_at": now},
-    )  # fmt: skip
+    params = {"cart_id": cart.id, "sku_id": sku_id, "quantity": quantity, "source": source.as_dict(),
+              "created_at": now, "updated_at": now}  # fmt: skip
+    line_id = session.execute(_upsert_line(session.get_bind().dialect.name), params).scalar_one()
     _touch(session, cart)
-    return written.id
+    return line_id
+
+
+# The SKU and its product both on sale; plain columns (the ORM entities carried descriptions and images).
+_SKU_ON_SALE = (
+    sa.select(Sku.status, Product.status).join(Product, Product.id == Sku.product_id)
+    .where(Sku.id == sa.bindparam("_sku"))
+)  # fmt: skip
+
+
+@functools.cache
+def _upsert_line(dialect: str) -> sa.Insert:
+    """INSERT the line, or merge into the cart's line of that SKU: quantities add up (capped at MAX_QUANTITY)
+    and the newest source wins. Built once per dialect; the values are the parameters."""
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_LINES)
+    stmt = insert.values({name: sa.bindparam(name) for name in _LINE_VALUES})
+    added = _LINES.c.quantity + stmt.excluded.quantity
+    merge = {"quantity": sa.case((added > MAX_QUANTITY, MAX_QUANTITY), else_=added),
+             "source": stmt.excluded.source, "updated_at": stmt.excluded.updated_at}  # fmt: skip
+    return stmt.on_conflict_do_update(index_elements=["cart_id", "sku_id"], set_=merge).returning(_LINES.c.id)
+
+
+_LINE_VALUES = ("cart_id", "sku_id", "quantity", "source", "created_at", "updated_at")
 
 
 def _line(session: Session, cart_id: int, sku_id: int) -> CartLine | None:
@@ -167,18 +185,12 @@ def clear(session: Session, *, user_id: int) -> None:
     _touch(session, cart)
 
 
-def lines_with_skus(session: Session, cart: Cart, line_ids: list[int] | None = None):
-    """(line, sku, product) rows, oldest line first."""
-    query = (
-        sa.select(CartLine, Sku, Product)
-        .join(Sku, Sku.id == CartLine.sku_id)
-        .join(Product, Product.id == Sku.product_id)
-        .where(CartLine.cart_id == cart.id)
-        .order_by(CartLine.id)
-    )
-    if line_ids is not None:
-        query = query.where(CartLine.id.in_(line_ids))
-    return session.execute(query).all()
+def lines_with_skus(session: Session, cart: Cart) -> list[tuple[PricingLine, PricingSku, ViewProduct]]:
+    """(line, sku, product) of every line, oldest first, as plain values: what the cart view shows and
+    `line_problem` reads."""
+    rows = session.execute(_VIEW_LINES, {"_cart": cart.id}).all()
+    a, b = len(PricingLine._fields), len(PricingLine._fields) + len(PricingSku._fields)
+    return [(PricingLine(*row[:a]), PricingSku(*row[a:b]), ViewProduct(*row[b:])) for row in rows]
 
 
 class PricingLine(NamedTuple):
@@ -207,8 +219,22 @@ class PricingProduct(NamedTuple):
     status: str
 
 
-_PRICING_COLUMNS = [getattr(model, name) for model, row in ((CartLine, PricingLine), (Sku, PricingSku),
-                                                             (Product, PricingProduct)) for name in row._fields]  # fmt: skip
+# What the cart view shows of a line's product: pricing's fields and its images.
+ViewProduct = NamedTuple("ViewProduct", [*PricingProduct.__annotations__.items(), ("images", list)])
+
+
+def _columns(product_row) -> list:
+    """The columns of (line, SKU, product) in the order of PricingLine, PricingSku and `product_row`."""
+    rows = ((CartLine, PricingLine), (Sku, PricingSku), (Product, product_row))
+    return [getattr(model, name) for model, row in rows for name in row._fields]
+
+
+_PRICING_COLUMNS = _columns(PricingProduct)
+_VIEW_LINES = (  # built once
+    sa.select(*_columns(ViewProduct))
+    .join(Sku, Sku.id == CartLine.sku_id).join(Product, Product.id == Sku.product_id)
+    .where(CartLine.cart_id == sa.bindparam("_cart")).order_by(CartLine.id)
+)  # fmt: skip
 
 
 def with_pricing_lines(query: sa.Select) -> sa.Select:
