@@ -3,6 +3,7 @@ transaction (so the outbox row commits or rolls back with the change)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -64,12 +65,19 @@ def _paid(session: Session, event: DomainEvent) -> None:
 
 
 def _is_first_paid_order(session: Session, order) -> bool:
+    return session.execute(_earlier_paid(), {"_user": order.user_id, "_order": order.id}).first() is None
+
+
+@functools.cache
+def _earlier_paid() -> sa.Select:
+    """Another paid order of the same shopper; built once."""
     from mall.orders.models import Order
 
-    earlier = sa.select(Order.id).where(
-        Order.user_id == order.user_id, Order.paid_at.is_not(None), Order.id != order.id
+    return (
+        sa.select(Order.id)
+        .where(Order.user_id == sa.bindparam("_user"), Order.paid_at.is_not(None), Order.id != sa.bindparam("_order"))
+        .limit(1)
     )
-    return session.scalar(earlier.limit(1)) is None
 
 
 def _shipped(session: Session, event: DomainEvent) -> None:

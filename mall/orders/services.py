@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from mall import clock, events
 from mall.cart import services as cart_services
@@ -88,9 +89,13 @@ def _quantities(lines) -> dict[int, int]:
     return totals
 
 
-def get_order(session: Session, *, order_id: int, shopper_id: int | None = None, for_update=False) -> Order:
-    """A shopper asking for someone else's order is told it does not exist."""
-    order = session.get(Order, order_id, with_for_update=for_update)
+def get_order(
+    session: Session, *, order_id: int, shopper_id: int | None = None, for_update=False, with_lines=False
+) -> Order:
+    """A shopper asking for someone else's order is told it does not exist. `with_lines`: its lines come with
+    it, in the same query (paying reads them: sales counts, group-buy)."""
+    options = [joinedload(Order.lines)] if with_lines else None
+    order = session.get(Order, order_id, with_for_update=for_update, options=options)
     if order is None or (shopper_id is not None and order.user_id != shopper_id):
         raise NotFound("order.not_found", f"Order {order_id} not found.")
     return order
@@ -228,13 +233,20 @@ def mark_paid(session: Session, *, order_id: int, amount: int, currency: str, re
 
 
 def _count_sales(session: Session, order: Order) -> None:
-    from mall.catalog.models import Product
-
     per_product: dict[int, int] = {}
     for line in order.lines:
         per_product[line.product_id] = per_product.get(line.product_id, 0) + line.quantity
-    for product_id, qty in sorted(per_product.items()):
-        session.execute(
-            sa.update(Product).where(Product.id == product_id).values(sales_count=Product.sales_count + qty),
-            execution_options={"synchronize_session": False},
-        )
+    for product_id, qty in sorted(per_product.items()):  # in id order: two payments never deadlock here
+        session.execute(_count_sold(), {"_product": product_id, "_qty": qty})
+
+
+@functools.cache
+def _count_sold() -> sa.Update:
+    from mall.catalog.models import Product
+
+    table = Product.__table__
+    return (
+        table.update()
+        .where(table.c.id == sa.bindparam("_product"))
+        .values(sales_count=table.c.sales_count + sa.bindparam("_qty"))
+    )

@@ -48,17 +48,21 @@ def _conditional_update(table: sa.Table, columns: tuple[str, ...]) -> sa.Update:
     )  # fmt: skip
 
 
+_SUBS = SubOrder.__table__
+_MOVE_SUB_ORDERS = (  # built once
+    _SUBS.update().where(_SUBS.c.order_id == sa.bindparam("_order"), _SUBS.c.status == sa.bindparam("_from"))
+    .values(status=sa.bindparam("_to"), updated_at=sa.bindparam("_now")).returning(_SUBS.c.id, _SUBS.c.brand_id)
+)  # fmt: skip
+
+
 def move_sub_orders(session: Session, order: Order, current: str, target: str, *, actor=None) -> None:
     """Every sub-order of `order` still in `current` moves to `target`, in one UPDATE (paying or cancelling
     an order moves all its sub-orders together); each move is recorded like `move` records it."""
     if not states.allowed(states.SUB_ORDER, current, target):
         raise Conflict("order.invalid_transition", f"A {current} sub_order cannot become {target}.")
     changes = {"status": target, "updated_at": clock.now()}
-    moved = session.execute(
-        sa.update(SubOrder).where(SubOrder.order_id == order.id, SubOrder.status == current).values(**changes)
-        .returning(SubOrder.id, SubOrder.brand_id),
-        execution_options={"synchronize_session": False},
-    ).all()  # fmt: skip
+    moved = session.execute(_MOVE_SUB_ORDERS, {"_order": order.id, "_from": current, "_to": target,
+                                               "_now": changes["updated_at"]}).all()  # fmt: skip
     for sub_id, brand_id in sorted(moved):
         loaded = session.identity_map.get(identity_key(SubOrder, sub_id))
         if loaded is not None:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id: int) -> Payment:
     """Start (or, with the offline gateway, complete) paying an order. Retries reach the gateway with the
     same idempotency key, derived from order and amount, so they never create a second charge."""
-    order = orders.get_order(session, order_id=order_id, shopper_id=shopper_id)
+    order = orders.get_order(session, order_id=order_id, shopper_id=shopper_id, with_lines=True)
     if order.status != states.PENDING:
         paid = _payment_of(session, order.id, status="succeeded")
         if paid is not None:
