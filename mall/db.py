@@ -124,6 +124,19 @@ def hold_written(obj, values: dict) -> None:
         set_committed_value(obj, key, value)
 
 
+def as_loaded(cls, values: dict):
+    """A detached `cls` holding `values` as if just loaded from its row (nothing to flush; what `values` leaves
+    out loads on first access), built without the attribute events the constructor fires for every value:
+    for rows a statement just wrote, such as a new order's (mall/orders/creation.py)."""
+    from sqlalchemy.orm import make_transient_to_detached
+    from sqlalchemy.orm.instrumentation import manager_of_class
+
+    obj = manager_of_class(cls).new_instance()
+    obj.__dict__.update(values)  # the instance's state dict: where a load puts column values
+    make_transient_to_detached(obj)
+    return obj
+
+
 def engine_url(url: str) -> str:
     """Plain postgres:// URLs get the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):

@@ -15,9 +15,11 @@ import json
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mall import clock
+from mall.db import as_loaded
 from mall.orders import states
 from mall.orders.models import Order, OrderLine, SubOrder
 from mall.orders.policy import OrderPolicy
@@ -60,21 +62,25 @@ def insert_order(session: Session, *, shopper_id: int, quote, address: dict, pol
     write = _write_in_one if session.get_bind().dialect.name == "postgresql" else _write_table_by_table
     order_id, number, sub_ids, line_ids = write(session, order_values, sub_rows, line_rows, now)
 
-    order = Order(id=order_id, number=number, **order_values)
-    subs = [SubOrder(id=sub_id, order_id=order_id, **row) for sub_id, row in zip(sub_ids, sub_rows, strict=True)]
-    sub_of = dict(zip(brand_ids, sub_ids, strict=True))
-    lines = [OrderLine(id=line_id, order_id=order_id, sub_order_id=sub_of[brand_id], **row)
+    order = as_loaded(Order, {"id": order_id, "number": number, **order_values})
+    subs = [as_loaded(SubOrder, {"id": sub_id, "order_id": order_id, **row})
+            for sub_id, row in zip(sub_ids, sub_rows, strict=True)]  # fmt: skip
+    sub_of = dict(zip(brand_ids, subs, strict=True))
+    lines = [as_loaded(OrderLine, {"id": line_id, "order_id": order_id, "sub_order_id": sub_of[brand_id].id, **row})
              for line_id, (brand_id, row) in zip(line_ids, line_rows, strict=True)]  # fmt: skip
     subs.sort(key=lambda sub: sub.id)
     lines.sort(key=lambda line: line.id)
 
-    # The relationships as a load would give them (ordered by id); back_populates fills the other sides.
-    order.sub_orders = subs
-    order.lines = lines
+    # The relationships, both sides, as a load would give them (ordered by id).
+    set_committed_value(order, "sub_orders", subs)
+    set_committed_value(order, "lines", lines)
     for sub in subs:
-        sub.lines = [line for line in lines if line.sub_order_id == sub.id]
-    for obj in (order, *subs, *lines):
-        make_transient_to_detached(obj)  # what it holds counts as loaded from its row, not as changes
+        set_committed_value(sub, "order", order)
+        set_committed_value(sub, "lines", [line for line in lines if line.sub_order_id == sub.id])
+    by_id = {sub.id: sub for sub in subs}
+    for line in lines:
+        set_committed_value(line, "order", order)
+        set_committed_value(line, "sub_order", by_id[line.sub_order_id])
     session.add(order)  # cascades to the sub-orders and lines: persistent, nothing to flush
     return order
 
