@@ -124,6 +124,15 @@ def hold_written(obj, values: dict) -> None:
         set_committed_value(obj, key, value)
 
 
+def among(column, name: str, dialect: str):
+    """`column IN (:name)` for a list of integer ids. PostgreSQL: `= ANY(:name)` with one array parameter, so the
+    statement's text is the same whatever the list's length (no rendering per call, one prepared statement);
+    elsewhere an expanding IN."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
 def as_loaded(cls, values: dict):
     """A detached `cls` holding `values` as if just loaded from its row (nothing to flush; what `values` leaves
     out loads on first access), built without the attribute events the constructor fires for every value:

@@ -14,7 +14,7 @@ from mall.attribution import Source
 from mall.cart.models import Cart, CartLine
 from mall.catalog.models import Product, Sku
 from mall.catalog.rules import ensure_can_buy
-from mall.db import hold_written, insert_on_conflict
+from mall.db import among, hold_written, insert_on_conflict
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 
 MAX_QUANTITY = 999
@@ -72,7 +72,7 @@ def _touching(line_count, *also) -> sa.Update:
 _TOUCH = _touching(sa.select(sa.func.count()).where(_LINES.c.cart_id == sa.bindparam("_cart")).scalar_subquery())
 # PostgreSQL: ordered lines leave in the same statement, the DELETE as a CTE, the count moved by what it removed.
 _GONE = (
-    _LINES.delete().where(_LINES.c.cart_id == sa.bindparam("_cart"), _LINES.c.id.in_(sa.bindparam("_ids", expanding=True)))
+    _LINES.delete().where(_LINES.c.cart_id == sa.bindparam("_cart"), among(_LINES.c.id, "_ids", "postgresql"))
     .returning(_LINES.c.id).cte("gone")
 )  # fmt: skip
 _REMOVED = sa.select(sa.func.count()).select_from(_GONE).scalar_subquery()
@@ -237,14 +237,14 @@ _VIEW_LINES = (  # built once
 )  # fmt: skip
 
 
-def with_pricing_lines(query: sa.Select) -> sa.Select:
+def with_pricing_lines(query: sa.Select, dialect: str) -> sa.Select:
     """`query`, which selects from the shopper's Cart, extended by the chosen lines of that cart (:_lines) with
     what pricing and `line_problem` read: one row per line, oldest first; LEFT JOINs, so a cart without such
     lines (or no cart) still gives its one row, the line columns NULL. Read them with `pricing_row`.
 
     Plain columns, not ORM objects: a 20-line quote spent more building and tracking 60 entities (descriptions
     and images included) than the database spent finding them."""
-    chosen = (CartLine.cart_id == Cart.id) & CartLine.id.in_(sa.bindparam("_lines", expanding=True))
+    chosen = (CartLine.cart_id == Cart.id) & among(CartLine.id, "_lines", dialect)
     return (
         query.outerjoin(CartLine, chosen).outerjoin(Sku, Sku.id == CartLine.sku_id)
         .outerjoin(Product, Product.id == Sku.product_id).add_columns(*_PRICING_COLUMNS).order_by(CartLine.id)

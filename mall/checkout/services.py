@@ -42,7 +42,7 @@ def quote(
     # lines of the cart with their brand's shipping policy, one row per line. No cart: no line of it can be
     # quoted (a quote writes nothing).
     facts = tuple(pricing.SHOPPER_FACTS.items())  # the registrations themselves: the query is built per set
-    query = _quote_query(facts, with_address=address_id is not None)
+    query = _quote_query(facts, with_address=address_id is not None, dialect=session.get_bind().dialect.name)
     params = {"_shopper": shopper_id, "_address": address_id, "_lines": sorted(set(line_ids))}
     found = session.execute(query, params).all()
     user = found[0] if found else None
@@ -77,7 +77,7 @@ def quote(
 
 
 @functools.cache
-def _quote_query(facts: tuple[tuple[str, object], ...], *, with_address: bool) -> sa.Select:
+def _quote_query(facts: tuple[tuple[str, object], ...], *, with_address: bool, dialect: str) -> sa.Select:
     """The shopper (:_shopper) with their cart, the registered facts, (:_address) the address, then the chosen
     lines (:_lines) with each brand's shipping policy (fee, free_above; NULLs without one). Built once."""
     query = (
@@ -88,7 +88,7 @@ def _quote_query(facts: tuple[tuple[str, object], ...], *, with_address: bool) -
     if with_address:
         mine = (Address.id == sa.bindparam("_address")) & (Address.user_id == User.id)
         query = query.add_columns(Address).outerjoin(Address, mine)
-    query = cart_services.with_pricing_lines(query)
+    query = cart_services.with_pricing_lines(query, dialect)
     return query.outerjoin(ShippingPolicy, ShippingPolicy.brand_id == Product.brand_id).add_columns(
         ShippingPolicy.fee, ShippingPolicy.free_above
     )
