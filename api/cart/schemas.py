@@ -1,12 +1,13 @@
 from marshmallow import Schema, fields, validate
 
+from api.fields import Id
 from mall.cart.services import MAX_QUANTITY
 
 Quantity = fields.Integer(strict=True, required=True, validate=validate.Range(1, MAX_QUANTITY))
 
 
 class AddLineSchema(Schema):
-    sku_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    sku_id = Id(required=True)
     quantity = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, MAX_QUANTITY))
     # A signed token from a live cart link, guide share or promotion; absent means organic.
     source_token = fields.String(load_default=None, validate=validate.Length(1, 2000))

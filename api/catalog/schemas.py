@@ -1,5 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from api.fields import MAX_ID, Id
 from mall.catalog.queries import SORTS
 from mall.catalog.rules import MAX_STOCK, ProductStatus, Tier
 from mall.money import CURRENCY_EXPONENT
@@ -7,8 +8,6 @@ from mall.money import CURRENCY_EXPONENT
 TIERS = [t.value for t in Tier]
 MAX_AMOUNT = 10**12
 Amount = lambda **kw: fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT), **kw)  # noqa: E731
-MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: a larger one is bad input, not a server error
-Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kw)  # noqa: E731
 
 
 class PriceRangeSchema(Schema):

@@ -1,11 +1,13 @@
 from marshmallow import Schema, fields, validate
 
-LineIds = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1)), required=True,
+from api.fields import Id
+
+LineIds = fields.List(Id(), required=True,
                       validate=validate.Length(1, 100))  # fmt: skip
 
 
 CouponIds = fields.List(
-    fields.Integer(strict=True, validate=validate.Range(min=1)),
+    Id(),
     load_default=None,
     allow_none=True,
     validate=validate.Length(max=10),
@@ -15,7 +17,7 @@ CouponIds = fields.List(
 
 class QuoteRequestSchema(Schema):
     line_ids = LineIds
-    address_id = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
+    address_id = Id(load_default=None)
     coupon_ids = CouponIds
 
 

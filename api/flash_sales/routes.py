@@ -15,6 +15,7 @@ from webargs.flaskparser import abort, is_json_request
 from api import idempotency
 from api.auth import MallBlueprint, TokenGuard, acting_brand, current_actor
 from api.extensions import db
+from api.fields import Id
 from api.flash_sales.fast_path import FastRefusals
 from api.orders.schemas import OrderSchema
 from api.tx import commit
@@ -31,9 +32,6 @@ log = logging.getLogger(__name__)
 def _answer_refusals_early(state) -> None:
     """Purchases the gate refuses are answered in front of Flask (api/flash_sales/fast_path.py)."""
     state.app.wsgi_app = FastRefusals(state.app, state.app.wsgi_app, prefix=state.url_prefix or "")
-
-
-Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1), **kw)  # noqa: E731
 
 
 class FlashItemSchema(Schema):

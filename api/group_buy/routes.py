@@ -6,6 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from api.auth import MallBlueprint, acting_brand, current_actor
 from api.extensions import db
+from api.fields import Id
 from api.idempotency import idempotent
 from api.orders.schemas import OrderSchema
 from api.settings import payment_gateway
@@ -14,7 +15,6 @@ from mall.identity.roles import Role
 from mall.promotions.group_buy import services
 
 blp = MallBlueprint("group_buy", __name__, description="Group-buy")
-Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1), **kw)  # noqa: E731
 
 
 class CampaignSchema(Schema):

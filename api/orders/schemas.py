@@ -1,11 +1,12 @@
 from marshmallow import Schema, fields, validate
 
 from api.checkout.schemas import CouponIds, LineIds
+from api.fields import MAX_ID, Id
 
 
 class PlaceOrderSchema(Schema):
     line_ids = LineIds
-    address_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    address_id = Id(required=True)
     # Optional guard: the payable the shopper saw on the quote; a different price is 409, not a surprise.
     expected_payable = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=0))
     coupon_ids = CouponIds
@@ -73,7 +74,7 @@ class OrderSchema(Schema):
 
 class OrderListArgs(Schema):
     status = fields.String(load_default=None, validate=validate.Length(1, 20))
-    before = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    before = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
 
@@ -104,7 +105,7 @@ class ShipSchema(Schema):
 
 
 class AfterSaleLineSchema(Schema):
-    order_line_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    order_line_id = Id(required=True)
     quantity = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
     amount = fields.Integer(dump_only=True)
 

@@ -296,3 +296,20 @@ def test_a_placed_order_reads_back_exactly_as_it_was_answered(shop, client):
     for sub in order["sub_orders"]:
         assert {line["sub_order_id"] for line in sub["lines"]} == {sub["id"]}
         assert sub["payable_total"] == sum(line["payable"] for line in sub["lines"]) + sub["shipping_fee"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/checkout/quote", "/api/v1/orders"])
+def test_line_and_address_ids_beyond_the_id_columns_are_422(shop, app, client, path):
+    """Ids are 32-bit columns: a larger one is bad input, not a database error (a 500)."""
+    me = shop.shopper()
+    line = shop.add(me, shop.sku(shop.brand(), price=1000, stock=5), 1)
+    for field, body in (
+        ("line_ids", {"line_ids": [line, 2**31]}),
+        ("address_id", {"line_ids": [line], "address_id": 2**40}),
+    ):
+        resp = client.post(
+            path, json={"address_id": shop.address(me), **body}, headers={**me, "Idempotency-Key": field}
+        )
+        problem = resp.get_json()
+        assert resp.status_code == 422 and problem["code"] == "request.invalid" and field in str(problem["errors"])
+    assert order_count(app) == 0
