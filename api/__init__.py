@@ -11,6 +11,7 @@ from flask_smorest import Api
 import mall.models  # noqa: F401  (every table registered before anything uses the metadata)
 from api import errors
 from api.extensions import db, migrate
+from api.fields import IdConverter
 from mall.config import INSTANCE, ROOT, Settings
 from mall.db import engine_options, engine_url
 from mall.identity.wechat import WeChatClient
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     INSTANCE.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, instance_path=str(INSTANCE))
+    app.url_map.converters["int"] = IdConverter  # before any route is added
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=engine_url(settings.database_url),
