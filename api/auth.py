@@ -8,6 +8,7 @@ from flask import g, request
 from flask_smorest import Blueprint
 
 from api.extensions import db
+from api.parsing import MallParser
 from api.settings import settings
 from mall.errors import Forbidden, Invalid, Unauthorized
 from mall.identity import tokens
@@ -59,6 +60,8 @@ class TokenGuard:
 
 
 class MallBlueprint(Blueprint):
+    ARGUMENTS_PARSER = MallParser()
+
     def auth(self, *roles: Role, deferred: bool = False):
         """Require a valid token whose role is one of `roles` (any role when none are given).
 

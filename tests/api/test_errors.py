@@ -23,3 +23,24 @@ def test_unhandled_exception_is_a_plain_500_problem_and_rolls_back(settings, app
     assert "secret internals" not in resp.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Brand)) == 0
+
+
+def test_a_nul_character_anywhere_in_the_input_is_422_and_writes_nothing(app, client, login):
+    """PostgreSQL text cannot hold NUL: it must be refused as bad input, not fail in the database (a 500)."""
+    from mall.identity.models import Address
+
+    me = login("shopper", name="nul-tester")
+    body = {"recipient": "Li\x00Lei", "phone": "13800000000", "province": "Zhejiang", "city": "Hangzhou",
+            "detail": "1 West Lake Road"}  # fmt: skip
+    resp = client.post("/api/v1/me/addresses", json=body, headers=me)
+    assert resp.status_code == 422 and resp.json["code"] == "request.invalid" and _fields(resp) == {"recipient"}
+    dev = client.post("/api/v1/auth/dev", json={"role": "shopper", "name": "x\x00y"})
+    assert dev.status_code == 422 and _fields(dev) == {"name"}
+    search = client.get("/api/v1/products", query_string={"q": "tea\x00"}, headers=me)
+    assert search.status_code == 422 and _fields(search) == {"q"}
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Address)) == 0
+
+
+def _fields(resp) -> set[str]:
+    return {error["field"] for error in resp.json["errors"]}
