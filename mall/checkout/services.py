@@ -146,8 +146,10 @@ def quote_as_dict(result: QuoteResult) -> dict:
 
 def set_shipping_policy(session: Session, *, actor, brand_id: int, fee: int, free_above: int | None):
     from mall.catalog.services import _ensure_manages
+    from mall.catalog.taxonomy import get_brand
 
     _ensure_manages(actor, brand_id)
+    get_brand(session, brand_id)  # a platform admin may name any brand: one that does not exist is 404
     policy = session.get(ShippingPolicy, brand_id) or ShippingPolicy(brand_id=brand_id)
     policy.fee, policy.free_above = fee, free_above
     session.add(policy)
