@@ -1,5 +1,6 @@
 from marshmallow import Schema, fields, validate
 
+from api.fields import Id
 from mall.identity.roles import Role
 
 ROLES = [r.value for r in Role]
@@ -27,7 +28,7 @@ class WeChatLoginSchema(Schema):
 class DevLoginSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     name = fields.String(required=True, validate=validate.Length(1, 80))
-    brand_id = fields.Integer(load_default=None, strict=True)
+    brand_id = Id(load_default=None)
 
 
 class PasswordLoginSchema(Schema):
@@ -55,7 +56,7 @@ class StaffCreateSchema(Schema):
     name = Trimmed(required=True, validate=validate.Length(1, 80))
     email = TrimmedEmail(required=True)
     password = fields.String(required=True, load_only=True, validate=validate.Length(10, 200))
-    brand_id = fields.Integer(load_default=None, strict=True)
+    brand_id = Id(load_default=None)
 
 
 class AddressSchema(Schema):

@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from api.auth import MallBlueprint, current_actor
 from api.extensions import db
+from api.fields import MAX_ID
 from api.settings import settings
 from api.tx import commit
 from mall.identity.roles import Role
@@ -47,9 +48,9 @@ class MessageSchema(Schema):
 
 class MessageArgs(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(["pending", "sent", "skipped", "failed"]))
-    user_id = fields.Integer(load_default=None)
+    user_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
     template_key = fields.String(load_default=None)
-    before = fields.Integer(load_default=None)
+    before = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
 
 
