@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from flask import Response, current_app, g, request
 
 from api.extensions import db
+from api.parsing import json_body
 from api.tx import commit
 from mall import clock
 from mall.db import insert_on_conflict
@@ -33,7 +34,7 @@ HEADER = "Idempotency-Key"
 
 
 def _request_hash() -> str:
-    return request_hash(request.method, request.path, request.get_json(silent=True), request.get_data)
+    return request_hash(request.method, request.path, json_body(), request.get_data)
 
 
 def request_hash(method: str, path: str, body, raw=None) -> str:

@@ -5,15 +5,33 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import marshmallow as ma
+from flask import request
 from webargs.flaskparser import FlaskParser
 
 
 class MallParser(FlaskParser):
+    def load_json(self, req, schema):
+        """Also a 400 "Invalid JSON body." for JSON that Python's decoder refuses with other errors than webargs
+        catches: nesting deeper than the recursion limit, integers of more than 4,300 digits."""
+        try:
+            return super().load_json(req, schema)
+        except (RecursionError, ValueError) as error:
+            self._handle_invalid_json_error(error, req)
+
     def pre_load(self, location_data: Mapping, *, schema, req, location: str) -> Mapping:
         """A NUL character in any string is bad input (422): PostgreSQL text cannot store it and would answer
         with an error (a 500) after the request had started writing."""
         refuse_nul(location_data)
         return location_data
+
+
+def json_body():
+    """The request's JSON body, or None when there is none or it does not decode (nested deeper than the
+    recursion limit included, which Flask's `silent` lets through)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
 
 
 def refuse_nul(data) -> None:

@@ -121,7 +121,7 @@ def _json_object(environ) -> dict | None:
     environ["wsgi.input"] = io.BytesIO(raw)
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: Flask's to answer
         return None
     return body if isinstance(body, dict) else None
 

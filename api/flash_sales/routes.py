@@ -18,6 +18,7 @@ from api.extensions import db
 from api.fields import Id
 from api.flash_sales.fast_path import FastRefusals
 from api.orders.schemas import OrderSchema
+from api.parsing import json_body
 from api.tx import commit
 from mall import clock, events
 from mall.identity.roles import Role
@@ -84,7 +85,7 @@ def _json_arguments(schema: ma.Schema):
         def parse_then_view(*args, **kwargs):
             data = {}
             if is_json_request(request):
-                data = request.get_json(silent=True)  # parsed once: the idempotency hash read it already
+                data = json_body()  # parsed once: the idempotency hash read it already
                 if data is None and request.get_data(cache=True).strip() not in (b"", b"null"):
                     abort(400, messages={"json": ["Invalid JSON body."]})
             try:

@@ -44,3 +44,13 @@ def test_a_nul_character_anywhere_in_the_input_is_422_and_writes_nothing(app, cl
 
 def _fields(resp) -> set[str]:
     return {error["field"] for error in resp.json["errors"]}
+
+
+def test_json_too_deep_or_with_a_huge_integer_is_400_not_500(client, login):
+    """Python's decoder refuses these with a RecursionError and a ValueError, not a JSONDecodeError."""
+    me = login("shopper", name="deep-json")
+    deep, huge = "[" * 100_000 + "]" * 100_000, '{"line_ids": [' + "9" * 5000 + '], "address_id": 1}'
+    for path in ("/api/v1/orders", "/api/v1/me/addresses", "/api/v1/flash-sales/1/items/1/purchase"):
+        for raw in (deep, huge):
+            resp = client.post(path, data=raw, content_type="application/json", headers={**me, "Idempotency-Key": "d"})
+            assert resp.status_code == 400 and resp.json["code"] == "request.invalid", (path, resp.json)
