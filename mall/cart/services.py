@@ -92,7 +92,7 @@ def add_line(
 ) -> int:
     """Add or merge a line; returns its id. `cart`: the shopper's cart, if the caller holds it already."""
     on_sale = session.execute(_SKU_ON_SALE, {"_sku": sku_id}).first()
-    if on_sale is None or on_sale != ("active", "active"):
+    if on_sale != ("active", "active"):  # no such SKU (None), or it or its product is not on sale
         raise Invalid("cart.sku_unavailable", f"SKU {sku_id} is not on sale.", field="sku_id")
     cart = _the_cart(session, user_id, cart)
     if cart.line_count >= MAX_LINES and _line(session, cart.id, sku_id) is None:
@@ -188,9 +188,7 @@ def clear(session: Session, *, user_id: int) -> None:
 def lines_with_skus(session: Session, cart: Cart) -> list[tuple[PricingLine, PricingSku, ViewProduct]]:
     """(line, sku, product) of every line, oldest first, as plain values: what the cart view shows and
     `line_problem` reads."""
-    rows = session.execute(_VIEW_LINES, {"_cart": cart.id}).all()
-    a, b = len(PricingLine._fields), len(PricingLine._fields) + len(PricingSku._fields)
-    return [(PricingLine(*row[:a]), PricingSku(*row[a:b]), ViewProduct(*row[b:])) for row in rows]
+    return [pricing_row(row, 0, ViewProduct)[:3] for row in session.execute(_VIEW_LINES, {"_cart": cart.id})]
 
 
 class PricingLine(NamedTuple):
@@ -251,15 +249,16 @@ def with_pricing_lines(query: sa.Select, dialect: str) -> sa.Select:
     )  # fmt: skip
 
 
-def pricing_row(row, start: int) -> tuple[PricingLine, PricingSku, PricingProduct, tuple] | None:
-    """(line, sku, product, extra) from a row of `with_pricing_lines` whose line columns begin at `start`
-    (`extra`: the columns added after them); None for the row of a cart without the chosen lines."""
+def pricing_row(row, start: int, product_row=PricingProduct) -> tuple | None:
+    """(line, sku, product, extra) from a row of `with_pricing_lines` (or of the cart view, with `product_row`
+    ViewProduct) whose line columns begin at `start` (`extra`: the columns added after them); None for the
+    row of a cart without the chosen lines."""
     a = start + len(PricingLine._fields)
     if row[start] is None:
         return None
     b = a + len(PricingSku._fields)
-    c = b + len(PricingProduct._fields)
-    return PricingLine(*row[start:a]), PricingSku(*row[a:b]), PricingProduct(*row[b:c]), tuple(row[c:])
+    c = b + len(product_row._fields)
+    return PricingLine(*row[start:a]), PricingSku(*row[a:b]), product_row(*row[b:c]), tuple(row[c:])
 
 
 def line_problem(line: CartLine, sku: Sku, product: Product, member_level: int) -> str | None:

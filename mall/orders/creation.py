@@ -66,21 +66,22 @@ def insert_order(session: Session, *, shopper_id: int, quote, address: dict, pol
     subs = [as_loaded(SubOrder, {"id": sub_id, "order_id": order_id, **row})
             for sub_id, row in zip(sub_ids, sub_rows, strict=True)]  # fmt: skip
     sub_of = dict(zip(brand_ids, subs, strict=True))
-    lines = [as_loaded(OrderLine, {"id": line_id, "order_id": order_id, "sub_order_id": sub_of[brand_id].id, **row})
-             for line_id, (brand_id, row) in zip(line_ids, line_rows, strict=True)]  # fmt: skip
+    lines = []
+    for line_id, (brand_id, row) in zip(line_ids, line_rows, strict=True):
+        sub = sub_of[brand_id]
+        line = as_loaded(OrderLine, {"id": line_id, "order_id": order_id, "sub_order_id": sub.id, **row})
+        set_committed_value(line, "order", order)
+        set_committed_value(line, "sub_order", sub)
+        lines.append(line)
     subs.sort(key=lambda sub: sub.id)
     lines.sort(key=lambda line: line.id)
 
-    # The relationships, both sides, as a load would give them (ordered by id).
+    # The collections as a load would give them (ordered by id); each line already points at its parents.
     set_committed_value(order, "sub_orders", subs)
     set_committed_value(order, "lines", lines)
     for sub in subs:
         set_committed_value(sub, "order", order)
         set_committed_value(sub, "lines", [line for line in lines if line.sub_order_id == sub.id])
-    by_id = {sub.id: sub for sub in subs}
-    for line in lines:
-        set_committed_value(line, "order", order)
-        set_committed_value(line, "sub_order", by_id[line.sub_order_id])
     session.add(order)  # cascades to the sub-orders and lines: persistent, nothing to flush
     return order
 
