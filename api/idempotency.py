@@ -1,8 +1,9 @@
 """Idempotency-Key for order, payment, claim and flash-purchase endpoints.
 
 Same key + same body replays the first response; same key + another body is 422; no key is 400.
-`idempotent`: the key is reserved by a row inserted in the request's own transaction, so a concurrent
-duplicate waits on the unique index, then finds the committed response and replays it.
+`idempotent`: the key and the response are written by one row, the last statement of the request's own
+transaction, so a concurrent duplicate waits on the unique index, then rolls back and replays the committed
+response.
 
 `once` (flash purchases, where most requests are refused in a storm): the key is checked and reserved
 in Redis by the flash gate's admission script, in the same round trip as the admission, so a refusal
@@ -23,7 +24,7 @@ from flask import Response, current_app, g, request
 
 from api.extensions import db
 from api.parsing import json_body
-from api.tx import commit
+from api.tx import commit, rollback
 from mall import clock
 from mall.db import insert_on_conflict
 from mall.errors import BadRequest, Conflict, Invalid
@@ -59,32 +60,41 @@ def _replay(record: IdempotencyRecord, request_hash: str):
     return record.response, record.status_code, {"Idempotent-Replayed": "true"}
 
 
-_RECORDS = IdempotencyRecord.__table__.c
-_STORE = (  # the response kept for replays; built once
-    sa.update(IdempotencyRecord.__table__)
-    .where(*(_RECORDS[name] == sa.bindparam(f"_{name}") for name in ("user_id", "scope", "key")))
-    .values(status_code=sa.bindparam("_status"), response=sa.bindparam("_body"))
-)
+def _recorded(ours: dict) -> IdempotencyRecord | None:
+    return db.session.scalar(sa.select(IdempotencyRecord).filter_by(**ours))
 
 
 def idempotent(scope: str):
-    """Wrap a view that does NOT commit itself: the wrapper stores its response and commits once."""
+    """Wrap a view that does NOT commit itself: the wrapper stores its response and commits once.
+
+    The key is written once, with the response, as the transaction's last statement. A concurrent twin runs
+    the view too, then waits on the unique index until the first commits, finds the key taken, rolls its own
+    work back and replays the first response. A twin whose view failed meanwhile (the stock, the coupon or
+    the cart lines were taken by the first) looks for the key as well before answering with its error, and
+    so does a later retry, which finds its work already done. One statement per request instead of a
+    reservation and an update; the cost is the view run twice for a duplicate, which is rare and harmless,
+    since everything it did is rolled back (an external call inside, like Stripe's, is idempotent itself)."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             key = _key()
-            user_id, request_hash = g.actor.user_id, _request_hash()
-            ours = {"user_id": user_id, "scope": scope, "key": key}
-            # One statement reserves the key or finds it taken: a concurrent twin's row makes this wait on
-            # the unique index until the twin commits (then nothing is inserted: replay its response) or
-            # rolls back (then the key is ours). No SAVEPOINT: on SQLite, releasing an outermost one commits.
-            if not insert_on_conflict(db.session, IdempotencyRecord.__table__, index_elements=list(ours),
-                                      values={**ours, "request_hash": request_hash, "created_at": clock.now()}):  # fmt: skip
-                return _replay(db.session.scalar(sa.select(IdempotencyRecord).filter_by(**ours)), request_hash)
-            response = view(*args, **kwargs)
-            db.session.execute(_STORE, {**{f"_{k}": v for k, v in ours.items()}, "_status": response.status_code,
-                                        "_body": response.get_json()})  # fmt: skip
+            ours = {"user_id": g.actor.user_id, "scope": scope, "key": key}
+            request_hash = _request_hash()
+            try:
+                response = view(*args, **kwargs)
+            except Exception:
+                rollback()
+                done = _recorded(ours)
+                if done is None:
+                    raise
+                return _replay(done, request_hash)
+            # No SAVEPOINT: on SQLite, releasing an outermost one commits.
+            record = {**ours, "request_hash": request_hash, "status_code": response.status_code,
+                      "response": response.get_json(), "created_at": clock.now()}  # fmt: skip
+            if not insert_on_conflict(db.session, IdempotencyRecord.__table__, index_elements=list(ours), values=record):
+                rollback()  # a twin committed first: ours never happened
+                return _replay(_recorded(ours), request_hash)
             _commit_as_rendered()
             return response
 

@@ -11,6 +11,12 @@ def commit() -> None:
     events.release(db.session)
 
 
+def rollback() -> None:
+    """Undo the request's change: its events never happened."""
+    db.session.rollback()
+    events.discard(db.session)
+
+
 def read_only() -> None:
     """For a view that only reads: its session runs on an autocommit connection.
 

@@ -63,6 +63,16 @@ def test_one_shopper_racing_five_claims_with_different_keys_gets_one(app, shop, 
     assert coupons.template_row(template).issued_count == 1  # the losers gave their unit back
 
 
+def test_one_shopper_racing_five_claims_with_one_key_gets_one_coupon_five_times(app, shop, coupons):
+    template = coupons.template(total_quantity=50, per_shopper_limit=1)
+    me, key = shop.shopper(), uuid.uuid4().hex
+    responses = race(app, [lambda client: coupons.claim(me, template, key=key, client=client)] * 5)
+    assert [r.status_code for r in responses] == [201] * 5, [r.get_json() for r in responses]
+    assert len({r.get_json()["id"] for r in responses}) == 1
+    assert len(coupons.rows(template_id=template)) == 1
+    assert coupons.template_row(template).issued_count == 1
+
+
 def test_one_shopper_racing_claims_up_to_a_limit_of_three_gets_three(app, shop, coupons):
     template = coupons.template(per_shopper_limit=3)
     me = shop.shopper()

@@ -79,6 +79,25 @@ def test_two_concurrent_placements_with_one_key_create_one_order(shop, app):
     assert shop.stock(sku) == 8
 
 
+def test_twins_with_one_key_for_the_last_units_all_get_the_one_order(shop, app):
+    """The twins that lost the race find the stock and the cart lines taken by the first: they still answer
+    with its order, not with an out-of-stock error."""
+    sku = shop.sku(shop.brand(), price=1200, stock=2)
+    headers = shop.shopper()
+    body = {"line_ids": [shop.add(headers, sku, 2)], "address_id": shop.address(headers)}
+    key = uuid.uuid4().hex
+
+    def place(client):
+        return client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": key})
+
+    responses = race(app, [place] * 4)
+    assert [r.status_code for r in responses] == [201] * 4, [r.get_json() for r in responses]
+    assert len({r.get_json()["id"] for r in responses}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 3
+    assert count(app, Order) == 1 and count(app, IdempotencyRecord) == 1
+    assert shop.stock(sku) == 0
+
+
 def test_orders_over_the_same_skus_in_any_line_order_never_deadlock(shop, app):
     """Each order takes its SKUs in id order, however its lines were chosen: no two orders wait on each other."""
     brand = shop.brand()
