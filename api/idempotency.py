@@ -60,6 +60,9 @@ def _replay(record: IdempotencyRecord, request_hash: str):
     return record.response, record.status_code, {"Idempotent-Replayed": "true"}
 
 
+_TABLE = IdempotencyRecord.__table__
+
+
 def _recorded(ours: dict) -> IdempotencyRecord | None:
     return db.session.scalar(sa.select(IdempotencyRecord).filter_by(**ours))
 
@@ -92,9 +95,7 @@ def idempotent(scope: str):
             # No SAVEPOINT: on SQLite, releasing an outermost one commits.
             record = {**ours, "request_hash": request_hash, "status_code": response.status_code,
                       "response": response.get_json(), "created_at": clock.now()}  # fmt: skip
-            if not insert_on_conflict(
-                db.session, IdempotencyRecord.__table__, index_elements=list(ours), values=record
-            ):
+            if not insert_on_conflict(db.session, _TABLE, index_elements=list(ours), values=record):
                 rollback()  # a twin committed first: ours never happened
                 return _replay(_recorded(ours), request_hash)
             _commit_as_rendered()
