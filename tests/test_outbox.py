@@ -1,4 +1,4 @@
-"""The notification outbox: dedupe, consent, caps, quiet hours, reminders, crash safety."""
+"""The notification outbox: dedupe, consent, caps, quiet hours, crash safety."""
 
 from __future__ import annotations
 
@@ -149,26 +149,6 @@ def test_quiet_hours_defer_marketing_to_eight_and_let_transactional_through(app,
     assert jobs.dispatch_message(marketing) == "sent"
 
 
-def test_unpaid_reminder_fires_once_at_ten_minutes_and_not_after_payment(app, shop, channel):
-    clock.freeze(DAYTIME)
-    sku = shop.sku(shop.brand(), price=500, stock=5)
-    me = shop.shopper()
-    user = shop.user_id(me)
-    grant(app, user, "order.unpaid_reminder", "order.unpaid_reminder")
-    unpaid = shop.place(me, [shop.add(me, sku, 1)], shop.address(me)).get_json()
-    paid = shop.place(me, [shop.add(me, sku, 1)], shop.address(me)).get_json()
-    shop.pay(me, paid["id"])
-    with app.app_context():
-        reminders = {m.payload["order_id"]: m.id for m in db.session.scalars(
-            sa.select(Message).filter_by(template_key="order.unpaid_reminder"))}  # fmt: skip
-    assert jobs.dispatch_message(reminders[unpaid["id"]]) == "not_due"
-    clock.advance(timedelta(minutes=10))
-    assert jobs.dispatch_message(reminders[unpaid["id"]]) == "sent"
-    assert jobs.dispatch_message(reminders[unpaid["id"]]) == "not_pending"
-    assert jobs.dispatch_message(reminders[paid["id"]]) == "skipped:condition_failed"
-    assert channel.sent == [reminders[unpaid["id"]]]
-
-
 def test_worker_killed_mid_dispatch_loses_and_duplicates_nothing(app, shopper, monkeypatch):
     _, user = shopper
     clock.freeze(DAYTIME)
@@ -230,22 +210,3 @@ def test_operators_see_statuses_and_skip_reasons(app, client, login, shopper, ch
     resp = client.get("/api/v1/admin/notifications?status=skipped", headers=login("platform_admin", name="ops"))
     assert resp.status_code == 200
     assert [(m["id"], m["skip_reason"]) for m in resp.get_json()] == [(skipped, "no_consent")]
-
-
-@pytest.mark.parametrize(
-    ("window", "delay", "expected"),
-    [(30, 10, 10), (10, 10, 5), (15, 10, 10), (7, 10, 2), (5, 10, None), (6, 10, 1)],
-)
-def test_the_unpaid_reminder_comes_in_time_to_pay_or_not_at_all(window, delay, expected):
-    """minutes after placement, for a payment window of `window` minutes and a configured `delay`"""
-    from mall.notifications.reactions import unpaid_reminder_at
-
-    at = unpaid_reminder_at(DAYTIME, DAYTIME + timedelta(minutes=window), timedelta(minutes=delay))
-    assert at == (None if expected is None else DAYTIME + timedelta(minutes=expected))
-
-
-def test_a_window_read_a_few_milliseconds_apart_still_gets_its_reminder():
-    from mall.notifications.reactions import unpaid_reminder_at
-
-    placed = DAYTIME + timedelta(milliseconds=3)  # the event is recorded just after expires_at was computed
-    assert unpaid_reminder_at(placed, DAYTIME + timedelta(minutes=6), timedelta(minutes=10)) is not None

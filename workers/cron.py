@@ -5,7 +5,12 @@ from rq import cron
 from workers.jobs.coupons import birthday_coupons, expire_coupons
 from workers.jobs.flash_sales import reconcile_flash_sales
 from workers.jobs.group_buy import sweep_due_groups
-from workers.jobs.notifications import enter_inactivity_journeys, nudge_abandoned_carts, sweep_due_messages
+from workers.jobs.notifications import (
+    enter_inactivity_journeys,
+    nudge_abandoned_carts,
+    sweep_due_messages,
+    sweep_unpaid_reminders,
+)
 from workers.jobs.orders import auto_confirm_receipts, sweep_unpaid_orders
 from workers.jobs.payments import sweep_unprocessed_webhooks
 
@@ -13,6 +18,7 @@ cron.register(sweep_unpaid_orders, queue_name="default", interval=60)
 cron.register(auto_confirm_receipts, queue_name="low", cron="*/10 * * * *")
 cron.register(sweep_unprocessed_webhooks, queue_name="high", interval=120)
 cron.register(sweep_due_messages, queue_name="default", interval=60)
+cron.register(sweep_unpaid_reminders, queue_name="default", interval=60)
 cron.register(nudge_abandoned_carts, queue_name="low", interval=300)
 cron.register(enter_inactivity_journeys, queue_name="low", cron="15 2 * * *")
 cron.register(expire_coupons, queue_name="low", cron="5 * * * *")

@@ -36,7 +36,7 @@ def configure(settings: Settings) -> None:
     engine = sa.create_engine(engine_url(settings.database_url), **engine_options(settings.database_url))
     _sessions = sessionmaker(engine, expire_on_commit=False)
     subscriptions.register()
-    reactions.install(unpaid_reminder_minutes=settings.unpaid_reminder_minutes)
+    reactions.install()
     flash_sales.install(flash_gate)
     group_buy.install()
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,

@@ -3,47 +3,55 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mall import events
-from workers import queues
+from mall.notifications import reminders
+from workers import queues, runtime
 
 log = logging.getLogger(__name__)
+
+
+def _schedule(when: datetime, job, aggregate_id: int, job_id: str) -> None:
+    try:
+        queues.enqueue_at(when, job, aggregate_id, job_id=job_id)
+    except Exception:  # Redis down: the periodic sweep behind every scheduled job runs it instead
+        log.exception("could not schedule %s", job_id)
 
 
 def _schedule_unpaid_timeout(event) -> None:
     from workers.jobs.orders import expire_unpaid_order
 
     when = datetime.fromisoformat(event.payload["expires_at"])
-    try:
-        queues.enqueue_at(when, expire_unpaid_order, event.aggregate_id, job_id=f"order-timeout-{event.aggregate_id}")
-    except Exception:  # Redis down: the periodic sweep cancels it instead
-        log.exception("could not schedule the payment timeout of order %s", event.aggregate_id)
+    _schedule(when, expire_unpaid_order, event.aggregate_id, f"order-timeout-{event.aggregate_id}")
+
+
+def _schedule_unpaid_reminder(event) -> None:
+    from workers.jobs.notifications import remind_unpaid_order
+
+    delay = timedelta(minutes=runtime.settings().unpaid_reminder_minutes)
+    when = reminders.unpaid_reminder_at(event.occurred_at, datetime.fromisoformat(event.payload["expires_at"]), delay)
+    if when is not None:
+        _schedule(when, remind_unpaid_order, event.aggregate_id, f"order-reminder-{event.aggregate_id}")
 
 
 def _dispatch_when_due(event) -> None:
     from workers.jobs.notifications import dispatch_message
 
     when = datetime.fromisoformat(event.payload["send_after"])
-    job_id = f"message-{event.aggregate_id}-{int(when.timestamp())}"
-    try:
-        queues.enqueue_at(when, dispatch_message, event.aggregate_id, job_id=job_id)
-    except Exception:  # Redis down: the periodic sweep dispatches it instead
-        log.exception("could not schedule message %s", event.aggregate_id)
+    _schedule(when, dispatch_message, event.aggregate_id, f"message-{event.aggregate_id}-{int(when.timestamp())}")
 
 
 def _schedule_group_expiry(event) -> None:
     from workers.jobs.group_buy import expire_group
 
     when = datetime.fromisoformat(event.payload["expires_at"])
-    try:
-        queues.enqueue_at(when, expire_group, event.aggregate_id, job_id=f"group-expiry-{event.aggregate_id}")
-    except Exception:  # Redis down: the periodic sweep closes it instead
-        log.exception("could not schedule the expiry of group %s", event.aggregate_id)
+    _schedule(when, expire_group, event.aggregate_id, f"group-expiry-{event.aggregate_id}")
 
 
 def register() -> None:
     events.around_release(queues.batch)
     events.subscribe("group.formed", _schedule_group_expiry)
     events.subscribe("order.placed", _schedule_unpaid_timeout)
+    events.subscribe("order.placed", _schedule_unpaid_reminder)
     events.subscribe("message.queued", _dispatch_when_due)

@@ -4,7 +4,7 @@ transaction (so the outbox row commits or rolls back with the change)."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -14,33 +14,9 @@ from mall.events import DomainEvent
 from mall.notifications import journeys
 from mall.notifications.services import notify
 
-# The unpaid reminder comes at least this long before the order closes, so it can still be paid; a window
-# too short for that (under REMINDER_LEAD + MIN_REMINDER_DELAY) gets no reminder.
-REMINDER_LEAD = timedelta(minutes=5)
-MIN_REMINDER_DELAY = timedelta(minutes=1)
 
-
-def unpaid_reminder_at(placed_at: datetime, expires_at: datetime, delay: timedelta) -> datetime | None:
-    """`delay` after placement, but never later than REMINDER_LEAD before the order closes (a 10-minute flash
-    order is reminded after 5 minutes, not at the moment it is cancelled); None when the window is too short."""
-    at = min(placed_at + delay, expires_at - REMINDER_LEAD)
-    # placed_at and expires_at come from two clock readings a few milliseconds apart: judge whole seconds
-    return at if at - placed_at >= MIN_REMINDER_DELAY - timedelta(seconds=1) else None
-
-
-def install(*, unpaid_reminder_minutes: int) -> None:
-    def unpaid_reminder(session: Session, event: DomainEvent) -> None:
-        from mall.orders.models import Order
-
-        order = session.get(Order, event.aggregate_id)
-        at = unpaid_reminder_at(event.occurred_at, order.expires_at, timedelta(minutes=unpaid_reminder_minutes))
-        if at is None:
-            return
-        notify(session, user_id=order.user_id, template_key="order.unpaid_reminder",
-               dedupe_key=f"order-unpaid-{order.id}", payload={"order_id": order.id, "amount": order.payable_total},
-               send_after=at, guard={"type": "order_unpaid", "order_id": order.id})  # fmt: skip
-
-    events.react("order.placed", unpaid_reminder)
+def install() -> None:
+    """The unpaid reminder is not among these: it is written when due (mall/notifications/reminders.py)."""
     events.react("order.paid", _paid)
     events.react("sub_order.shipped", _shipped)
     events.react("payment.refunded", _refunded)

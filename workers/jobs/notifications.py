@@ -1,10 +1,11 @@
-"""Outbox dispatch, the sweeps behind it, abandoned-cart nudges and inactivity journeys."""
+"""Outbox dispatch, the sweeps behind it, unpaid reminders, abandoned-cart nudges and inactivity journeys."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from mall.notifications import nudges, reactions
+from mall.notifications import nudges, reactions, reminders
 from mall.notifications import services as notifications
 from mall.notifications.channels import LogChannel
 from workers import runtime
@@ -35,6 +36,23 @@ def sweep_due_messages() -> int:
     with unit_of_work() as session:
         ids = notifications.due_message_ids(session)
     return sum(dispatch_message(message_id) == "sent" for message_id in ids)
+
+
+def _reminder_delay() -> timedelta:
+    return timedelta(minutes=runtime.settings().unpaid_reminder_minutes)
+
+
+def remind_unpaid_order(order_id: int) -> bool:
+    """Scheduled at placement for the reminder's time: queues it if the order is still unpaid."""
+    with unit_of_work() as session:
+        return reminders.remind_unpaid(session, order_id=order_id, delay=_reminder_delay())
+
+
+def sweep_unpaid_reminders() -> int:
+    """Periodic back-up for reminders whose job was lost (e.g. Redis was down at placement)."""
+    with unit_of_work() as session:
+        ids = reminders.due_unpaid_reminders(session, delay=_reminder_delay())
+    return sum(remind_unpaid_order(order_id) for order_id in ids)
 
 
 def nudge_abandoned_carts() -> int:

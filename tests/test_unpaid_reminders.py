@@ -1,0 +1,110 @@
+"""The unpaid-order reminder: scheduled at placement, written when due and only if the order is still
+unpaid, sent once; the sweep writes the ones whose job was lost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from rq.registry import ScheduledJobRegistry
+
+from api.extensions import db
+from mall import clock
+from mall.notifications.models import Message
+from mall.notifications.reminders import unpaid_reminder_at
+from tests.test_outbox import DAYTIME, grant
+from workers import queues
+from workers.jobs import notifications as jobs
+
+pytest_plugins = ["tests.test_outbox"]  # its fixtures: shop, channel
+
+
+def reminders(app) -> dict[int, Message]:
+    with app.app_context():
+        rows = db.session.scalars(sa.select(Message).filter_by(template_key="order.unpaid_reminder")).all()
+        db.session.expunge_all()
+        return {m.payload["order_id"]: m for m in rows}
+
+
+def place(shop, me, sku) -> int:
+    resp = shop.place(me, [shop.add(me, sku, 1)], shop.address(me))
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()["id"]
+
+
+@pytest.fixture
+def placed(app, shop):
+    """Two orders of one shopper who granted two reminders: one left unpaid, one paid at once."""
+    clock.freeze(DAYTIME)
+    sku = shop.sku(shop.brand(), price=500, stock=5)
+    me = shop.shopper()
+    grant(app, shop.user_id(me), "order.unpaid_reminder", "order.unpaid_reminder")
+    unpaid, paid = place(shop, me, sku), place(shop, me, sku)
+    assert shop.pay(me, paid).status_code == 200
+    return me, unpaid, paid
+
+
+def test_placement_schedules_the_reminder_and_writes_no_message(app, placed):
+    _, unpaid, paid = placed
+    registry = ScheduledJobRegistry(queue=queues.queue())
+    for order_id in (unpaid, paid):
+        job = queues.queue().fetch_job(f"order-reminder-{order_id}")
+        assert job is not None and job.args == (order_id,)
+        assert registry.get_scheduled_time(job) == DAYTIME + timedelta(minutes=10)
+    assert reminders(app) == {}
+
+
+def test_the_job_reminds_the_unpaid_order_once_and_never_the_paid_one(app, placed, channel):
+    _, unpaid, paid = placed
+    clock.advance(timedelta(minutes=10))
+    assert jobs.remind_unpaid_order(unpaid) is True
+    assert jobs.remind_unpaid_order(unpaid) is False  # run twice: one message
+    assert jobs.remind_unpaid_order(paid) is False
+    written = reminders(app)
+    assert list(written) == [unpaid]
+    reminder = written[unpaid]
+    assert reminder.send_after == DAYTIME + timedelta(minutes=10)
+    assert reminder.payload == {"order_id": unpaid, "amount": 500}
+    assert jobs.dispatch_message(reminder.id) == "sent"
+    assert channel.sent == [reminder.id]
+
+
+def test_a_reminder_written_then_paid_for_is_not_sent(app, shop, placed, channel):
+    me, unpaid, _ = placed
+    clock.advance(timedelta(minutes=10))
+    assert jobs.remind_unpaid_order(unpaid) is True
+    assert shop.pay(me, unpaid).status_code == 200  # just before the message goes out
+    assert jobs.dispatch_message(reminders(app)[unpaid].id) == "skipped:condition_failed"
+    assert channel.sent == []
+
+
+def test_the_sweep_writes_what_a_lost_job_did_not_and_only_when_due(app, shop, placed):
+    _, unpaid, _ = placed
+    clock.advance(timedelta(minutes=9))
+    assert jobs.sweep_unpaid_reminders() == 0  # not due yet
+    clock.advance(timedelta(minutes=1))
+    assert jobs.sweep_unpaid_reminders() == 1
+    assert jobs.sweep_unpaid_reminders() == 0  # written: not again
+    assert list(reminders(app)) == [unpaid]
+
+
+def test_the_sweep_leaves_closed_orders_alone(app, shop, placed):
+    clock.advance(timedelta(minutes=31))  # the unpaid one is past its window (its timeout job did not run yet)
+    assert jobs.sweep_unpaid_reminders() == 0
+    assert reminders(app) == {}
+
+
+@pytest.mark.parametrize(
+    ("window", "delay", "expected"),
+    [(30, 10, 10), (10, 10, 5), (15, 10, 10), (7, 10, 2), (5, 10, None), (6, 10, 1)],
+)
+def test_the_unpaid_reminder_comes_in_time_to_pay_or_not_at_all(window, delay, expected):
+    """minutes after placement, for a payment window of `window` minutes and a configured `delay`"""
+    at = unpaid_reminder_at(DAYTIME, DAYTIME + timedelta(minutes=window), timedelta(minutes=delay))
+    assert at == (None if expected is None else DAYTIME + timedelta(minutes=expected))
+
+
+def test_a_window_read_a_few_milliseconds_apart_still_gets_its_reminder():
+    placed = DAYTIME + timedelta(milliseconds=3)  # the event is recorded just after expires_at was computed
+    assert unpaid_reminder_at(placed, DAYTIME + timedelta(minutes=6), timedelta(minutes=10)) is not None
