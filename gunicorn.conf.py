@@ -17,8 +17,27 @@ threads = int(os.environ.get("GUNICORN_THREADS") or 3)
 # A worker holds no more client connections than it can serve fairly. Left at gunicorn's 1000, a worker that
 # happened to accept more of the keep-alive connections served each of them less often: at 32 clients
 # over 3 x 3 threads, place@32's p99 was 285-387 ms against a p50 of 71-93 ms; with 4 per thread, 219 ms
-# against 141 ms, at the same throughput. Beyond the cap a response closes its connection (gthread keeps
-# at most worker_connections - threads idle ones) and the client's next one queues in the shared backlog,
-# where any worker takes it.
+# against 141 ms, at the same throughput. A full worker accepts no more: see `pre_request` for the clients
+# that then wait in the shared backlog.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS") or 4 * threads)
 keepalive = 5  # seconds an idle client connection stays open (behind a load balancer: less than its own)
+
+
+def pre_request(worker, req):
+    """A full worker closes a connection after its response while others wait to be accepted.
+
+    Busy keep-alive connections never go idle, so without this the clients beyond every worker's
+    `worker_connections` would wait in the backlog until theirs timed out (seen: 32 clients over 24 slots,
+    8 timed out after 10 s). Closing one connection per response makes room; its client reconnects and
+    queues behind the waiting ones. A worker with room, or no one waiting, keeps connections alive."""
+    if getattr(worker, "nr_conns", 0) >= worker.cfg.worker_connections and _someone_waiting(worker.sockets):
+        req.must_close = True
+
+
+def _someone_waiting(listeners) -> bool:
+    import select
+
+    try:
+        return bool(select.select(listeners, [], [], 0)[0])  # a listening socket is readable while a connection waits
+    except (OSError, ValueError):  # a listener closed while the worker shuts down
+        return False
