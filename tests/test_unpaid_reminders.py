@@ -1,5 +1,5 @@
-"""The unpaid-order reminder: scheduled at placement, written when due and only if the order is still
-unpaid, sent once; the sweep writes the ones whose job was lost."""
+"""The unpaid-order reminder: written by the sweep when due and only if the order is still unpaid, sent
+once."""
 
 from __future__ import annotations
 
@@ -45,17 +45,15 @@ def placed(app, shop):
     return me, unpaid, paid
 
 
-def test_placement_schedules_the_reminder_and_writes_no_message(app, placed):
-    _, unpaid, paid = placed
-    registry = ScheduledJobRegistry(queue=queues.queue())
-    for order_id in (unpaid, paid):
-        job = queues.queue().fetch_job(f"order-reminder-{order_id}")
-        assert job is not None and job.args == (order_id,)
-        assert registry.get_scheduled_time(job) == DAYTIME + timedelta(minutes=10)
+def test_placement_writes_no_reminder_and_schedules_none(app, placed):
     assert reminders(app) == {}
+    queue = queues.queue()
+    scheduled = {queue.fetch_job(job_id).func_name for job_id in ScheduledJobRegistry(queue=queue).get_job_ids()}
+    # the payment timeouts, and the paid order's notification
+    assert scheduled == {"workers.jobs.orders.expire_unpaid_order", "workers.jobs.notifications.dispatch_message"}
 
 
-def test_the_job_reminds_the_unpaid_order_once_and_never_the_paid_one(app, placed, channel):
+def test_an_unpaid_order_is_reminded_once_and_a_paid_one_never(app, placed, channel):
     _, unpaid, paid = placed
     clock.advance(timedelta(minutes=10))
     assert jobs.remind_unpaid_order(unpaid) is True
@@ -79,7 +77,7 @@ def test_a_reminder_written_then_paid_for_is_not_sent(app, shop, placed, channel
     assert channel.sent == []
 
 
-def test_the_sweep_writes_what_a_lost_job_did_not_and_only_when_due(app, shop, placed):
+def test_the_sweep_writes_the_reminders_that_came_due(app, shop, placed):
     _, unpaid, _ = placed
     clock.advance(timedelta(minutes=9))
     assert jobs.sweep_unpaid_reminders() == 0  # not due yet

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from mall import events
-from mall.notifications import reminders
-from workers import queues, runtime
+from workers import queues
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +23,6 @@ def _schedule_unpaid_timeout(event) -> None:
 
     when = datetime.fromisoformat(event.payload["expires_at"])
     _schedule(when, expire_unpaid_order, event.aggregate_id, f"order-timeout-{event.aggregate_id}")
-
-
-def _schedule_unpaid_reminder(event) -> None:
-    from workers.jobs.notifications import remind_unpaid_order
-
-    delay = timedelta(minutes=runtime.settings().unpaid_reminder_minutes)
-    when = reminders.unpaid_reminder_at(event.occurred_at, datetime.fromisoformat(event.payload["expires_at"]), delay)
-    if when is not None:
-        _schedule(when, remind_unpaid_order, event.aggregate_id, f"order-reminder-{event.aggregate_id}")
 
 
 def _dispatch_when_due(event) -> None:
@@ -53,5 +43,4 @@ def register() -> None:
     events.around_release(queues.batch)
     events.subscribe("group.formed", _schedule_group_expiry)
     events.subscribe("order.placed", _schedule_unpaid_timeout)
-    events.subscribe("order.placed", _schedule_unpaid_reminder)
     events.subscribe("message.queued", _dispatch_when_due)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from rq.registry import ScheduledJobRegistry
 
 from api.extensions import db
 from mall import clock
@@ -15,7 +14,6 @@ from mall.orders.models import Order
 from mall.promotions.flash_sale import services
 from mall.promotions.flash_sale.models import FlashItem, FlashOrder
 from tests.shop_helpers import Shop
-from workers import queues
 from workers.flash import gate
 from workers.jobs.orders import expire_unpaid_order
 
@@ -168,14 +166,14 @@ def test_normal_stock_running_out_before_the_quota_refuses_and_keeps_the_unit(ap
 def test_a_ten_minute_flash_order_is_reminded_five_minutes_before_it_closes(app, shop, client, sale):
     """Not at the default 10 minutes after placement: that is the moment it is cancelled."""
     from mall.notifications.models import Message
-    from workers.jobs.notifications import remind_unpaid_order
+    from workers.jobs.notifications import sweep_unpaid_reminders
 
     clock.freeze(START)
     order = buy(shop, client, sale, *buyer(shop)).get_json()
-    job = queues.queue().fetch_job(f"order-reminder-{order['id']}")
-    assert ScheduledJobRegistry(queue=queues.queue()).get_scheduled_time(job) == START + timedelta(minutes=5)
-    clock.advance(timedelta(minutes=5))
-    assert remind_unpaid_order(order["id"])
+    clock.advance(timedelta(minutes=5) - timedelta(seconds=1))
+    assert sweep_unpaid_reminders() == 0
+    clock.advance(timedelta(seconds=1))
+    assert sweep_unpaid_reminders() == 1
     with app.app_context():
         reminder = db.session.scalar(sa.select(Message).filter_by(template_key="order.unpaid_reminder"))
         assert reminder.payload["order_id"] == order["id"]

@@ -43,13 +43,13 @@ def _reminder_delay() -> timedelta:
 
 
 def remind_unpaid_order(order_id: int) -> bool:
-    """Scheduled at placement for the reminder's time: queues it if the order is still unpaid."""
+    """Queue the order's reminder if it is still unpaid (one transaction per order)."""
     with unit_of_work() as session:
         return reminders.remind_unpaid(session, order_id=order_id, delay=_reminder_delay())
 
 
 def sweep_unpaid_reminders() -> int:
-    """Periodic back-up for reminders whose job was lost (e.g. Redis was down at placement)."""
+    """Every 30 seconds: the reminders of unpaid orders that came due."""
     with unit_of_work() as session:
         ids = reminders.due_unpaid_reminders(session, delay=_reminder_delay())
     return sum(remind_unpaid_order(order_id) for order_id in ids)
