@@ -164,17 +164,19 @@ def remove_line(session: Session, *, user_id: int, line_id: int, cart: Cart | No
     _touch(session, cart)
 
 
-def remove_lines(session: Session, *, cart: Cart, line_ids: list[int]) -> None:
+def remove_lines(session: Session, *, cart_id: int, line_ids: list[int]) -> None:
     """Ordered lines leave the cart (in the order's transaction). If some are gone already, a concurrent
     order took them (a double tap with two keys, read before that order committed): this one must not
-    go through as well, so it is refused and its transaction rolls back."""
+    go through as well, so it is refused and its transaction rolls back. Only the cart's id is needed: a
+    Cart of the session is not brought up to date (the placement holds none)."""
+    now = clock.now()
     if session.get_bind().dialect.name == "postgresql":
-        (removed,) = _touch(session, cart, _REMOVE_AND_TOUCH, _ids=line_ids)
+        removed = session.execute(_REMOVE_AND_TOUCH, {"_cart": cart_id, "_now": now, "_ids": line_ids}).one()[-1]
     else:
         removed = session.execute(
-            _LINES.delete().where(_LINES.c.cart_id == cart.id, _LINES.c.id.in_(line_ids))
+            _LINES.delete().where(_LINES.c.cart_id == cart_id, _LINES.c.id.in_(line_ids))
         ).rowcount
-        _touch(session, cart)
+        session.execute(_TOUCH, {"_cart": cart_id, "_now": now})
     if removed != len(set(line_ids)):
         raise Conflict("checkout.lines_changed", "Some of these lines were just ordered or removed; reload your cart.")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -14,16 +15,19 @@ from mall.catalog.models import Product
 from mall.checkout import pricing
 from mall.checkout.models import ShippingPolicy
 from mall.errors import Forbidden, Invalid
-from mall.identity.models import Address, User
+from mall.identity.models import SHIPPING_FIELDS, Address, User
 from mall.identity.services import address_not_found
+
+# The shopper's address asked for, as an order copies it.
+ShippingAddress = NamedTuple("ShippingAddress", [(name, str) for name in SHIPPING_FIELDS])
 
 
 @dataclass
 class QuoteResult:
     quote: pricing.Quote
-    cart: Cart
+    cart_id: int | None
     problems: list[dict]
-    address: Address | None = None  # the shopper's address asked for (the quote does not price by it yet)
+    address: ShippingAddress | None = None  # the quote does not price by it yet
 
 
 def quote(
@@ -48,11 +52,13 @@ def quote(
     user = found[0] if found else None
     if user is None or user.role != "shopper":
         raise Forbidden("checkout.shoppers_only", "Only shoppers check out.")
-    address = None if address_id is None else user.Address
-    if address_id is not None and address is None:
-        raise address_not_found(address_id)
-    cart = user.Cart
-    start = 3 + len(facts) + (address_id is not None)  # role, level, cart, the facts, the address: then the lines
+    start = 3 + len(facts)  # role, level, cart id, the facts; then the address's id and fields; then the lines
+    address = None
+    if address_id is not None:
+        if user[start] is None:
+            raise address_not_found(address_id)
+        address = ShippingAddress(*user[start + 1 : start + 1 + len(SHIPPING_FIELDS)])
+        start += 1 + len(SHIPPING_FIELDS)
     rows = [row for r in found if (row := cart_services.pricing_row(r, start)) is not None]
     unknown = set(line_ids) - {line.id for line, *_ in rows}
     if unknown or not line_ids:
@@ -73,21 +79,23 @@ def quote(
         shipping_policies={product.brand_id: policy for _, _, product, policy in rows if policy[0] is not None},
         session=session, facts={name: user._mapping[f"fact_{name}"] for name, _ in facts},
     )  # fmt: skip
-    return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), cart, problems, address)
+    return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), user.cart_id, problems, address)
 
 
 @functools.cache
 def _quote_query(facts: tuple[tuple[str, object], ...], *, with_address: bool, dialect: str) -> sa.Select:
-    """The shopper (:_shopper) with their cart, the registered facts, (:_address) the address, then the chosen
-    lines (:_lines) with each brand's shipping policy (fee, free_above; NULLs without one). Built once."""
+    """The shopper (:_shopper) with their cart's id, the registered facts, (:_address) the address's id and the
+    fields an order copies, then the chosen lines (:_lines) with each brand's shipping policy (fee, free_above;
+    NULLs without one). Plain columns, no entities: what the quote reads and nothing else. Built once."""
     query = (
-        sa.select(User.role, User.member_level, Cart).outerjoin(Cart, Cart.user_id == User.id)
+        sa.select(User.role, User.member_level, Cart.id.label("cart_id")).outerjoin(Cart, Cart.user_id == User.id)
         .where(User.id == sa.bindparam("_shopper"))
         .add_columns(*(build(User.id).label(f"fact_{name}") for name, build in facts))
     )  # fmt: skip
     if with_address:
         mine = (Address.id == sa.bindparam("_address")) & (Address.user_id == User.id)
-        query = query.add_columns(Address).outerjoin(Address, mine)
+        query = query.add_columns(Address.id, *(Address.__table__.c[name] for name in SHIPPING_FIELDS))
+        query = query.outerjoin(Address, mine)
     query = cart_services.with_pricing_lines(query, dialect)
     return query.outerjoin(ShippingPolicy, ShippingPolicy.brand_id == Product.brand_id).add_columns(
         ShippingPolicy.fee, ShippingPolicy.free_above

@@ -60,3 +60,7 @@ class Address(Timestamped, Base):
     detail: Mapped[str] = mapped_column(sa.String(200))
     postal_code: Mapped[str] = mapped_column(sa.String(12), default="")
     is_default: Mapped[bool] = mapped_column(default=False)
+
+
+# What an order keeps of the address it ships to (a copy: the shopper may edit or delete the address later).
+SHIPPING_FIELDS = ("recipient", "phone", "province", "city", "district", "detail", "postal_code")

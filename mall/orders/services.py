@@ -13,14 +13,13 @@ from mall.cart import services as cart_services
 from mall.checkout import services as checkout
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity import services as identity
+from mall.identity.models import SHIPPING_FIELDS
 from mall.identity.roles import Actor, Role
 from mall.inventory import services as inventory
 from mall.orders import creation, states
 from mall.orders.models import Order, SubOrder
 from mall.orders.policy import OrderPolicy
 from mall.orders.transitions import move, move_or_conflict, move_sub_orders
-
-ADDRESS_FIELDS = ("recipient", "phone", "province", "city", "district", "detail", "postal_code")
 
 
 def place_order(
@@ -38,9 +37,9 @@ def place_order(
     if expected_payable is not None and expected_payable != q.payable:
         raise Conflict("checkout.price_changed", "Prices changed since your quote.", payable=q.payable)
     inventory.reserve(session, _quantities(q.lines))
-    address = {f: getattr(result.address, f) for f in ADDRESS_FIELDS}
+    address = result.address._asdict()
     order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=policy, address=address)
-    cart_services.remove_lines(session, cart=result.cart, line_ids=[line.key for line in q.lines])
+    cart_services.remove_lines(session, cart_id=result.cart_id, line_ids=[line.key for line in q.lines])
     events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
                   actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
                   expires_at=order.expires_at.isoformat(),
@@ -75,7 +74,7 @@ def place_direct(
                                  shipping_policies=checkout._shipping_policies(session, {product.brand_id}))  # fmt: skip
     q = pricing.price(pricing.Quote(product.currency, [line]), ctx)
     order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=OrderPolicy(unpaid_timeout=payment_window),
-                                  address={f: getattr(address, f) for f in ADDRESS_FIELDS})  # fmt: skip
+                                  address={f: getattr(address, f) for f in SHIPPING_FIELDS})  # fmt: skip
     events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
                   actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
                   expires_at=order.expires_at.isoformat(), **event_data)  # fmt: skip
