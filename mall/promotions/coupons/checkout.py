@@ -43,7 +43,9 @@ def choose_and_apply(quote: Quote, ctx: PricingContext, *, held: list[Coupon], p
     quote.extras["coupons"] = _report(held, solo, best, chosen)
 
 
-_HELD = Coupon.status.in_(("available", "locked"))  # listed in the quote (a locked one as in use)
+# Listed in the quote (a locked one as in use). Two equalities, not IN: an IN list's parameters are expanded
+# into the SQL text on every execution, and this runs in every quote and placement.
+_HELD = sa.or_(Coupon.status == "available", Coupon.status == "locked")
 
 
 def _held(session: Session, shopper_id: int) -> list[Coupon]:
