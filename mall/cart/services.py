@@ -70,15 +70,6 @@ def _touching(line_count, *also) -> sa.Update:
 
 # Built once (building a statement and hashing its cache key cost more Python than running it).
 _TOUCH = _touching(sa.select(sa.func.count()).where(_LINES.c.cart_id == sa.bindparam("_cart")).scalar_subquery())
-# PostgreSQL: ordered lines leave in the same statement, the DELETE as a CTE, the count moved by what it removed.
-_GONE = (
-    _LINES.delete().where(_LINES.c.cart_id == sa.bindparam("_cart"), among(_LINES.c.id, "_ids", "postgresql"))
-    .returning(_LINES.c.id).cte("gone")
-)  # fmt: skip
-_REMOVED = sa.select(sa.func.count()).select_from(_GONE).scalar_subquery()
-_REMOVE_AND_TOUCH = _touching(_CARTS.c.line_count - _REMOVED, _REMOVED.label("removed"))
-
-
 def _touch(session: Session, cart: Cart, statement: sa.Update = _TOUCH, **params) -> tuple:
     """Run a touching statement for `cart`; `cart` gets the new values from it. Returns what else it returned."""
     now = clock.now()
@@ -171,14 +162,36 @@ def remove_lines(session: Session, *, cart_id: int, line_ids: list[int]) -> None
     Cart of the session is not brought up to date (the placement holds none)."""
     now = clock.now()
     if session.get_bind().dialect.name == "postgresql":
-        removed = session.execute(_REMOVE_AND_TOUCH, {"_cart": cart_id, "_now": now, "_ids": line_ids}).one()[-1]
-    else:
-        removed = session.execute(
-            _LINES.delete().where(_LINES.c.cart_id == cart_id, _LINES.c.id.in_(line_ids))
-        ).rowcount
-        session.execute(_TOUCH, {"_cart": cart_id, "_now": now})
+        check_removed(line_ids, session.scalar(_REMOVE_PG, removal_params(cart_id, line_ids, now)))
+        return
+    removed = session.execute(_LINES.delete().where(_LINES.c.cart_id == cart_id, _LINES.c.id.in_(line_ids))).rowcount
+    session.execute(_TOUCH, {"_cart": cart_id, "_now": now})
+    check_removed(line_ids, removed)
+
+
+def removal_params(cart_id: int, line_ids: list[int], now) -> dict:
+    """The parameters of REMOVE_LINES: the cart (:_cart), the lines (:_ids), the time (:_now)."""
+    return {"_cart": cart_id, "_ids": sorted(set(line_ids)), "_now": now}
+
+
+def check_removed(line_ids: list[int], removed: int) -> None:
     if removed != len(set(line_ids)):
         raise Conflict("checkout.lines_changed", "Some of these lines were just ordered or removed; reload your cart.")
+
+
+# PostgreSQL, as CTEs another statement can start with (the placement writes its order in the same one): the
+# lines leave the cart, whose count moves by what was removed and whose version and activity time move as
+# on every change; `emptied` returns how many lines were removed. Parameters: `removal_params`.
+REMOVE_LINES = """
+gone AS (
+    DELETE FROM cart_lines WHERE cart_id = :_cart AND id = ANY(CAST(:_ids AS integer[])) RETURNING id
+), emptied AS (
+    UPDATE carts SET version = version + 1, line_count = line_count - (SELECT count(*) FROM gone),
+                     last_activity_at = :_now, updated_at = :_now
+    WHERE id = :_cart
+    RETURNING (SELECT count(*) FROM gone) AS removed
+)"""
+_REMOVE_PG = sa.text(f"WITH {REMOVE_LINES}\nSELECT removed FROM emptied")
 
 
 def clear(session: Session, *, user_id: int) -> None:

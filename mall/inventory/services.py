@@ -17,11 +17,7 @@ def reserve(session: Session, quantities: dict[int, int]) -> None:
     SKUs go in one statement (a round trip and a statement's overhead per SKU saved on every order); SQLite
     takes one writer at a time, SKU by SKU."""
     if session.get_bind().dialect.name == "postgresql":
-        ids = sorted(quantities)
-        taken = set(session.scalars(RESERVE_PG, {"ids": ids, "qtys": [quantities[i] for i in ids], "now": clock.now()}))
-        short = [sku_id for sku_id in ids if sku_id not in taken]
-        if short:
-            raise Conflict("stock.insufficient", f"Not enough stock for SKU {short[0]}.", sku_id=short[0])
+        check_taken(quantities, session.scalars(RESERVE_PG, reserve_params(quantities, clock.now())))
         return
     for sku_id in sorted(quantities):
         qty = quantities[sku_id]
@@ -32,23 +28,43 @@ def reserve(session: Session, quantities: dict[int, int]) -> None:
             execution_options={"synchronize_session": False},
         )
         if result.rowcount != 1:
-            raise Conflict("stock.insufficient", f"Not enough stock for SKU {sku_id}.", sku_id=sku_id)
+            raise _insufficient(sku_id)
 
 
-# `reserve` on PostgreSQL: the wanted rows are locked in id order (the sort runs below the row-locking step,
-# and every row the update touches comes through that step first), then each is taken if it has the stock;
-# returns the ids taken.
-RESERVE_PG = sa.text("""
-WITH wanted AS (
+def reserve_params(quantities: dict[int, int], now) -> dict:
+    """The parameters of TAKE_STOCK: the SKU ids in order (:ids), their quantities (:qtys), the time (:now)."""
+    ids = sorted(quantities)
+    return {"ids": ids, "qtys": [quantities[i] for i in ids], "now": now}
+
+
+def check_taken(quantities: dict[int, int], taken) -> None:
+    """Raise for the first SKU of `quantities` that TAKE_STOCK did not take (`taken`: the ids it returned)."""
+    taken = set(taken)
+    short = [sku_id for sku_id in sorted(quantities) if sku_id not in taken]
+    if short:
+        raise _insufficient(short[0])
+
+
+def _insufficient(sku_id: int) -> Conflict:
+    return Conflict("stock.insufficient", f"Not enough stock for SKU {sku_id}.", sku_id=sku_id)
+
+
+# PostgreSQL, as CTEs another statement can start with (the placement writes its order in the same one): the
+# wanted rows are locked in id order (the sort runs below the row-locking step, and every row the update
+# touches comes through that step first), then each is taken if it has the stock; `taken` returns the ids
+# taken. Parameters: `reserve_params`.
+TAKE_STOCK = """
+wanted AS (
     SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:qtys AS integer[])) AS w(id, qty)
 ), locked AS (
     SELECT skus.id FROM skus JOIN wanted USING (id) ORDER BY skus.id FOR UPDATE OF skus
-)
-UPDATE skus SET stock = skus.stock - wanted.qty, updated_at = :now
-FROM wanted WHERE skus.id = wanted.id AND skus.id IN (SELECT id FROM locked)
-  AND skus.stock >= wanted.qty AND skus.status = 'active'
-RETURNING skus.id
-""")
+), taken AS (
+    UPDATE skus SET stock = skus.stock - wanted.qty, updated_at = :now
+    FROM wanted WHERE skus.id = wanted.id AND skus.id IN (SELECT id FROM locked)
+      AND skus.stock >= wanted.qty AND skus.status = 'active'
+    RETURNING skus.id
+)"""
+RESERVE_PG = sa.text(f"WITH {TAKE_STOCK}\nSELECT id FROM taken")
 
 
 def release(session: Session, quantities: dict[int, int]) -> None:
