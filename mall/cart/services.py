@@ -70,6 +70,8 @@ def _touching(line_count, *also) -> sa.Update:
 
 # Built once (building a statement and hashing its cache key cost more Python than running it).
 _TOUCH = _touching(sa.select(sa.func.count()).where(_LINES.c.cart_id == sa.bindparam("_cart")).scalar_subquery())
+
+
 def _touch(session: Session, cart: Cart, statement: sa.Update = _TOUCH, **params) -> tuple:
     """Run a touching statement for `cart`; `cart` gets the new values from it. Returns what else it returned."""
     now = clock.now()

@@ -5,7 +5,8 @@ UPDATE for the order number after the INSERT that gives the id) cost more than t
 the rows go in with one INSERT per table (on PostgreSQL the order number is computed from the id by the
 same statement), and the Order, SubOrder and OrderLine objects the callers and the response read are
 built from what was written and attached to the session as already persistent: nothing is read back and
-nothing is written twice.
+nothing is written twice. On PostgreSQL the stock the order takes and the cart lines it empties go in the
+same statement as the order (each statement cost the placement more Python than the database spent on it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mall import clock
+from mall.cart import services as cart_services
 from mall.db import as_loaded
+from mall.inventory import services as inventory
 from mall.orders import states
 from mall.orders.models import Order, OrderLine, SubOrder
 from mall.orders.policy import OrderPolicy
@@ -30,7 +33,13 @@ def number_of(day: datetime, order_id: int) -> str:
     return f"{day:%Y%m%d}{order_id:010d}"
 
 
-def insert_order(session: Session, *, shopper_id: int, quote, address: dict, policy: OrderPolicy) -> Order:
+def insert_order(
+    session: Session, *, shopper_id: int, quote, address: dict, policy: OrderPolicy,
+    stock: dict[int, int] | None = None, from_cart: tuple[int, list[int]] | None = None,
+) -> Order:  # fmt: skip
+    """The new order. `stock`: the SKU quantities it takes (inventory.reserve: all or nothing); `from_cart`:
+    (cart id, line ids), the lines it empties from the cart (cart.remove_lines: all of them or a conflict).
+    Either failing raises its error, with nothing written that the caller's rollback does not undo."""
     now = clock.now()
     order_values = {
         "user_id": shopper_id, "status": states.PENDING, "currency": quote.currency,
@@ -59,8 +68,15 @@ def insert_order(session: Session, *, shopper_id: int, quote, address: dict, pol
                     "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0})
         for brand_id in brand_ids for ln in quote.lines_of(brand_id)
     ]  # fmt: skip
-    write = _write_in_one if session.get_bind().dialect.name == "postgresql" else _write_table_by_table
-    order_id, number, sub_ids, line_ids = write(session, order_values, sub_rows, line_rows, now)
+    if session.get_bind().dialect.name == "postgresql" and _fits_one_statement(order_values, sub_rows, line_rows):
+        order_id, number, sub_ids, line_ids = _write_in_one(session, order_values, sub_rows, line_rows, now,
+                                                            stock, from_cart)  # fmt: skip
+    else:
+        if stock:
+            inventory.reserve(session, stock)
+        order_id, number, sub_ids, line_ids = _write_table_by_table(session, order_values, sub_rows, line_rows, now)
+        if from_cart:
+            cart_services.remove_lines(session, cart_id=from_cart[0], line_ids=from_cart[1])
 
     order = as_loaded(Order, {"id": order_id, "number": number, **order_values})
     subs = [as_loaded(SubOrder, {"id": sub_id, "order_id": order_id, **row})
@@ -95,12 +111,12 @@ def _write_table_by_table(session: Session, order_values: dict, sub_rows: list[d
     return order_id, number, sub_ids, _insert_many(session, OrderLine, rows)
 
 
-def _write_in_one(session: Session, order_values: dict, sub_rows: list[dict], line_rows: list, now):
-    """PostgreSQL: the order, its sub-orders and its lines in one statement (data-modifying CTEs), so a
-    placement writes its order in one round trip. Sub-orders come back by brand, lines by (sub-order, SKU):
-    an order holds one sub-order per brand and one line per SKU (a cart merges a SKU into one line)."""
-    if not _fits_one_statement(order_values, sub_rows, line_rows):
-        return _write_table_by_table(session, order_values, sub_rows, line_rows, now)
+def _write_in_one(session: Session, order_values: dict, sub_rows: list[dict], line_rows: list, now, stock, from_cart):
+    """PostgreSQL: the order, its sub-orders and its lines in one statement (data-modifying CTEs), with the
+    stock taken and the cart lines removed if asked, so a placement writes in one round trip. The order is
+    written only if every SKU was taken and every line removed; otherwise nothing of it is, and the check of
+    the part that failed raises. Sub-orders come back by brand, lines by (sub-order, SKU): an order holds one
+    sub-order per brand and one line per SKU (a cart merges a SKU into one line)."""
     v = order_values
     params = {
         "day": f"{now:%Y%m%d}", "now": now, "user_id": v["user_id"], "status": v["status"], "currency": v["currency"],
@@ -111,15 +127,29 @@ def _write_in_one(session: Session, order_values: dict, sub_rows: list[dict], li
         "lines": json.dumps([{"ord": i, "brand_id": brand_id, **{k: row[k] for k in _LINE_FIELDS}}
                              for i, (brand_id, row) in enumerate(line_rows)]),
     }  # fmt: skip
-    order_id = number = None
-    sub_by_brand, line_by_key = {}, {}
-    for row_id, text, parent, sku_id in session.execute(_WRITE_ALL, params):
-        if text is not None:
+    if stock:
+        params |= {**inventory.reserve_params(stock, now), "n_taken": len(stock)}
+    if from_cart:
+        params |= {**cart_services.removal_params(*from_cart, now), "n_removed": len(set(from_cart[1]))}
+    order_id = number = removed = None
+    sub_by_brand, line_by_key, taken = {}, {}, []
+    for kind, row_id, text, parent, sku_id in session.execute(_write_all(bool(stock), bool(from_cart)), params):
+        if kind == "order":
             order_id, number = row_id, text
-        elif sku_id is None:
+        elif kind == "sub":
             sub_by_brand[parent] = row_id
-        else:
+        elif kind == "line":
             line_by_key[parent, sku_id] = row_id
+        elif kind == "taken":
+            taken.append(row_id)
+        else:
+            removed = row_id
+    if order_id is None:
+        if stock:
+            inventory.check_taken(stock, taken)
+        if from_cart:
+            cart_services.check_removed(from_cart[1], removed)
+        raise RuntimeError("the order was not written, yet its stock and cart lines were")  # a bug: never expected
     sub_ids = [sub_by_brand[row["brand_id"]] for row in sub_rows]
     line_ids = [line_by_key[sub_by_brand[brand_id], row["sku_id"]] for brand_id, row in line_rows]
     return order_id, number, sub_ids, line_ids
@@ -155,8 +185,8 @@ _SUB_CONSTANTS = {"fulfilment_hold": None, "refunded_total": 0, "carrier": None,
 _LINE_CONSTANTS = {"refunded_quantity": 0, "refunded_amount": 0}
 # The order's id comes from the sequence inside the statement, so its number (the day and the zero-padded id)
 # goes in with the row. Sub-orders and lines go in in the order they were given (`ord`), so their ids follow it.
-_WRITE_ALL = sa.text("""
-WITH o AS (
+_WRITE_ORDER = """
+o AS (
     INSERT INTO orders (id, number, user_id, status, currency, items_total, discount_total, shipping_total,
                         payable_total, paid_total, refunded_total, address, discounts, expires_at, created_at,
                         updated_at)
@@ -164,6 +194,7 @@ WITH o AS (
            :discount_total, :shipping_total, :payable_total, 0, 0, CAST(:address AS jsonb),
            CAST(:discounts AS jsonb), :expires_at, :now, :now
     FROM (SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id) AS n
+    WHERE {condition}
     RETURNING id, number
 ), s AS (
     INSERT INTO sub_orders (order_id, brand_id, status, items_total, discount_total, shipping_fee, payable_total,
@@ -186,11 +217,28 @@ WITH o AS (
     JOIN s ON s.brand_id = u.brand_id
     ORDER BY u.ord
     RETURNING id, sub_order_id, sku_id
-)
-SELECT o.id, o.number, NULL::integer, NULL::integer FROM o
-UNION ALL SELECT s.id, NULL, s.brand_id, NULL FROM s
-UNION ALL SELECT l.id, NULL, l.sub_order_id, l.sku_id FROM l
-""")
+)"""
+_WRITTEN = """
+SELECT 'order', o.id, o.number, NULL::integer, NULL::integer FROM o
+UNION ALL SELECT 'sub', s.id, NULL, s.brand_id, NULL FROM s
+UNION ALL SELECT 'line', l.id, NULL, l.sub_order_id, l.sku_id FROM l"""
+
+
+@functools.cache
+def _write_all(take_stock: bool, remove_lines: bool) -> sa.TextClause:
+    """The statement `_write_in_one` runs: (kind, id, number, parent, sku) rows for what it wrote, and the ids
+    of the SKUs taken and the count of lines removed when it does those. Built once per shape."""
+    parts, conditions, results = [], ["true"], [_WRITTEN]
+    if take_stock:
+        parts.append(inventory.TAKE_STOCK)
+        conditions.append("(SELECT count(*) FROM taken) = :n_taken")
+        results.append("UNION ALL SELECT 'taken', taken.id, NULL, NULL, NULL FROM taken")
+    if remove_lines:
+        parts.append(cart_services.REMOVE_LINES)
+        conditions.append("(SELECT removed FROM emptied) = :n_removed")
+        results.append("UNION ALL SELECT 'removed', emptied.removed::integer, NULL, NULL, NULL FROM emptied")
+    parts.append(_WRITE_ORDER.format(condition=" AND ".join(conditions)))
+    return sa.text("WITH " + ",".join(parts) + "\n".join(results))
 
 
 def _insert_order_row(session: Session, values: dict, now: datetime) -> tuple[int, str]:

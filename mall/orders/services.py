@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from mall import clock, events
-from mall.cart import services as cart_services
 from mall.checkout import services as checkout
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity import services as identity
@@ -36,10 +35,9 @@ def place_order(
     q = result.quote
     if expected_payable is not None and expected_payable != q.payable:
         raise Conflict("checkout.price_changed", "Prices changed since your quote.", payable=q.payable)
-    inventory.reserve(session, _quantities(q.lines))
-    address = result.address._asdict()
-    order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=policy, address=address)
-    cart_services.remove_lines(session, cart_id=result.cart_id, line_ids=[line.key for line in q.lines])
+    order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=policy,
+                                  address=result.address._asdict(), stock=_quantities(q.lines),
+                                  from_cart=(result.cart_id, [line.key for line in q.lines]))  # fmt: skip
     events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
                   actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
                   expires_at=order.expires_at.isoformat(),
