@@ -6,6 +6,7 @@ subscribers (job enqueuers, later the notification outbox) see only committed fa
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -39,25 +40,53 @@ class DomainEvent(Base):
 # Written by one prebuilt INSERT, not through the session's unit of work: the row is never read back in the
 # transaction that writes it, and a flush of it cost more Python than the INSERT itself.
 _WRITTEN = ("type", "aggregate_type", "aggregate_id", "actor_id", "actor_role", "payload", "occurred_at")
-_INSERT = sa.insert(DomainEvent.__table__).inline()
+INSERT = sa.insert(DomainEvent.__table__).inline()  # the values: `row(event)`
+
+
+def row(event: DomainEvent) -> dict:
+    return {name: getattr(event, name) for name in _WRITTEN}
 
 
 def record(session: Session, type: str, *, aggregate: str, aggregate_id: int, actor=None, **payload) -> DomainEvent:
     """Write an event row; it commits or rolls back with the change that caused it."""
-    event = DomainEvent(
-        type=type,
-        aggregate_type=aggregate,
-        aggregate_id=aggregate_id,
-        actor_id=getattr(actor, "user_id", None),
-        actor_role=getattr(actor, "role", None),
-        payload=payload,
-        occurred_at=clock.now(),
-    )
-    session.execute(_INSERT, {name: getattr(event, name) for name in _WRITTEN})
+    event = new(type, aggregate=aggregate, aggregate_id=aggregate_id, actor=actor, occurred_at=clock.now(), **payload)
+    session.execute(INSERT, row(event))
+    return recorded(session, event)
+
+
+def new(type: str, *, aggregate: str, aggregate_id: int | None, actor, occurred_at: datetime, **payload) -> DomainEvent:
+    """The event, not written."""
+    return DomainEvent(type=type, aggregate_type=aggregate, aggregate_id=aggregate_id,
+                       actor_id=getattr(actor, "user_id", None), actor_role=getattr(actor, "role", None),
+                       payload=payload, occurred_at=occurred_at)  # fmt: skip
+
+
+def recorded(session: Session, event: DomainEvent) -> DomainEvent:
+    """`event`, written already (by `record`, or by a statement of the caller's with `insert_cte`): its
+    reactions run now, in the transaction; its subscribers hear of it after the commit."""
     session.info.setdefault("pending_events", []).append(event)
-    for react in _reactions.get(type, ()):
+    for react in _reactions.get(event.type, ()):
         react(session, event)
     return event
+
+
+def insert_cte(name: str, written: str) -> str:
+    """A CTE for PostgreSQL that writes an event as part of a statement of the caller's (the placement writes
+    its order and the order's event in one): the aggregate's id is the `id` of the CTE `written` (no row
+    there, no event); the other values are the parameters `insert_params` gives."""
+    return f"""{name} AS (
+    INSERT INTO domain_events (type, aggregate_type, aggregate_id, actor_id, actor_role, payload, occurred_at)
+    SELECT :ev_type, :ev_aggregate_type, {written}.id, CAST(:ev_actor_id AS integer), :ev_actor_role,
+           CAST(:ev_payload AS jsonb), :ev_occurred_at
+    FROM {written}
+)"""
+
+
+def insert_params(event: DomainEvent) -> dict:
+    """The parameters of `insert_cte` for `event` (whose aggregate id the statement supplies)."""
+    return {"ev_type": event.type, "ev_aggregate_type": event.aggregate_type, "ev_actor_id": event.actor_id,
+            "ev_actor_role": event.actor_role, "ev_payload": json.dumps(event.payload),
+            "ev_occurred_at": event.occurred_at}  # fmt: skip
 
 
 def react(event_type: str, handler: Callable[[Session, DomainEvent], None]) -> None:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from mall import clock
+from mall import clock, events
 from mall.cart import services as cart_services
 from mall.db import as_loaded
 from mall.inventory import services as inventory
@@ -34,12 +34,13 @@ def number_of(day: datetime, order_id: int) -> str:
 
 
 def insert_order(
-    session: Session, *, shopper_id: int, quote, address: dict, policy: OrderPolicy,
-    stock: dict[int, int] | None = None, from_cart: tuple[int, list[int]] | None = None,
+    session: Session, *, shopper_id: int, quote, address: dict, policy: OrderPolicy, actor,
+    stock: dict[int, int] | None = None, from_cart: tuple[int, list[int]] | None = None, **event_data,
 ) -> Order:  # fmt: skip
-    """The new order. `stock`: the SKU quantities it takes (inventory.reserve: all or nothing); `from_cart`:
-    (cart id, line ids), the lines it empties from the cart (cart.remove_lines: all of them or a conflict).
-    Either failing raises its error, with nothing written that the caller's rollback does not undo."""
+    """The new order, and its `order.placed` event (by `actor`; the payable, the payment deadline and
+    `event_data` in its payload). `stock`: the SKU quantities it takes (inventory.reserve: all or nothing);
+    `from_cart`: (cart id, line ids), the lines it empties from the cart (cart.remove_lines: all of them or a
+    conflict). Either failing raises its error, with nothing written that the caller's rollback does not undo."""
     now = clock.now()
     order_values = {
         "user_id": shopper_id, "status": states.PENDING, "currency": quote.currency,
@@ -68,15 +69,18 @@ def insert_order(
                     "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0})
         for brand_id in brand_ids for ln in quote.lines_of(brand_id)
     ]  # fmt: skip
+    placed = events.new("order.placed", aggregate="order", aggregate_id=None, actor=actor, occurred_at=now,
+                        payable=quote.payable, expires_at=order_values["expires_at"].isoformat(), **event_data)  # fmt: skip
     if session.get_bind().dialect.name == "postgresql" and _fits_one_statement(order_values, sub_rows, line_rows):
         order_id, number, sub_ids, line_ids = _write_in_one(session, order_values, sub_rows, line_rows, now,
-                                                            stock, from_cart)  # fmt: skip
+                                                            stock, from_cart, placed)  # fmt: skip
     else:
         if stock:
             inventory.reserve(session, stock)
         order_id, number, sub_ids, line_ids = _write_table_by_table(session, order_values, sub_rows, line_rows, now)
         if from_cart:
             cart_services.remove_lines(session, cart_id=from_cart[0], line_ids=from_cart[1])
+        session.execute(events.INSERT, {**events.row(placed), "aggregate_id": order_id})
 
     order = as_loaded(Order, {"id": order_id, "number": number, **order_values})
     subs = [as_loaded(SubOrder, {"id": sub_id, "order_id": order_id, **row})
@@ -99,6 +103,8 @@ def insert_order(
         set_committed_value(sub, "order", order)
         set_committed_value(sub, "lines", [line for line in lines if line.sub_order_id == sub.id])
     session.add(order)  # cascades to the sub-orders and lines: persistent, nothing to flush
+    placed.aggregate_id = order_id
+    events.recorded(session, placed)  # written with the order
     return order
 
 
@@ -111,9 +117,11 @@ def _write_table_by_table(session: Session, order_values: dict, sub_rows: list[d
     return order_id, number, sub_ids, _insert_many(session, OrderLine, rows)
 
 
-def _write_in_one(session: Session, order_values: dict, sub_rows: list[dict], line_rows: list, now, stock, from_cart):
-    """PostgreSQL: the order, its sub-orders and its lines in one statement (data-modifying CTEs), with the
-    stock taken and the cart lines removed if asked, so a placement writes in one round trip. The order is
+def _write_in_one(
+    session: Session, order_values: dict, sub_rows: list[dict], line_rows: list, now, stock, from_cart, placed
+):  # fmt: skip
+    """PostgreSQL: the order, its sub-orders, its lines and its event in one statement (data-modifying CTEs),
+    with the stock taken and the cart lines removed if asked, so a placement writes in one round trip. The order is
     written only if every SKU was taken and every line removed; otherwise nothing of it is, and the check of
     the part that failed raises. Sub-orders come back by brand, lines by (sub-order, SKU): an order holds one
     sub-order per brand and one line per SKU (a cart merges a SKU into one line)."""
@@ -126,6 +134,7 @@ def _write_in_one(session: Session, order_values: dict, sub_rows: list[dict], li
         "subs": json.dumps([{"ord": i, **{k: row[k] for k in _SUB_FIELDS}} for i, row in enumerate(sub_rows)]),
         "lines": json.dumps([{"ord": i, "brand_id": brand_id, **{k: row[k] for k in _LINE_FIELDS}}
                              for i, (brand_id, row) in enumerate(line_rows)]),
+        **events.insert_params(placed),
     }  # fmt: skip
     if stock:
         params |= {**inventory.reserve_params(stock, now), "n_taken": len(stock)}
@@ -238,6 +247,7 @@ def _write_all(take_stock: bool, remove_lines: bool) -> sa.TextClause:
         conditions.append("(SELECT removed FROM emptied) = :n_removed")
         results.append("UNION ALL SELECT 'removed', emptied.removed::integer, NULL, NULL, NULL FROM emptied")
     parts.append(_WRITE_ORDER.format(condition=" AND ".join(conditions)))
+    parts.append(events.insert_cte("e", "o"))
     return sa.text("WITH " + ",".join(parts) + "\n".join(results))
 
 

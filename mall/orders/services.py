@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
-from mall import clock, events
+from mall import clock
 from mall.checkout import services as checkout
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity import services as identity
@@ -36,12 +36,9 @@ def place_order(
     if expected_payable is not None and expected_payable != q.payable:
         raise Conflict("checkout.price_changed", "Prices changed since your quote.", payable=q.payable)
     order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=policy,
-                                  address=result.address._asdict(), stock=_quantities(q.lines),
-                                  from_cart=(result.cart_id, [line.key for line in q.lines]))  # fmt: skip
-    events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
-                  actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
-                  expires_at=order.expires_at.isoformat(),
-                  coupon_ids=q.extras.get("applied_coupon_ids", []))  # fmt: skip
+                                  address=result.address._asdict(), actor=Actor(shopper_id, Role.SHOPPER),
+                                  stock=_quantities(q.lines), from_cart=(result.cart_id, [line.key for line in q.lines]),
+                                  coupon_ids=q.extras.get("applied_coupon_ids", []))  # fmt: skip
     if order.payable_total == 0:  # fully discounted: nothing to collect
         mark_paid(session, order_id=order.id, amount=0, currency=order.currency, reference="zero-amount")
     return order
@@ -71,12 +68,9 @@ def place_direct(
     ctx = pricing.PricingContext(shopper_id=shopper_id, coupon_ids=(),
                                  shipping_policies=checkout._shipping_policies(session, {product.brand_id}))  # fmt: skip
     q = pricing.price(pricing.Quote(product.currency, [line]), ctx)
-    order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=OrderPolicy(unpaid_timeout=payment_window),
-                                  address={f: getattr(address, f) for f in SHIPPING_FIELDS})  # fmt: skip
-    events.record(session, "order.placed", aggregate="order", aggregate_id=order.id,
-                  actor=Actor(shopper_id, Role.SHOPPER), payable=order.payable_total,
-                  expires_at=order.expires_at.isoformat(), **event_data)  # fmt: skip
-    return order
+    return creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=OrderPolicy(unpaid_timeout=payment_window),
+                                 address={f: getattr(address, f) for f in SHIPPING_FIELDS},
+                                 actor=Actor(shopper_id, Role.SHOPPER), **event_data)  # fmt: skip
 
 
 def _quantities(lines) -> dict[int, int]:
