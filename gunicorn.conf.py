@@ -15,10 +15,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) + 1)
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS") or 3)
 # A worker holds no more client connections than it can serve fairly. Left at gunicorn's 1000, a worker that
-# happened to accept more of the keep-alive connections served each of them less often: at 32 clients
-# over 3 x 3 threads, place@32's p99 was 285-387 ms against a p50 of 71-93 ms; with 4 per thread, 219 ms
-# against 141 ms, at the same throughput. A full worker accepts no more: see `pre_request` for the clients
-# that then wait in the shared backlog.
+# happened to accept more of the keep-alive connections served each of them less often: place@32 (32 clients
+# over 3 workers of 3 threads) had a p99 of 285-387 ms against a p50 of 71-93 ms; with 4 per thread (36 slots),
+# 219 ms against 141 ms, at the same throughput. A full worker accepts no more: see `pre_request` for the
+# clients that then wait in the shared backlog. (For the gthread workers set above: with `-k gevent` or
+# eventlet, whose workers hold a connection per greenlet, set GUNICORN_WORKER_CONNECTIONS.)
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS") or 4 * threads)
 keepalive = 5  # seconds an idle client connection stays open (behind a load balancer: less than its own)
 
@@ -27,11 +28,13 @@ def pre_request(worker, req):
     """A full worker closes a connection after its response while others wait to be accepted.
 
     Busy keep-alive connections never go idle, so without this the clients beyond every worker's
-    `worker_connections` would wait in the backlog until theirs timed out (seen: 32 clients over 24 slots,
-    8 timed out after 10 s). Closing one connection per response makes room; its client reconnects and
-    queues behind the waiting ones. A worker with room, or no one waiting, keeps connections alive."""
+    `worker_connections` would wait in the backlog until theirs timed out (seen with 32 clients and 24
+    slots: 8 timed out after 10 s). While anyone waits, every full worker closes each connection it
+    answers; their clients reconnect and queue behind the waiting ones, so under sustained overload
+    keep-alive is in effect off and the backlog is served in turn. A worker with room, or no one waiting,
+    keeps connections alive. (This replaces gunicorn's own pre_request, which only logs at debug level.)"""
     if getattr(worker, "nr_conns", 0) >= worker.cfg.worker_connections and _someone_waiting(worker.sockets):
-        req.must_close = True
+        req.force_close()
 
 
 def _someone_waiting(listeners) -> bool:

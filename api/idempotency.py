@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 
 import sqlalchemy as sa
 from flask import Response, current_app, g, request
@@ -32,6 +33,7 @@ from mall.orders.models import IdempotencyRecord
 from mall.promotions.flash_sale.admission import Once, Seen
 
 HEADER = "Idempotency-Key"
+log = logging.getLogger(__name__)
 
 
 def _request_hash() -> str:
@@ -53,10 +55,9 @@ def _key() -> str:
 
 
 def _replay(record: IdempotencyRecord, request_hash: str):
+    """A record's response (`idempotent` writes each one complete, with its status)."""
     if record.request_hash != request_hash:
         raise Invalid("idempotency.key_reused", f"This {HEADER} was used with a different request.")
-    if record.status_code is None:
-        raise Conflict("idempotency.in_progress", "The first request with this key is still running.")
     return record.response, record.status_code, {"Idempotent-Replayed": "true"}
 
 
@@ -75,8 +76,10 @@ def idempotent(scope: str):
     work back and replays the first response. A twin whose view failed meanwhile (the stock, the coupon or
     the cart lines were taken by the first) looks for the key as well before answering with its error, and
     so does a later retry, which finds its work already done. One statement per request instead of a
-    reservation and an update; the cost is the view run twice for a duplicate, which is rare and harmless,
-    since everything it did is rolled back (an external call inside, like Stripe's, is idempotent itself)."""
+    reservation and an update. The costs: a duplicate runs the view again, rolled back (an external call
+    inside, like Stripe's, is idempotent itself); every failing request looks its key up once; and a twin
+    whose view fails *before* the first commits (a deadlock, a lock timeout) answers with that error instead
+    of waiting for the first: its retry with the same key then replays."""
 
     def decorator(view):
         @functools.wraps(view)
@@ -86,11 +89,14 @@ def idempotent(scope: str):
             request_hash = _request_hash()
             try:
                 response = view(*args, **kwargs)
+                db.session.flush()  # the view's own writes fail here, not at the key's INSERT
             except Exception:
                 rollback()
                 done = _recorded(ours)
                 if done is None:
                     raise
+                log.info("%s %s: replaying key %r after this run failed", request.method, request.path, key,
+                         exc_info=True)  # fmt: skip
                 return _replay(done, request_hash)
             # No SAVEPOINT: on SQLite, releasing an outermost one commits.
             record = {**ours, "request_hash": request_hash, "status_code": response.status_code,

@@ -106,3 +106,38 @@ def test_the_unpaid_reminder_comes_in_time_to_pay_or_not_at_all(window, delay, e
 def test_a_window_read_a_few_milliseconds_apart_still_gets_its_reminder():
     placed = DAYTIME + timedelta(milliseconds=3)  # the event is recorded just after expires_at was computed
     assert unpaid_reminder_at(placed, DAYTIME + timedelta(minutes=6), timedelta(minutes=10)) is not None
+
+
+def test_a_run_takes_a_bounded_batch_closing_soonest_first(app, shop):
+    from mall.notifications import reminders as service
+
+    clock.freeze(DAYTIME)
+    sku = shop.sku(shop.brand(), price=500, stock=5)
+    me = shop.shopper()
+    first = place(shop, me, sku)
+    clock.advance(timedelta(seconds=5))
+    second, third = place(shop, me, sku), place(shop, me, sku)
+    clock.advance(timedelta(minutes=10))
+    with app.app_context():
+        assert service.due_unpaid_reminders(db.session, delay=timedelta(minutes=10), limit=2) == [first, second]
+    assert jobs.sweep_unpaid_reminders() == 3 and sorted(reminders(app)) == [first, second, third]
+
+
+def test_one_order_failing_does_not_hold_up_the_others(app, shop, placed, monkeypatch, caplog):
+    _, unpaid, _ = placed
+    me = shop.shopper()
+    other = place(shop, me, shop.sku(shop.brand(), price=500, stock=5))
+    clock.advance(timedelta(minutes=10))
+    real = jobs.reminders.remind_unpaid
+
+    def failing_for_the_first(session, *, order_id, delay):
+        if order_id == unpaid:
+            raise RuntimeError("boom")
+        return real(session, order_id=order_id, delay=delay)
+
+    monkeypatch.setattr(jobs.reminders, "remind_unpaid", failing_for_the_first)
+    assert jobs.sweep_unpaid_reminders() == 1
+    assert list(reminders(app)) == [other]
+    assert f"could not queue the unpaid reminder of order {unpaid}" in caplog.text
+    monkeypatch.undo()
+    assert jobs.sweep_unpaid_reminders() == 1  # the next run takes it

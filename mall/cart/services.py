@@ -172,8 +172,9 @@ def remove_lines(session: Session, *, cart_id: int, line_ids: list[int]) -> None
 
 
 def removal_params(cart_id: int, line_ids: list[int], now) -> dict:
-    """The parameters of REMOVE_LINES: the cart (:_cart), the lines (:_ids), the time (:_now)."""
-    return {"_cart": cart_id, "_ids": sorted(set(line_ids)), "_now": now}
+    """The parameters of REMOVE_LINES: the cart, the lines, the time (named apart from those of a statement it is
+    part of)."""
+    return {"cart_cart": cart_id, "cart_lines": sorted(set(line_ids)), "cart_now": now}
 
 
 def check_removed(line_ids: list[int], removed: int) -> None:
@@ -186,11 +187,11 @@ def check_removed(line_ids: list[int], removed: int) -> None:
 # on every change; `emptied` returns how many lines were removed. Parameters: `removal_params`.
 REMOVE_LINES = """
 gone AS (
-    DELETE FROM cart_lines WHERE cart_id = :_cart AND id = ANY(CAST(:_ids AS integer[])) RETURNING id
+    DELETE FROM cart_lines WHERE cart_id = :cart_cart AND id = ANY(CAST(:cart_lines AS integer[])) RETURNING id
 ), emptied AS (
     UPDATE carts SET version = version + 1, line_count = line_count - (SELECT count(*) FROM gone),
-                     last_activity_at = :_now, updated_at = :_now
-    WHERE id = :_cart
+                     last_activity_at = :cart_now, updated_at = :cart_now
+    WHERE id = :cart_cart
     RETURNING (SELECT count(*) FROM gone) AS removed
 )"""
 _REMOVE_PG = sa.text(f"WITH {REMOVE_LINES}\nSELECT removed FROM emptied")

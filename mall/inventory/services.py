@@ -32,9 +32,10 @@ def reserve(session: Session, quantities: dict[int, int]) -> None:
 
 
 def reserve_params(quantities: dict[int, int], now) -> dict:
-    """The parameters of TAKE_STOCK: the SKU ids in order (:ids), their quantities (:qtys), the time (:now)."""
+    """The parameters of TAKE_STOCK: the SKU ids in order, their quantities, the time (named apart from those of a
+    statement it is part of)."""
     ids = sorted(quantities)
-    return {"ids": ids, "qtys": [quantities[i] for i in ids], "now": now}
+    return {"stock_ids": ids, "stock_qtys": [quantities[i] for i in ids], "stock_now": now}
 
 
 def check_taken(quantities: dict[int, int], taken) -> None:
@@ -55,11 +56,11 @@ def _insufficient(sku_id: int) -> Conflict:
 # taken. Parameters: `reserve_params`.
 TAKE_STOCK = """
 wanted AS (
-    SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:qtys AS integer[])) AS w(id, qty)
+    SELECT * FROM unnest(CAST(:stock_ids AS integer[]), CAST(:stock_qtys AS integer[])) AS w(id, qty)
 ), locked AS (
     SELECT skus.id FROM skus JOIN wanted USING (id) ORDER BY skus.id FOR UPDATE OF skus
 ), taken AS (
-    UPDATE skus SET stock = skus.stock - wanted.qty, updated_at = :now
+    UPDATE skus SET stock = skus.stock - wanted.qty, updated_at = :stock_now
     FROM wanted WHERE skus.id = wanted.id AND skus.id IN (SELECT id FROM locked)
       AND skus.stock >= wanted.qty AND skus.status = 'active'
     RETURNING skus.id

@@ -30,7 +30,7 @@ def unpaid_reminder_at(placed_at: datetime, expires_at: datetime, delay: timedel
     """`delay` after placement, but never later than REMINDER_LEAD before the order closes (a 10-minute flash
     order is reminded after 5 minutes, not at the moment it is cancelled); None when the window is too short."""
     at = min(placed_at + delay, expires_at - REMINDER_LEAD)
-    # placed_at and expires_at come from two clock readings a few milliseconds apart: judge whole seconds
+    # placed_at and expires_at may come from two clock readings a few milliseconds apart: judge whole seconds
     return at if at - placed_at >= MIN_REMINDER_DELAY - timedelta(seconds=1) else None
 
 
@@ -54,11 +54,11 @@ def remind_unpaid(session: Session, *, order_id: int, delay: timedelta) -> bool:
                   guard={"type": "order_unpaid", "order_id": order.id})  # fmt: skip
 
 
-def due_unpaid_reminders(session: Session, *, delay: timedelta) -> list[int]:
-    """Unpaid orders still open whose reminder is due and not yet written. They are found by the partial
-    index of unpaid orders by expiry; those already reminded are left out by the outbox's dedupe key."""
+def due_unpaid_reminders(session: Session, *, delay: timedelta, limit: int = 1000) -> list[int]:
+    """Unpaid orders still open whose reminder is due and not yet written, those closing soonest first, at most
+    `limit` (a run stays short; the next one takes the rest). They are found by the partial index of unpaid
+    orders by expiry; those already reminded are left out by the outbox's dedupe key."""
     from mall.orders.models import Order
-    from mall.orders.states import PENDING
 
     now = clock.now()
     written = sa.select(Message.id).where(
@@ -66,12 +66,16 @@ def due_unpaid_reminders(session: Session, *, delay: timedelta) -> list[int]:
     )
     query = (
         sa.select(Order.id, Order.created_at, Order.expires_at)
-        .where(Order.status == PENDING, Order.expires_at > now)  # the partial index of unpaid orders by expiry
+        .where(_UNPAID, Order.expires_at > now)  # the status as written in the partial index's predicate
         .where(sa.or_(Order.created_at <= now - delay, Order.expires_at <= now + REMINDER_LEAD), ~written.exists())
-        .order_by(Order.id)
+        .order_by(Order.expires_at)
+        .limit(limit)
     )
     return [
         order_id
         for order_id, placed_at, expires_at in session.execute(query)
         if (at := unpaid_reminder_at(placed_at, expires_at, delay)) is not None and at <= now
     ]
+
+
+_UNPAID = sa.text("orders.status = 'pending_payment'")

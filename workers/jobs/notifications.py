@@ -49,10 +49,16 @@ def remind_unpaid_order(order_id: int) -> bool:
 
 
 def sweep_unpaid_reminders() -> int:
-    """Every 30 seconds: the reminders of unpaid orders that came due."""
+    """Every 30 seconds: the reminders of unpaid orders that came due (a bounded batch)."""
     with unit_of_work() as session:
         ids = reminders.due_unpaid_reminders(session, delay=_reminder_delay())
-    return sum(remind_unpaid_order(order_id) for order_id in ids)
+    made = 0
+    for order_id in ids:
+        try:
+            made += remind_unpaid_order(order_id)
+        except Exception:  # rolled back: one order's failure does not hold up the others; the next run retries it
+            log.exception("could not queue the unpaid reminder of order %s", order_id)
+    return made
 
 
 def nudge_abandoned_carts() -> int:
