@@ -32,7 +32,11 @@ def pre_request(worker, req):
     slots: 8 timed out after 10 s). While anyone waits, every full worker closes each connection it
     answers; their clients reconnect and queue behind the waiting ones, so under sustained overload
     keep-alive is in effect off and the backlog is served in turn. A worker with room, or no one waiting,
-    keeps connections alive. (This replaces gunicorn's own pre_request, which only logs at debug level.)"""
+    keeps connections alive. The cost is the reconnecting: with 64 clients over the 36 slots of 3 x 3
+    threads, /livez served about 3,300 requests/s against 4,400 with gunicorn's default of 1,000
+    connections, and flash purchases 1,760 against 2,100 (their p99 282 ms against 324); deployments
+    whose proxy keeps more connections open than workers x worker_connections should raise
+    GUNICORN_WORKER_CONNECTIONS. (This replaces gunicorn's own pre_request, which only logs at debug level.)"""
     if getattr(worker, "nr_conns", 0) >= worker.cfg.worker_connections and _someone_waiting(worker.sockets):
         req.force_close()
 
