@@ -40,17 +40,18 @@ class DomainEvent(Base):
 # Written by one prebuilt INSERT, not through the session's unit of work: the row is never read back in the
 # transaction that writes it, and a flush of it cost more Python than the INSERT itself.
 _WRITTEN = ("type", "aggregate_type", "aggregate_id", "actor_id", "actor_role", "payload", "occurred_at")
-INSERT = sa.insert(DomainEvent.__table__).inline()  # the values: `row(event)`
-
-
-def row(event: DomainEvent) -> dict:
-    return {name: getattr(event, name) for name in _WRITTEN}
+_INSERT = sa.insert(DomainEvent.__table__).inline()
 
 
 def record(session: Session, type: str, *, aggregate: str, aggregate_id: int, actor=None, **payload) -> DomainEvent:
     """Write an event row; it commits or rolls back with the change that caused it."""
-    event = new(type, aggregate=aggregate, aggregate_id=aggregate_id, actor=actor, occurred_at=clock.now(), **payload)
-    session.execute(INSERT, row(event))
+    return write(session, new(type, aggregate=aggregate, aggregate_id=aggregate_id, actor=actor,
+                              occurred_at=clock.now(), **payload))  # fmt: skip
+
+
+def write(session: Session, event: DomainEvent) -> DomainEvent:
+    """Write an event made by `new`, then as `recorded`."""
+    session.execute(_INSERT, {name: getattr(event, name) for name in _WRITTEN})
     return recorded(session, event)
 
 

@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session
 from mall import clock
 from mall.notifications.models import Message
 from mall.notifications.services import notify
+from mall.orders.states import PENDING
 
 # The reminder comes at least this long before the order closes, so it can still be paid; a window too
 # short for that (under REMINDER_LEAD + MIN_REMINDER_DELAY) gets no reminder.
 REMINDER_LEAD = timedelta(minutes=5)
 MIN_REMINDER_DELAY = timedelta(minutes=1)
 TEMPLATE = "order.unpaid_reminder"
+DEDUPE_PREFIX = "order-unpaid-"  # + the order's id: one reminder per order
 
 
 def unpaid_reminder_at(placed_at: datetime, expires_at: datetime, delay: timedelta) -> datetime | None:
@@ -34,14 +36,9 @@ def unpaid_reminder_at(placed_at: datetime, expires_at: datetime, delay: timedel
     return at if at - placed_at >= MIN_REMINDER_DELAY - timedelta(seconds=1) else None
 
 
-def _dedupe_key(order_id) -> str:
-    return f"order-unpaid-{order_id}"
-
-
 def remind_unpaid(session: Session, *, order_id: int, delay: timedelta) -> bool:
     """Queue the order's reminder if it is still unpaid and has a reminder at all. True if queued now."""
     from mall.orders.models import Order
-    from mall.orders.states import PENDING
 
     order = session.get(Order, order_id)
     if order is None or order.status != PENDING:
@@ -49,7 +46,7 @@ def remind_unpaid(session: Session, *, order_id: int, delay: timedelta) -> bool:
     at = unpaid_reminder_at(order.created_at, order.expires_at, delay)
     if at is None:
         return False
-    return notify(session, user_id=order.user_id, template_key=TEMPLATE, dedupe_key=_dedupe_key(order.id),
+    return notify(session, user_id=order.user_id, template_key=TEMPLATE, dedupe_key=f"{DEDUPE_PREFIX}{order.id}",
                   payload={"order_id": order.id, "amount": order.payable_total}, send_after=at,
                   guard={"type": "order_unpaid", "order_id": order.id})  # fmt: skip
 
@@ -62,7 +59,7 @@ def due_unpaid_reminders(session: Session, *, delay: timedelta, limit: int = 100
 
     now = clock.now()
     written = sa.select(Message.id).where(
-        Message.dedupe_key == sa.literal("order-unpaid-") + sa.cast(Order.id, sa.String)
+        Message.dedupe_key == sa.literal(DEDUPE_PREFIX) + sa.cast(Order.id, sa.String)
     )
     query = (
         sa.select(Order.id, Order.created_at, Order.expires_at)
@@ -78,4 +75,4 @@ def due_unpaid_reminders(session: Session, *, delay: timedelta, limit: int = 100
     ]
 
 
-_UNPAID = sa.text("orders.status = 'pending_payment'")
+_UNPAID = sa.text(f"orders.status = '{PENDING}'")

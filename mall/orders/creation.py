@@ -5,8 +5,9 @@ UPDATE for the order number after the INSERT that gives the id) cost more than t
 the rows go in with one INSERT per table (on PostgreSQL the order number is computed from the id by the
 same statement), and the Order, SubOrder and OrderLine objects the callers and the response read are
 built from what was written and attached to the session as already persistent: nothing is read back and
-nothing is written twice. On PostgreSQL the stock the order takes and the cart lines it empties go in the
-same statement as the order (each statement cost the placement more Python than the database spent on it).
+nothing is written twice. On PostgreSQL the stock the order takes, the cart lines it empties and its
+`order.placed` event go in the same statement as the order (each statement cost the placement more Python
+than the database spent on it).
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def insert_order(
     ]  # fmt: skip
     placed = events.new("order.placed", aggregate="order", aggregate_id=None, actor=actor, occurred_at=now,
                         payable=quote.payable, expires_at=order_values["expires_at"].isoformat(), **event_data)  # fmt: skip
-    if session.get_bind().dialect.name == "postgresql" and _fits_one_statement(order_values, sub_rows, line_rows):
+    one_statement = session.get_bind().dialect.name == "postgresql" and _fits_one_statement(
+        order_values, sub_rows, line_rows
+    )
+    if one_statement:
         order_id, number, sub_ids, line_ids = _write_in_one(session, order_values, sub_rows, line_rows, now,
                                                             stock, from_cart, placed)  # fmt: skip
     else:
@@ -80,7 +84,7 @@ def insert_order(
         order_id, number, sub_ids, line_ids = _write_table_by_table(session, order_values, sub_rows, line_rows, now)
         if from_cart:
             cart_services.remove_lines(session, cart_id=from_cart[0], line_ids=from_cart[1])
-        session.execute(events.INSERT, {**events.row(placed), "aggregate_id": order_id})
+    placed.aggregate_id = order_id
 
     order = as_loaded(Order, {"id": order_id, "number": number, **order_values})
     subs = [as_loaded(SubOrder, {"id": sub_id, "order_id": order_id, **row})
@@ -103,8 +107,10 @@ def insert_order(
         set_committed_value(sub, "order", order)
         set_committed_value(sub, "lines", [line for line in lines if line.sub_order_id == sub.id])
     session.add(order)  # cascades to the sub-orders and lines: persistent, nothing to flush
-    placed.aggregate_id = order_id
-    events.recorded(session, placed)  # written with the order
+    if one_statement:
+        events.recorded(session, placed)  # written with the order
+    else:
+        events.write(session, placed)
     return order
 
 
