@@ -13,7 +13,11 @@ the write path, not by expiry:
   the old row just before the change cannot put it back. If Redis cannot be told, the change fails
   (a revocation that could not reach the cache does not happen).
 
-Writes that bypass the ORM session (raw SQL, a Core connection) must call `TokenCache.invalidate`.
+Only those four columns count: an UPDATE through the session that sets none of them (levels,
+birthdays, scores, over any number of users) writes nothing to Redis. Writes that bypass the ORM
+session (raw SQL such as `session.execute(text(...))`, a Core connection, psql, another program) are not
+seen: when they change a cached column they must call `TokenCache(redis).invalidate(user_ids)` before
+and after their commit, as the unit of work does, or revoke by bumping `token_version` through the ORM.
 With no cache configured (`use_cache` not called), every check reads the user row, as before.
 """
 
@@ -184,6 +188,8 @@ def _on_execute(state) -> None:
     if table is None or getattr(table, "name", None) != User.__tablename__:
         return
     params = state.parameters
+    if state.is_update and not _sets_watched(statement, params):
+        return  # levels, birthdays, scores: nothing a token is checked against changed
     if isinstance(params, list):  # bulk UPDATE by primary key
         ids = [p["id"] for p in params if "id" in p]
     else:
@@ -191,6 +197,15 @@ def _on_execute(state) -> None:
         query = sa.select(User.id) if where is None else sa.select(User.id).where(where)
         ids = state.session.scalars(query, params or {}).all()
     _touch(state.session, ids)
+
+
+def _sets_watched(statement, params) -> bool:
+    """Whether an UPDATE of users may change a cached column: in its VALUES, or in the per-row parameters
+    of an ORM bulk update by primary key. A column named by neither is left as it was."""
+    names = {getattr(col, "key", col) for col in (getattr(statement, "_values", None) or {})}
+    for row in params if isinstance(params, list) else [params or {}]:
+        names.update(row)
+    return not names.isdisjoint(WATCHED)
 
 
 @event.listens_for(Session, "before_flush")
