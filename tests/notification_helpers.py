@@ -25,7 +25,10 @@ class Recorder:
         self.sent: list[int] = []
         self.lock = threading.Lock()
 
-    def send(self, session, message, template):
+    def prepare(self, session, outgoing, template):
+        return outgoing
+
+    def send(self, message, template):
         with self.lock:
             self.sent.append(message.id)
         return SendResult("sent")

@@ -32,7 +32,10 @@ class Recorder:
         self.fail_with, self.delay = fail_with, delay
         self.lock = threading.Lock()
 
-    def send(self, session, message, template):
+    def prepare(self, session, outgoing, template):
+        return outgoing
+
+    def send(self, message, template):
         if self.delay:
             import time
 
@@ -149,24 +152,110 @@ def test_quiet_hours_defer_marketing_to_eight_and_let_transactional_through(app,
     assert jobs.dispatch_message(marketing) == "sent"
 
 
-def test_worker_killed_mid_dispatch_loses_and_duplicates_nothing(app, shopper, monkeypatch):
+def _healthy(monkeypatch) -> Recorder:
+    healthy = Recorder()
+    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": healthy})
+    return healthy
+
+
+def _grants_spent(app) -> list:
+    with app.app_context():
+        return db.session.execute(sa.select(SubscriptionGrant.message_id, SubscriptionGrant.consumed_at)).all()
+
+
+def test_worker_killed_during_the_call_sends_again_once_its_lease_runs_out(app, shopper, monkeypatch):
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    grant(app, user, "order.paid", "order.paid")
+    message_id = queue(app, user, "order.paid")
+    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": Recorder(fail_with=SystemExit("killed"))})
+    with pytest.raises(SystemExit):
+        jobs.dispatch_message(message_id)
+    row = message(app, message_id)
+    assert (row.status, row.attempts) == ("sending", 1)  # the claim was committed before the call
+    healthy = _healthy(monkeypatch)
+    assert jobs.sweep_due_messages() == 0  # the lease still holds: nobody sends it meanwhile
+
+    clock.advance(outbox.LEASE)
+    assert jobs.sweep_due_messages() == 1
+    assert jobs.sweep_due_messages() == 0
+    assert healthy.sent == [message_id]
+    assert (message(app, message_id).status, message(app, message_id).attempts) == ("sent", 2)
+    spent = _grants_spent(app)  # the retry kept the grant its first claim spent: one of two, not both
+    assert sorted(m for m, _ in spent if m is not None) == [message_id] and sum(c is None for _, c in spent) == 1
+
+
+def test_a_record_that_cannot_commit_leaves_the_send_to_the_sweep(app, shopper, monkeypatch):
     _, user = shopper
     clock.freeze(DAYTIME)
     grant(app, user, "order.paid")
     message_id = queue(app, user, "order.paid")
-    dying = Recorder(fail_with=SystemExit("killed"))
-    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": dying})
-    with pytest.raises(SystemExit):
+    first = _healthy(monkeypatch)
+
+    def failing_record(session, **kw):
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(outbox, "record", failing_record)
+    with pytest.raises(sa.exc.OperationalError):
         jobs.dispatch_message(message_id)
+    assert first.sent == [message_id] and message(app, message_id).status == "sending"
+    monkeypatch.undo()
+
+    second = _healthy(monkeypatch)
+    clock.advance(outbox.LEASE)
+    assert jobs.sweep_due_messages() == 1 and second.sent == [message_id]
+    assert message(app, message_id).status == "sent"
+
+
+def test_a_gateway_timeout_returns_the_message_to_pending_with_a_backoff(app, shopper, monkeypatch):
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    grant(app, user, "order.paid")
+    message_id = queue(app, user, "order.paid")
+
+    class TimingOut(Recorder):
+        def send(self, message, template):
+            return SendResult("retry", "subscribe/send unreachable: ReadTimeout")
+
+    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": TimingOut()})
+    assert jobs.dispatch_message(message_id) == "retry_later"
     row = message(app, message_id)
-    assert (row.status, row.attempts) == ("pending", 0)  # rolled back: nothing half-done
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "subscribe/send unreachable: ReadTimeout")
+    assert row.send_after == DAYTIME + timedelta(minutes=2)
+    healthy = _healthy(monkeypatch)
+    clock.advance(timedelta(minutes=2))
+    assert jobs.sweep_due_messages() == 1 and healthy.sent == [message_id]
+    assert len([m for m, _ in _grants_spent(app) if m == message_id]) == 1
+
+
+def test_no_transaction_or_row_lock_is_held_during_the_call(app, shopper, monkeypatch):
+    """While the channel talks to the provider, another connection can lock the shopper's row and the
+    message's row at once: the dispatcher holds neither (nor, on SQLite, the database's write lock)."""
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    grant(app, user, "journey.welcome")  # marketing: its cap check locks the shopper's row while claiming
+    message_id = queue(app, user, "journey.welcome")
     with app.app_context():
-        assert db.session.scalar(sa.select(SubscriptionGrant.consumed_at)) is None  # the grant is unspent
-    healthy = Recorder()
-    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": healthy})
-    assert jobs.sweep_due_messages() == 1
-    assert jobs.sweep_due_messages() == 0
-    assert healthy.sent == [message_id]
+        engine = db.engine
+    seen = []
+
+    class Probing(Recorder):
+        def send(self, message, template):
+            with engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET lock_timeout = '50ms'")
+                    for table, row_id in (("users", user), ("messages", message_id)):
+                        conn.exec_driver_sql(f"SELECT id FROM {table} WHERE id = {row_id} FOR UPDATE NOWAIT")
+                else:
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+                    conn.exec_driver_sql(f"UPDATE users SET updated_at = updated_at WHERE id = {user}")
+                conn.rollback()
+            seen.append(message.id)
+            return SendResult("sent")
+
+    monkeypatch.setattr(jobs, "channels", lambda: {"wechat": Probing()})
+    assert jobs.dispatch_message(message_id) == "sent"
+    assert seen == [message_id]
 
 
 def test_two_workers_dispatching_one_message_send_it_once(app, shopper, monkeypatch):

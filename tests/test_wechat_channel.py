@@ -22,7 +22,7 @@ from mall.notifications import services as notifications
 from mall.notifications.models import Message, SubscriptionGrant
 from mall.notifications.wechat import AccessTokens, RedisTokenCache, WeChatSubscribeChannel, WeChatUnavailable
 from workers import runtime
-from workers.jobs.notifications import dispatch_message
+from workers.jobs.notifications import dispatch_message, dispatch_through
 from workers.runtime import unit_of_work
 from workers.wechat_channel import wechat_channel
 
@@ -76,9 +76,7 @@ def other_process(settings, **options) -> WeChatSubscribeChannel:
 
 
 def dispatch_with(channel, message_id: int) -> str:
-    with unit_of_work() as session:
-        return notifications.dispatch(session, message_id=message_id, channels={"wechat": channel},
-                                      rules=runtime.settings().marketing_rules)  # fmt: skip
+    return dispatch_through(message_id, {"wechat": channel})
 
 
 # -- delivery --------------------------------------------------------------------------------------

@@ -47,7 +47,9 @@ class MessageSchema(Schema):
 
 
 class MessageArgs(Schema):
-    status = fields.String(load_default=None, validate=validate.OneOf(["pending", "sent", "skipped", "failed"]))
+    status = fields.String(
+        load_default=None, validate=validate.OneOf(["pending", "sending", "sent", "skipped", "failed"])
+    )
     user_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
     template_key = fields.String(load_default=None)
     before = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))

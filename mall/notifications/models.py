@@ -8,7 +8,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mall import clock
 from mall.db import Base, JSONType
 
-PENDING = sa.text("status = 'pending'")
+PENDING, SENDING = "pending", "sending"  # sending: claimed, the provider call under way (services.claim)
+_PENDING = sa.text("status = 'pending'")
+_SENDING = sa.text("status = 'sending'")
 
 
 class Message(Base):
@@ -20,7 +22,8 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        sa.Index("ix_messages_due", "send_after", "id", postgresql_where=PENDING, sqlite_where=PENDING),
+        sa.Index("ix_messages_due", "send_after", "id", postgresql_where=_PENDING, sqlite_where=_PENDING),
+        sa.Index("ix_messages_leased", "send_after", "id", postgresql_where=_SENDING, sqlite_where=_SENDING),
         sa.Index("ix_messages_user_sent", "user_id", "kind", "sent_at"),
     )
 
@@ -32,7 +35,7 @@ class Message(Base):
     payload: Mapped[dict] = mapped_column(JSONType, default=dict)
     guard: Mapped[dict | None] = mapped_column(JSONType)
     dedupe_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
-    status: Mapped[str] = mapped_column(sa.String(20), default="pending")  # pending|sent|skipped|failed
+    status: Mapped[str] = mapped_column(sa.String(20), default=PENDING)  # pending|sending|sent|skipped|failed
     skip_reason: Mapped[str | None] = mapped_column(sa.String(40))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.String(300))

@@ -1,14 +1,25 @@
 """The notification outbox: queue a message with the change that causes it, dispatch it after commit.
 
-Dispatch claims the row with a conditional UPDATE and sends inside that transaction: a worker that
-dies mid-dispatch rolls back (the row is pending again, its consent grant unspent) and the sweep
-sends it later; a second worker on the same row finds it no longer pending. A provider call that
-succeeded just before a crash, before the commit, is the one window for a repeat (WeChat offers no
-idempotency key).
+Dispatch is claim -> commit -> call -> record, so no transaction or row lock is open during the
+provider's HTTP call:
+
+1. `claim` (one transaction): a conditional UPDATE moves a due message to `sending` with a lease
+   (`send_after` = now + LEASE) and bumps `attempts`; consent, guards and the marketing cap are checked
+   and the grant is spent here; the channel resolves the recipient. A second dispatcher finds the row no
+   longer pending.
+2. The call (`deliver`), with nothing open.
+3. `record` (a second transaction): the outcome is written only if the row is still `sending` under this
+   claim's attempt number.
+
+A dispatcher that dies, or whose record cannot commit, leaves the row `sending`; when its lease runs
+out the sweep claims it again and sends it once more (its grant stays spent to it, not a second one).
+That re-send is the one window for a duplicate: WeChat subscribe messages take no idempotency key. We
+chose at-least-once over losing the message, and the window is a one-row commit after the call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -18,11 +29,12 @@ from mall import clock, events
 from mall.db import insert_on_conflict
 from mall.identity.models import User
 from mall.notifications import guards, templates
-from mall.notifications.channels import Channel
-from mall.notifications.models import Message, SubscriptionGrant
+from mall.notifications.channels import Channel, Outgoing, SendResult
+from mall.notifications.models import PENDING, SENDING, Message, SubscriptionGrant
 from mall.notifications.rules import MarketingRules
 
 MAX_ATTEMPTS = 5
+LEASE = timedelta(minutes=5)  # far longer than a channel call (WeChat's timeout is 5 s)
 
 
 def notify(
@@ -51,13 +63,16 @@ def record_grants(session: Session, *, user_id: int, results: dict[str, str]) ->
     return len(accepted)
 
 
-def dispatch(session: Session, *, message_id: int, channels: dict[str, Channel], rules: MarketingRules) -> str:
-    """Send one due message, or skip it with a reason. Returns what happened."""
+def claim(
+    session: Session, *, message_id: int, channels: Mapping[str, Channel], rules: MarketingRules
+) -> Outgoing | str:
+    """Step 1: take a due message for sending, or settle it without a send. Returns what to send, or what
+    happened ("not_pending", "not_due", "skipped:<reason>", "deferred:quiet_hours")."""
     message = session.get(Message, message_id)
-    if message is None or message.status != "pending":
+    if message is None or message.status not in (PENDING, SENDING):
         return "not_pending"
     if message.send_after > clock.now():
-        return "not_due"
+        return "not_due" if message.status == PENDING else "not_pending"  # sending: another holds the lease
     if not _claim(session, message):
         return "not_pending"
     template = templates.get(message.template_key)
@@ -69,18 +84,48 @@ def dispatch(session: Session, *, message_id: int, channels: dict[str, Channel],
             return verdict
     if template.channel == "wechat" and not _spend_grant(session, message):
         return _skip(message, "no_consent")
-    return _deliver(session, message, template, channels[message.channel])
+    outgoing = Outgoing(id=message.id, user_id=message.user_id, template_key=message.template_key,
+                        payload=dict(message.payload or {}), attempt=message.attempts)  # fmt: skip
+    prepared = channels[message.channel].prepare(session, outgoing, template)
+    return _skip(message, prepared.reason or "rejected") if isinstance(prepared, SendResult) else prepared
+
+
+def deliver(outgoing: Outgoing, channels: Mapping[str, Channel]) -> SendResult:
+    """Step 2: the provider call. Run it with no transaction open."""
+    template = templates.get(outgoing.template_key)
+    return channels[template.channel].send(outgoing, template)
+
+
+def record(session: Session, *, outgoing: Outgoing, result: SendResult) -> str:
+    """Step 3: write the outcome, if this claim still holds the message (its lease was not taken over)."""
+    message = session.get(Message, outgoing.id, with_for_update=True)
+    if message is None or message.status != SENDING or message.attempts != outgoing.attempt:
+        return "superseded"
+    if result.status == "sent":
+        message.status, message.sent_at = "sent", clock.now()
+        return "sent"
+    if result.status == "rejected":
+        return _skip(message, result.reason or "rejected")
+    message.last_error = result.reason[:300]
+    if message.attempts >= MAX_ATTEMPTS:
+        message.status = "failed"
+        return "failed"
+    message.status, message.send_after = PENDING, clock.now() + timedelta(minutes=2**message.attempts)
+    events.announce(session, "message.queued", aggregate_id=message.id, send_after=message.send_after.isoformat())
+    return "retry_later"
 
 
 def _claim(session: Session, message: Message) -> bool:
-    """Row-locks the message until commit; a concurrent dispatcher then sees it is no longer pending."""
+    """The conditional move to `sending` under a lease; a concurrent dispatcher's finds no due row."""
+    now = clock.now()
     claimed = session.execute(
-        sa.update(Message).where(Message.id == message.id, Message.status == "pending")
-        .values(attempts=Message.attempts + 1),
+        sa.update(Message)
+        .where(Message.id == message.id, Message.status.in_((PENDING, SENDING)), Message.send_after <= now)
+        .values(status=SENDING, send_after=now + LEASE, attempts=Message.attempts + 1),
         execution_options={"synchronize_session": False},
     )  # fmt: skip
     session.refresh(message)
-    return claimed.rowcount == 1 and message.status == "pending"
+    return claimed.rowcount == 1
 
 
 def _skip(message: Message, reason: str) -> str:
@@ -91,14 +136,17 @@ def _skip(message: Message, reason: str) -> str:
 def _marketing_verdict(session: Session, message: Message, rules: MarketingRules) -> str | None:
     now = clock.now()
     if rules.in_quiet_hours(now):
-        message.send_after = rules.quiet_ends_after(now)
+        message.status, message.send_after = PENDING, rules.quiet_ends_after(now)
         events.announce(session, "message.queued", aggregate_id=message.id, send_after=message.send_after.isoformat())
         return "deferred:quiet_hours"
-    session.execute(sa.select(User.id).where(User.id == message.user_id).with_for_update())  # one at a time per user
+    # One claim at a time per user, for this transaction only (never across the call); a send in flight
+    # counts, so two dispatchers cannot both take the last place under the cap.
+    session.execute(sa.select(User.id).where(User.id == message.user_id).with_for_update())
     sent_today = session.scalar(
         sa.select(sa.func.count()).select_from(Message).where(
-            Message.user_id == message.user_id, Message.kind == templates.MARKETING, Message.status == "sent",
-            Message.sent_at >= rules.day_start(now),
+            Message.user_id == message.user_id, Message.kind == templates.MARKETING, Message.id != message.id,
+            sa.or_(sa.and_(Message.status == "sent", Message.sent_at >= rules.day_start(now)),
+                   Message.status == SENDING),
         )
     )  # fmt: skip
     return _skip(message, "frequency_cap") if sent_today >= rules.daily_cap else None
@@ -126,31 +174,20 @@ def _spend_grant(session: Session, message: Message) -> bool:
     return spent.rowcount == 1 or _spend_grant(session, message)
 
 
-def _deliver(session: Session, message: Message, template, channel: Channel) -> str:
-    result = channel.send(session, message, template)
-    if result.status == "sent":
-        message.status, message.sent_at = "sent", clock.now()
-        return "sent"
-    if result.status == "rejected":
-        return _skip(message, result.reason or "rejected")
-    message.last_error = result.reason[:300]
-    if message.attempts >= MAX_ATTEMPTS:
-        message.status = "failed"
-        return "failed"
-    message.send_after = clock.now() + timedelta(minutes=2**message.attempts)
-    events.announce(session, "message.queued", aggregate_id=message.id, send_after=message.send_after.isoformat())
-    return "retry_later"
-
-
 def due_message_ids(session: Session, *, limit: int = 500) -> list[int]:
-    """Pending and due: for the sweep that re-dispatches anything whose job was lost."""
-    query = (
-        sa.select(Message.id)
-        .where(sa.text("messages.status = 'pending'"), Message.send_after <= clock.now())
-        .order_by(Message.send_after, Message.id)
-        .limit(limit)
-    )
-    return list(session.scalars(query))
+    """Pending and due, then sends whose lease ran out (their dispatcher died or could not record): for the
+    sweep that re-dispatches anything whose job was lost. Each status has its own partial index."""
+    now = clock.now()
+    ids = []
+    for status in (PENDING, SENDING):
+        query = (
+            sa.select(Message.id)
+            .where(sa.text(f"messages.status = '{status}'"), Message.send_after <= now)
+            .order_by(Message.send_after, Message.id)
+            .limit(limit - len(ids))
+        )
+        ids += session.scalars(query)
+    return ids
 
 
 def list_messages(session: Session, *, status=None, user_id=None, template_key=None, before=None, limit=50):

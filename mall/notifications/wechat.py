@@ -25,8 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall.identity.models import WeChatAccount
-from mall.notifications.channels import SendResult
-from mall.notifications.models import Message
+from mall.notifications.channels import Outgoing, SendResult
 from mall.notifications.templates import Template
 
 log = logging.getLogger("mall.notifications.wechat")
@@ -192,33 +191,36 @@ class WeChatSubscribeChannel:
         self.tokens = AccessTokens(cache, self.http, base_url=self.base_url, apps=self.apps, timeout=timeout,
                                    margin=token_margin)  # fmt: skip
 
-    def send(self, session: Session, message: Message, template: Template) -> SendResult:
-        template_id = self.template_ids.get(message.template_key)
-        if not template_id:
+    def prepare(self, session: Session, outgoing: Outgoing, template: Template) -> Outgoing | SendResult:
+        """The recipient, read while the claim's transaction is open: the app and openid to send to."""
+        if not self.template_ids.get(outgoing.template_key):
             return SendResult("rejected", "no_template_id")
-        accounts = self._accounts(session, message.user_id)
+        accounts = self._accounts(session, outgoing.user_id)
         if not accounts:
             return SendResult("rejected", "no_openid")
         usable = [a for a in accounts if a.app_id in self.apps]
         if not usable:
-            log.error("user %s has WeChat accounts only for unconfigured apps", message.user_id)
+            log.error("user %s has WeChat accounts only for unconfigured apps", outgoing.user_id)
             return SendResult("rejected", "app_not_configured")
-        account = usable[0]
-        payload = message.payload or {}
+        return outgoing.routed((usable[0].app_id, usable[0].openid))
+
+    def send(self, outgoing: Outgoing, template: Template) -> SendResult:
+        app_id, openid = outgoing.route
+        payload = outgoing.payload or {}
         body = {
-            "touser": account.openid,
-            "template_id": template_id,
+            "touser": openid,
+            "template_id": self.template_ids[outgoing.template_key],
             "page": template.page.format_map(_Blank(payload)),
             "data": build_data(payload),
             "miniprogram_state": self.miniprogram_state,
         }
         try:
-            return self._send(account.app_id, body)
+            return self._send(app_id, body)
         except WeChatUnavailable as exc:
-            log.warning("message %s: %s", message.id, exc)
+            log.warning("message %s: %s", outgoing.id, exc)
             return SendResult("retry", str(exc))
         except redis.RedisError as exc:  # without the shared cache a fetch would invalidate others' tokens
-            log.warning("message %s: token cache unavailable: %s", message.id, exc)
+            log.warning("message %s: token cache unavailable: %s", outgoing.id, exc)
             return SendResult("retry", f"token cache unavailable: {type(exc).__name__}")
 
     def _accounts(self, session: Session, user_id: int) -> list[WeChatAccount]:

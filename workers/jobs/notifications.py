@@ -26,9 +26,19 @@ def channels() -> dict:
 
 
 def dispatch_message(message_id: int) -> str:
+    return dispatch_through(message_id, channels())
+
+
+def dispatch_through(message_id: int, found: dict) -> str:
+    """Claim, commit, call the channel with no transaction open, then record (mall.notifications.services)."""
     with unit_of_work() as session:
-        return notifications.dispatch(session, message_id=message_id, channels=channels(),
+        claimed = notifications.claim(session, message_id=message_id, channels=found,
                                       rules=runtime.settings().marketing_rules)  # fmt: skip
+    if isinstance(claimed, str):
+        return claimed
+    result = notifications.deliver(claimed, found)
+    with unit_of_work() as session:
+        return notifications.record(session, outgoing=claimed, result=result)
 
 
 def sweep_due_messages() -> int:
