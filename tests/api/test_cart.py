@@ -34,7 +34,7 @@ def test_same_sku_merges_and_the_last_source_wins(shop, client):
     assert client.get("/api/v1/cart", headers=me).get_json()["lines"][0]["source"] == {"type": "organic"}
 
 
-@pytest.mark.parametrize("token", ["garbage", live_token()[:-3] + "abc"])
+@pytest.mark.parametrize("token", ["garbage", live_token()[:-3] + "abc"], ids=["garbage", "bad-signature"])
 def test_forged_source_token_is_422_and_adds_nothing(shop, client, token):
     sku = shop.sku(shop.brand(), price=1000)
     me = shop.shopper()
