@@ -46,7 +46,8 @@ def get_cart():
 @blp.arguments(AddLineSchema)
 @blp.response(200, CartSchema)
 def add_line(body):
-    """Add a SKU; the same SKU merges into its line, and the newest source wins."""
+    """Add a SKU; the same SKU merges into its line. A live or guide source on the line is kept when the SKU is
+    re-added without a link, and replaced only by a newer link."""
     source = attribution.verify(body["source_token"], secret=settings().secret_key)
     held = cart.cart_and_level(db.session, current_actor().user_id)
     cart.add_line(db.session, user_id=current_actor().user_id, sku_id=body["sku_id"], quantity=body["quantity"],

@@ -1,4 +1,4 @@
-"""The shopper's cart: add (same SKU merges, last source wins), change, remove, clear, view."""
+"""The shopper's cart: add (same SKU merges, a link's source is kept unless a newer link replaces it), change, remove, clear, view."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mall import clock
-from mall.attribution import Source
+from mall.attribution import Source, SourceType
 from mall.cart.models import Cart, CartLine
 from mall.catalog.models import Product, Sku
 from mall.catalog.rules import ensure_can_buy
@@ -92,7 +92,7 @@ def add_line(
         raise Invalid("cart.full", f"A cart holds at most {MAX_LINES} lines.")
     now = clock.now()
     params = {"cart_id": cart.id, "sku_id": sku_id, "quantity": quantity, "source": source.as_dict(),
-              "created_at": now, "updated_at": now}  # fmt: skip
+              "organic": source.type == SourceType.ORGANIC, "created_at": now, "updated_at": now}  # fmt: skip
     line_id = session.execute(_upsert_line(session.get_bind().dialect.name), params).scalar_one()
     _touch(session, cart)
     return line_id
@@ -107,13 +107,16 @@ _SKU_ON_SALE = (
 
 @functools.cache
 def _upsert_line(dialect: str) -> sa.Insert:
-    """INSERT the line, or merge into the cart's line of that SKU: quantities add up (capped at MAX_QUANTITY)
-    and the newest source wins. Built once per dialect; the values are the parameters."""
+    """INSERT the line, or merge into the cart's line of that SKU: quantities add up (capped at MAX_QUANTITY).
+    The source merges as commission and live reports need it: a live room's or guide's source is kept when the
+    shopper re-adds the SKU without a link (`organic`), and replaced only by a newer non-organic one. Built
+    once per dialect; the values are the parameters."""
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_LINES)
     stmt = insert.values({name: sa.bindparam(name) for name in _LINE_VALUES})
     added = _LINES.c.quantity + stmt.excluded.quantity
+    kept = sa.case((sa.bindparam("organic", type_=sa.Boolean), _LINES.c.source), else_=stmt.excluded.source)
     merge = {"quantity": sa.case((added > MAX_QUANTITY, MAX_QUANTITY), else_=added),
-             "source": stmt.excluded.source, "updated_at": stmt.excluded.updated_at}  # fmt: skip
+             "source": kept, "updated_at": stmt.excluded.updated_at}  # fmt: skip
     return stmt.on_conflict_do_update(index_elements=["cart_id", "sku_id"], set_=merge).returning(_LINES.c.id)
 
 

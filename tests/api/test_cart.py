@@ -1,4 +1,4 @@
-"""The cart: merging, last source wins, flags instead of silent drops, activity time, ownership."""
+"""The cart: merging, a non-organic source kept over an organic re-add, flags instead of silent drops, activity time, ownership."""
 
 from __future__ import annotations
 
@@ -21,17 +21,24 @@ def live_token(room_id=3, host_id=9) -> str:
     return attribution.sign(Source(SourceType.LIVE, {"room_id": room_id, "host_id": host_id}), secret=TEST_SECRET)
 
 
-def test_same_sku_merges_and_the_last_source_wins(shop, client):
+def guide_token(guide_id=5) -> str:
+    return attribution.sign(Source(SourceType.GUIDE, {"guide_id": guide_id}), secret=TEST_SECRET)
+
+
+def test_same_sku_merges_and_a_non_organic_source_survives_an_organic_re_add(shop, client):
     sku = shop.sku(shop.brand(), price=1000)
     me = shop.shopper()
+
+    def line():
+        return client.get("/api/v1/cart", headers=me).get_json()["lines"]
+
     shop.add(me, sku, 1)
     shop.add(me, sku, 2, source_token=live_token())
-    cart = client.get("/api/v1/cart", headers=me).get_json()
-    assert len(cart["lines"]) == 1
-    assert cart["lines"][0]["quantity"] == 3
-    assert cart["lines"][0]["source"] == {"type": "live", "room_id": 3, "host_id": 9}
-    shop.add(me, sku, 1)
-    assert client.get("/api/v1/cart", headers=me).get_json()["lines"][0]["source"] == {"type": "organic"}
+    assert [(ln["quantity"], ln["source"]) for ln in line()] == [(3, {"type": "live", "room_id": 3, "host_id": 9})]
+    shop.add(me, sku, 1)  # re-added from the product page: the live room still brought this line
+    assert [(ln["quantity"], ln["source"]) for ln in line()] == [(4, {"type": "live", "room_id": 3, "host_id": 9})]
+    shop.add(me, sku, 1, source_token=guide_token())  # a newer link replaces it
+    assert line()[0]["source"] == {"type": "guide", "guide_id": 5}
 
 
 @pytest.mark.parametrize("token", ["garbage", live_token()[:-3] + "abc"], ids=["garbage", "bad-signature"])
