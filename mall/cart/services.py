@@ -1,4 +1,4 @@
-"""The shopper's cart: add (same SKU merges, a link's source is kept unless a newer link replaces it), change, remove, clear, view."""
+"""The shopper's cart: add (same SKU merges; a link's source outlives a re-add without one), change, clear, view."""
 
 from __future__ import annotations
 

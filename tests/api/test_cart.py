@@ -1,4 +1,4 @@
-"""The cart: merging, a non-organic source kept over an organic re-add, flags instead of silent drops, activity time, ownership."""
+"""The cart: merging, a link's source kept over an organic re-add, flags instead of silent drops, ownership."""
 
 from __future__ import annotations
 
