@@ -236,6 +236,16 @@ def test_guides_and_hosts_hand_out_their_brands_coupons(shop, coupons, client):
     assert len(coupons.wallet(me)) == 2
 
 
+def test_staff_of_no_brand_cannot_hand_out_platform_coupons(shop, coupons, client):
+    """A host may serve several brands and so belong to none: no brand is not the platform's brand."""
+    platform_template = coupons.template()  # brand_id None: a platform coupon
+    me = shop.shopper()
+    resp = client.post(f"/api/v1/coupon-templates/{platform_template}/grants", json={"user_id": shop.user_id(me)},
+                       headers=shop.login("host", name="host-of-none"))  # fmt: skip
+    assert resp.status_code == 403 and resp.get_json()["code"] == "coupon.grant_forbidden", resp.get_json()
+    assert coupons.wallet(me) == []
+
+
 # bulk grants --------------------------------------------------------------------------------------
 
 

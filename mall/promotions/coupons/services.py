@@ -100,7 +100,11 @@ def claim(session: Session, *, template_id: int, user_id: int) -> Coupon:
 def staff_grant(session: Session, *, actor: Actor, template_id: int, user_id: int) -> Coupon:
     """Guides (导购) and hosts hand out their brand's coupons; admins any they manage."""
     template = get_template(session, template_id)
-    brand_staff = actor.role in (Role.GUIDE, Role.HOST, Role.BRAND_ADMIN) and actor.brand_id == template.brand_id
+    brand_staff = (
+        actor.role in (Role.GUIDE, Role.HOST, Role.BRAND_ADMIN)
+        and actor.brand_id is not None
+        and actor.brand_id == template.brand_id
+    )  # staff of no brand are not the platform's staff
     if not (brand_staff or actor.role == Role.PLATFORM_ADMIN):
         raise Forbidden("coupon.grant_forbidden", "You may only hand out your own brand's coupons.")
     source = {Role.GUIDE: "guide", Role.HOST: "live"}.get(actor.role, "staff")
