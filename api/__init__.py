@@ -9,7 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 
 import mall.models  # noqa: F401  (every table registered before anything uses the metadata)
-from api import errors
+from api import errors, parsing
 from api.extensions import db, migrate
 from api.fields import IdConverter
 from mall.config import INSTANCE, ROOT, Settings
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = MallApi(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name)})
     _register_blueprints(app, api)
     errors.register(app, api)
+    app.before_request(parsing.refuse_unstorable_text)
     _register_cli(app)
     if not app.debug:
         logging.basicConfig(level=logging.INFO)
