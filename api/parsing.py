@@ -3,12 +3,13 @@ column can hold."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 
-from flask import request
+from flask import current_app, request
 from flask_smorest import abort
-from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import FlaskParser, is_json_request
 
 # NUL: PostgreSQL text cannot store it. A lone UTF-16 surrogate (JSON's "\ud800" without its pair): no UTF-8
 # encoding exists for it, so the database driver, and the JSON encoder of a response echoing it, fail on it.
@@ -25,6 +26,44 @@ class MallParser(FlaskParser):
             return super().load_json(req, schema)
         except (RecursionError, ValueError) as error:
             self._handle_invalid_json_error(error, req)
+
+
+def body_required(view):
+    """For a view whose JSON body is required (the document says so): no body, or one that is not JSON, is a
+    422, instead of the empty object webargs would hand on (a PATCH answering 200 having changed nothing)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not is_json_request(request) or not request.get_data(cache=True).strip():
+            abort(422, messages={"json": {"_schema": ["A JSON body is required."]}})
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def no_unexpected_body(view):
+    """For every view, run after its authentication and argument parsing: an operation that documents no
+    request body refuses one (422, each field of a JSON object named as unknown), as a body schema refuses
+    fields it does not know, instead of ignoring, say, an `amount` sent to pay an order. No body, `{}` and
+    `null` are no body."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if request.method not in ("GET", "HEAD") and not _documents_a_body(request.endpoint):
+            raw = request.get_data(cache=True).strip()
+            if raw and raw not in (b"{}", b"null"):
+                body = json_body() if is_json_request(request) else None
+                unknown = {str(key): ["Unknown field."] for key in body} if isinstance(body, dict) else {}
+                abort(422, messages={"json": unknown or {"_schema": ["This operation takes no request body."]}})
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _documents_a_body(endpoint: str) -> bool:
+    doc = getattr(current_app.view_functions[endpoint], "_apidoc", {})
+    in_body = (p["in"] == "json" for p in doc.get("arguments", {}).get("parameters", []))
+    return any(in_body) or "requestBody" in doc.get("manual_doc", {})
 
 
 def json_body():
