@@ -74,6 +74,17 @@ class MallBlueprint(Blueprint):
         decorator = super().response(status_code, schema, **kwargs)
         return lambda view: decorator(no_unexpected_body(view))
 
+    def problems(self, *statuses: int):
+        """Document the error statuses a route answers beyond those api/openapi.py gives every operation of its
+        kind (as problems, like those)."""
+
+        def decorator(view):
+            for status in statuses:
+                view = self.alt_response(status)(view)
+            return view
+
+        return decorator
+
     def auth(self, *roles: Role, deferred: bool = False):
         """Require a valid token whose role is one of `roles` (any role when none are given).
 
@@ -101,9 +112,6 @@ class MallBlueprint(Blueprint):
                     raise RuntimeError(f"{view.__name__} answered without checking its deferred token")
                 return response
 
-            documented = self.doc(security=BEARER)(wrapper)
-            for status in (401, 403):
-                documented = self.alt_response(status, description="Problem details")(documented)
-            return documented
+            return self.doc(security=BEARER)(wrapper)  # api/openapi.py adds its 401 and 403 problems
 
         return decorator
