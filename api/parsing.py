@@ -80,11 +80,14 @@ def refuse_unstorable_text() -> None:
     body): a 422 naming every string of the query string or the JSON body, keys included, that holds a NUL
     character or a lone surrogate. In UTF-8 JSON either can only be written as a \\u escape, so a body without
     one is not decoded here."""
-    if request.routing_exception is not None:
+    req = request._get_current_object()  # one proxy lookup: this runs for every request
+    if req.routing_exception is not None:
         return  # a 404/405 says more
-    query = {name: values[0] if len(values) == 1 else values for name, values in request.args.lists()}
-    errors = dict(_unstorable(query, "query", ""))
-    raw = request.get_data(cache=True) if request.is_json else b""
+    errors = {}
+    if b"%" in req.query_string:  # a NUL (or anything but plain ASCII) arrives percent-encoded
+        query = {name: values[0] if len(values) == 1 else values for name, values in req.args.lists()}
+        errors = dict(_unstorable(query, "query", ""))
+    raw = req.get_data(cache=True) if req.is_json else b""
     if b"\\u" in raw or b"\x00" in raw:  # an escape, or UTF-16/32 (which json.loads also decodes)
         errors |= dict(_unstorable(json_body(), "json", ""))  # None when not JSON: the parser's 400 then
     if errors:
