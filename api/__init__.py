@@ -9,7 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 
 import mall.models  # noqa: F401  (every table registered before anything uses the metadata)
-from api import errors
+from api import errors, openapi, parsing
 from api.extensions import db, migrate
 from api.fields import IdConverter
 from mall.config import INSTANCE, ROOT, Settings
@@ -17,6 +17,13 @@ from mall.db import engine_options, engine_url
 from mall.identity.wechat import WeChatClient
 from mall.payments.factory import gateway_for
 from workers import runtime as workers_runtime
+
+INFO = """Multi-brand mini-program mall with live commerce.
+
+Every error is an RFC 9457 problem (`application/problem+json`, the `Problem` schema): each operation lists the
+error statuses it can answer, and `default` stands for any other (a 500). Input: a JSON body's unknown fields are
+a 422, as is a body sent to an operation that takes none; a body marked required is required; a boolean is `true`
+or `false`; text holding a NUL or a lone UTF-16 surrogate is a 422. Unknown query parameters are ignored."""
 
 API_SPEC = {
     "API_TITLE": "Mall API",
@@ -28,7 +35,7 @@ API_SPEC = {
     "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     "API_SPEC_OPTIONS": {
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
-        "info": {"description": "Multi-brand mini-program mall with live commerce. Errors are RFC 9457 problems."},
+        "info": {"description": INFO},
     },
 }
 
@@ -54,9 +61,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["mall.gateway"] = gateway_for(settings)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
-    api = MallApi(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name)})
+    plugins = {"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name),
+               "extra_plugins": [openapi.ProblemResponses()]}  # fmt: skip
+    api = MallApi(app, spec_kwargs=plugins)
     _register_blueprints(app, api)
     errors.register(app, api)
+    app.before_request(parsing.refuse_unstorable_text)
     _register_cli(app)
     if not app.debug:
         logging.basicConfig(level=logging.INFO)
@@ -65,6 +75,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 class MallApi(Api):
     ERROR_SCHEMA = errors.ProblemSchema
+
+    def _register_responses(self):
+        """flask-smorest's shared responses, the error ones as the problems api/errors.py sends."""
+        super()._register_responses()
+        openapi.register_responses(self.spec, self.ERROR_SCHEMA)
 
 
 def _schema_name(schema) -> str:

@@ -8,7 +8,7 @@ from flask import g, request
 from flask_smorest import Blueprint
 
 from api.extensions import db
-from api.parsing import MallParser
+from api.parsing import MallParser, body_required, no_unexpected_body
 from api.settings import settings
 from mall.errors import Forbidden, Invalid, Unauthorized
 from mall.identity import tokens
@@ -62,6 +62,29 @@ class TokenGuard:
 class MallBlueprint(Blueprint):
     ARGUMENTS_PARSER = MallParser()
 
+    def arguments(self, schema, *, location="json", required=True, **kwargs):
+        """flask-smorest's, and a body documented as required is required (not only in the document)."""
+        decorator = super().arguments(schema, location=location, required=required, **kwargs)
+        if location != "json" or not required:
+            return decorator
+        return lambda view: body_required(decorator(view))
+
+    def response(self, status_code, schema=None, **kwargs):
+        """flask-smorest's, and an operation that documents no request body refuses one."""
+        decorator = super().response(status_code, schema, **kwargs)
+        return lambda view: decorator(no_unexpected_body(view))
+
+    def problems(self, *statuses: int):
+        """Document the error statuses a route answers beyond those api/openapi.py gives every operation of its
+        kind (as problems, like those)."""
+
+        def decorator(view):
+            for status in statuses:
+                view = self.alt_response(status)(view)
+            return view
+
+        return decorator
+
     def auth(self, *roles: Role, deferred: bool = False):
         """Require a valid token whose role is one of `roles` (any role when none are given).
 
@@ -89,9 +112,6 @@ class MallBlueprint(Blueprint):
                     raise RuntimeError(f"{view.__name__} answered without checking its deferred token")
                 return response
 
-            documented = self.doc(security=BEARER)(wrapper)
-            for status in (401, 403):
-                documented = self.alt_response(status, description="Problem details")(documented)
-            return documented
+            return self.doc(security=BEARER)(wrapper)  # api/openapi.py adds its 401 and 403 problems
 
         return decorator

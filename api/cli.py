@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import click
+from flask.cli import AppGroup
 
 from api.extensions import db
 from api.tx import commit
 
 
-@click.group("mall")
+@click.group("mall", cls=AppGroup)  # its commands run inside the app context, under `flask` and in tests alike
 def mall_cli():
     """Mall operations: demo data, first admin."""
 
@@ -16,9 +17,14 @@ def mall_cli():
 @mall_cli.command("demo")
 def load_demo():
     """Load the demo catalog and users (safe to run again: it adds nothing twice)."""
+    from api.settings import settings
     from mall import demo
+    from mall.config import ConfigError
 
-    created = demo.load(db.session)
+    try:
+        created = demo.load(db.session, env=settings().env)
+    except ConfigError as refused:
+        raise click.ClickException(str(refused)) from None  # one line on stderr, exit status 1
     commit()
     click.echo(f"demo data: {'loaded' if created else 'already present'}")
     for line in demo.TOKEN_HELP:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, request
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from mall.config import ConfigError
@@ -33,21 +33,31 @@ BEARER_CHALLENGES = {
 
 
 class FieldErrorSchema(Schema):
-    location = fields.String()
-    field = fields.String(allow_none=True)
-    message = fields.String()
+    """One complaint about the input."""
+
+    location = fields.String(required=True, metadata={"description": "Where the field was: `json` or `query`."})
+    field = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Its dotted path (`lines.0.quantity`); `_schema`: the input as a whole."},
+    )
+    message = fields.String(required=True)
 
 
 class ProblemSchema(Schema):
-    """RFC 9457 problem details, plus our stable `code` and, for bad input, the field `errors`."""
+    """RFC 9457 problem details, plus our stable `code` and, for bad input, the field `errors`. Some problems
+    carry more members that say more about them (e.g. `sku_id`)."""
 
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    code = fields.String()
-    instance = fields.String()
-    errors = fields.List(fields.Nested(FieldErrorSchema))
+    class Meta:
+        unknown = INCLUDE  # documented without additionalProperties: false
+
+    type = fields.String(required=True, metadata={"description": "`urn:mall:problem:<code>`"})
+    title = fields.String(required=True, metadata={"description": "The HTTP status's reason phrase."})
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True, metadata={"description": "What went wrong, for a person."})
+    code = fields.String(required=True, metadata={"description": "Stable, for programs: `flash_sale.sold_out`"})
+    instance = fields.String(required=True, metadata={"description": "The request's path."})
+    errors = fields.List(fields.Nested(FieldErrorSchema), metadata={"description": "For bad input: each field."})
 
 
 def problem(status: int, *, code: str, detail: str, title: str | None = None, headers=None, **extra):

@@ -18,3 +18,20 @@ class IdConverter(IntegerConverter):
     def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's parameter name)
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
+
+
+class Bool(fields.Boolean):
+    """A JSON `true` or `false`, nothing else: marshmallow's Boolean also takes 0, 1, "yes", "on" and more, where
+    the document promises a boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not bool:
+            raise self.make_error("invalid")
+        return value
+
+
+class QueryBool(fields.Boolean):
+    """A boolean in a query string: exactly `true` or `false`, as OpenAPI writes one there."""
+
+    truthy = frozenset({"true"})
+    falsy = frozenset({"false"})

@@ -1,12 +1,21 @@
-"""The request parser every blueprint uses: webargs' Flask parser, refusing what no text column can hold."""
+"""How the edge reads requests: webargs' Flask parser, and one check, before any view, that refuses text no text
+column can hold."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator, Mapping
 
-import marshmallow as ma
-from flask import request
-from webargs.flaskparser import FlaskParser
+from flask import current_app, request
+from flask_smorest import abort
+from webargs.flaskparser import FlaskParser, is_json_request
+
+# NUL: PostgreSQL text cannot store it. A lone UTF-16 surrogate (JSON's "\ud800" without its pair): no UTF-8
+# encoding exists for it, so the database driver, and the JSON encoder of a response echoing it, fail on it.
+# Either reached the database as a 500 after the request had started writing.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_MESSAGES = {True: "Must not contain a NUL character.", False: "Must not contain a lone UTF-16 surrogate."}
 
 
 class MallParser(FlaskParser):
@@ -18,11 +27,43 @@ class MallParser(FlaskParser):
         except (RecursionError, ValueError) as error:
             self._handle_invalid_json_error(error, req)
 
-    def pre_load(self, location_data: Mapping, *, schema, req, location: str) -> Mapping:
-        """A NUL character in any string is bad input (422): PostgreSQL text cannot store it and would answer
-        with an error (a 500) after the request had started writing."""
-        refuse_nul(location_data)
-        return location_data
+
+def body_required(view):
+    """For a view whose JSON body is required (the document says so): no body, or one that is not JSON, is a
+    422, instead of the empty object webargs would hand on (a PATCH answering 200 having changed nothing)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not is_json_request(request) or not request.get_data(cache=True).strip():
+            abort(422, messages={"json": {"_schema": ["A JSON body is required."]}})
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def no_unexpected_body(view):
+    """For every view, run after its authentication and argument parsing: an operation that documents no
+    request body refuses one (422, each field of a JSON object named as unknown), as a body schema refuses
+    fields it does not know, instead of ignoring, say, an `amount` sent to pay an order. No body, `{}` and
+    `null` are no body."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if request.method not in ("GET", "HEAD") and not _documents_a_body(request.endpoint):
+            raw = request.get_data(cache=True).strip()
+            if raw and raw not in (b"{}", b"null"):
+                body = json_body() if is_json_request(request) else None
+                unknown = {str(key): ["Unknown field."] for key in body} if isinstance(body, dict) else {}
+                abort(422, messages={"json": unknown or {"_schema": ["This operation takes no request body."]}})
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _documents_a_body(endpoint: str) -> bool:
+    doc = getattr(current_app.view_functions[endpoint], "_apidoc", {})
+    in_body = (p["in"] == "json" for p in doc.get("arguments", {}).get("parameters", []))
+    return any(in_body) or "requestBody" in doc.get("manual_doc", {})
 
 
 def json_body():
@@ -34,23 +75,42 @@ def json_body():
         return None
 
 
-def refuse_nul(data) -> None:
-    """Raise a ValidationError naming every string in `data` (keys included) that holds a NUL character."""
-    nuls = list(_nul_paths(data, ""))
-    if nuls:
-        raise ma.ValidationError({path or "_schema": ["Must not contain a NUL character."] for path in nuls})
+def refuse_unstorable_text() -> None:
+    """`before_request`, so for every route however it parses its input (webargs, its own schema load, a raw
+    body): a 422 naming every string of the query string or the JSON body, keys included, that holds a NUL
+    character or a lone surrogate. In UTF-8 JSON either can only be written as a \\u escape, so a body without
+    one is not decoded here."""
+    req = request._get_current_object()  # one proxy lookup: this runs for every request
+    if req.routing_exception is not None:
+        return  # a 404/405 says more
+    errors = {}
+    if b"%" in req.query_string:  # a NUL (or anything but plain ASCII) arrives percent-encoded
+        query = {name: values[0] if len(values) == 1 else values for name, values in req.args.lists()}
+        errors = dict(_unstorable(query, "query", ""))
+    raw = req.get_data(cache=True) if req.is_json else b""
+    if b"\\u" in raw or b"\x00" in raw:  # an escape, or UTF-16/32 (which json.loads also decodes)
+        errors |= dict(_unstorable(json_body(), "json", ""))  # None when not JSON: the parser's 400 then
+    if errors:
+        messages = {}
+        for (location, path), message in errors.items():
+            messages.setdefault(location, {})[path or "_schema"] = [message]
+        abort(422, messages=messages)
 
 
-def _nul_paths(value, path: str) -> Iterator[str]:
+def _unstorable(value, location: str, path: str) -> Iterator[tuple[tuple[str, str], str]]:
     if isinstance(value, str):
-        if "\x00" in value:
-            yield path
+        if found := _UNSTORABLE.search(value):
+            yield (location, _printable(path)), _MESSAGES[found[0] == "\x00"]
     elif isinstance(value, Mapping):
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                yield where
-            yield from _nul_paths(item, where)
+            yield from _unstorable(key, location, where)
+            yield from _unstorable(item, location, where)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            yield from _nul_paths(item, f"{path}.{i}" if path else str(i))
+            yield from _unstorable(item, location, f"{path}.{i}" if path else str(i))
+
+
+def _printable(path: str) -> str:
+    """The field's name as the answer can carry it: a lone surrogate written as its escape."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -1,4 +1,7 @@
-"""Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role."""
+"""Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role.
+
+Development and test only: the demo platform admin's password is printed in the README, so a production
+configuration refuses to load any of it (before anything is written)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from sqlalchemy.orm import Session
 from mall.catalog import bundles, services, taxonomy
 from mall.catalog.models import Brand
 from mall.checkout.services import set_shipping_policy
+from mall.config import ConfigError
 from mall.identity import services as identity
 from mall.identity.roles import Actor, Role
 from mall.notifications import journeys
@@ -36,8 +40,11 @@ TOKEN_HELP = [
 ]
 
 
-def load(session: Session) -> bool:
-    """Create the demo data unless it is already there. Returns whether anything was created."""
+def load(session: Session, *, env: str) -> bool:
+    """Create the demo data unless it is already there. Returns whether anything was created.
+    Raises ConfigError, having written nothing, unless `env` is development or test."""
+    if env not in ("development", "test"):
+        raise ConfigError(f"demo data is for development only and is never loaded with MALL_ENV={env}")
     if session.scalar(sa.select(Brand.id).filter_by(slug=BRANDS[0][0])) is not None:
         return False
     admin = identity.bootstrap_platform_admin(

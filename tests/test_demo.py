@@ -24,7 +24,7 @@ def _all_counts(session) -> dict[str, int]:
 
 
 def test_demo_loads_a_browsable_catalogue(session):
-    assert demo.load(session) is True
+    assert demo.load(session, env="test") is True
     commit()
 
     assert _count(session, Brand) >= 3
@@ -44,7 +44,7 @@ def test_demo_loads_a_browsable_catalogue(session):
 
 
 def test_demo_products_are_listed_to_shoppers(session):
-    demo.load(session)
+    demo.load(session, env="test")
     commit()
     seen, cursor = [], None
     while True:
@@ -57,7 +57,7 @@ def test_demo_products_are_listed_to_shoppers(session):
 
 
 def test_demo_has_a_user_for_each_role(session):
-    demo.load(session)
+    demo.load(session, env="test")
     commit()
     roles = set(session.scalars(sa.select(User.role)))
     assert roles == {r.value for r in Role}
@@ -68,13 +68,46 @@ def test_demo_has_a_user_for_each_role(session):
 
 
 def test_loading_twice_adds_nothing(session):
-    assert demo.load(session) is True
+    assert demo.load(session, env="test") is True
     commit()
     before = _all_counts(session)
     assert before["products"] and before["skus"] and before["bundles"] and before["users"]
 
-    assert demo.load(session) is False
+    assert demo.load(session, env="test") is False
     commit()
 
     assert _all_counts(session) == before
     assert _count(session, Bundle) == before["bundles"] and _count(session, Sku) == before["skus"]
+
+
+def _cli_app(settings, env: str):
+    from api import create_app
+    from mall.config import Settings
+
+    return create_app(Settings.from_env({}, env=env, secret_key="p" * 40, database_url=settings.database_url,
+                                        redis_url=settings.redis_url))  # fmt: skip
+
+
+def test_production_refuses_the_demo_data_and_writes_nothing(app, settings):
+    production = _cli_app(settings, "production")
+
+    result = production.test_cli_runner().invoke(args=["mall", "demo"])
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "Error: demo data is for development only and is never loaded with MALL_ENV=production"
+    ]
+    with app.app_context():
+        from api.extensions import db
+
+        assert {name: n for name, n in _all_counts(db.session).items() if n} == {}
+
+
+def test_development_loads_the_demo_data_with_the_documented_admin(app, settings, session):
+    result = _cli_app(settings, "development").test_cli_runner().invoke(args=["mall", "demo"])
+
+    assert result.exit_code == 0, result.output
+    assert "demo data: loaded" in result.output and demo.DEMO_ADMIN_PASSWORD in result.output
+    admin = identity.password_login(session, email=demo.DEMO_ADMIN_EMAIL, password=demo.DEMO_ADMIN_PASSWORD)
+    assert admin.role == Role.PLATFORM_ADMIN

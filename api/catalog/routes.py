@@ -19,7 +19,6 @@ from api.catalog.schemas import (
     ProductPageSchema,
 )  # fmt: skip
 from api.extensions import db
-from api.parsing import refuse_nul
 from mall.catalog import bundles, queries, taxonomy
 from mall.errors import NotFound
 
@@ -69,9 +68,7 @@ def _query_arguments(schema: ma.Schema):
         @functools.wraps(view)
         def parse_then_view(*args, **kwargs):
             try:
-                query = request.args.to_dict()
-                refuse_nul(query)
-                parsed = schema.load(query, unknown=ma.EXCLUDE)
+                parsed = schema.load(request.args.to_dict(), unknown=ma.EXCLUDE)
             except ma.ValidationError as error:
                 abort(blp.ARGUMENTS_PARSER.DEFAULT_VALIDATION_STATUS, exc=error, messages={"query": error.messages})
             return view(parsed, *args, **kwargs)

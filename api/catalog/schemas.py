@@ -1,6 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.fields import MAX_ID, Id
+from api.fields import MAX_ID, Id, QueryBool
 from mall.catalog.queries import SORTS
 from mall.catalog.rules import MAX_STOCK, ProductStatus, Tier
 from mall.money import CURRENCY_EXPONENT
@@ -33,7 +33,7 @@ class ProductListArgs(Schema):
     price_min = fields.Integer(load_default=None, validate=validate.Range(0, MAX_AMOUNT))
     price_max = fields.Integer(load_default=None, validate=validate.Range(0, MAX_AMOUNT))
     tier = fields.String(load_default=None, validate=validate.OneOf(TIERS))
-    in_stock = fields.Boolean(load_default=None)
+    in_stock = QueryBool(load_default=None)
     sort = fields.String(load_default="newest", validate=validate.OneOf(list(SORTS)))
     cursor = fields.String(load_default=None, validate=validate.Length(1, 500))
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))

@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from api.auth import MallBlueprint, acting_brand, current_actor
 from api.extensions import db
-from api.fields import Id
+from api.fields import Bool, Id
 from api.idempotency import idempotent
 from api.orders.schemas import OrderSchema
 from api.settings import payment_gateway
@@ -27,8 +27,8 @@ class CampaignSchema(Schema):
     group_size = fields.Integer(strict=True, required=True, validate=validate.Range(2, 50))
     form_hours = fields.Integer(strict=True, load_default=24, validate=validate.Range(1, 240))
     per_shopper_limit = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100))
-    new_shoppers_only = fields.Boolean(load_default=False)
-    complete_on_expiry = fields.Boolean(load_default=False)
+    new_shoppers_only = Bool(load_default=False)
+    complete_on_expiry = Bool(load_default=False)
     payment_minutes = fields.Integer(strict=True, load_default=15, validate=validate.Range(1, 120))
     starts_at = fields.AwareDateTime(required=True)
     ends_at = fields.AwareDateTime(required=True)

@@ -32,6 +32,7 @@ def _token_response(user: User) -> dict:
 
 
 @blp.post("/auth/wechat")
+@blp.problems(401, 403, 429, 503)  # WeChat refused the code or the user, or is busy or down
 @blp.arguments(WeChatLoginSchema)
 @blp.response(200, TokenSchema)
 def wechat_login(body):
@@ -43,6 +44,7 @@ def wechat_login(body):
 
 
 @blp.post("/auth/password")
+@blp.problems(401, 403)  # bad credentials, a disabled account
 @blp.arguments(PasswordLoginSchema)
 @blp.response(200, TokenSchema)
 def password_login(body):
@@ -63,6 +65,7 @@ def _dev_only(view):
 
 
 @blp.post("/auth/dev")
+@blp.problems(404)  # in production
 @_dev_only
 @blp.arguments(DevLoginSchema)
 @blp.response(200, TokenSchema)

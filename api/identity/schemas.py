@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from api.fields import Id
+from api.fields import Bool, Id
 from mall.identity.roles import Role
 
 ROLES = [r.value for r in Role]
@@ -68,4 +68,4 @@ class AddressSchema(Schema):
     district = Trimmed(load_default="", validate=validate.Length(0, 40))
     detail = Trimmed(required=True, validate=validate.Length(1, 200))
     postal_code = Trimmed(load_default="", validate=validate.Length(0, 12))
-    is_default = fields.Boolean(load_default=False)
+    is_default = Bool(load_default=False)

@@ -1,7 +1,7 @@
 from marshmallow import Schema, fields, validate
 
 from api.checkout.schemas import CouponIds, LineIds
-from api.fields import MAX_ID, Id
+from api.fields import MAX_ID, Bool, Id
 
 
 class PlaceOrderSchema(Schema):
@@ -112,7 +112,7 @@ class AfterSaleLineSchema(Schema):
 
 class AfterSaleRequestSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(1, 200))
-    return_goods = fields.Boolean(load_default=False)
+    return_goods = Bool(load_default=False)
     lines = fields.List(fields.Nested(AfterSaleLineSchema), required=True, validate=validate.Length(1, 100))
 
 

@@ -14,7 +14,12 @@ from workers.jobs.payments import process_payment_webhook
 blp = MallBlueprint("payments", __name__, description="Payment provider webhooks")
 
 
+STRIPE_EVENT = {"required": True, "description": "A Stripe event, read as the raw bytes Stripe signed",
+                "content": {"application/json": {"schema": {"type": "object"}}}}  # fmt: skip
+
+
 @blp.post("/payments/stripe/webhook")
+@blp.doc(requestBody=STRIPE_EVENT)
 @blp.response(200)
 def stripe_webhook():
     """Checks `Stripe-Signature` on the raw body (400 if bad or stale); a replayed event is acknowledged

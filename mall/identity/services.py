@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -111,12 +113,22 @@ def create_staff(
 
 
 def password_login(session: Session, *, email: str, password: str) -> User:
+    """One hash verification whoever asks (an unknown email or an account without a password is checked
+    against a dummy hash), so the answer's timing does not tell which emails have an account."""
     user = session.scalar(sa.select(User).filter_by(email=email.strip().lower()))
-    if user is None or not user.password_hash or not check_password_hash(user.password_hash, password):
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
+    matches = check_password_hash(stored, password)
+    if user is None or not user.password_hash or not matches:
         raise Unauthorized("auth.bad_credentials", "Email or password is wrong.")
     if user.status != "active":
         raise Forbidden("auth.account_disabled", "This account is disabled.")
     return user
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash made like the real ones (same method and cost), once per process, of a password nobody has."""
+    return generate_password_hash("no account has this password")
 
 
 def revoke_tokens(session: Session, *, user_id: int) -> None:

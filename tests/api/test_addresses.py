@@ -171,7 +171,8 @@ def test_each_shopper_has_their_own_default(client, app, login, amy):
 
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
 def test_an_unknown_address_is_404(client, amy, method):
-    resp = client.open(f"{ADDRESSES}/987654", method=method, json={"city": "Ningbo"}, headers=amy)
+    body = {"city": "Ningbo"} if method == "PATCH" else None  # a DELETE with a body is a 422 (it takes none)
+    resp = client.open(f"{ADDRESSES}/987654", method=method, json=body, headers=amy)
 
     assert_problem(resp, 404, "address.not_found")
 

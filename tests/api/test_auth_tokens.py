@@ -181,6 +181,28 @@ def test_a_shopper_has_no_password_to_log_in_with(client, fake_wechat):
     assert_problem(resp, 401, "auth.bad_credentials")
 
 
+@pytest.mark.parametrize("who", ["unknown-email", "wrong-password", "disabled", "no-password"])
+def test_every_failed_password_login_verifies_one_hash(client, app, login, monkeypatch, who):
+    """The same work whoever asks, so timing does not tell which emails have an account."""
+    from mall.identity import services
+
+    created = create_staff(client, login("platform_admin"), role="host", email="host@example.com").get_json()
+    changes = {"disabled": {"status": "disabled"}, "no-password": {"password_hash": None}}.get(who)
+    if changes:
+        with app.app_context():
+            db.session.execute(sa.update(User).where(User.id == created["id"]).values(**changes))
+            db.session.commit()
+    calls = []
+    real = services.check_password_hash
+    monkeypatch.setattr(services, "check_password_hash", lambda *a: calls.append(a) or real(*a))
+    email = "nobody@example.com" if who == "unknown-email" else "host@example.com"
+
+    resp = client.post(PASSWORD, json={"email": email, "password": "wrong-password"})
+
+    assert_problem(resp, 401, "auth.bad_credentials")
+    assert len(calls) == 1
+
+
 def test_a_disabled_staff_member_cannot_log_in(client, app, login):
     created = create_staff(client, login("platform_admin"), role="host", email="host@example.com").get_json()
     with app.app_context():

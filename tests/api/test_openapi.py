@@ -42,3 +42,126 @@ def test_wrong_method_is_405_problem(client):
     resp = client.delete("/api/v1/products")
     assert resp.status_code == 405
     assert resp.json["code"] == "route.method_not_allowed"
+
+
+# ---- errors as the document describes them --------------------------------------------------------
+
+PROBLEM_JSON = "application/problem+json"
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def _resolve(spec: dict, node: dict) -> dict:
+    while "$ref" in node:
+        *_, section, name = node["$ref"].split("/")
+        node = spec["components"][section][name]
+    return node
+
+
+def _operations(spec: dict):
+    for path, ops in spec["paths"].items():
+        for method, operation in ops.items():
+            if method in METHODS:
+                yield path, method, operation
+
+
+def test_every_error_response_of_every_operation_is_a_problem_document(client):
+    spec = client.get("/api/openapi.json").json
+    problem = spec["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "code", "instance"}
+    assert problem.get("additionalProperties", True) is True  # some problems carry more members
+    field = _resolve(spec, problem["properties"]["errors"]["items"])
+    assert set(field["required"]) == {"location", "field", "message"} and "null" in field["properties"]["field"]["type"]
+    wrong = []
+    for path, method, operation in _operations(spec):
+        for status, response in operation["responses"].items():
+            if status.startswith(("2", "3")):
+                continue
+            content = _resolve(spec, response).get("content", {})
+            if set(content) != {PROBLEM_JSON} or content[PROBLEM_JSON]["schema"] != {
+                "$ref": "#/components/schemas/Problem"
+            }:
+                wrong.append((method, path, status))
+    assert wrong == []
+
+
+def test_every_operation_lists_the_errors_its_kind_can_answer(client):
+    spec = client.get("/api/openapi.json").json
+    missing = []
+    for path, method, operation in _operations(spec):
+        expected = {"422", "default"}
+        expected |= {"401", "403"} if operation.get("security") else set()
+        expected |= {"404"} if "{" in path else set()
+        expected |= {"400"} if method != "get" else set()
+        expected |= {"409"} if method != "get" and operation.get("security") else set()
+        if not expected <= set(operation["responses"]):
+            missing.append((method, path, sorted(expected - set(operation["responses"]))))
+    assert missing == []
+    assert {"429", "503"} <= set(spec["paths"]["/api/v1/auth/wechat"]["post"]["responses"])
+    assert {"401", "403"} <= set(spec["paths"]["/api/v1/auth/password"]["post"]["responses"])
+
+
+def _validate(spec: dict, schema: dict, value, where: str = "$") -> list[str]:
+    """The JSON Schema keywords the document uses for problems: $ref, type, required, properties, items,
+    additionalProperties."""
+    schema = _resolve(spec, schema)
+    kinds = schema.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    python = {"object": dict, "array": list, "string": str, "integer": int, "null": type(None), "boolean": bool}
+    if kinds and not any(isinstance(value, python[k]) and not (k == "integer" and value is True) for k in kinds):
+        return [f"{where}: {value!r} is not {kinds}"]
+    problems = []
+    if isinstance(value, dict):
+        problems += [f"{where}.{name}: missing" for name in schema.get("required", []) if name not in value]
+        for name, item in value.items():
+            if name in schema.get("properties", {}):
+                problems += _validate(spec, schema["properties"][name], item, f"{where}.{name}")
+            elif schema.get("additionalProperties", True) is False:
+                problems.append(f"{where}.{name}: not allowed")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            problems += _validate(spec, schema["items"], item, f"{where}.{i}")
+    return problems
+
+
+def _check_against_document(spec: dict, resp, path: str, method: str) -> None:
+    responses = spec["paths"][path][method]["responses"]
+    documented = _resolve(spec, responses.get(str(resp.status_code), responses["default"]))
+    assert str(resp.status_code) in responses, (method, path, resp.status_code)
+    assert resp.headers["Content-Type"].split(";")[0] in documented["content"]
+    schema = documented["content"][resp.mimetype]["schema"]
+    assert _validate(spec, schema, resp.json) == [], resp.json
+
+
+def test_real_error_responses_validate_against_the_document(app, client, login, fake_wechat):
+    from tests.shop_helpers import Shop
+
+    spec = client.get("/api/openapi.json").json
+    shop = Shop(app, client, login)
+    shopper = shop.shopper("doc-checker")
+    order = shop.place(shopper, [shop.add(shopper, shop.sku(shop.brand(), price=100))], shop.address(shopper)).json
+    assert client.post(f"/api/v1/orders/{order['id']}/cancel", headers=shopper).status_code == 200
+    fake_wechat.issue_code("used", openid="o-used")
+    assert client.post("/api/v1/auth/wechat", json={"code": "used"}).status_code == 200
+    cases = [
+        ("/api/v1/me", "get", {}, 401),
+        ("/api/v1/admin/staff", "post", {"headers": shopper, "json": {}}, 403),
+        ("/api/v1/me/addresses/{address_id}", "get", {"headers": shopper, "path": {"address_id": 99}}, 404),
+        ("/api/v1/me/addresses", "post", {"headers": shopper, "json": {"is_default": 0}}, 422),
+        ("/api/v1/me/addresses", "post", {"headers": shopper, "data": "{", "content_type": "application/json"}, 400),
+        ("/api/v1/orders/{order_id}/pay", "post", {"headers": shopper, "path": {"order_id": 1}}, 400),  # no key
+        (
+            "/api/v1/orders/{order_id}/pay",
+            "post",
+            {"headers": {**shopper, "Idempotency-Key": "k"}, "path": {"order_id": order["id"]}},
+            409,
+        ),  # cancelled
+        ("/api/v1/auth/password", "post", {"json": {"email": "x@example.com", "password": "nope"}}, 401),
+        ("/api/v1/auth/wechat", "post", {"json": {"code": "rate-limited"}}, 429),
+        ("/api/v1/auth/wechat", "post", {"json": {"code": "system-busy"}}, 503),
+        ("/api/v1/auth/wechat", "post", {"json": {"code": "used"}}, 401),
+    ]
+    for path, method, kwargs, status in cases:
+        url = path.format(**kwargs.pop("path", {}))
+        resp = client.open(url, method=method.upper(), **kwargs)
+        assert resp.status_code == status, (path, resp.json)
+        _check_against_document(spec, resp, path, method)
