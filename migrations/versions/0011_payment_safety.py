@@ -10,6 +10,8 @@ installation holds one random id that scopes the payment provider's idempotency 
 payment_anomalies records money that did not match (for operators).
 """
 import json
+import secrets
+from datetime import datetime, timezone
 from collections import Counter
 
 from alembic import op
@@ -37,6 +39,11 @@ def upgrade():
     sa.Column('created_at', mall.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_installation'))
     )
+    # This database's id, made once here (mall.payments.services.installation_id writes one if it is missing).
+    installation = sa.table('installation', sa.column('id', sa.Integer()), sa.column('installation_id', sa.String()),
+                            sa.column('created_at', mall.db.UTCDateTime(timezone=True)))
+    op.bulk_insert(installation, [{'id': 1, 'installation_id': secrets.token_hex(16),
+                                   'created_at': datetime.now(timezone.utc)}])
     op.create_table('payment_anomalies',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),

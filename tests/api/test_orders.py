@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 from rq import SimpleWorker
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
+from sqlalchemy.orm import Session
 
 from api.extensions import db
 from mall import clock
