@@ -16,7 +16,7 @@ from mall.orders import services as orders
 from mall.orders import states
 from mall.orders.models import Order
 from mall.payments import anomalies
-from mall.payments.gateway import PaymentGateway, WebhookPayload
+from mall.payments.gateway import Intent, PaymentGateway, RefundResult, WebhookPayload
 from mall.payments.models import Installation, Payment, Refund, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def intent_metadata(order: Order, installation: str) -> dict:
     return {"order_id": order.id, "order_number": order.number, "installation": installation}
 
 
-def _check_intent_is_ours(gateway: PaymentGateway, intent, order: Order, installation: str) -> None:
+def _check_intent_is_ours(gateway: PaymentGateway, intent: Intent, order: Order, installation: str) -> None:
     ours = {k: str(v) for k, v in intent_metadata(order, installation).items()}
     theirs = {k: str(intent.metadata.get(k)) for k in ours}
     if theirs != ours:
@@ -175,12 +175,7 @@ def refund(
     session.flush()
     result = gateway.refund(intent_id=payment.intent_id, amount=amount, idempotency_key=refund_key(session, payment, key),
                             metadata={"order_id": payment.order_id, "refund_id": row.id})  # fmt: skip
-    if result.intent_id != payment.intent_id:
-        raise anomalies.Refused("refund.foreign_refund", "The payment provider answered with a refund of another "
-                                "payment; nothing was recorded as returned.",
-                                anomaly={"order_id": payment.order_id, "kind": "foreign_refund", "gateway": gateway.name,
-                                         "reference": result.refund_id, "refund_of": result.intent_id,
-                                         "expected_refund_of": payment.intent_id})  # fmt: skip
+    _check_refund_is_ours(gateway, result, payment)
     row.status, row.gateway_refund_id = result.status, result.refund_id
     if order_accepted_it:
         session.execute(sa.update(Order).where(Order.id == payment.order_id)
@@ -195,6 +190,17 @@ def refund_key(session: Session, payment: Payment, key: str) -> str:
     """The refund's idempotency key at the gateway: this installation, the payment and the mall's own key
     (`after-sale-{id}` alone repeats in every database)."""
     return f"{installation_id(session)}-{payment.intent_id}-{key}"
+
+
+def _check_refund_is_ours(gateway: PaymentGateway, result: RefundResult, payment: Payment) -> None:
+    if result.intent_id != payment.intent_id:
+        log.error("payment %s: the gateway answered with refund %s of %s", payment.id, result.refund_id,
+                  result.intent_id)  # fmt: skip
+        raise anomalies.Refused("refund.foreign_refund", "The payment provider answered with a refund of another "
+                                "payment; nothing was recorded as returned.",
+                                anomaly={"order_id": payment.order_id, "kind": "foreign_refund", "gateway": gateway.name,
+                                         "reference": result.refund_id, "refund_of": result.intent_id,
+                                         "expected_refund_of": payment.intent_id})  # fmt: skip
 
 
 def receive_webhook(session: Session, *, gateway: PaymentGateway, body: bytes, signature: str | None):
@@ -281,8 +287,6 @@ class _Recorded:
         self.refund_id = refund_id
 
     def refund(self, *, intent_id, amount, idempotency_key, metadata):
-        from mall.payments.gateway import RefundResult
-
         return RefundResult(refund_id=self.refund_id, status="succeeded", intent_id=intent_id)
 
 
