@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from api.auth import MallBlueprint, current_actor
 from api.extensions import db
 from api.orders.schemas import AfterSaleSchema, DecisionSchema, OrderListArgs, ShipSchema, SubOrderSchema
+from api.payments.routes import recording_refusals
 from api.settings import payment_gateway, settings
 from api.tx import commit
 from mall.errors import Forbidden
@@ -81,8 +82,9 @@ def list_after_sales(args, brand_id):
 @blp.response(200, AfterSaleSchema)
 def approve(body, after_sale_id):
     """Refund the requested units' paid amount through the gateway; restock returned goods."""
-    case = after_sale.approve(db.session, actor=current_actor(), after_sale_id=after_sale_id,
-                              gateway=payment_gateway(), note=body["note"])  # fmt: skip
+    with recording_refusals():
+        case = after_sale.approve(db.session, actor=current_actor(), after_sale_id=after_sale_id,
+                                  gateway=payment_gateway(), note=body["note"])  # fmt: skip
     commit()
     return case
 

@@ -17,6 +17,7 @@ from api.orders.schemas import (
     PlaceOrderSchema,
     SubOrderSchema,
 )  # fmt: skip
+from api.payments.routes import recording_refusals
 from api.settings import payment_gateway, settings
 from api.tx import commit, read_only
 from mall.events import DomainEvent
@@ -83,7 +84,9 @@ def cancel_order(order_id):
 @blp.response(200, PaymentSchema)
 def pay_order(order_id):
     """Offline gateway: completes the payment now. Stripe: returns the PaymentIntent's client_secret."""
-    return payments.pay(db.session, gateway=payment_gateway(), shopper_id=current_actor().user_id, order_id=order_id)
+    with recording_refusals():
+        return payments.pay(db.session, gateway=payment_gateway(), shopper_id=current_actor().user_id,
+                            order_id=order_id)  # fmt: skip
 
 
 @blp.post("/sub-orders/<int:sub_order_id>/confirm-receipt")

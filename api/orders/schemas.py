@@ -28,6 +28,7 @@ class OrderLineSchema(Schema):
     source = fields.Dict()
     refunded_quantity = fields.Integer()
     refunded_amount = fields.Integer()
+    requested_quantity = fields.Integer(metadata={"description": "units in open after-sale requests"})
 
 
 class SubOrderSchema(Schema):

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.util import identity_key
 
 from mall import clock, events
 from mall.db import Base, JSONType, Timestamped
@@ -49,6 +50,9 @@ def refund_amount(line: OrderLine, quantity: int) -> int:
 
 def request(session: Session, *, shopper_id: int, sub_order_id: int, reason: str, return_goods: bool,
             lines: list[dict]) -> AfterSale:  # fmt: skip
+    """Ask for a refund of some units. The units are taken into the request by one conditional UPDATE per line
+    (never read, decide, write): units already in another open request are a conflict, even when that
+    request is being made at this very moment."""
     sub = session.get(SubOrder, sub_order_id)
     if sub is None or sub.order.user_id != shopper_id:
         raise NotFound("sub_order.not_found", f"Sub-order {sub_order_id} not found.")
@@ -56,16 +60,10 @@ def request(session: Session, *, shopper_id: int, sub_order_id: int, reason: str
         raise Conflict("after_sale.not_refundable", f"A {sub.status} sub-order cannot be refunded.")
     if sub.after_sale_deadline is not None and clock.now() > sub.after_sale_deadline:
         raise Conflict("after_sale.window_closed", "The after-sale window of this sub-order has closed.")
-    by_id = {line.id: line for line in sub.lines}
-    pending = _pending_quantities(session, sub.id)
-    priced = []
-    for item in lines:
-        line = by_id.get(item["order_line_id"])
-        if line is None:
-            raise Invalid("after_sale.line_unknown", "That line is not in this sub-order.", field="lines")
-        if item["quantity"] > line.quantity - line.refunded_quantity - pending.get(line.id, 0):
-            raise Invalid("after_sale.quantity_exceeds", "More units than are left to refund.", field="lines")
-        priced.append({**item, "amount": refund_amount(line, item["quantity"])})
+    wanted = _wanted({line.id: line for line in sub.lines}, lines)
+    priced = [{"order_line_id": line.id, "quantity": quantity, "amount": refund_amount(line, quantity)}
+              for line, quantity in wanted]  # fmt: skip
+    _take_units(session, wanted)
     case = AfterSale(order_id=sub.order_id, sub_order_id=sub.id, user_id=shopper_id, reason=reason,
                      return_goods=return_goods, lines=priced, amount=sum(i["amount"] for i in priced))  # fmt: skip
     session.add(case)
@@ -75,12 +73,36 @@ def request(session: Session, *, shopper_id: int, sub_order_id: int, reason: str
     return case
 
 
-def _pending_quantities(session: Session, sub_order_id: int) -> dict[int, int]:
+def _wanted(by_id: dict[int, OrderLine], items: list[dict]) -> list[tuple[OrderLine, int]]:
+    """(line, units) per line asked for, in line id order (two requests never wait on each other's lines)."""
     totals: dict[int, int] = {}
-    for case in session.scalars(sa.select(AfterSale).filter_by(sub_order_id=sub_order_id, status="requested")):
-        for item in case.lines:
-            totals[item["order_line_id"]] = totals.get(item["order_line_id"], 0) + item["quantity"]
-    return totals
+    for item in items:
+        if item["order_line_id"] not in by_id:
+            raise Invalid("after_sale.line_unknown", "That line is not in this sub-order.", field="lines")
+        totals[item["order_line_id"]] = totals.get(item["order_line_id"], 0) + item["quantity"]
+    for line_id, quantity in totals.items():
+        line = by_id[line_id]
+        if quantity > line.quantity - line.refunded_quantity:
+            raise Invalid("after_sale.quantity_exceeds", "More units than are left to refund.", field="lines")
+    return [(by_id[line_id], quantity) for line_id, quantity in sorted(totals.items())]
+
+
+_LINES = OrderLine.__table__
+_TAKE_UNITS = (  # built once
+    _LINES.update()
+    .where(_LINES.c.id == sa.bindparam("_line"),
+           _LINES.c.refunded_quantity + _LINES.c.requested_quantity + sa.bindparam("_qty") <= _LINES.c.quantity)
+    .values(requested_quantity=_LINES.c.requested_quantity + sa.bindparam("_qty"))
+)  # fmt: skip
+
+
+def _take_units(session: Session, wanted: list[tuple[OrderLine, int]]) -> None:
+    """Take the units into the open request; units another open request holds are a conflict."""
+    for line, quantity in wanted:
+        if session.execute(_TAKE_UNITS, {"_line": line.id, "_qty": quantity}).rowcount != 1:
+            raise Conflict("after_sale.units_requested", "Some of these units are already in an open after-sale "
+                           "request; wait for its decision.", order_line_id=line.id)  # fmt: skip
+        session.expire(line, ["requested_quantity"])
 
 
 def _brand_case(session: Session, actor: Actor, after_sale_id: int) -> AfterSale:
@@ -103,8 +125,11 @@ def _decide(session: Session, case: AfterSale, status: str, note: str | None) ->
 
 
 def reject(session: Session, *, actor: Actor, after_sale_id: int, note: str | None) -> AfterSale:
+    """The units go back to the line: they may be asked for again."""
     case = _brand_case(session, actor, after_sale_id)
     _decide(session, case, "rejected", note)
+    for item in sorted(case.lines, key=lambda i: i["order_line_id"]):
+        _move_units(session, item, refunded=False)
     events.record(session, "after_sale.rejected", aggregate="order", aggregate_id=case.order_id, actor=actor,
                   after_sale_id=case.id)  # fmt: skip
     return case
@@ -120,7 +145,7 @@ def approve(session: Session, *, actor: Actor, after_sale_id: int, gateway, note
     sub = session.get(SubOrder, case.sub_order_id)
     restock = {}
     for item in case.lines:
-        _take_line(session, item)
+        _move_units(session, item, refunded=True)
         if case.return_goods or sub.status == states.PAID:  # goods came back, or never left
             line = session.get(OrderLine, item["order_line_id"])
             restock[line.sku_id] = restock.get(line.sku_id, 0) + item["quantity"]
@@ -138,17 +163,22 @@ def approve(session: Session, *, actor: Actor, after_sale_id: int, gateway, note
     return case
 
 
-def _take_line(session: Session, item: dict) -> None:
+def _move_units(session: Session, item: dict, *, refunded: bool) -> None:
+    """A decided request's units leave `requested_quantity`: refunded (approved) or free again (rejected)."""
+    quantity = item["quantity"]
+    changes = {"requested_quantity": _LINES.c.requested_quantity - quantity}
+    if refunded:
+        changes |= {"refunded_quantity": _LINES.c.refunded_quantity + quantity,
+                    "refunded_amount": _LINES.c.refunded_amount + item["amount"]}  # fmt: skip
     moved = session.execute(
-        sa.update(OrderLine)
-        .where(OrderLine.id == item["order_line_id"],
-               OrderLine.refunded_quantity + item["quantity"] <= OrderLine.quantity)
-        .values(refunded_quantity=OrderLine.refunded_quantity + item["quantity"],
-                refunded_amount=OrderLine.refunded_amount + item["amount"]),
-        execution_options={"synchronize_session": False},
+        _LINES.update().where(_LINES.c.id == item["order_line_id"], _LINES.c.requested_quantity >= quantity,
+                              _LINES.c.refunded_quantity + quantity <= _LINES.c.quantity).values(changes)
     )  # fmt: skip
     if moved.rowcount != 1:
         raise Conflict("after_sale.quantity_exceeds", "These units were already refunded.")
+    loaded = session.identity_map.get(identity_key(OrderLine, item["order_line_id"]))
+    if loaded is not None:
+        session.expire(loaded)
 
 
 def _shipping_back(session: Session, sub: SubOrder, case: AfterSale) -> int:

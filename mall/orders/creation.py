@@ -67,7 +67,7 @@ def insert_order(
         (brand_id, {"sku_id": ln.sku_id, "product_id": ln.product_id, "title": ln.title, "specs": ln.specs,
                     "unit_price": ln.unit_price, "quantity": ln.quantity, "subtotal": ln.subtotal,
                     "discount_total": ln.discount_total, "payable": ln.payable, "discounts": dict(ln.discounts),
-                    "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0})
+                    "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0, "requested_quantity": 0})
         for brand_id in brand_ids for ln in quote.lines_of(brand_id)
     ]  # fmt: skip
     placed = events.new("order.placed", aggregate="order", aggregate_id=None, actor=actor, occurred_at=now,
@@ -197,7 +197,7 @@ _ORDER_CONSTANTS = {"paid_total": 0, "refunded_total": 0, "paid_at": None, "canc
 _SUB_CONSTANTS = {"fulfilment_hold": None, "refunded_total": 0, "carrier": None, "tracking_number": None,
                   "shipped_at": None, "delivered_at": None, "completed_at": None, "auto_confirm_at": None,
                   "after_sale_deadline": None}  # fmt: skip
-_LINE_CONSTANTS = {"refunded_quantity": 0, "refunded_amount": 0}
+_LINE_CONSTANTS = {"refunded_quantity": 0, "refunded_amount": 0, "requested_quantity": 0}
 # The order's id comes from the sequence inside the statement, so its number (the day and the zero-padded id)
 # goes in with the row. Sub-orders and lines go in in the order they were given (`ord`), so their ids follow it.
 _WRITE_ORDER = """
@@ -222,9 +222,10 @@ o AS (
     RETURNING id, brand_id
 ), l AS (
     INSERT INTO order_lines (order_id, sub_order_id, sku_id, product_id, title, specs, unit_price, quantity,
-                             subtotal, discount_total, payable, discounts, source, refunded_quantity, refunded_amount)
+                             subtotal, discount_total, payable, discounts, source, refunded_quantity, refunded_amount,
+                             requested_quantity)
     SELECT o.id, s.id, u.sku_id, u.product_id, u.title, u.specs, u.unit_price, u.quantity, u.subtotal,
-           u.discount_total, u.payable, u.discounts, u.source, 0, 0
+           u.discount_total, u.payable, u.discounts, u.source, 0, 0, 0
     FROM o CROSS JOIN jsonb_to_recordset(CAST(:lines AS jsonb))
         AS u(ord integer, brand_id integer, sku_id integer, product_id integer, title text, specs jsonb,
              unit_price bigint, quantity integer, subtotal bigint, discount_total bigint, payable bigint,

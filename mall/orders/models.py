@@ -98,6 +98,9 @@ class OrderLine(Base):
     discounts: Mapped[dict] = mapped_column(JSONType, default=dict)  # discount source -> amount on this line
     source: Mapped[dict] = mapped_column(JSONType, default=dict)  # attribution, copied from the cart line
     refunded_quantity: Mapped[int] = mapped_column(default=0)
+    # Units in open after-sale requests: a request takes them by a conditional UPDATE (refunded + requested never
+    # exceeds quantity), a rejection gives them back, an approval moves them to refunded_quantity.
+    requested_quantity: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
     refunded_amount: Mapped[int] = mapped_column(Amount, default=0)
 
     order: Mapped[Order] = relationship(back_populates="lines")

@@ -102,13 +102,15 @@ def list_orders(session: Session, *, shopper_id: int, status: str | None, before
 
 
 def cancel_order(session: Session, *, order_id: int, actor: Actor | None, reason: str) -> Order:
-    """Cancel an unpaid order; its stock goes back exactly once (the status move is the guard)."""
+    """Cancel an unpaid order; its stock goes back exactly once (the status move is the guard). An order that
+    is (or became, between the read and the move) anything but cancelled is a conflict naming its status."""
     shopper_id = actor.user_id if actor and actor.role == Role.SHOPPER else None
     order = get_order(session, order_id=order_id, shopper_id=shopper_id)
-    if order.status == states.CANCELLED:
-        return order  # already cancelled: a retry changes nothing
-    _cancel(session, order, actor=actor, reason=reason)
-    return order
+    if order.status == states.PENDING and _cancel(session, order, actor=actor, reason=reason):
+        return order
+    if order.status == states.CANCELLED:  # already cancelled (by a retry or the timeout job): nothing changes
+        return order
+    raise Conflict("order.not_cancellable", f"A {order.status} order cannot be cancelled.", order_status=order.status)
 
 
 def _cancel(session: Session, order: Order, *, actor, reason: str) -> bool:

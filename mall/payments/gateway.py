@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -11,12 +11,14 @@ class Intent:
     intent_id: str
     status: str  # "succeeded" (money already in) or "requires_action" (the client must confirm)
     client_secret: str | None = None
+    metadata: dict = field(default_factory=dict)  # as the provider holds it: whose intent this is
 
 
 @dataclass(frozen=True)
 class RefundResult:
     refund_id: str
     status: str  # "succeeded" | "pending" | "failed"
+    intent_id: str | None = None  # the payment it returns money of, as the provider holds it
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,11 @@ class OfflineGateway:
     name = "offline"
 
     def create_intent(self, *, amount: int, currency: str, idempotency_key: str, metadata: dict) -> Intent:
-        return Intent(intent_id=f"offline-{idempotency_key}", status="succeeded")
+        return Intent(intent_id=f"offline-{idempotency_key}", status="succeeded",
+                      metadata={k: str(v) for k, v in metadata.items()})  # fmt: skip
 
     def refund(self, *, intent_id: str, amount: int, idempotency_key: str, metadata: dict) -> RefundResult:
-        return RefundResult(refund_id=f"offline-refund-{idempotency_key}", status="succeeded")
+        return RefundResult(refund_id=f"offline-refund-{idempotency_key}", status="succeeded", intent_id=intent_id)
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookPayload:
         from mall.errors import NotFound

@@ -57,3 +57,35 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(sa.String(80))
+
+
+class Installation(Base):
+    """This installation's name at the payment provider: a random id made the first time it is needed and kept
+    in the database. It scopes idempotency keys and is sent as intent metadata, so two databases sharing one
+    Stripe account (a second environment, a copy) never get each other's PaymentIntents or refunds back."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1: one row
+    installation_id: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime]
+
+
+class PaymentAnomaly(Base):
+    """Money that did not match what the mall expected, kept for an operator (`GET /admin/payment-anomalies`):
+    a signed event paying another amount than the order's payable, an intent or refund returned by the
+    provider that belongs to another order or payment. The order is never marked paid by one."""
+
+    __tablename__ = "payment_anomalies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))  # amount_mismatch | foreign_intent | foreign_refund
+    gateway: Mapped[str] = mapped_column(sa.String(20))
+    reference: Mapped[str | None] = mapped_column(sa.String(255))  # the provider's intent or refund id
+    expected_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    expected_currency: Mapped[str | None] = mapped_column(sa.String(3))
+    received_amount: Mapped[int | None] = mapped_column(sa.BigInteger)
+    received_currency: Mapped[str | None] = mapped_column(sa.String(3))
+    details: Mapped[dict] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import secrets
+from datetime import UTC
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -13,15 +15,17 @@ from mall.errors import Conflict
 from mall.orders import services as orders
 from mall.orders import states
 from mall.orders.models import Order
-from mall.payments.gateway import PaymentGateway, WebhookPayload
-from mall.payments.models import Payment, Refund, WebhookEvent
+from mall.payments import anomalies
+from mall.payments.gateway import Intent, PaymentGateway, RefundResult, WebhookPayload
+from mall.payments.models import Installation, Payment, Refund, WebhookEvent
 
 log = logging.getLogger(__name__)
 
 
 def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id: int) -> Payment:
     """Start (or, with the offline gateway, complete) paying an order. Retries reach the gateway with the
-    same idempotency key, derived from order and amount, so they never create a second charge."""
+    same idempotency key (`intent_key`), so they never create a second charge; an intent the gateway answers
+    with that is not this order's is refused (`anomalies.Refused`)."""
     order = orders.get_order(session, order_id=order_id, shopper_id=shopper_id, with_lines=True)
     if order.status != states.PENDING:
         paid = _payment_of(session, order.id, status="succeeded")
@@ -30,9 +34,11 @@ def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id:
         raise Conflict("order.not_payable", f"A {order.status} order cannot be paid.")
     if order.expires_at <= clock.now():
         raise Conflict("order.expired", "The payment window of this order has closed.")
-    key = f"order-{order.id}-{order.payable_total}-{order.currency}"
-    intent = gateway.create_intent(amount=order.payable_total, currency=order.currency, idempotency_key=key,
-                                   metadata={"order_id": order.id, "order_number": order.number})  # fmt: skip
+    installation = installation_id(session)
+    intent = gateway.create_intent(amount=order.payable_total, currency=order.currency,
+                                   idempotency_key=intent_key(order, installation),
+                                   metadata=intent_metadata(order, installation))  # fmt: skip
+    _check_intent_is_ours(gateway, intent, order, installation)
     succeeded = intent.status == "succeeded"
     payment, written = _record_payment(session, gateway.name, intent.intent_id, order, intent.client_secret,
                                        status="succeeded" if succeeded else "pending")  # fmt: skip
@@ -43,6 +49,39 @@ def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id:
             session, gateway=gateway, payment=payment, amount=order.payable_total, currency=order.currency
         )
     return payment
+
+
+def installation_id(session: Session) -> str:
+    """This database's random id (models.Installation), written by the first caller that needs it."""
+    query = sa.select(Installation.installation_id).filter_by(id=1)
+    found = session.scalar(query)
+    if found is None:
+        insert_on_conflict(session, Installation.__table__, index_elements=["id"],
+                           values={"id": 1, "installation_id": secrets.token_hex(16), "created_at": clock.now()})  # fmt: skip
+        found = session.scalar(query)
+    return found
+
+
+def intent_key(order: Order, installation: str) -> str:
+    """The PaymentIntent's idempotency key: this installation, the order (its id and the moment it was placed,
+    so a restored copy's new order of the same id differs) and what is asked (amount, currency)."""
+    placed = order.created_at.astimezone(UTC)
+    return f"{installation}-order-{order.id}-{placed:%Y%m%d%H%M%S%f}-{order.payable_total}-{order.currency}"
+
+
+def intent_metadata(order: Order, installation: str) -> dict:
+    return {"order_id": order.id, "order_number": order.number, "installation": installation}
+
+
+def _check_intent_is_ours(gateway: PaymentGateway, intent: Intent, order: Order, installation: str) -> None:
+    ours = {k: str(v) for k, v in intent_metadata(order, installation).items()}
+    theirs = {k: str(intent.metadata.get(k)) for k in ours}
+    if theirs != ours:
+        log.error("order %s: the gateway answered with intent %s of %s", order.id, intent.intent_id, theirs)
+        raise anomalies.Refused("payment.foreign_intent", "The payment provider answered with a payment of "
+                                "another order; nothing was charged for this one. Try again later.",
+                                anomaly={"order_id": order.id, "kind": "foreign_intent", "gateway": gateway.name,
+                                         "reference": intent.intent_id, "metadata": theirs})  # fmt: skip
 
 
 def _payment_of(session: Session, order_id: int, *, status: str) -> Payment | None:
@@ -72,6 +111,9 @@ def payment_succeeded(session: Session, *, gateway: PaymentGateway, payment: Pay
         log.error(
             "payment %s: got %s %s, expected %s %s", payment.id, amount, currency, payment.amount, payment.currency
         )
+        anomalies.record(session, order_id=payment.order_id, kind="amount_mismatch", gateway=gateway.name,
+                         reference=payment.intent_id, expected_amount=payment.amount,
+                         expected_currency=payment.currency, received_amount=amount, received_currency=currency)  # fmt: skip
         return "amount_mismatch"
     payment.status = "succeeded"
     session.flush()
@@ -131,8 +173,9 @@ def refund(
                  reason=reason, idempotency_key=key)  # fmt: skip
     session.add(row)
     session.flush()
-    result = gateway.refund(intent_id=payment.intent_id, amount=amount, idempotency_key=key,
+    result = gateway.refund(intent_id=payment.intent_id, amount=amount, idempotency_key=refund_key(session, payment, key),
                             metadata={"order_id": payment.order_id, "refund_id": row.id})  # fmt: skip
+    _check_refund_is_ours(gateway, result, payment)
     row.status, row.gateway_refund_id = result.status, result.refund_id
     if order_accepted_it:
         session.execute(sa.update(Order).where(Order.id == payment.order_id)
@@ -141,6 +184,23 @@ def refund(
                   amount=amount, reason=reason, refund_id=row.id)  # fmt: skip
     session.refresh(payment)
     return row
+
+
+def refund_key(session: Session, payment: Payment, key: str) -> str:
+    """The refund's idempotency key at the gateway: this installation, the payment and the mall's own key
+    (`after-sale-{id}` alone repeats in every database)."""
+    return f"{installation_id(session)}-{payment.intent_id}-{key}"
+
+
+def _check_refund_is_ours(gateway: PaymentGateway, result: RefundResult, payment: Payment) -> None:
+    if result.intent_id != payment.intent_id:
+        log.error("payment %s: the gateway answered with refund %s of %s", payment.id, result.refund_id,
+                  result.intent_id)  # fmt: skip
+        raise anomalies.Refused("refund.foreign_refund", "The payment provider answered with a refund of another "
+                                "payment; nothing was recorded as returned.",
+                                anomaly={"order_id": payment.order_id, "kind": "foreign_refund", "gateway": gateway.name,
+                                         "reference": result.refund_id, "refund_of": result.intent_id,
+                                         "expected_refund_of": payment.intent_id})  # fmt: skip
 
 
 def receive_webhook(session: Session, *, gateway: PaymentGateway, body: bytes, signature: str | None):
@@ -176,9 +236,12 @@ def unprocessed_webhook_ids(session: Session, *, older_than, limit: int = 500) -
 
 
 def _intent_payment(session: Session, gateway: PaymentGateway, intent: dict) -> Payment | None:
+    """The payment of an intent: its row, or one written now for an intent of ours whose row is missing. An
+    intent of another installation on the same account (its metadata names another) is not ours."""
     payment = session.scalar(sa.select(Payment).filter_by(gateway=gateway.name, intent_id=intent["id"]))
-    if payment is None and (intent.get("metadata") or {}).get("order_id"):
-        order = session.get(Order, int(intent["metadata"]["order_id"]))
+    metadata = intent.get("metadata") or {}
+    if payment is None and metadata.get("order_id") and metadata.get("installation") == installation_id(session):
+        order = session.get(Order, int(metadata["order_id"]))
         payment = _record_payment(session, gateway.name, intent["id"], order)[0] if order else None
     return payment
 
@@ -210,8 +273,8 @@ def _on_charge_refunded(session: Session, gateway: PaymentGateway, charge: dict)
         if ours is not None:
             ours.status = "succeeded" if item.get("status") == "succeeded" else ours.status
         elif item.get("status") == "succeeded":
-            refund(session, gateway=_Recorded(), payment=payment, amount=int(item["amount"]), reason="external",
-                   key=f"external-{item['id']}")  # fmt: skip
+            refund(session, gateway=_Recorded(item["id"]), payment=payment, amount=int(item["amount"]),
+                   reason="external", key=f"external-{item['id']}")  # fmt: skip
     return "reconciled"
 
 
@@ -220,10 +283,11 @@ class _Recorded:
 
     name = "recorded"
 
-    def refund(self, *, intent_id, amount, idempotency_key, metadata):
-        from mall.payments.gateway import RefundResult
+    def __init__(self, refund_id: str):
+        self.refund_id = refund_id
 
-        return RefundResult(refund_id=idempotency_key.removeprefix("external-"), status="succeeded")
+    def refund(self, *, intent_id, amount, idempotency_key, metadata):
+        return RefundResult(refund_id=self.refund_id, status="succeeded", intent_id=intent_id)
 
 
 _HANDLERS = {

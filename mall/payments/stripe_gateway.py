@@ -32,13 +32,14 @@ class StripeGateway:
             params["payment_method_options"] = {"wechat_pay": {"client": self.wechat_client}}
         intent = self._call(self.client.v1.payment_intents.create, params, idempotency_key)
         status = "succeeded" if intent.status == "succeeded" else "requires_action"
-        return Intent(intent_id=intent.id, status=status, client_secret=intent.client_secret)
+        return Intent(intent_id=intent.id, status=status, client_secret=intent.client_secret,
+                      metadata=intent.metadata.to_dict() if intent.metadata else {})  # fmt: skip
 
     def refund(self, *, intent_id: str, amount: int, idempotency_key: str, metadata: dict) -> RefundResult:
         params = {"payment_intent": intent_id, "amount": amount, "metadata": {k: str(v) for k, v in metadata.items()}}
         refund = self._call(self.client.v1.refunds.create, params, idempotency_key)
         status = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}.get(refund.status, "pending")
-        return RefundResult(refund_id=refund.id, status=status)
+        return RefundResult(refund_id=refund.id, status=status, intent_id=refund.payment_intent)
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookPayload:
         """Verify the Stripe-Signature over the raw body; reject bad or stale (>5 min) signatures."""

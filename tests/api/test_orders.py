@@ -9,11 +9,15 @@ import sqlalchemy as sa
 from rq import SimpleWorker
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
+from sqlalchemy.orm import Session
 
 from api.extensions import db
 from mall import clock
 from mall.events import DomainEvent
+from mall.orders import services as orders_services
 from mall.orders.models import Order
+from mall.payments import services as payments
+from mall.payments.gateway import OfflineGateway
 from tests.shop_helpers import Shop
 from workers import queues
 from workers.connection import get_redis
@@ -115,6 +119,36 @@ def test_cancel_releases_stock_once(shop, client, ordered):
         assert resp.status_code == 200 and resp.get_json()["status"] == "cancelled"
     assert shop.stock(sku) == 5
     assert shop.pay(me, order["id"]).get_json()["code"] == "order.not_payable"
+
+
+def test_a_payment_landing_between_the_read_and_the_cancellation_is_409_naming_the_paid_state(
+    shop, client, app, ordered, monkeypatch
+):
+    """The shopper cancels while the payment lands: the order is read unpaid, then paid in another session
+    before the cancellation moves it. The move finds it paid: 409 with the real state, nothing released."""
+    me, sku, order = ordered
+    read = orders_services.get_order
+
+    def read_then_pay_elsewhere(session, **kwargs):
+        found = read(session, **kwargs)
+        monkeypatch.setattr(orders_services, "get_order", read)
+        with Session(db.engine) as other:  # its own connection, committed before the cancellation moves
+            payments.pay(other, gateway=OfflineGateway(), shopper_id=found.user_id, order_id=found.id)
+            other.commit()
+        return found
+
+    monkeypatch.setattr(orders_services, "get_order", read_then_pay_elsewhere)
+    resp = client.post(f"/api/v1/orders/{order['id']}/cancel", headers=me)
+
+    assert resp.status_code == 409, resp.get_json()
+    assert resp.get_json()["code"] == "order.not_cancellable" and resp.get_json()["order_status"] == "paid"
+    assert shop.stock(sku) == 3  # the paid order keeps its units
+    with app.app_context():
+        assert db.session.get(Order, order["id"]).status == "paid"
+        kinds = db.session.scalars(sa.select(DomainEvent.type).filter_by(aggregate_id=order["id"])).all()
+        assert "order.cancelled" not in kinds
+    again = client.post(f"/api/v1/orders/{order['id']}/cancel", headers=me)  # read paid: the same answer
+    assert (again.status_code, again.get_json()["order_status"]) == (409, "paid")
 
 
 def test_placement_schedules_the_unpaid_timeout_job(app, settings, ordered):

@@ -74,6 +74,7 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/admin/brands/<int:brand_id>/after-sales"): MERCHANT,
     ("POST", "/api/v1/admin/after-sales/<int:after_sale_id>/approve"): MERCHANT,
     ("POST", "/api/v1/admin/after-sales/<int:after_sale_id>/reject"): MERCHANT,
+    ("GET", "/api/v1/admin/payment-anomalies"): PLATFORM,
     # notifications
     ("POST", "/api/v1/notifications/subscriptions"): SHOPPERS,
     ("GET", "/api/v1/admin/notifications"): PLATFORM,

@@ -14,7 +14,8 @@ from api import create_app
 from api.extensions import db
 from mall.events import DomainEvent
 from mall.orders.models import Order
-from mall.payments.models import Payment, Refund, WebhookEvent
+from mall.payments import services as payments
+from mall.payments.models import Installation, Payment, PaymentAnomaly, Refund, WebhookEvent
 from tests.fakes.stripe import FakeStripe, event, sign
 from tests.shop_helpers import Shop
 from workers import queues, runtime
@@ -85,6 +86,11 @@ def order_row(app, order_id) -> Order:
         return order
 
 
+def installation(app) -> str:
+    with app.app_context():
+        return db.session.scalar(sa.select(Installation.installation_id))
+
+
 def test_pay_creates_one_payment_intent_in_minor_units_with_our_ids(shop, fake_stripe):
     me, order = placed_order(shop)
     first = shop.pay(me, order["id"])
@@ -94,7 +100,8 @@ def test_pay_creates_one_payment_intent_in_minor_units_with_our_ids(shop, fake_s
     path, params = fake_stripe.calls[0]
     assert path == "/v1/payment_intents"
     assert params["amount"] == str(order["payable_total"]) and params["currency"] == "cny"
-    assert params["metadata"] == {"order_id": str(order["id"]), "order_number": order["number"]}
+    assert params["metadata"] == {"order_id": str(order["id"]), "order_number": order["number"],
+                                  "installation": installation(shop.app)}  # fmt: skip
     assert set(params["payment_method_types"].values()) == {"card", "wechat_pay"}
     again = shop.pay(me, order["id"])  # a new Idempotency-Key: still the same intent at Stripe
     assert again.get_json()["intent_id"] == body["intent_id"]
@@ -203,3 +210,151 @@ def test_charge_refunded_in_the_dashboard_is_reconciled(shop, client, stripe_app
     run_jobs(settings)
     refunded = order_row(stripe_app, order["id"])
     assert refunded.refunded_total == 1000
+
+
+def anomalies(client, login, **query) -> list[dict]:
+    resp = client.get("/api/v1/admin/payment-anomalies", query_string=query, headers=login("platform_admin"))
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def order_events(client, me, order_id) -> list[dict]:
+    return client.get(f"/api/v1/orders/{order_id}/events", headers=me).get_json()
+
+
+def foreign_intent(order_id, amount, **metadata) -> dict:
+    return {"id": "pi_elsewhere", "object": "payment_intent", "amount": amount, "currency": "cny",
+            "status": "succeeded", "client_secret": "pi_elsewhere_secret_y",
+            "metadata": {"order_id": str(order_id), **metadata}}  # fmt: skip
+
+
+def test_another_database_on_the_same_account_never_gets_this_orders_intent_back(shop, fake_stripe):
+    """Another environment (or a restored copy) paid its own order of the same id, amount and currency within
+    Stripe's 24 hours: the key it used then is not ours, so this order gets its own intent."""
+    me, order = placed_order(shop)
+    fake_stripe.seed(f"order-{order['id']}-{order['payable_total']}-CNY",
+                     foreign_intent(order["id"], order["payable_total"], order_number="20260101" + "0" * 9 + "1"))  # fmt: skip
+    paid = shop.pay(me, order["id"])
+    assert paid.status_code == 200, paid.get_json()
+    assert paid.get_json()["intent_id"] != "pi_elsewhere" and paid.get_json()["status"] == "pending"
+    assert fake_stripe.intents[paid.get_json()["intent_id"]]["metadata"]["order_id"] == str(order["id"])
+
+
+def test_the_intent_key_is_this_installations_own(shop, stripe_app, fake_stripe):
+    """The same order in a database with another installation id asks Stripe with another key."""
+    me, order = placed_order(shop)
+    first = shop.pay(me, order["id"]).get_json()
+    with stripe_app.app_context():
+        db.session.execute(sa.update(Installation).values(installation_id="0" * 32))
+        db.session.commit()
+    second = shop.pay(me, order["id"]).get_json()
+    assert len(set(fake_stripe.keys)) == 2 and all(installation(stripe_app) in k for k in fake_stripe.keys[1:])
+    assert first["intent_id"] != second["intent_id"]
+
+
+def test_an_intent_of_another_order_is_refused_and_recorded(shop, client, login, stripe_app, fake_stripe):
+    """Whatever the key, an intent whose metadata names another order (or installation) is not taken for this
+    order's: 409, nothing recorded as this order's payment, an anomaly for the operator."""
+    me, order = placed_order(shop)
+    with stripe_app.app_context():
+        row = db.session.get(Order, order["id"])
+        key = payments.intent_key(row, payments.installation_id(db.session))
+        db.session.commit()
+    fake_stripe.seed(key, foreign_intent(order["id"], order["payable_total"], order_number=order["number"],
+                                         installation="someone-else"))  # fmt: skip
+    resp = shop.pay(me, order["id"])
+    assert resp.status_code == 409 and resp.get_json()["code"] == "payment.foreign_intent", resp.get_json()
+    with stripe_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0
+    assert order_row(stripe_app, order["id"]).status == "pending_payment"
+    [seen] = anomalies(client, login)
+    assert (seen["order_id"], seen["kind"], seen["reference"]) == (order["id"], "foreign_intent", "pi_elsewhere")
+    assert "payment.anomaly" in [e["type"] for e in order_events(client, me, order["id"])]
+
+
+def test_a_succeeded_event_of_another_installation_does_not_pay_an_order_of_the_same_id(shop, client, stripe_app,
+                                                                                        settings):  # fmt: skip
+    """Stripe sends every endpoint of the account every event: another environment's intent for its order 1
+    is not a payment of our order 1."""
+    me, order = placed_order(shop)
+    payload = event("payment_intent.succeeded", foreign_intent(order["id"], order["payable_total"],
+                                                               installation="someone-else"))  # fmt: skip
+    assert post_webhook(client, payload).status_code == 200
+    run_jobs(settings)
+    assert order_row(stripe_app, order["id"]).status == "pending_payment"
+    with stripe_app.app_context():
+        assert db.session.scalar(sa.select(WebhookEvent.outcome)) == "unknown_intent"
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0
+
+
+def test_a_signed_event_paying_another_amount_is_an_anomaly_operators_see(shop, client, login, stripe_app, settings):
+    me, order = placed_order(shop)
+    intent_id = shop.pay(me, order["id"]).get_json()["intent_id"]
+    post_webhook(client, succeeded(intent_id, order["payable_total"] - 1, order_id=order["id"]))
+    run_jobs(settings)
+
+    assert order_row(stripe_app, order["id"]).status == "pending_payment"
+    [seen] = anomalies(client, login)
+    assert seen["order_id"] == order["id"] and seen["kind"] == "amount_mismatch" and seen["reference"] == intent_id
+    assert (seen["expected_amount"], seen["expected_currency"]) == (order["payable_total"], "CNY")
+    assert (seen["received_amount"], seen["received_currency"]) == (order["payable_total"] - 1, "CNY")
+    assert anomalies(client, login, kind="foreign_intent") == []
+    assert [a["id"] for a in anomalies(client, login, order_id=order["id"])] == [seen["id"]]
+    [noted] = [e for e in order_events(client, me, order["id"]) if e["type"] == "payment.anomaly"]
+    assert noted["payload"]["anomaly_id"] == seen["id"] and noted["payload"]["kind"] == "amount_mismatch"
+    brand_admin = login("brand_admin", brand_id=order["sub_orders"][0]["brand_id"])
+    for headers in (me, brand_admin):
+        assert client.get("/api/v1/admin/payment-anomalies", headers=headers).status_code == 403
+    post_webhook(client, succeeded(intent_id, order["payable_total"] - 1, order_id=order["id"]))  # again
+    run_jobs(settings)
+    assert order_row(stripe_app, order["id"]).status == "pending_payment"
+    with stripe_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(PaymentAnomaly)) == 2
+
+
+def paid_by_stripe(shop, client, settings) -> tuple[dict, dict, str]:
+    me, order = placed_order(shop)
+    intent_id = shop.pay(me, order["id"]).get_json()["intent_id"]
+    post_webhook(client, succeeded(intent_id, order["payable_total"], order_id=order["id"]))
+    run_jobs(settings)
+    return me, order, intent_id
+
+
+def ask_refund(client, me, order) -> dict:
+    sub = order["sub_orders"][0]
+    resp = client.post(f"/api/v1/sub-orders/{sub['id']}/after-sales", headers=me,
+                       json={"reason": "no", "lines": [{"order_line_id": sub["lines"][0]["id"], "quantity": 1}]})  # fmt: skip
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()
+
+
+def approve(client, shop, order, case):
+    return client.post(f"/api/v1/admin/after-sales/{case['id']}/approve", json={},
+                       headers=shop.merchant(order["sub_orders"][0]["brand_id"]))  # fmt: skip
+
+
+def test_a_refund_key_another_database_used_does_not_swallow_this_refund(shop, client, settings, fake_stripe):
+    me, order, intent_id = paid_by_stripe(shop, client, settings)
+    case = ask_refund(client, me, order)
+    fake_stripe.seed(f"after-sale-{case['id']}", {"id": "re_elsewhere", "object": "refund", "amount": case["amount"],
+                                                  "payment_intent": "pi_elsewhere", "status": "succeeded"})  # fmt: skip
+    assert approve(client, shop, order, case).status_code == 200
+    assert [(r["payment_intent"], r["amount"]) for r in fake_stripe.refunds.values()] == [(intent_id, case["amount"])]
+
+
+def test_a_refund_of_another_payment_is_refused_and_recorded(shop, client, login, stripe_app, settings, fake_stripe):
+    me, order, intent_id = paid_by_stripe(shop, client, settings)
+    case = ask_refund(client, me, order)
+    with stripe_app.app_context():
+        payment = db.session.scalar(sa.select(Payment))
+        key = payments.refund_key(db.session, payment, f"after-sale-{case['id']}")
+    fake_stripe.seed(key, {"id": "re_elsewhere", "object": "refund", "amount": case["amount"],
+                           "payment_intent": "pi_elsewhere", "status": "succeeded"})  # fmt: skip
+    resp = approve(client, shop, order, case)
+    assert resp.status_code == 409 and resp.get_json()["code"] == "refund.foreign_refund", resp.get_json()
+    assert order_row(stripe_app, order["id"]).refunded_total == 0
+    with stripe_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Refund)) == 0
+    [seen] = anomalies(client, login)
+    assert (seen["kind"], seen["reference"], seen["details"]["refund_of"]) == ("foreign_refund", "re_elsewhere",
+                                                                              "pi_elsewhere")  # fmt: skip

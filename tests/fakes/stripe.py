@@ -34,6 +34,7 @@ class FakeStripe:
         self.refunds: dict[str, dict] = {}
         self.idempotent: dict[str, tuple[int, dict]] = {}
         self.calls: list[tuple[str, dict]] = []
+        self.keys: list[str | None] = []  # the Idempotency-Key of every request, replays too
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -53,10 +54,11 @@ class FakeStripe:
 
     def reset(self) -> None:
         with self._lock:
-            self.intents.clear(), self.refunds.clear(), self.idempotent.clear(), self.calls.clear()
+            self.intents.clear(), self.refunds.clear(), self.idempotent.clear(), self.calls.clear(), self.keys.clear()
 
     def handle(self, method: str, path: str, params: dict, key: str | None) -> tuple[int, dict]:
         with self._lock:
+            self.keys.append(key)
             if key and key in self.idempotent:
                 return self.idempotent[key]
             self.calls.append((path, params))
@@ -64,6 +66,11 @@ class FakeStripe:
             if key:
                 self.idempotent[key] = (status, body)
             return status, body
+
+    def seed(self, key: str, body: dict) -> None:
+        """What another user of the same account got for `key` (Stripe replays it for 24 hours)."""
+        with self._lock:
+            self.idempotent[key] = (200, body)
 
     def _route(self, method: str, path: str, params: dict) -> tuple[int, dict]:
         if method == "POST" and path == "/v1/payment_intents":
