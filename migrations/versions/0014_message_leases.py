@@ -1,7 +1,7 @@
 """messages in flight: the sweep finds sends whose lease ran out
 
 Revision ID: 0014_message_leases
-Revises: 0007_fewer_write_indexes
+Revises: 0011_payment_safety
 Create Date: 2026-12-02 19:10:00
 
 Dispatch now commits its claim (status 'sending', send_after = the lease's end) before the provider
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = '0014_message_leases'
-down_revision = '0007_fewer_write_indexes'
+down_revision = '0011_payment_safety'
 branch_labels = None
 depends_on = None
 
