@@ -42,3 +42,15 @@ def create_admin(email, name, password):
     user = bootstrap_platform_admin(db.session, email=email, name=name, password=password)
     commit()
     click.echo(f"platform admin {user.email} (id {user.id}) ready")
+
+
+@mall_cli.command("wiring")
+def show_wiring():
+    """List what the composition root installed: reactions, subscribers, pricing steps, guards, hooks."""
+    from workers import composition
+
+    for kind, entries in composition.describe().items():
+        click.echo(f"{kind}:")
+        for name, handlers in entries.items() if isinstance(entries, dict) else ((None, entries),):
+            for handler in handlers:
+                click.echo(f"  {name + ': ' if name else ''}{handler}")

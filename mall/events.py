@@ -16,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mall import clock
+from mall import clock, wiring
 from mall.db import Base, JSONType
 
 _subscribers: dict[str, list[Callable[[DomainEvent], None]]] = defaultdict(list)
@@ -65,6 +65,7 @@ def new(type: str, *, aggregate: str, aggregate_id: int | None, actor, occurred_
 def recorded(session: Session, event: DomainEvent) -> DomainEvent:
     """`event`, written already (by `record`, or by a statement of the caller's with `insert_cte`): its
     reactions run now, in the transaction; its subscribers hear of it after the commit."""
+    wiring.require()  # an event with none of its reactions installed would be a silent half-change
     session.info.setdefault("pending_events", []).append(event)
     for react in _reactions.get(event.type, ()):
         react(session, event)
@@ -124,6 +125,23 @@ def around_release(wrapper: Callable[[], AbstractContextManager]) -> None:
 
 
 _around_release: Callable[[], AbstractContextManager] = nullcontext
+
+
+def reset() -> None:
+    """Forget every reaction and subscriber (the composition root starts from nothing each time it runs)."""
+    global _around_release
+    _reactions.clear()
+    _subscribers.clear()
+    _around_release = nullcontext
+
+
+def installed() -> dict[str, dict[str, list[str]]]:
+    """Event type -> the reactions (in the transaction) and subscribers (after the commit) installed."""
+
+    def names(registry: dict) -> dict[str, list[str]]:
+        return {kind: [wiring.name_of(h) for h in handlers] for kind, handlers in sorted(registry.items()) if handlers}
+
+    return {"reactions": names(_reactions), "subscribers": names(_subscribers)}
 
 
 def release(session: Session) -> None:

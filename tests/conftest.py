@@ -53,6 +53,18 @@ def settings(tmp_path_factory, redis_url, fake_wechat) -> Settings:
     )  # fmt: skip
 
 
+@pytest.fixture
+def rewire(app, settings):
+    """Run the composition root again with some settings changed (the deployment's policies), as a
+    process started with them would; the test's settings are wired back afterwards."""
+    from dataclasses import replace
+
+    from workers import runtime
+
+    yield lambda **changes: runtime.configure(replace(settings, **changes))
+    runtime.configure(settings)
+
+
 @pytest.fixture(scope="session")
 def app(settings):
     from flask_migrate import upgrade

@@ -2,6 +2,8 @@
 
 from rq import cron
 
+from mall.config import Settings
+from workers import runtime
 from workers.jobs.coupons import birthday_coupons, expire_coupons
 from workers.jobs.flash_sales import reconcile_flash_sales
 from workers.jobs.group_buy import sweep_due_groups
@@ -13,6 +15,8 @@ from workers.jobs.notifications import (
 )
 from workers.jobs.orders import auto_confirm_receipts, sweep_unpaid_orders
 from workers.jobs.payments import sweep_unprocessed_webhooks
+
+runtime.configure(Settings.from_env())  # the composition root, as in every entry point
 
 cron.register(sweep_unpaid_orders, queue_name="default", interval=60)
 cron.register(auto_confirm_receipts, queue_name="low", cron="*/10 * * * *")

@@ -1,8 +1,5 @@
-"""This process's Redis-backed helpers: the flash-sale gate and the bearer-token cache.
-
-Importing this module (the runtime does, for the app and every worker) also points the token cache's
-write-path invalidation at this process's Redis (`mall.identity.tokens.use_cache`).
-"""
+"""This process's Redis-backed helpers: the flash-sale gate and the bearer-token cache (which the
+composition root, workers/composition.py, switches on)."""
 
 from __future__ import annotations
 
@@ -32,6 +29,3 @@ def _token_cache_for(url_key: str) -> tokens.TokenCache:
 def token_cache() -> tokens.TokenCache:
     settings = runtime.settings()
     return _token_cache_for(settings.redis_url or "embedded")
-
-
-tokens.use_cache(token_cache)

@@ -1,7 +1,8 @@
 """What a job needs: the settings, a database session per job, and the after-commit event release.
 
-The API calls `configure(settings)` from its app factory; a worker process configures itself from
-the environment on first use. Jobs run one transaction each (`unit_of_work`).
+`configure(settings)` opens the job sessions and runs the composition root (workers/composition.py).
+The API calls it from its app factory, `rq cron` from workers/cron.py; a worker process configures itself
+from the environment before its first job. Jobs run one transaction each (`unit_of_work`).
 """
 
 from __future__ import annotations
@@ -25,22 +26,12 @@ def configure(settings: Settings) -> None:
     if _settings == settings and _sessions is not None:
         return
     import mall.models  # noqa: F401  (every mapper known before the first query)
-    from mall.notifications import reactions
-    from mall.promotions.coupons import wiring as coupons
-    from mall.promotions.flash_sale import wiring as flash_sales
-    from mall.promotions.group_buy import wiring as group_buy
-    from workers import subscriptions
-    from workers.flash import gate as flash_gate
+    from workers import composition
 
     _settings = settings
     engine = sa.create_engine(engine_url(settings.database_url), **engine_options(settings.database_url))
     _sessions = sessionmaker(engine, expire_on_commit=False)
-    subscriptions.register()
-    reactions.install()
-    flash_sales.install(flash_gate)
-    group_buy.install()
-    coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
-                    return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
+    composition.install(settings)
 
 
 def settings() -> Settings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mall import wiring
 from mall.money import allocate
 
 
@@ -162,6 +163,7 @@ PIPELINE: tuple[Step, ...] = (
     Step("points", []),  # the members capability registers points redemption here
     Step("shipping", [_shipping]),
 )
+_BUILT_IN = (_item_price, _shipping)
 
 
 # What steps want to know about the shopper before their own queries, read with the shopper's row when a
@@ -181,7 +183,20 @@ def register(step_name: str, provider: Provider) -> None:
         step.providers.append(provider)
 
 
+def reset() -> None:
+    """Back to the built-in providers only (the composition root installs the capabilities' again)."""
+    for step in PIPELINE:
+        step.providers[:] = [p for p in step.providers if p in _BUILT_IN]
+    SHOPPER_FACTS.clear()
+
+
+def installed() -> dict[str, list[str]]:
+    """Step -> its providers, in the order they run."""
+    return {step.name: [wiring.name_of(p) for p in step.providers] for step in PIPELINE}
+
+
 def price(quote: Quote, ctx: PricingContext, steps: tuple[Step, ...] = PIPELINE) -> Quote:
+    wiring.require()  # a quote with no coupon or promotion step installed would be a wrong price
     for step in steps:
         step.run(quote, ctx)
     return quote

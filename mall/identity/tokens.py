@@ -166,9 +166,13 @@ _TOUCHED = "mall.tokens.touched"
 
 
 def use_cache(cache: Callable[[], TokenCache] | None) -> None:
-    """Configure this process's cache (the runtime does, for the app and the workers)."""
+    """Switch this process's cache on (the composition root does, for the app and the workers)."""
     global _cache
     _cache = cache
+
+
+def cache_factory() -> Callable[[], TokenCache] | None:
+    return _cache
 
 
 def _touch(session: Session, user_ids: Iterable[int]) -> None:

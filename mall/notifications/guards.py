@@ -20,6 +20,10 @@ def register(name: str, guard: Guard) -> None:
     _GUARDS[name] = guard
 
 
+def installed() -> list[str]:
+    return sorted(_GUARDS)
+
+
 def holds(session: Session, user_id: int, guard: dict | None) -> bool:
     if not guard:
         return True

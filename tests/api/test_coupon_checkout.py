@@ -12,7 +12,6 @@ from api.extensions import db
 from mall import clock
 from mall.checkout import pricing
 from mall.checkout.services import quote as build_quote
-from mall.promotions.coupons import lifecycle
 from tests.coupon_helpers import DAYTIME, Coupons, categories, coupon_discount, listed, sku_in, window
 from tests.shop_helpers import Shop
 from workers.jobs.orders import expire_unpaid_order
@@ -354,8 +353,8 @@ def test_a_full_refund_keeps_the_coupon_used_by_default(shop, coupons, brand, cl
     assert [c["status"] for c in coupons.wallet(me)] == ["used"]
 
 
-def test_a_full_refund_returns_the_coupon_when_the_deployment_says_so(shop, coupons, brand, client, monkeypatch):
-    monkeypatch.setitem(lifecycle.RETURN_ON_FULL_REFUND, "value", True)
+def test_a_full_refund_returns_the_coupon_when_the_deployment_says_so(shop, coupons, brand, client, rewire):
+    rewire(coupon_return_on_full_refund=True)
     me = shop.shopper()
     coupon = coupons.give(me, coupons.template(amount=600))
     order = shop.place(me, [shop.add(me, shop.sku(brand, price=4000))], shop.address(me), coupon_ids=[coupon])

@@ -386,8 +386,8 @@ def test_expiry_reminder_is_skipped_when_the_coupon_was_used(app, shop, coupons,
     assert channel.sent == []
 
 
-def test_reminder_hours_follow_the_setting(app, shop, coupons, monkeypatch):
-    monkeypatch.setitem(services.REMIND_BEFORE, "value", timedelta(hours=48))
+def test_reminder_hours_follow_the_setting(app, shop, coupons, rewire):
+    rewire(coupon_expiry_reminder_hours=48)
     template = coupons.template(**window(0, 5))
     me = shop.shopper()
     coupons.give(me, template)

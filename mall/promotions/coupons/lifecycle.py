@@ -77,13 +77,9 @@ def install() -> None:
     guards.register("coupon_unused", _unused)
 
 
-RETURN_ON_FULL_REFUND = {"value": False}  # policy (COUPON_RETURN_ON_FULL_REFUND); default: kept used
-
-
 def return_after_full_refund(session: Session, event: DomainEvent) -> None:
-    """Only when the deployment chose to: a fully refunded order gives its coupons back if still valid."""
-    if not RETURN_ON_FULL_REFUND["value"]:
-        return
+    """A fully refunded order gives its coupons back if still valid. Installed only when the deployment
+    chose to (COUPON_RETURN_ON_FULL_REFUND); by default a refunded order's coupons stay used."""
     now = clock.now()
     session.execute(
         sa.update(Coupon).where(Coupon.order_id == event.aggregate_id, Coupon.status == "used", Coupon.valid_until > now)

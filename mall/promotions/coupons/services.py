@@ -17,8 +17,10 @@ from mall.identity.roles import Actor, Role
 from mall.notifications.services import notify
 from mall.promotions.coupons.models import Coupon, CouponTemplate
 
-REMIND_BEFORE = {"value": timedelta(hours=24)}  # set from settings at start-up (COUPON_EXPIRY_REMINDER_HOURS)
-# The members capability plugs in the shopper's tags for tag-targeted coupons.
+# Hooks the composition root fills (workers/composition.py), never configuration read from here:
+# what runs when a coupon is issued (the expiry reminder, at the lead the settings give), and the
+# shopper's tags for tag-targeted coupons (the members capability).
+ON_ISSUED: list[Callable[[Session, Coupon], None]] = []
 tag_lookup: Callable[[Session, int], set[str]] | None = None
 
 
@@ -154,7 +156,8 @@ def _issue(session: Session, template: CouponTemplate, user_id: int, source: str
         _give_back_one(session, template)  # a concurrent claim took this seq (or this grant happened already)
         raise Conflict("coupon.limit_reached", "You already hold as many of these as allowed.")
     coupon = session.scalar(sa.select(Coupon).filter_by(template_id=template.id, user_id=user_id, claim_seq=held + 1))
-    _remind_before_expiry(session, coupon)
+    for hook in ON_ISSUED:
+        hook(session, coupon)
     return coupon
 
 
@@ -212,8 +215,9 @@ def _check_audience(session: Session, template: CouponTemplate, user_id: int) ->
         raise Forbidden("coupon.audience", "This coupon is not offered to you.")
 
 
-def _remind_before_expiry(session: Session, coupon: Coupon) -> None:
-    when = coupon.valid_until - REMIND_BEFORE["value"]
+def remind_before_expiry(session: Session, coupon: Coupon, *, before: timedelta) -> None:
+    """An ON_ISSUED hook: the `coupon.expiring` reminder, `before` the end, skipped if the coupon was used."""
+    when = coupon.valid_until - before
     notify(session, user_id=coupon.user_id, template_key="coupon.expiring", dedupe_key=f"coupon-expiring-{coupon.id}",
            payload={"coupon_id": coupon.id, "name": coupon.template.name, "valid_until": coupon.valid_until.isoformat()},
            send_after=max(when, clock.now()), guard={"type": "coupon_unused", "coupon_id": coupon.id})  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from mall import events
@@ -12,11 +13,13 @@ from mall.promotions.coupons.checkout import apply_coupons, holds_coupons
 
 
 def install(*, remind_before_hours: int, return_on_full_refund: bool) -> None:
-    services.REMIND_BEFORE["value"] = timedelta(hours=remind_before_hours)
-    lifecycle.RETURN_ON_FULL_REFUND["value"] = return_on_full_refund
+    services.ON_ISSUED[:] = [
+        functools.partial(services.remind_before_expiry, before=timedelta(hours=remind_before_hours))
+    ]
     pricing.register("coupons", apply_coupons)
     pricing.register_shopper_fact("holds_coupons", holds_coupons)
     lifecycle.install()
-    events.react("order.closed", lifecycle.return_after_full_refund)
+    if return_on_full_refund:
+        events.react("order.closed", lifecycle.return_after_full_refund)
     events.react("shopper.signed_up", grants.on_signed_up)
     nudges.recovery_coupon = grants.cart_recovery

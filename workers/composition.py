@@ -1,0 +1,55 @@
+"""The composition root: the one place where the capabilities are plugged into each other.
+
+Every entry point runs it before its first unit of work: the API (`api.create_app`), the RQ worker
+(`workers.worker`), `rq cron` (`workers/cron.py`) and the `flask` commands (through the app). It starts
+from empty registries and installs, from the settings:
+
+- in-transaction reactions to domain events: the outbox messages (`mall.notifications.reactions`), coupon
+  lock / use / release and the sign-up grant, group-buy on payment and cancellation, flash-sale units given
+  back on cancellation, coupons returned on a full refund (only if COUPON_RETURN_ON_FULL_REFUND);
+- after-commit subscribers: the jobs a commit schedules (`workers.subscriptions`), batched per release;
+- pricing steps: coupons (and the shopper fact that lets a quote skip them);
+- outbox guards (`coupon_unused`, `group_forming`, besides the built-in ones) and hooks: the coupon expiry
+  reminder at COUPON_EXPIRY_REMINDER_HOURS, the recovery coupon of abandoned-cart nudges;
+- the bearer-token cache on this process's Redis (switched on here, nowhere else).
+
+`describe()` lists what is installed; `flask mall wiring` prints it. Until the root has run, recording an
+event or pricing a quote raises `mall.wiring.NotWired` instead of silently skipping what is not plugged in.
+"""
+
+from __future__ import annotations
+
+from mall import events, wiring
+from mall.checkout import pricing
+from mall.config import Settings
+from mall.identity import tokens
+from mall.notifications import guards, nudges, reactions
+from mall.promotions.coupons import services as coupon_services
+from mall.promotions.coupons import wiring as coupons
+from mall.promotions.flash_sale import wiring as flash_sales
+from mall.promotions.group_buy import wiring as group_buy
+
+
+def install(settings: Settings) -> None:
+    from workers import flash, subscriptions
+
+    events.reset()
+    pricing.reset()
+    subscriptions.register()
+    reactions.install()
+    flash_sales.install(flash.gate)
+    group_buy.install()
+    coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
+                    return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
+    tokens.use_cache(flash.token_cache)
+    wiring.mark_installed()
+
+
+def describe() -> dict:
+    """What the root installed, by kind: for the operator (`flask mall wiring`) and the tests."""
+    hooks = {
+        "coupon issued": [wiring.name_of(h) for h in coupon_services.ON_ISSUED],
+        "nudge recovery coupon": [wiring.name_of(h) for h in (nudges.recovery_coupon,) if h],
+        "token cache": [wiring.name_of(h) for h in (tokens.cache_factory(),) if h],
+    }
+    return {**events.installed(), "pricing": pricing.installed(), "guards": guards.installed(), "hooks": hooks}
