@@ -68,7 +68,8 @@ def insert_order(
         (brand_id, {"sku_id": ln.sku_id, "product_id": ln.product_id, "title": ln.title, "specs": ln.specs,
                     "unit_price": ln.unit_price, "quantity": ln.quantity, "subtotal": ln.subtotal,
                     "discount_total": ln.discount_total, "payable": ln.payable, "discounts": dict(ln.discounts),
-                    "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0, "requested_quantity": 0})
+                    "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0, "requested_quantity": 0,
+                    "bundle_id": ln.bundle_id, "bundle_quantity": ln.bundle_quantity})
         for brand_id in brand_ids for ln in quote.lines_of(brand_id)
     ]  # fmt: skip
     placed = events.new("order.placed", aggregate="order", aggregate_id=None, actor=actor, occurred_at=now,
@@ -130,8 +131,9 @@ def _write_in_one(
     """PostgreSQL: the order, its sub-orders, its lines and its event in one statement (data-modifying CTEs),
     with the stock taken and the cart lines removed if asked, so a placement writes in one round trip. The order is
     written only if every SKU was taken and every line removed; otherwise nothing of it is, and the check of
-    the part that failed raises. Sub-orders come back by brand, lines by (sub-order, SKU): an order holds one
-    sub-order per brand and one line per SKU (a cart merges a SKU into one line)."""
+    the part that failed raises. Sub-orders come back by brand, lines by (sub-order, SKU, bundle): an order holds
+    one sub-order per brand and one line per SKU bought alone or per part of a bundle (a cart merges a SKU, or a
+    bundle, into one line; a bundle lists each SKU once)."""
     params = {
         "day": f"{now:%Y%m%d}", "order": _json(order_values),
         "subs": _json([{"ord": i, **row} for i, row in enumerate(sub_rows)]),
@@ -144,13 +146,15 @@ def _write_in_one(
         params |= {**cart_services.removal_params(*from_cart, now), "n_removed": len(set(from_cart[1]))}
     order_id = number = removed = None
     sub_by_brand, line_by_key, taken = {}, {}, []
-    for kind, row_id, text, parent, sku_id in session.execute(_write_all(bool(stock), bool(from_cart)), params):
+    for kind, row_id, text, parent, sku_id, bundle_id in session.execute(
+        _write_all(bool(stock), bool(from_cart)), params
+    ):
         if kind == "order":
             order_id, number = row_id, text
         elif kind == "sub":
             sub_by_brand[parent] = row_id
         elif kind == "line":
-            line_by_key[parent, sku_id] = row_id
+            line_by_key[parent, sku_id, bundle_id] = row_id
         elif kind == "taken":
             taken.append(row_id)
         else:
@@ -162,7 +166,7 @@ def _write_in_one(
             cart_services.check_removed(from_cart[1], removed)
         raise RuntimeError("the order was not written, yet its stock and cart lines were")  # a bug: never expected
     sub_ids = [sub_by_brand[row["brand_id"]] for row in sub_rows]
-    line_ids = [line_by_key[sub_by_brand[brand_id], row["sku_id"]] for brand_id, row in line_rows]
+    line_ids = [line_by_key[sub_by_brand[brand_id], row["sku_id"], row["bundle_id"]] for brand_id, row in line_rows]
     return order_id, number, sub_ids, line_ids
 
 
@@ -174,8 +178,8 @@ def _fits_one_statement(order_values: dict, sub_rows: list[dict], line_rows: lis
     """Whether `_WRITE_ALL` writes exactly these rows: lines are told apart by (brand, SKU), and no JSON column is
     given None (the statement, reading the rows from JSON, would write a JSON null where the table-by-table path
     writes SQL NULL)."""
-    if len({(brand_id, row["sku_id"]) for brand_id, row in line_rows}) != len(line_rows):
-        return False  # two lines of one SKU: not from a cart, which merges them
+    if len({(brand_id, row["sku_id"], row["bundle_id"]) for brand_id, row in line_rows}) != len(line_rows):
+        return False  # two lines of one SKU (not of two bundles): not from a cart, which merges them
     order_json, sub_json, line_json = _json_columns()
     return (
         _json_given(order_values, order_json)
@@ -214,7 +218,8 @@ SUB_ORDER_COLUMNS = ("brand_id", "status", "fulfilment_hold", "items_total", "di
                      "payable_total", "refunded_total", "carrier", "tracking_number", "shipped_at", "delivered_at",
                      "completed_at", "auto_confirm_at", "after_sale_deadline", "created_at", "updated_at")  # fmt: skip
 LINE_COLUMNS = ("sku_id", "product_id", "title", "specs", "unit_price", "quantity", "subtotal", "discount_total",
-                "payable", "discounts", "source", "refunded_quantity", "refunded_amount", "requested_quantity")  # fmt: skip
+                "payable", "discounts", "source", "refunded_quantity", "refunded_amount", "requested_quantity", "bundle_id",
+                "bundle_quantity")  # fmt: skip
 WRITTEN = {"orders": ORDER_COLUMNS, "sub_orders": SUB_ORDER_COLUMNS, "order_lines": LINE_COLUMNS}
 
 
@@ -257,31 +262,31 @@ o AS (
         AS u({_record(lines, LINE_COLUMNS, "ord integer", "_brand integer")})
     JOIN s ON s.brand_id = u._brand
     ORDER BY u.ord
-    RETURNING id, sub_order_id, sku_id
+    RETURNING id, sub_order_id, sku_id, bundle_id
 )"""
 
 
 _PG = postgresql.dialect()
 _TABLES = (Order.__table__, SubOrder.__table__, OrderLine.__table__)
 _WRITTEN = """
-SELECT 'order', o.id, o.number, NULL::integer, NULL::integer FROM o
-UNION ALL SELECT 'sub', s.id, NULL, s.brand_id, NULL FROM s
-UNION ALL SELECT 'line', l.id, NULL, l.sub_order_id, l.sku_id FROM l"""
+SELECT 'order', o.id, o.number, NULL::integer, NULL::integer, NULL::integer FROM o
+UNION ALL SELECT 'sub', s.id, NULL, s.brand_id, NULL, NULL FROM s
+UNION ALL SELECT 'line', l.id, NULL, l.sub_order_id, l.sku_id, l.bundle_id FROM l"""
 
 
 @functools.cache
 def _write_all(take_stock: bool, remove_lines: bool) -> sa.TextClause:
-    """The statement `_write_in_one` runs: (kind, id, number, parent, sku) rows for what it wrote, and the ids
+    """The statement `_write_in_one` runs: (kind, id, number, parent, sku, bundle) rows for what it wrote, and the ids
     of the SKUs taken and the count of lines removed when it does those. Built once per shape."""
     parts, conditions, results = [], ["true"], [_WRITTEN]
     if take_stock:
         parts.append(inventory.TAKE_STOCK)
         conditions.append("(SELECT count(*) FROM taken) = :n_taken")
-        results.append("UNION ALL SELECT 'taken', taken.id, NULL, NULL, NULL FROM taken")
+        results.append("UNION ALL SELECT 'taken', taken.id, NULL, NULL, NULL, NULL FROM taken")
     if remove_lines:
         parts.append(cart_services.REMOVE_LINES)
         conditions.append("(SELECT removed FROM emptied) = :n_removed")
-        results.append("UNION ALL SELECT 'removed', emptied.removed::integer, NULL, NULL, NULL FROM emptied")
+        results.append("UNION ALL SELECT 'removed', emptied.removed::integer, NULL, NULL, NULL, NULL FROM emptied")
     parts.append(_write_order_sql().format(condition=" AND ".join(conditions)))
     parts.append(events.insert_cte("e", "o"))
     return sa.text("WITH " + ",".join(parts) + "\n".join(results))
