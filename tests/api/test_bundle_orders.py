@@ -42,8 +42,9 @@ def bundle(shop, app):
             )  # fmt: skip
             catalog.set_product_status(db.session, actor=PLATFORM, product_id=product.id, status="active")
             skus.append(product.skus[0].id)
+        items = [{"sku_id": s, "quantity": n} for s, (_, n) in zip(skus, PARTS, strict=True)]
         made = bundles.create_bundle(db.session, actor=PLATFORM, brand_id=brand, title="Starter set", price=PRICE,
-                                     items=[{"sku_id": s, "quantity": n} for s, (_, n) in zip(skus, PARTS, strict=True)])  # fmt: skip
+                                     items=items)  # fmt: skip
         bundles.set_bundle_status(db.session, actor=PLATFORM, bundle_id=made.id, status="active")
         db.session.commit()
         return made.id, brand, skus
