@@ -111,3 +111,22 @@ def test_development_loads_the_demo_data_with_the_documented_admin(app, settings
     assert "demo data: loaded" in result.output and demo.DEMO_ADMIN_PASSWORD in result.output
     admin = identity.password_login(session, email=demo.DEMO_ADMIN_EMAIL, password=demo.DEMO_ADMIN_PASSWORD)
     assert admin.role == Role.PLATFORM_ADMIN
+
+
+def test_a_demo_bundle_can_be_bought(app, client, login):
+    from api.extensions import db
+    from tests.shop_helpers import Shop
+
+    with app.app_context():
+        demo.load(db.session, env="test")
+        commit()
+        bundle = bundles.list_bundles(db.session)[0]
+        bundle_id, price = bundle.id, bundle.price
+    shop = Shop(app, client, login)
+    me = shop.shopper()
+    cart = client.post("/api/v1/cart/bundles", json={"bundle_id": bundle_id}, headers=me).get_json()
+    (line,) = cart["lines"]
+    assert (line["bundle_id"], line["unit_price"], line["problem"]) == (bundle_id, price, None)
+    order = shop.place(me, [line["id"]], shop.address(me))
+    assert order.status_code == 201, order.get_json()
+    assert order.get_json()["items_total"] - order.get_json()["discount_total"] == price

@@ -15,6 +15,7 @@ from mall.cart.models import Cart
 from mall.notifications import nudges
 from mall.notifications.models import Message
 from mall.notifications.nudges import CartNudge
+from tests.api.test_bundle_orders import add_bundle, bundle  # noqa: F401 (a fixture)
 from tests.notification_helpers import DAYTIME, count, grant, messages, use_recorder
 from tests.shop_helpers import Shop
 from workers.jobs import notifications as jobs
@@ -289,3 +290,14 @@ def test_operators_see_nudges_with_status_and_skip_reason(app, shop, client, sku
                     changer: ("skipped", "condition_failed")}  # fmt: skip
     with app.app_context():
         assert db.session.get(Cart, nudges_of(app, consenting)[0].payload["cart_id"]).user_id == consenting
+
+
+def test_a_bundle_line_is_named_by_the_bundles_title(app, shop, client, skus, bundle, channel):  # noqa: F811
+    clock.freeze(DAYTIME)
+    me, user, _ = shopper_with_cart(shop, client, skus[:1], quantities=(1,))
+    add_bundle(shop, me, bundle[0], 2)
+    clock.advance(HOUR)
+    assert jobs.nudge_abandoned_carts() == 1
+    [message] = nudges_of(app, user)
+    assert [line["quantity"] for line in message.payload["lines"]] == [1, 2]
+    assert message.payload["lines"][1]["title"] == "Starter set"

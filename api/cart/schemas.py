@@ -13,15 +13,27 @@ class AddLineSchema(Schema):
     source_token = fields.String(load_default=None, validate=validate.Length(1, 2000))
 
 
+class AddBundleSchema(Schema):
+    bundle_id = Id(required=True)
+    quantity = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, MAX_QUANTITY))
+    source_token = fields.String(load_default=None, validate=validate.Length(1, 2000))
+
+
+class CartBundleItemSchema(Schema):
+    sku_id = fields.Integer()
+    quantity = fields.Integer()
+
+
 class QuantitySchema(Schema):
     quantity = Quantity
 
 
 class CartLineSchema(Schema):
     id = fields.Integer()
-    sku_id = fields.Integer()
-    product_id = fields.Integer()
-    brand_id = fields.Integer()
+    sku_id = fields.Integer(allow_none=True, metadata={"description": "null on a bundle's line"})
+    bundle_id = fields.Integer(allow_none=True, metadata={"description": "set on a bundle's line"})
+    product_id = fields.Integer(allow_none=True)
+    brand_id = fields.Integer(allow_none=True)
     title = fields.String()
     image = fields.String(allow_none=True)
     specs = fields.Dict()
@@ -31,9 +43,13 @@ class CartLineSchema(Schema):
     currency = fields.String()
     stock = fields.Integer()
     problem = fields.String(
-        allow_none=True, metadata={"description": "archived|out_of_stock|insufficient_stock|member_level"}
+        allow_none=True,
+        metadata={"description": "archived|out_of_stock|insufficient_stock|member_level|price_above_parts"},
     )
     source = fields.Dict()
+    bundle_items = fields.List(
+        fields.Nested(CartBundleItemSchema), metadata={"description": "a bundle line's parts (units in one bundle)"}
+    )
 
 
 class CartSchema(Schema):

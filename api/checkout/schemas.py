@@ -42,6 +42,20 @@ class QuoteLineSchema(Schema):
     discount_total = fields.Integer()
     payable = fields.Integer()
     source = fields.Dict()
+    bundle_id = fields.Integer(allow_none=True, metadata={"description": "set on a part of a bundle line"})
+    bundle_quantity = fields.Integer(allow_none=True, metadata={"description": "bundles bought (part lines)"})
+
+
+class QuoteBundleSchema(Schema):
+    line_id = fields.Integer()
+    bundle_id = fields.Integer()
+    title = fields.String()
+    quantity = fields.Integer()
+    unit_price = fields.Integer(metadata={"description": "the bundle's price"})
+    subtotal = fields.Integer()
+    discount_total = fields.Integer(metadata={"description": "coupons and points on its parts"})
+    payable = fields.Integer()
+    sku_ids = fields.List(fields.Integer())
 
 
 class QuoteBrandSchema(Schema):
@@ -55,6 +69,7 @@ class QuoteBrandSchema(Schema):
 
 class AllocationSchema(Schema):
     line_id = fields.Integer()
+    sku_id = fields.Integer()
     amount = fields.Integer()
 
 
@@ -75,7 +90,8 @@ class TotalsSchema(Schema):
 
 class ProblemLineSchema(Schema):
     line_id = fields.Integer()
-    sku_id = fields.Integer()
+    sku_id = fields.Integer(allow_none=True)
+    bundle_id = fields.Integer(allow_none=True)
     reason = fields.String()
 
 
@@ -101,6 +117,7 @@ class QuoteCouponSchema(Schema):
 class QuoteSchema(Schema):
     currency = fields.String()
     lines = fields.List(fields.Nested(QuoteLineSchema))
+    bundles = fields.List(fields.Nested(QuoteBundleSchema))
     brands = fields.List(fields.Nested(QuoteBrandSchema))
     discounts = fields.List(fields.Nested(DiscountSchema))
     totals = fields.Nested(TotalsSchema)

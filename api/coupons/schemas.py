@@ -3,6 +3,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from mall.money import CURRENCY_EXPONENT
 from mall.promotions.coupons.models import DEFAULT_COMBINABLE
 
+PROMOTIONS = ["flash_sale", "group_buy", "member_price", "bundle"]  # what a coupon may combine with
+
 VALUE_TYPES = ["fixed", "threshold", "percent", "free_shipping"]
 Amount = lambda **kw: fields.Integer(strict=True, validate=validate.Range(0, 10**10), **kw)  # noqa: E731
 Ids = lambda: fields.List(fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1)),  # noqa: E731
@@ -31,7 +33,7 @@ class TemplateSchema(Schema):
     total_quantity = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 10**9))
     issued_count = fields.Integer(dump_only=True)
     per_shopper_limit = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100))
-    combinable_with = fields.List(fields.String(validate=validate.OneOf(["flash_sale", "group_buy", "member_price"])),
+    combinable_with = fields.List(fields.String(validate=validate.OneOf(PROMOTIONS)),
                                   load_default=lambda: list(DEFAULT_COMBINABLE),
                                   metadata={"description": "promotion prices the coupon applies on top of "
                                                            "(default: member prices only)"})  # fmt: skip

@@ -29,6 +29,8 @@ class OrderLineSchema(Schema):
     refunded_quantity = fields.Integer()
     refunded_amount = fields.Integer()
     requested_quantity = fields.Integer(metadata={"description": "units in open after-sale requests"})
+    bundle_id = fields.Integer(allow_none=True, metadata={"description": "set on a part of a bundle bought"})
+    bundle_quantity = fields.Integer(allow_none=True, metadata={"description": "bundles bought (part lines)"})
 
 
 class SubOrderSchema(Schema):

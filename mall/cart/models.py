@@ -27,15 +27,20 @@ class Cart(Timestamped, Base):
 
 
 class CartLine(Timestamped, Base):
+    """A SKU, or a bundle (套餐: `bundle_id`, and no SKU; `quantity` counts bundles), with its quantity."""
+
     __tablename__ = "cart_lines"
     __table_args__ = (
         sa.UniqueConstraint("cart_id", "sku_id"),
+        sa.UniqueConstraint("cart_id", "bundle_id"),
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint("(sku_id IS NULL) <> (bundle_id IS NULL)", name="sku_or_bundle"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cart_id: Mapped[int] = mapped_column(sa.ForeignKey("carts.id", ondelete="CASCADE"))
-    sku_id: Mapped[int] = mapped_column(sa.ForeignKey("skus.id"), index=True)
+    sku_id: Mapped[int | None] = mapped_column(sa.ForeignKey("skus.id"), index=True)
+    bundle_id: Mapped[int | None] = mapped_column(sa.ForeignKey("bundles.id"))
     quantity: Mapped[int]
     # {"type": "live", "room_id": 3, "host_id": 9}: attribution for reports and commission.
     source: Mapped[dict] = mapped_column(JSONType, default=lambda: {"type": "organic"})

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mall import clock
 from mall.attribution import Source, SourceType
 from mall.cart.models import Cart, CartLine
-from mall.catalog.models import Product, Sku
+from mall.catalog.models import Brand, Bundle, Product, Sku
 from mall.catalog.rules import ensure_can_buy
 from mall.db import among, hold_written, insert_on_conflict
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
@@ -87,13 +87,29 @@ def add_line(
     on_sale = session.execute(_SKU_ON_SALE, {"_sku": sku_id}).first()
     if on_sale != ("active", "active"):  # no such SKU (None), or it or its product is not on sale
         raise Invalid("cart.sku_unavailable", f"SKU {sku_id} is not on sale.", field="sku_id")
+    return _add(session, user_id, cart, "sku_id", sku_id, quantity, source)
+
+
+def add_bundle(
+    session: Session, *, user_id: int, bundle_id: int, quantity: int, source: Source, cart: Cart | None = None
+) -> int:
+    """Add `quantity` bundles (套餐) as one line, or merge them into the cart's line of that bundle, as `add_line`
+    does for a SKU; returns the line's id. Whether its parts can be bought is the quote's to say, as for a SKU."""
+    on_sale = session.execute(_BUNDLE_ON_SALE, {"_bundle": bundle_id}).first()
+    if on_sale != ("active", "active"):  # no such bundle, or it or its brand is not on sale
+        raise Invalid("cart.bundle_unavailable", f"Bundle {bundle_id} is not on sale.", field="bundle_id")
+    return _add(session, user_id, cart, "bundle_id", bundle_id, quantity, source)
+
+
+def _add(session: Session, user_id: int, cart: Cart | None, key: str, item_id: int, quantity: int, source: Source):
+    """Add or merge the line of `key` (sku_id or bundle_id) `item_id`; returns its id."""
     cart = _the_cart(session, user_id, cart)
-    if cart.line_count >= MAX_LINES and _line(session, cart.id, sku_id) is None:
+    if cart.line_count >= MAX_LINES and _line(session, cart.id, **{key: item_id}) is None:
         raise Invalid("cart.full", f"A cart holds at most {MAX_LINES} lines.")
     now = clock.now()
-    params = {"cart_id": cart.id, "sku_id": sku_id, "quantity": quantity, "source": source.as_dict(),
+    params = {"cart_id": cart.id, key: item_id, "quantity": quantity, "source": source.as_dict(),
               "organic": source.type == SourceType.ORGANIC, "created_at": now, "updated_at": now}  # fmt: skip
-    line_id = session.execute(_upsert_line(session.get_bind().dialect.name), params).scalar_one()
+    line_id = session.execute(_upsert_line(session.get_bind().dialect.name, key), params).scalar_one()
     _touch(session, cart)
     return line_id
 
@@ -103,29 +119,34 @@ _SKU_ON_SALE = (
     sa.select(Sku.status, Product.status).join(Product, Product.id == Sku.product_id)
     .where(Sku.id == sa.bindparam("_sku"))
 )  # fmt: skip
+_BUNDLE_ON_SALE = (
+    sa.select(Bundle.status, Brand.status).join(Brand, Brand.id == Bundle.brand_id)
+    .where(Bundle.id == sa.bindparam("_bundle"))
+)  # fmt: skip
 
 
 @functools.cache
-def _upsert_line(dialect: str) -> sa.Insert:
+def _upsert_line(dialect: str, key: str) -> sa.Insert:
     """INSERT the line, or merge into the cart's line of that SKU: quantities add up (capped at MAX_QUANTITY).
     The source merges as commission and live reports need it: a live room's or guide's source is kept when the
-    shopper re-adds the SKU without a link (`organic`), and replaced only by a newer non-organic one. Built
-    once per dialect; the values are the parameters."""
+    shopper re-adds the SKU without a link (`organic`), and replaced only by a newer non-organic one. `key`: the
+    line's SKU or bundle (sku_id or bundle_id), merged alike. Built once per dialect and key; the values are the
+    parameters."""
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_LINES)
-    stmt = insert.values({name: sa.bindparam(name) for name in _LINE_VALUES})
+    stmt = insert.values({name: sa.bindparam(name) for name in (key, *_LINE_VALUES)})
     added = _LINES.c.quantity + stmt.excluded.quantity
     kept = sa.case((sa.bindparam("organic", type_=sa.Boolean), _LINES.c.source), else_=stmt.excluded.source)
     merge = {"quantity": sa.case((added > MAX_QUANTITY, MAX_QUANTITY), else_=added),
              "source": kept, "updated_at": stmt.excluded.updated_at}  # fmt: skip
-    return stmt.on_conflict_do_update(index_elements=["cart_id", "sku_id"], set_=merge).returning(_LINES.c.id)
+    return stmt.on_conflict_do_update(index_elements=["cart_id", key], set_=merge).returning(_LINES.c.id)
 
 
-_LINE_VALUES = ("cart_id", "sku_id", "quantity", "source", "created_at", "updated_at")
+_LINE_VALUES = ("cart_id", "quantity", "source", "created_at", "updated_at")
 
 
-def _line(session: Session, cart_id: int, sku_id: int) -> CartLine | None:
+def _line(session: Session, cart_id: int, **key: int) -> CartLine | None:
     return session.execute(
-        sa.select(CartLine).filter_by(cart_id=cart_id, sku_id=sku_id).execution_options(populate_existing=True)
+        sa.select(CartLine).filter_by(cart_id=cart_id, **key).execution_options(populate_existing=True)
     ).scalar()
 
 
@@ -212,10 +233,16 @@ def lines_with_skus(session: Session, cart: Cart) -> list[tuple[PricingLine, Pri
     return [pricing_row(row, 0, ViewProduct)[:3] for row in session.execute(_VIEW_LINES, {"_cart": cart.id})]
 
 
+def bundle_lines(session: Session, cart: Cart) -> list[PricingLine]:
+    """The cart's bundle lines, oldest first, as plain values (the cart view shows them beside `lines_with_skus`)."""
+    return [PricingLine(*row) for row in session.execute(_BUNDLE_LINES, {"_cart": cart.id})]
+
+
 class PricingLine(NamedTuple):
     id: int
     quantity: int
     source: dict
+    bundle_id: int | None  # a bundle's line (its SKU columns are NULL)
 
 
 class PricingSku(NamedTuple):
@@ -249,6 +276,10 @@ def _columns(product_row) -> list:
 
 
 _PRICING_COLUMNS = _columns(PricingProduct)
+_BUNDLE_LINES = (  # built once
+    sa.select(*(getattr(CartLine, name) for name in PricingLine._fields))
+    .where(CartLine.cart_id == sa.bindparam("_cart"), CartLine.bundle_id.is_not(None)).order_by(CartLine.id)
+)  # fmt: skip
 _VIEW_LINES = (  # built once
     sa.select(*_columns(ViewProduct))
     .join(Sku, Sku.id == CartLine.sku_id).join(Product, Product.id == Sku.product_id)

@@ -49,6 +49,13 @@ class PricedLine:
     source: dict = field(default_factory=dict)
     price_source: str = "item"  # which step set the unit price
     discounts: dict[str, int] = field(default_factory=dict)  # discount source -> amount taken here
+    cart_line_id: int | None = None  # the cart line it comes from (a bundle's parts share theirs; `key` is unique)
+    # A part of a bundle bought `bundle_quantity` times at `bundle_price` each (ADR 0010); `quantity` counts the
+    # part's units. The bundle step prices the parts together.
+    bundle_id: int | None = None
+    bundle_quantity: int | None = None
+    bundle_price: int | None = None
+    bundle_title: str | None = None
 
     @property
     def subtotal(self) -> int:
@@ -145,6 +152,37 @@ def _item_price(quote: Quote, ctx: PricingContext) -> None:
         line.price_source = "item"
 
 
+def _bundle_price(quote: Quote, ctx: PricingContext) -> None:
+    """A bundle's price is a promotion price over its parts (ADR 0010): each part line starts at its list price,
+    and the bundle price is split over the parts by largest remainder weighted by their list prices (times the
+    units of the part in one bundle); the difference is the bundle's discount on each part line, so the parts'
+    lines sum to exactly the bundle price times the bundles bought, and coupons then see what they cost."""
+    parts: dict[int, list[PricedLine]] = {}
+    for line in quote.lines:
+        if line.bundle_id is not None:
+            parts.setdefault(line.cart_line_id, []).append(line)
+    for lines in parts.values():
+        first = lines[0]
+        units = [line.quantity // first.bundle_quantity for line in lines]  # the part's units in one bundle
+        shares = allocate(first.bundle_price, [line.list_price * n for line, n in zip(lines, units, strict=True)])
+        allocations = []
+        for line, share in zip(lines, shares, strict=True):
+            line.price_source, line.unit_price = "bundle", line.list_price
+            off = line.subtotal - share * first.bundle_quantity  # never below 0: see bundle_price_problem
+            if off:
+                line.discounts[f"bundle:{first.bundle_id}"] = off
+                allocations.append(Allocation(line.key, off))
+        if allocations:
+            quote.discounts.append(Discount("promotion_price", f"bundle:{first.bundle_id}", first.bundle_title or "",
+                                            sum(a.amount for a in allocations), allocations))  # fmt: skip
+
+
+def bundle_price_problem(price: int, parts: list[tuple[int, int]]) -> str | None:
+    """Why a bundle at `price` cannot be sold over parts of (list price, units), or None: priced above its parts'
+    list prices, a part would cost more in the bundle than alone (and its bundle discount would be negative)."""
+    return "price_above_parts" if price > sum(list_price * units for list_price, units in parts) else None
+
+
 def _shipping(quote: Quote, ctx: PricingContext) -> None:
     """Per brand: a flat fee, waived when the brand's lines, after discounts, reach the threshold."""
     for brand_id in dict.fromkeys(line.brand_id for line in quote.lines):
@@ -158,12 +196,12 @@ def _shipping(quote: Quote, ctx: PricingContext) -> None:
 
 PIPELINE: tuple[Step, ...] = (
     Step("item_price", [_item_price]),
-    Step("promotion_price", []),  # flash sale, group-buy and member prices register here
+    Step("promotion_price", [_bundle_price]),  # flash sale, group-buy and member prices register here too
     Step("coupons", []),  # the coupon capability registers its best-combination allocator here
     Step("points", []),  # the members capability registers points redemption here
     Step("shipping", [_shipping]),
 )
-_BUILT_IN = (_item_price, _shipping)
+_BUILT_IN = (_item_price, _bundle_price, _shipping)
 
 
 # What steps want to know about the shopper before their own queries, read with the shopper's row when a

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mall.cart import services as cart_services
 from mall.cart.models import Cart
 from mall.catalog.models import Product
-from mall.checkout import pricing
+from mall.checkout import bundles, pricing
 from mall.checkout.models import ShippingPolicy
 from mall.errors import Forbidden, Invalid
 from mall.identity.models import SHIPPING_FIELDS, Address, User
@@ -64,22 +64,41 @@ def quote(
     if unknown or not line_ids:
         raise Invalid("checkout.line_unknown", f"Not in your cart: {sorted(unknown) or 'no lines chosen'}.",
                       field="line_ids")  # fmt: skip
-    problems = [
-        {"line_id": line.id, "sku_id": sku.id, "reason": reason}
-        for line, sku, product, _ in rows
-        if (reason := cart_services.line_problem(line, sku, product, user.member_level))
-    ]
-    currencies = {product.currency for _, _, product, _ in rows}
+    lines, problems, currencies, policies = _lines_of(session, rows, user.member_level)
     if len(currencies) > 1:
         raise Invalid("checkout.mixed_currency", "Lines in different currencies cannot be paid together.")
-    lines = [_priced_line(line, sku, product) for line, sku, product, _ in rows]
     ctx = pricing.PricingContext(
         shopper_id=shopper_id, member_level=user.member_level, points=points,
-        coupon_ids=None if coupon_ids is None else tuple(coupon_ids),
-        shipping_policies={product.brand_id: policy for _, _, product, policy in rows if policy[0] is not None},
+        coupon_ids=None if coupon_ids is None else tuple(coupon_ids), shipping_policies=policies,
         session=session, facts={name: user._mapping[f"fact_{name}"] for name, _ in facts},
     )  # fmt: skip
     return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), user.cart_id, problems, address)
+
+
+def _lines_of(session: Session, rows: list, member_level: int) -> tuple[list, list[dict], set[str], dict]:
+    """The priced lines of the chosen cart lines (a bundle's line gives one per part), the problems found, the
+    currencies and the brands' shipping policies."""
+    lines, problems, currencies, policies = [], [], set(), {}
+    bundled = {line.bundle_id for line, *_ in rows if line.bundle_id is not None}
+    found = bundles.bundles_of(session, bundled) if bundled else {}
+    for line, sku, product, policy in rows:
+        if line.bundle_id is None:
+            if reason := cart_services.line_problem(line, sku, product, member_level):
+                problems.append({"line_id": line.id, "sku_id": sku.id, "reason": reason})
+            lines.append(_priced_line(line, sku, product))
+            currencies.add(product.currency)
+            if policy[0] is not None:
+                policies[product.brand_id] = policy
+            continue
+        bundle = found.get(line.bundle_id)
+        if found_problem := bundles.problem(line, bundle, member_level):
+            problems.append(found_problem)
+        if bundle is not None and bundle.parts:
+            lines += bundles.priced_parts(line, bundle, next_key=-len(lines) - 1)
+            currencies.add(bundle.currency)
+            if bundle.policy[0] is not None:
+                policies[bundle.parts[0].product.brand_id] = bundle.policy
+    return lines, problems, currencies, policies
 
 
 @functools.cache
@@ -107,7 +126,7 @@ def _priced_line(line, sku, product) -> pricing.PricedLine:
         key=line.id, sku_id=sku.id, product_id=product.id, brand_id=product.brand_id,
         category_id=product.category_id, title=product.title, specs=sku.specs, tier=product.tier,
         currency=product.currency, quantity=line.quantity, list_price=sku.list_price, unit_price=sku.price,
-        source=line.source,
+        source=line.source, cart_line_id=line.id,
     )  # fmt: skip
 
 
@@ -116,20 +135,45 @@ def _shipping_policies(session: Session, brand_ids: set[int]) -> dict[int, tuple
     return {p.brand_id: (p.fee, p.free_above) for p in rows}
 
 
+def _line_id(line: pricing.PricedLine) -> int:
+    """The cart line a priced line comes from (a bundle's parts share their bundle's)."""
+    return line.key if line.cart_line_id is None else line.cart_line_id
+
+
+def _bundles_as_dicts(q: pricing.Quote) -> list[dict]:
+    """Each bundle line as the shopper chose it: the bundle's price, and what its parts add up to."""
+    parts: dict[int, list[pricing.PricedLine]] = {}
+    for line in q.lines:
+        if line.bundle_id is not None:
+            parts.setdefault(line.cart_line_id, []).append(line)
+    found = []
+    for line_id, lines in parts.items():
+        first, payable = lines[0], sum(ln.payable for ln in lines)
+        subtotal = first.bundle_price * first.bundle_quantity  # the bundle's price: its discount is the parts'
+        found.append({"line_id": line_id, "bundle_id": first.bundle_id, "title": first.bundle_title,
+                      "quantity": first.bundle_quantity, "unit_price": first.bundle_price, "subtotal": subtotal,
+                      "discount_total": subtotal - payable, "payable": payable,
+                      "sku_ids": [ln.sku_id for ln in lines]})  # fmt: skip
+    return found
+
+
 def quote_as_dict(result: QuoteResult) -> dict:
     q = result.quote
+    by_key = {line.key: line for line in q.lines}
     return {
         "currency": q.currency,
         "lines": [
             {
-                "line_id": line.key, "sku_id": line.sku_id, "product_id": line.product_id,
+                "line_id": _line_id(line), "sku_id": line.sku_id, "product_id": line.product_id,
                 "brand_id": line.brand_id, "title": line.title, "specs": line.specs, "quantity": line.quantity,
                 "unit_price": line.unit_price, "list_price": line.list_price, "price_source": line.price_source,
                 "subtotal": line.subtotal, "discounts": [{"source": s, "amount": a} for s, a in line.discounts.items()],
                 "discount_total": line.discount_total, "payable": line.payable, "source": line.source,
+                "bundle_id": line.bundle_id, "bundle_quantity": line.bundle_quantity,
             }
             for line in q.lines
         ],
+        "bundles": _bundles_as_dicts(q),
         "brands": [
             {
                 "brand_id": brand_id, "subtotal": sum(ln.subtotal for ln in q.lines_of(brand_id)),
@@ -141,7 +185,8 @@ def quote_as_dict(result: QuoteResult) -> dict:
         ],
         "discounts": [
             {"step": d.step, "source": d.source, "label": d.label, "amount": d.amount,
-             "allocations": [{"line_id": a.line_key, "amount": a.amount} for a in d.allocations]}
+             "allocations": [{"line_id": _line_id(by_key[a.line_key]), "sku_id": by_key[a.line_key].sku_id,
+                              "amount": a.amount} for a in d.allocations]}
             for d in q.discounts
         ],
         "totals": {"items": q.items_total, "discounts": q.discount_total, "shipping": q.shipping_total,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mall import clock
 from mall.cart.models import Cart, CartLine
-from mall.catalog.models import Product, Sku
+from mall.catalog.models import Bundle, Product, Sku
 from mall.db import Base, insert_on_conflict
 from mall.notifications.services import notify
 
@@ -59,10 +59,7 @@ def nudge(session: Session, *, cart_id: int, user_id: int, version: int, stage: 
                               values={"cart_id": cart_id, "version": version, "stage": stage,
                                       "created_at": clock.now()}):  # fmt: skip
         return False
-    lines = session.execute(
-        sa.select(Product.title, CartLine.quantity).join(Sku, Sku.id == CartLine.sku_id)
-        .join(Product, Product.id == Sku.product_id).where(CartLine.cart_id == cart_id).order_by(CartLine.id)
-    ).all()  # fmt: skip
+    lines = session.execute(_NUDGE_LINES, {"_cart": cart_id}).all()
     payload = {"cart_id": cart_id, "stage": stage, "lines": [{"title": t, "quantity": q} for t, q in lines]}
     coupon_id = recovery_coupon(session, user_id, cart_id) if recovery_coupon is not None else None
     if coupon_id is not None:
@@ -70,6 +67,15 @@ def nudge(session: Session, *, cart_id: int, user_id: int, version: int, stage: 
     notify(session, user_id=user_id, template_key="cart.abandoned", dedupe_key=f"cart-{cart_id}-v{version}-s{stage}",
            payload=payload, guard={"type": "cart_unchanged", "cart_id": cart_id, "version": version})  # fmt: skip
     return True
+
+
+# The cart's lines by title: a SKU's product, or a bundle's own title. Built once.
+_NUDGE_LINES = (
+    sa.select(sa.func.coalesce(Product.title, Bundle.title), CartLine.quantity)
+    .outerjoin(Sku, Sku.id == CartLine.sku_id).outerjoin(Product, Product.id == Sku.product_id)
+    .outerjoin(Bundle, Bundle.id == CartLine.bundle_id)
+    .where(CartLine.cart_id == sa.bindparam("_cart")).order_by(CartLine.id)
+)  # fmt: skip
 
 
 def stage_windows(hours: tuple[int, ...]) -> list[tuple[int, timedelta, timedelta]]:

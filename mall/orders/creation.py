@@ -17,6 +17,7 @@ import json
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -67,7 +68,8 @@ def insert_order(
         (brand_id, {"sku_id": ln.sku_id, "product_id": ln.product_id, "title": ln.title, "specs": ln.specs,
                     "unit_price": ln.unit_price, "quantity": ln.quantity, "subtotal": ln.subtotal,
                     "discount_total": ln.discount_total, "payable": ln.payable, "discounts": dict(ln.discounts),
-                    "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0, "requested_quantity": 0})
+                    "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0, "requested_quantity": 0,
+                    "bundle_id": ln.bundle_id, "bundle_quantity": ln.bundle_quantity})
         for brand_id in brand_ids for ln in quote.lines_of(brand_id)
     ]  # fmt: skip
     placed = events.new("order.placed", aggregate="order", aggregate_id=None, actor=actor, occurred_at=now,
@@ -129,17 +131,13 @@ def _write_in_one(
     """PostgreSQL: the order, its sub-orders, its lines and its event in one statement (data-modifying CTEs),
     with the stock taken and the cart lines removed if asked, so a placement writes in one round trip. The order is
     written only if every SKU was taken and every line removed; otherwise nothing of it is, and the check of
-    the part that failed raises. Sub-orders come back by brand, lines by (sub-order, SKU): an order holds one
-    sub-order per brand and one line per SKU (a cart merges a SKU into one line)."""
-    v = order_values
+    the part that failed raises. Sub-orders come back by brand, lines by (sub-order, SKU, bundle): an order holds
+    one sub-order per brand and one line per SKU bought alone or per part of a bundle (a cart merges a SKU, or a
+    bundle, into one line; a bundle lists each SKU once)."""
     params = {
-        "day": f"{now:%Y%m%d}", "now": now, "user_id": v["user_id"], "status": v["status"], "currency": v["currency"],
-        "items_total": v["items_total"], "discount_total": v["discount_total"], "shipping_total": v["shipping_total"],
-        "payable_total": v["payable_total"], "address": json.dumps(v["address"]),
-        "discounts": json.dumps(v["discounts"]), "expires_at": v["expires_at"],
-        "subs": json.dumps([{"ord": i, **{k: row[k] for k in _SUB_FIELDS}} for i, row in enumerate(sub_rows)]),
-        "lines": json.dumps([{"ord": i, "brand_id": brand_id, **{k: row[k] for k in _LINE_FIELDS}}
-                             for i, (brand_id, row) in enumerate(line_rows)]),
+        "day": f"{now:%Y%m%d}", "order": _json(order_values),
+        "subs": _json([{"ord": i, **row} for i, row in enumerate(sub_rows)]),
+        "lines": _json([{"ord": i, "_brand": brand_id, **row} for i, (brand_id, row) in enumerate(line_rows)]),
         **events.insert_params(placed),
     }  # fmt: skip
     if stock:
@@ -148,13 +146,15 @@ def _write_in_one(
         params |= {**cart_services.removal_params(*from_cart, now), "n_removed": len(set(from_cart[1]))}
     order_id = number = removed = None
     sub_by_brand, line_by_key, taken = {}, {}, []
-    for kind, row_id, text, parent, sku_id in session.execute(_write_all(bool(stock), bool(from_cart)), params):
+    for kind, row_id, text, parent, sku_id, bundle_id in session.execute(
+        _write_all(bool(stock), bool(from_cart)), params
+    ):
         if kind == "order":
             order_id, number = row_id, text
         elif kind == "sub":
             sub_by_brand[parent] = row_id
         elif kind == "line":
-            line_by_key[parent, sku_id] = row_id
+            line_by_key[parent, sku_id, bundle_id] = row_id
         elif kind == "taken":
             taken.append(row_id)
         else:
@@ -166,94 +166,128 @@ def _write_in_one(
             cart_services.check_removed(from_cart[1], removed)
         raise RuntimeError("the order was not written, yet its stock and cart lines were")  # a bug: never expected
     sub_ids = [sub_by_brand[row["brand_id"]] for row in sub_rows]
-    line_ids = [line_by_key[sub_by_brand[brand_id], row["sku_id"]] for brand_id, row in line_rows]
+    line_ids = [line_by_key[sub_by_brand[brand_id], row["sku_id"], row["bundle_id"]] for brand_id, row in line_rows]
     return order_id, number, sub_ids, line_ids
 
 
+def _json(value) -> str:
+    return json.dumps(value, default=datetime.isoformat)
+
+
 def _fits_one_statement(order_values: dict, sub_rows: list[dict], line_rows: list) -> bool:
-    """Whether `_WRITE_ALL` writes exactly these rows: the values it does not take from them are the ones it
-    writes as constants, the JSON it takes is not null, and lines are told apart by (brand, SKU)."""
-    if len({(brand_id, row["sku_id"]) for brand_id, row in line_rows}) != len(line_rows):
-        return False  # two lines of one SKU: not from a cart, which merges them
-    status = {"status": order_values["status"]}
+    """Whether `_WRITE_ALL` writes exactly these rows: lines are told apart by (brand, SKU), and no JSON column is
+    given None (the statement, reading the rows from JSON, would write a JSON null where the table-by-table path
+    writes SQL NULL)."""
+    if len({(brand_id, row["sku_id"], row["bundle_id"]) for brand_id, row in line_rows}) != len(line_rows):
+        return False  # two lines of one SKU (not of two bundles): not from a cart, which merges them
+    order_json, sub_json, line_json = _json_columns()
     return (
-        _holds(order_values, _ORDER_CONSTANTS)
-        and all(_holds(row, {**_SUB_CONSTANTS, **status}) for row in sub_rows)
-        and all(_holds(row, _LINE_CONSTANTS) and None not in (row["specs"], row["discounts"], row["source"])
-                for _, row in line_rows)
-    )  # fmt: skip
+        _json_given(order_values, order_json)
+        and all(_json_given(row, sub_json) for row in sub_rows)
+        and all(_json_given(row, line_json) for _, row in line_rows)
+    )
 
 
-def _holds(row: dict, constants: dict) -> bool:
-    return all(row[key] == value for key, value in constants.items())
+def _json_given(row: dict, json_columns: tuple[str, ...]) -> bool:
+    return all(row[name] is not None for name in json_columns)
 
 
-_SUB_FIELDS = ("brand_id", "items_total", "discount_total", "shipping_fee", "payable_total")
-_LINE_FIELDS = ("sku_id", "product_id", "title", "specs", "unit_price", "quantity", "subtotal", "discount_total",
-                "payable", "discounts", "source")  # fmt: skip
-# What `_WRITE_ALL` writes for the columns it does not take from the rows (NULL where left out): what a new
-# order holds.
-_ORDER_CONSTANTS = {"paid_total": 0, "refunded_total": 0, "paid_at": None, "cancelled_at": None, "cancel_reason": None}
-_SUB_CONSTANTS = {"fulfilment_hold": None, "refunded_total": 0, "carrier": None, "tracking_number": None,
-                  "shipped_at": None, "delivered_at": None, "completed_at": None, "auto_confirm_at": None,
-                  "after_sale_deadline": None}  # fmt: skip
-_LINE_CONSTANTS = {"refunded_quantity": 0, "refunded_amount": 0, "requested_quantity": 0}
-# The order's id comes from the sequence inside the statement, so its number (the day and the zero-padded id)
-# goes in with the row. Sub-orders and lines go in in the order they were given (`ord`), so their ids follow it.
-_WRITE_ORDER = """
+@functools.cache
+def _json_columns() -> tuple[tuple[str, ...], ...]:
+    """The JSON columns of orders, sub-orders and lines a placement writes (found once, on first use: a foreign
+    key column has its type only once the table it refers to is known)."""
+    return tuple(
+        tuple(c for c in WRITTEN[t.name] if isinstance(t.c[c].type.dialect_impl(_PG), postgresql.JSONB))
+        for t in _TABLES
+    )
+
+
+# The columns a placement writes, per table: the one list both paths take. `insert_order` builds rows with exactly
+# these keys, the table-by-table path inserts them as they are, and the PostgreSQL statement below is generated
+# from these lists and the tables' column types. Not listed: what the database or the parent row gives (the ids,
+# the order number, the parents' ids). tests/test_order_columns.py fails if a column of a table is in neither.
+GENERATED = {
+    "orders": ("id", "number"),
+    "sub_orders": ("id", "order_id"),
+    "order_lines": ("id", "order_id", "sub_order_id"),
+}
+ORDER_COLUMNS = ("user_id", "status", "currency", "items_total", "discount_total", "shipping_total", "payable_total",
+                 "paid_total", "refunded_total", "address", "discounts", "expires_at", "paid_at", "cancelled_at",
+                 "cancel_reason", "created_at", "updated_at")  # fmt: skip
+SUB_ORDER_COLUMNS = ("brand_id", "status", "fulfilment_hold", "items_total", "discount_total", "shipping_fee",
+                     "payable_total", "refunded_total", "carrier", "tracking_number", "shipped_at", "delivered_at",
+                     "completed_at", "auto_confirm_at", "after_sale_deadline", "created_at", "updated_at")  # fmt: skip
+LINE_COLUMNS = ("sku_id", "product_id", "title", "specs", "unit_price", "quantity", "subtotal", "discount_total",
+                "payable", "discounts", "source", "refunded_quantity", "refunded_amount", "requested_quantity", "bundle_id",
+                "bundle_quantity")  # fmt: skip
+WRITTEN = {"orders": ORDER_COLUMNS, "sub_orders": SUB_ORDER_COLUMNS, "order_lines": LINE_COLUMNS}
+
+
+def _record(table: sa.Table, columns: tuple[str, ...], *extra: str) -> str:
+    """The column definitions of a jsonb_to_record(set) giving `columns` of `table` (PostgreSQL types), after
+    `extra` ("name type")."""
+    return ", ".join([*extra, *(f"{name} {table.c[name].type.compile(dialect=_PG)}" for name in columns)])
+
+
+@functools.cache
+def _write_order_sql() -> str:
+    """The CTEs that write the order (o), its sub-orders (s) and lines (l) from :order, :subs and :lines (JSON of
+    the rows, sub-orders and lines with their position `ord`, lines with their brand `_brand`). The order's id comes
+    from the sequence inside the statement, so its number (:day and the zero-padded id) goes in with the row.
+    Sub-orders and lines go in in the order they were given (`ord`), so their ids follow it. Built once, on first
+    use."""
+    o, s, l = (table.name for table in _TABLES)  # noqa: E741
+    cols = {name: ", ".join(WRITTEN[name]) for name in (o, s, l)}
+    given = {name: ", ".join(f"u.{c}" for c in WRITTEN[name]) for name in (o, s, l)}
+    orders, subs, lines = _TABLES
+    return f"""
 o AS (
-    INSERT INTO orders (id, number, user_id, status, currency, items_total, discount_total, shipping_total,
-                        payable_total, paid_total, refunded_total, address, discounts, expires_at, created_at,
-                        updated_at)
-    SELECT n.id, CAST(:day AS text) || lpad(n.id::text, 10, '0'), :user_id, :status, :currency, :items_total,
-           :discount_total, :shipping_total, :payable_total, 0, 0, CAST(:address AS jsonb),
-           CAST(:discounts AS jsonb), :expires_at, :now, :now
-    FROM (SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id) AS n
-    WHERE {condition}
+    INSERT INTO {o} (id, number, {cols[o]})
+    SELECT n.id, CAST(:day AS text) || lpad(n.id::text, 10, '0'), {given[o]}
+    FROM (SELECT nextval(pg_get_serial_sequence('{o}', 'id')) AS id) AS n
+    CROSS JOIN jsonb_to_record(CAST(:order AS jsonb)) AS u({_record(orders, ORDER_COLUMNS)})
+    WHERE {{condition}}
     RETURNING id, number
 ), s AS (
-    INSERT INTO sub_orders (order_id, brand_id, status, items_total, discount_total, shipping_fee, payable_total,
-                            refunded_total, created_at, updated_at)
-    SELECT o.id, u.brand_id, :status, u.items_total, u.discount_total, u.shipping_fee, u.payable_total, 0, :now, :now
+    INSERT INTO {s} (order_id, {cols[s]})
+    SELECT o.id, {given[s]}
     FROM o CROSS JOIN jsonb_to_recordset(CAST(:subs AS jsonb))
-        AS u(ord integer, brand_id integer, items_total bigint, discount_total bigint, shipping_fee bigint,
-             payable_total bigint)
+        AS u({_record(subs, SUB_ORDER_COLUMNS, "ord integer")})
     ORDER BY u.ord
     RETURNING id, brand_id
 ), l AS (
-    INSERT INTO order_lines (order_id, sub_order_id, sku_id, product_id, title, specs, unit_price, quantity,
-                             subtotal, discount_total, payable, discounts, source, refunded_quantity, refunded_amount,
-                             requested_quantity)
-    SELECT o.id, s.id, u.sku_id, u.product_id, u.title, u.specs, u.unit_price, u.quantity, u.subtotal,
-           u.discount_total, u.payable, u.discounts, u.source, 0, 0, 0
+    INSERT INTO {l} (order_id, sub_order_id, {cols[l]})
+    SELECT o.id, s.id, {given[l]}
     FROM o CROSS JOIN jsonb_to_recordset(CAST(:lines AS jsonb))
-        AS u(ord integer, brand_id integer, sku_id integer, product_id integer, title text, specs jsonb,
-             unit_price bigint, quantity integer, subtotal bigint, discount_total bigint, payable bigint,
-             discounts jsonb, source jsonb)
-    JOIN s ON s.brand_id = u.brand_id
+        AS u({_record(lines, LINE_COLUMNS, "ord integer", "_brand integer")})
+    JOIN s ON s.brand_id = u._brand
     ORDER BY u.ord
-    RETURNING id, sub_order_id, sku_id
+    RETURNING id, sub_order_id, sku_id, bundle_id
 )"""
+
+
+_PG = postgresql.dialect()
+_TABLES = (Order.__table__, SubOrder.__table__, OrderLine.__table__)
 _WRITTEN = """
-SELECT 'order', o.id, o.number, NULL::integer, NULL::integer FROM o
-UNION ALL SELECT 'sub', s.id, NULL, s.brand_id, NULL FROM s
-UNION ALL SELECT 'line', l.id, NULL, l.sub_order_id, l.sku_id FROM l"""
+SELECT 'order', o.id, o.number, NULL::integer, NULL::integer, NULL::integer FROM o
+UNION ALL SELECT 'sub', s.id, NULL, s.brand_id, NULL, NULL FROM s
+UNION ALL SELECT 'line', l.id, NULL, l.sub_order_id, l.sku_id, l.bundle_id FROM l"""
 
 
 @functools.cache
 def _write_all(take_stock: bool, remove_lines: bool) -> sa.TextClause:
-    """The statement `_write_in_one` runs: (kind, id, number, parent, sku) rows for what it wrote, and the ids
+    """The statement `_write_in_one` runs: (kind, id, number, parent, sku, bundle) rows for what it wrote, and the ids
     of the SKUs taken and the count of lines removed when it does those. Built once per shape."""
     parts, conditions, results = [], ["true"], [_WRITTEN]
     if take_stock:
         parts.append(inventory.TAKE_STOCK)
         conditions.append("(SELECT count(*) FROM taken) = :n_taken")
-        results.append("UNION ALL SELECT 'taken', taken.id, NULL, NULL, NULL FROM taken")
+        results.append("UNION ALL SELECT 'taken', taken.id, NULL, NULL, NULL, NULL FROM taken")
     if remove_lines:
         parts.append(cart_services.REMOVE_LINES)
         conditions.append("(SELECT removed FROM emptied) = :n_removed")
-        results.append("UNION ALL SELECT 'removed', emptied.removed::integer, NULL, NULL, NULL FROM emptied")
-    parts.append(_WRITE_ORDER.format(condition=" AND ".join(conditions)))
+        results.append("UNION ALL SELECT 'removed', emptied.removed::integer, NULL, NULL, NULL, NULL FROM emptied")
+    parts.append(_write_order_sql().format(condition=" AND ".join(conditions)))
     parts.append(events.insert_cte("e", "o"))
     return sa.text("WITH " + ",".join(parts) + "\n".join(results))
 

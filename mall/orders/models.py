@@ -102,6 +102,10 @@ class OrderLine(Base):
     # exceeds quantity), a rejection gives them back, an approval moves them to refunded_quantity.
     requested_quantity: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
     refunded_amount: Mapped[int] = mapped_column(Amount, default=0)
+    # A part of an ordered bundle (ADR 0010): the bundle, and how many bundles were bought (`quantity` counts this
+    # part's units: the bundle's quantity of it times bundle_quantity). NULL for a line of a SKU bought alone.
+    bundle_id: Mapped[int | None] = mapped_column(sa.ForeignKey("bundles.id"))
+    bundle_quantity: Mapped[int | None]
 
     order: Mapped[Order] = relationship(back_populates="lines")
     sub_order: Mapped[SubOrder] = relationship(back_populates="lines")

@@ -37,7 +37,7 @@ def place_order(
         raise Conflict("checkout.price_changed", "Prices changed since your quote.", payable=q.payable)
     order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=policy,
                                   address=result.address._asdict(), actor=Actor(shopper_id, Role.SHOPPER),
-                                  stock=_quantities(q.lines), from_cart=(result.cart_id, [line.key for line in q.lines]),
+                                  stock=_quantities(q.lines), from_cart=(result.cart_id, _cart_lines(q.lines)),
                                   coupon_ids=q.extras.get("applied_coupon_ids", []))  # fmt: skip
     if order.payable_total == 0:  # fully discounted: nothing to collect
         mark_paid(session, order_id=order.id, amount=0, currency=order.currency, reference="zero-amount")
@@ -71,6 +71,11 @@ def place_direct(
     return creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=OrderPolicy(unpaid_timeout=payment_window),
                                  address={f: getattr(address, f) for f in SHIPPING_FIELDS},
                                  actor=Actor(shopper_id, Role.SHOPPER), **event_data)  # fmt: skip
+
+
+def _cart_lines(lines) -> list[int]:
+    """The cart lines priced lines come from, once each (a bundle's parts share their bundle's line)."""
+    return list(dict.fromkeys(line.cart_line_id for line in lines))
 
 
 def _quantities(lines) -> dict[int, int]:

@@ -55,6 +55,7 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/cart"): SHOPPERS,
     ("DELETE", "/api/v1/cart"): SHOPPERS,
     ("POST", "/api/v1/cart/lines"): SHOPPERS,
+    ("POST", "/api/v1/cart/bundles"): SHOPPERS,
     ("PATCH", "/api/v1/cart/lines/<int:line_id>"): SHOPPERS,
     ("DELETE", "/api/v1/cart/lines/<int:line_id>"): SHOPPERS,
     ("POST", "/api/v1/checkout/quote"): SHOPPERS,
