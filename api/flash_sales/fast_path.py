@@ -7,7 +7,8 @@ callable and answers exactly those requests itself:
 
 - POST {prefix}/flash-sales/<sale>/items/<item>/purchase with a bearer token that verifies (signature,
   expiry) and claims the shopper role, an Idempotency-Key of 1-255 characters, and a JSON object body that
-  PurchaseSchema would surely accept (`address_id` and optional `quantity`, plain integers in range);
+  PurchaseSchema would surely accept (`address_id`, optional `quantity` and `coupon_ids`, plain integers in
+  range: a refusal does not depend on the coupons);
 - the gate's script, run as a probe (nothing changes), finds the token's cached state current and the key
   unused, and refuses: not started, ended, sold out or limit reached.
 
@@ -128,7 +129,13 @@ def _json_object(environ) -> dict | None:
 
 def _surely_valid(body: dict) -> bool:
     """What PurchaseSchema accepts without a doubt (anything else is Flask's to judge)."""
-    if not body.keys() <= {"address_id", "quantity"}:
+    if not body.keys() <= {"address_id", "quantity", "coupon_ids"}:
         return False
-    address, quantity = body.get("address_id"), body.get("quantity", 1)
-    return (type(address) is int and 1 <= address <= ID_MAX) and (type(quantity) is int and 1 <= quantity <= 100)
+    address, quantity, coupons = body.get("address_id"), body.get("quantity", 1), body.get("coupon_ids") or []
+    return (
+        (type(address) is int and 1 <= address <= ID_MAX)
+        and (type(quantity) is int and 1 <= quantity <= 100)
+        and type(coupons) is list
+        and len(coupons) <= 10
+        and all(type(c) is int and 1 <= c <= ID_MAX for c in coupons)
+    )
