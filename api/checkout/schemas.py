@@ -117,3 +117,9 @@ class QuoteSchema(Schema):
 class ShippingPolicySchema(Schema):
     fee = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**9))
     free_above = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(0, 10**12))
+
+
+# The signed live or guide link the shopper came with (as the cart takes it): kept on a flash or group-buy line.
+SourceToken = fields.String(load_default=None, validate=validate.Length(1, 2000),
+                            metadata={"description": "the signed live or guide link the shopper came with; "
+                                                     "omitted: the source on their cart line of this SKU, if any"})  # fmt: skip

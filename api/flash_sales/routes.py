@@ -15,14 +15,15 @@ from webargs.flaskparser import abort, is_json_request
 from api import idempotency
 from api.auth import MallBlueprint, TokenGuard, acting_brand, current_actor
 from api.checkout.routes import quote_response
-from api.checkout.schemas import PromotionCouponIds, QuoteSchema
+from api.checkout.schemas import PromotionCouponIds, QuoteSchema, SourceToken
 from api.extensions import db
 from api.fields import Id
 from api.flash_sales.fast_path import FastRefusals
 from api.orders.schemas import OrderSchema
 from api.parsing import json_body
+from api.settings import settings
 from api.tx import commit, read_only
-from mall import clock, events
+from mall import attribution, clock, events
 from mall.identity.roles import Role
 from mall.promotions.flash_sale import services
 from workers.flash import gate
@@ -73,6 +74,7 @@ class FlashQuoteSchema(Schema):
 
 class PurchaseSchema(FlashQuoteSchema):
     address_id = Id(required=True)
+    source_token = SourceToken
 
 
 ORDER = OrderSchema()
@@ -162,6 +164,7 @@ def purchase(body, sale_id, item_id):
     `coupon_ids`: coupons whose template combines with `flash_sale`, applied by the checkout's rules (see the
     quote); another is 422 coupon.not_applicable with its reason, and the units go back."""
     flash_gate, user_id, once = gate(), current_actor().user_id, g.once
+    origin = attribution.verify(body.pop("source_token"), secret=settings().secret_key)  # fast_path checks it too
     session = db.session()
     session.expire_on_commit = False  # the after-commit subscribers read the events without a query
     answer = {}
@@ -174,7 +177,7 @@ def purchase(body, sale_id, item_id):
 
     try:
         order = services.purchase(session, flash_gate, sale_id=sale_id, item_id=item_id, user_id=user_id,
-                                  once=once, guard=TokenGuard(), on_placed=keep, **body)  # fmt: skip
+                                  once=once, guard=TokenGuard(), on_placed=keep, origin=origin, **body)  # fmt: skip
     except IntegrityError:  # the key's durable record exists: Redis had forgotten the key (units given back)
         session.rollback()
         events.discard(session)

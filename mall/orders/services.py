@@ -8,7 +8,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
-from mall import clock
+from mall import attribution, clock
+from mall.attribution import Source
+from mall.cart import services as cart
 from mall.catalog.models import Sku
 from mall.checkout import pricing
 from mall.checkout import services as checkout
@@ -49,18 +51,24 @@ def place_order(
 def place_direct(
     session: Session, *, shopper_id: int, sku_id: int, quantity: int, unit_price: int, price_source: str,
     source: dict, address_id: int, payment_window: timedelta, reserve: bool = True,
-    coupon_ids: list[int] | None = None, **event_data,
+    coupon_ids: list[int] | None = None, origin: Source | None = None, **event_data,
 ) -> Order:  # fmt: skip
     """An order for one SKU at a promotion's price, outside the cart (flash sale, group-buy): stock reserved,
     priced by the checkout's pipeline (`quote_direct`), the promotion's own payment window, the usual
-    `order.placed` event (which locks the coupons applied, as a cart order's does).
+    `order.placed` event (which locks the coupons applied, as a cart order's does). The line keeps the live or
+    guide source the shopper came with beside the promotion's `source` (attribution.beside): `origin`, the
+    link they followed, else their cart line's source of this SKU.
     `reserve=False`: the caller takes the stock itself, in the same transaction (the flash sale does it last,
     with its quota, so the hot SKU row is held only until the commit)."""
     address = identity.get_address(session, user_id=shopper_id, address_id=address_id)
     if reserve:
         inventory.reserve(session, {sku_id: quantity})
+    if origin is None or origin.type not in attribution.CARRIED:
+        carried = cart.carried_source(session, user_id=shopper_id, sku_id=sku_id)
+    else:
+        carried = origin.as_dict()
     q = quote_direct(session, shopper_id=shopper_id, sku_id=sku_id, quantity=quantity, unit_price=unit_price,
-                     price_source=price_source, source=source, coupon_ids=coupon_ids)  # fmt: skip
+                     price_source=price_source, source=attribution.beside(source, carried), coupon_ids=coupon_ids)  # fmt: skip
     return creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=OrderPolicy(unpaid_timeout=payment_window),
                                  address={f: getattr(address, f) for f in SHIPPING_FIELDS},
                                  actor=Actor(shopper_id, Role.SHOPPER),
