@@ -73,6 +73,27 @@ def verify(token: str | None, *, secret: str, max_age: int = DEFAULT_MAX_AGE) ->
     return Source(kind, data)
 
 
+# The sources a shopper comes with that someone is paid or credited for (a live room's host, a guide): they
+# survive into a promotion's purchase beside the promotion's own source.
+CARRIED = {SourceType.LIVE, SourceType.GUIDE}
+ORIGIN = "origin"  # the key under which a promotion's line source carries the shopper's
+
+
+def beside(promotion: dict, origin: dict | None) -> dict:
+    """A flash or group-buy line's source: the promotion's own (its `type` stays the promotion's), with the
+    live or guide source the shopper came with under `origin`, if any:
+    {"type": "flash_sale", "sale_id": 1, "item_id": 2, "origin": {"type": "live", "room_id": 3, "host_id": 9}}."""
+    if origin is None or origin.get("type") not in CARRIED:
+        return promotion
+    return {**promotion, ORIGIN: dict(origin)}
+
+
+def credited(line_source: dict) -> dict:
+    """Who a line's sale is credited to: the live or guide source it carries (its own, or under `origin` for a
+    promotion's line), else the line's source itself (organic, or the promotion's)."""
+    return line_source.get(ORIGIN) or line_source
+
+
 def _check_refs(kind: SourceType, refs: dict) -> None:
     missing = REQUIRED_REFS[kind] - refs.keys()
     if missing:

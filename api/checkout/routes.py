@@ -8,6 +8,7 @@ from api.auth import MallBlueprint, current_actor
 from api.checkout.schemas import QuoteRequestSchema, QuoteSchema, ShippingPolicySchema
 from api.extensions import db
 from api.tx import commit, read_only
+from mall.checkout import pricing
 from mall.checkout import services as checkout
 from mall.identity.roles import Role
 
@@ -23,9 +24,16 @@ def quote(body):
     read_only()
     result = checkout.quote(db.session, shopper_id=current_actor().user_id, line_ids=body["line_ids"],
                             address_id=body["address_id"], coupon_ids=body["coupon_ids"])  # fmt: skip
-    # QuoteSchema documents the response; quote_as_dict already builds exactly its fields, so the view sends
-    # the JSON itself (flask-smorest passes a Response through): dumping a 20-line quote with its coupons
-    # through marshmallow cost more than the pricing. Only the coupons' times need the schema's ISO format.
+    return quote_response(result)
+
+
+def quote_response(result: checkout.QuoteResult | pricing.Quote):
+    """QuoteSchema documents the response; quote_as_dict already builds exactly its fields, so the view sends
+    the JSON itself (flask-smorest passes a Response through): dumping a 20-line quote with its coupons
+    through marshmallow cost more than the pricing. Only the coupons' times need the schema's ISO format.
+    A bare Quote (one SKU at a promotion's price) has no cart and no line problems."""
+    if isinstance(result, pricing.Quote):
+        result = checkout.QuoteResult(result, None, [])
     view = checkout.quote_as_dict(result)
     for coupon in view["coupons"]:
         coupon["valid_until"] = coupon["valid_until"].isoformat()

@@ -6,12 +6,17 @@ LineIds = fields.List(Id(), required=True,
                       validate=validate.Length(1, 100))  # fmt: skip
 
 
-CouponIds = fields.List(
-    Id(),
-    load_default=None,
-    allow_none=True,
-    validate=validate.Length(max=10),
-    metadata={"description": "Coupons to use; omitted or null: the best combination; []: none"},
+def coupon_ids(description: str) -> fields.List:
+    """The coupons a purchase names: the same validation wherever they are taken."""
+    return fields.List(Id(), load_default=None, allow_none=True, validate=validate.Length(max=10),
+                       metadata={"description": description})  # fmt: skip
+
+
+CouponIds = coupon_ids("Coupons to use; omitted or null: the best combination; []: none")
+# A flash purchase or a group-buy: coupons only when named (the flash hot path does no coupon work otherwise).
+PromotionCouponIds = coupon_ids(
+    "Coupons to use, by the checkout's rules (the template's combinable_with must name "
+    "the promotion: flash_sale, group_buy); omitted, null or []: none"
 )
 
 
@@ -129,3 +134,9 @@ class QuoteSchema(Schema):
 class ShippingPolicySchema(Schema):
     fee = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**9))
     free_above = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(0, 10**12))
+
+
+# The signed live or guide link the shopper came with (as the cart takes it): kept on a flash or group-buy line.
+SourceToken = fields.String(load_default=None, validate=validate.Length(1, 2000),
+                            metadata={"description": "the signed live or guide link the shopper came with; "
+                                                     "omitted: the source on their cart line of this SKU, if any"})  # fmt: skip

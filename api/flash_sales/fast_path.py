@@ -7,7 +7,8 @@ callable and answers exactly those requests itself:
 
 - POST {prefix}/flash-sales/<sale>/items/<item>/purchase with a bearer token that verifies (signature,
   expiry) and claims the shopper role, an Idempotency-Key of 1-255 characters, and a JSON object body that
-  PurchaseSchema would surely accept (`address_id` and optional `quantity`, plain integers in range);
+  PurchaseSchema would surely accept (`address_id`, optional `quantity` and `coupon_ids`, plain integers in
+  range, and a `source_token` that verifies: a refusal depends on neither);
 - the gate's script, run as a probe (nothing changes), finds the token's cached state current and the key
   unused, and refuses: not started, ended, sold out or limit reached.
 
@@ -24,7 +25,7 @@ import io
 import json
 import re
 
-from mall import clock
+from mall import attribution, clock
 from mall.errors import DomainError
 from mall.identity import tokens
 from mall.identity.roles import Role
@@ -77,7 +78,7 @@ class FastRefusals:
         if claims["role"] != Role.SHOPPER:
             return None
         body = _json_object(environ)
-        if body is None or not _surely_valid(body):
+        if body is None or not _surely_valid(body) or not self._link_verifies(body.get("source_token")):
             return None
         from api.idempotency import request_hash
 
@@ -105,6 +106,14 @@ class FastRefusals:
 
         return answer
 
+    def _link_verifies(self, token) -> bool:
+        """A signed link the view would accept (a bad one is the view's 422, not a refusal)."""
+        try:
+            attribution.verify(token, secret=self.app.extensions["mall.settings"].secret_key)
+        except DomainError:
+            return False
+        return True
+
 
 def _json_object(environ) -> dict | None:
     """The body, if it is a small JSON object; the bytes read are handed on to Flask in any case."""
@@ -128,7 +137,16 @@ def _json_object(environ) -> dict | None:
 
 def _surely_valid(body: dict) -> bool:
     """What PurchaseSchema accepts without a doubt (anything else is Flask's to judge)."""
-    if not body.keys() <= {"address_id", "quantity"}:
+    if not body.keys() <= {"address_id", "quantity", "coupon_ids", "source_token"}:
         return False
-    address, quantity = body.get("address_id"), body.get("quantity", 1)
-    return (type(address) is int and 1 <= address <= ID_MAX) and (type(quantity) is int and 1 <= quantity <= 100)
+    token = body.get("source_token")
+    if token is not None and not (type(token) is str and 1 <= len(token) <= 2000):
+        return False
+    address, quantity, coupons = body.get("address_id"), body.get("quantity", 1), body.get("coupon_ids") or []
+    return (
+        (type(address) is int and 1 <= address <= ID_MAX)
+        and (type(quantity) is int and 1 <= quantity <= 100)
+        and type(coupons) is list
+        and len(coupons) <= 10
+        and all(type(c) is int and 1 <= c <= ID_MAX for c in coupons)
+    )

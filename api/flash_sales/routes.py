@@ -14,13 +14,16 @@ from webargs.flaskparser import abort, is_json_request
 
 from api import idempotency
 from api.auth import MallBlueprint, TokenGuard, acting_brand, current_actor
+from api.checkout.routes import quote_response
+from api.checkout.schemas import PromotionCouponIds, QuoteSchema, SourceToken
 from api.extensions import db
 from api.fields import Id
 from api.flash_sales.fast_path import FastRefusals
 from api.orders.schemas import OrderSchema
 from api.parsing import json_body
-from api.tx import commit
-from mall import clock, events
+from api.settings import settings
+from api.tx import commit, read_only
+from mall import attribution, clock, events
 from mall.identity.roles import Role
 from mall.promotions.flash_sale import services
 from workers.flash import gate
@@ -64,9 +67,14 @@ class SalesArgs(Schema):
     when = fields.String(load_default=None, validate=validate.OneOf(["upcoming", "live", "ended"]))
 
 
-class PurchaseSchema(Schema):
-    address_id = Id(required=True)
+class FlashQuoteSchema(Schema):
     quantity = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100))
+    coupon_ids = PromotionCouponIds
+
+
+class PurchaseSchema(FlashQuoteSchema):
+    address_id = Id(required=True)
+    source_token = SourceToken
 
 
 ORDER = OrderSchema()
@@ -152,8 +160,11 @@ def purchase(body, sale_id, item_id):
     """Admitted at once or refused with not_started, ended, sold_out or limit_reached (409). Admitted: a pending
     order at the flash price with the sale's short payment window. Needs an `Idempotency-Key`; a retry with
     it replays the first response (`Idempotent-Replayed: true`), a retry while the first still runs is 409
-    idempotency.in_progress. A refusal reads nothing from the database (the flash gate decides in Redis)."""
+    idempotency.in_progress. A refusal reads nothing from the database (the flash gate decides in Redis).
+    `coupon_ids`: coupons whose template combines with `flash_sale`, applied by the checkout's rules (see the
+    quote); another is 422 coupon.not_applicable with its reason, and the units go back."""
     flash_gate, user_id, once = gate(), current_actor().user_id, g.once
+    origin = attribution.verify(body.pop("source_token"), secret=settings().secret_key)  # fast_path checks it too
     session = db.session()
     session.expire_on_commit = False  # the after-commit subscribers read the events without a query
     answer = {}
@@ -166,7 +177,7 @@ def purchase(body, sale_id, item_id):
 
     try:
         order = services.purchase(session, flash_gate, sale_id=sale_id, item_id=item_id, user_id=user_id,
-                                  once=once, guard=TokenGuard(), on_placed=keep, **body)  # fmt: skip
+                                  once=once, guard=TokenGuard(), on_placed=keep, origin=origin, **body)  # fmt: skip
     except IntegrityError:  # the key's durable record exists: Redis had forgotten the key (units given back)
         session.rollback()
         events.discard(session)
@@ -187,6 +198,20 @@ def purchase(body, sale_id, item_id):
     except redis.RedisError:  # committed all the same; retries meet the in-progress marker, then the database row
         log.warning("flash purchase %s: idempotency record not stored in Redis", order.id, exc_info=True)
     return answer["response"]
+
+
+@blp.post("/flash-sales/<int:sale_id>/items/<int:item_id>/quote")
+@blp.auth(Role.SHOPPER)
+@blp.arguments(FlashQuoteSchema)
+@blp.response(200, QuoteSchema)
+def quote(body, sale_id, item_id):
+    """What the purchase would cost, priced as the purchase prices it: the flash price, shipping, and your coupons,
+    each usable or not with the checkout's reason (`not_combinable` unless its template combines with
+    `flash_sale`); `coupon_ids` are applied as the purchase would apply them (or refused with the same code).
+    Says nothing about admission; changes nothing."""
+    read_only()
+    result = services.quote(db.session, sale_id=sale_id, item_id=item_id, user_id=current_actor().user_id, **body)
+    return quote_response(result)
 
 
 @blp.post("/flash-sales/<int:sale_id>/remind-me")

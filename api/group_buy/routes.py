@@ -5,12 +5,15 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.auth import MallBlueprint, acting_brand, current_actor
+from api.checkout.routes import quote_response
+from api.checkout.schemas import PromotionCouponIds, QuoteSchema, SourceToken
 from api.extensions import db
 from api.fields import Bool, Id
 from api.idempotency import idempotent
 from api.orders.schemas import OrderSchema
-from api.settings import payment_gateway
-from api.tx import commit
+from api.settings import payment_gateway, settings
+from api.tx import commit, read_only
+from mall import attribution
 from mall.identity.roles import Role
 from mall.promotions.group_buy import services
 
@@ -60,8 +63,17 @@ class GroupSchema(Schema):
     members = fields.List(fields.Nested(GroupMemberSchema))
 
 
-class GroupAddressSchema(Schema):
+class GroupQuoteSchema(Schema):
+    coupon_ids = PromotionCouponIds
+
+
+class GroupAddressSchema(GroupQuoteSchema):
     address_id = Id(required=True)
+    source_token = SourceToken
+
+
+def _origin(body: dict):
+    return attribution.verify(body.pop("source_token"), secret=settings().secret_key)
 
 
 class OpenedSchema(Schema):
@@ -88,8 +100,32 @@ def create_campaign(body):
 @blp.response(201, OpenedSchema)
 def open_group(body, campaign_id):
     """Open a group: your leader order, to pay within the window; the group forms once it is paid."""
-    group, order = services.open_group(db.session, campaign_id=campaign_id, user_id=current_actor().user_id, **body)
+    group, order = services.open_group(db.session, campaign_id=campaign_id, user_id=current_actor().user_id,
+                                       origin=_origin(body), **body)  # fmt: skip
     return {"group": group, "order": order}
+
+
+@blp.post("/group-campaigns/<int:campaign_id>/quote")
+@blp.auth(Role.SHOPPER)
+@blp.arguments(GroupQuoteSchema)
+@blp.response(200, QuoteSchema)
+def quote_open(body, campaign_id):
+    """What opening a group would cost you (the leader's price, shipping), with your coupons, each usable or not
+    with the checkout's reason (`not_combinable` unless its template combines with `group_buy`). Changes nothing."""
+    read_only()
+    quote = services.quote_open(db.session, campaign_id=campaign_id, user_id=current_actor().user_id, **body)
+    return quote_response(quote)
+
+
+@blp.post("/groups/<int:group_id>/quote")
+@blp.auth(Role.SHOPPER)
+@blp.arguments(GroupQuoteSchema)
+@blp.response(200, QuoteSchema)
+def quote_join(body, group_id):
+    """What joining this group would cost you, as the campaign's quote for a member. Changes nothing."""
+    read_only()
+    quote = services.quote_join(db.session, group_id=group_id, user_id=current_actor().user_id, **body)
+    return quote_response(quote)
 
 
 @blp.get("/groups/<int:group_id>")
@@ -106,7 +142,7 @@ def get_group(group_id):
 @blp.response(201, OrderSchema)
 def join(body, group_id):
     """Take a seat (atomically; never more than the group size) and get your order to pay."""
-    return services.join(db.session, group_id=group_id, user_id=current_actor().user_id, **body)
+    return services.join(db.session, group_id=group_id, user_id=current_actor().user_id, origin=_origin(body), **body)
 
 
 @blp.post("/groups/<int:group_id>/leave")

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mall import clock
-from mall.attribution import Source, SourceType
+from mall.attribution import CARRIED, Source, SourceType
 from mall.cart.models import Cart, CartLine
 from mall.catalog.models import Brand, Bundle, Product, Sku
 from mall.catalog.rules import ensure_can_buy
@@ -326,3 +326,13 @@ def line_problem(line: CartLine, sku: Sku, product: Product, member_level: int) 
     except Forbidden:
         return "member_level"
     return None
+
+
+def carried_source(session: Session, *, user_id: int, sku_id: int) -> dict | None:
+    """The live or guide source on the shopper's cart line of this SKU, if any: what a flash or group-buy
+    purchase of the SKU outside the cart carries beside the promotion's own (the cart line stays)."""
+    source = session.scalar(
+        sa.select(CartLine.source).join(Cart, Cart.id == CartLine.cart_id)
+        .where(Cart.user_id == user_id, CartLine.sku_id == sku_id)
+    )  # fmt: skip
+    return source if source and source.get("type") in CARRIED else None

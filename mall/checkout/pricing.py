@@ -131,6 +131,9 @@ class PricingContext:
     shipping_policies: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # brand -> (fee, free_above)
     session: object = None
     facts: dict[str, object] = field(default_factory=dict)  # SHOPPER_FACTS, as read when the quote started
+    # line key -> (price source, unit price): a promotion's price for a line bought outside the cart (a flash
+    # purchase, a group-buy), set by the promotion step so that the coupons step sees the line as promoted
+    promotion_prices: dict[int, tuple[str, int]] = field(default_factory=dict)
 
 
 Provider = Callable[[Quote, PricingContext], None]
@@ -150,6 +153,13 @@ def _item_price(quote: Quote, ctx: PricingContext) -> None:
     """The starting point: each line at its SKU's price (set when the line was built)."""
     for line in quote.lines:
         line.price_source = "item"
+
+
+def _promotion_price(quote: Quote, ctx: PricingContext) -> None:
+    """The promotion's price the caller fixed for a line (a flash or group-buy purchase); others keep theirs."""
+    for line in quote.lines:
+        if line.key in ctx.promotion_prices:
+            line.price_source, line.unit_price = ctx.promotion_prices[line.key]
 
 
 def _bundle_price(quote: Quote, ctx: PricingContext) -> None:
@@ -196,12 +206,12 @@ def _shipping(quote: Quote, ctx: PricingContext) -> None:
 
 PIPELINE: tuple[Step, ...] = (
     Step("item_price", [_item_price]),
-    Step("promotion_price", [_bundle_price]),  # flash sale, group-buy and member prices register here too
+    Step("promotion_price", [_promotion_price, _bundle_price]),  # flash sale, group-buy, bundle; member prices later
     Step("coupons", []),  # the coupon capability registers its best-combination allocator here
     Step("points", []),  # the members capability registers points redemption here
     Step("shipping", [_shipping]),
 )
-_BUILT_IN = (_item_price, _bundle_price, _shipping)
+_BUILT_IN = (_item_price, _promotion_price, _bundle_price, _shipping)
 
 
 # What steps want to know about the shopper before their own queries, read with the shopper's row when a

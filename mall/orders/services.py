@@ -8,7 +8,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
-from mall import clock
+from mall import attribution, clock
+from mall.attribution import Source
+from mall.cart import services as cart
+from mall.catalog.models import Sku
+from mall.checkout import pricing
 from mall.checkout import services as checkout
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity import services as identity
@@ -46,31 +50,54 @@ def place_order(
 
 def place_direct(
     session: Session, *, shopper_id: int, sku_id: int, quantity: int, unit_price: int, price_source: str,
-    source: dict, address_id: int, payment_window: timedelta, reserve: bool = True, **event_data,
+    source: dict, address_id: int, payment_window: timedelta, reserve: bool = True,
+    coupon_ids: list[int] | None = None, origin: Source | None = None, **event_data,
 ) -> Order:  # fmt: skip
     """An order for one SKU at a promotion's price, outside the cart (flash sale, group-buy): stock reserved,
-    shipping priced by the pipeline, the promotion's own payment window, the usual `order.placed` event.
+    priced by the checkout's pipeline (`quote_direct`), the promotion's own payment window, the usual
+    `order.placed` event (which locks the coupons applied, as a cart order's does). The line keeps the live or
+    guide source the shopper came with beside the promotion's `source` (attribution.beside): `origin`, the
+    link they followed, else their cart line's source of this SKU.
     `reserve=False`: the caller takes the stock itself, in the same transaction (the flash sale does it last,
     with its quota, so the hot SKU row is held only until the commit)."""
-    from mall.catalog.models import Sku
-    from mall.checkout import pricing
-
     address = identity.get_address(session, user_id=shopper_id, address_id=address_id)
     if reserve:
         inventory.reserve(session, {sku_id: quantity})
+    if origin is None or origin.type not in attribution.CARRIED:
+        carried = cart.carried_source(session, user_id=shopper_id, sku_id=sku_id)
+    else:
+        carried = origin.as_dict()
+    q = quote_direct(session, shopper_id=shopper_id, sku_id=sku_id, quantity=quantity, unit_price=unit_price,
+                     price_source=price_source, source=attribution.beside(source, carried), coupon_ids=coupon_ids)  # fmt: skip
+    return creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=OrderPolicy(unpaid_timeout=payment_window),
+                                 address={f: getattr(address, f) for f in SHIPPING_FIELDS},
+                                 actor=Actor(shopper_id, Role.SHOPPER),
+                                 coupon_ids=q.extras.get("applied_coupon_ids", []), **event_data)  # fmt: skip
+
+
+def quote_direct(
+    session: Session, *, shopper_id: int, sku_id: int, quantity: int, unit_price: int, price_source: str,
+    source: dict, coupon_ids: list[int] | tuple[int, ...] | None,
+) -> pricing.Quote:  # fmt: skip
+    """One SKU at a promotion's price through the same pipeline and coupon rules as a cart's quote: the line's
+    `price_source` is what a template's `combinable_with` must name. `coupon_ids=None`: no coupons, and no
+    coupon work at all (the flash purchase's hot path); a list (even empty): the shopper's coupons are
+    evaluated and listed with their reasons, and the named ones applied (or refused as the checkout refuses)."""
     sku = session.get(Sku, sku_id)
+    if sku is None:
+        raise NotFound("sku.not_found", f"SKU {sku_id} not found.")
     product = sku.product
     line = pricing.PricedLine(
         key=0, sku_id=sku.id, product_id=product.id, brand_id=product.brand_id, category_id=product.category_id,
         title=product.title, specs=sku.specs, tier=product.tier, currency=product.currency, quantity=quantity,
-        list_price=sku.list_price, unit_price=unit_price, price_source=price_source, source=source,
+        list_price=sku.list_price, unit_price=sku.price, source=source,
     )  # fmt: skip
-    ctx = pricing.PricingContext(shopper_id=shopper_id, coupon_ids=(),
+    with_coupons = coupon_ids is not None
+    ctx = pricing.PricingContext(shopper_id=shopper_id, coupon_ids=tuple(coupon_ids or ()),
+                                 promotion_prices={line.key: (price_source, unit_price)},
+                                 session=session if with_coupons else None,
                                  shipping_policies=checkout._shipping_policies(session, {product.brand_id}))  # fmt: skip
-    q = pricing.price(pricing.Quote(product.currency, [line]), ctx)
-    return creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=OrderPolicy(unpaid_timeout=payment_window),
-                                 address={f: getattr(address, f) for f in SHIPPING_FIELDS},
-                                 actor=Actor(shopper_id, Role.SHOPPER), **event_data)  # fmt: skip
+    return pricing.price(pricing.Quote(product.currency, [line]), ctx)
 
 
 def _cart_lines(lines) -> list[int]:

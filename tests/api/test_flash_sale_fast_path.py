@@ -249,10 +249,10 @@ def flask_requests(app):
     request_started.disconnect(note, app)
 
 
-def _answer(app, client, sale, headers, address, fast: bool):
+def _answer(app, client, sale, headers, address, fast: bool, **body):
     app.config["FLASH_FAST_REFUSALS"] = fast
     try:
-        resp = buy(client, sale, headers, address)
+        resp = buy(client, sale, headers, address, **body)
     finally:
         app.config.pop("FLASH_FAST_REFUSALS", None)
     return resp.status_code, sorted(resp.headers.items()), resp.get_data()
@@ -279,8 +279,24 @@ def test_refusals_answered_in_front_of_flask_are_the_views_own(app, shop, client
     assert flask_requests == []  # answered in front of Flask
 
 
+def test_a_refusal_naming_coupons_and_a_live_link_is_answered_in_front_of_flask_too(app, shop, client, sale,
+                                                                                     flask_requests):  # fmt: skip
+    from tests.api.test_cart import live_token
+
+    clock.freeze(START)
+    for _ in range(2):
+        assert buy(client, sale, *buyer(shop)).status_code == 201
+    me, address = buyer(shop)
+    extra = {"coupon_ids": [7], "source_token": live_token()}
+    flask_requests.clear()
+    fast, slow = (_answer(app, client, sale, me, address, fast, **extra) for fast in (True, False))
+    assert fast == slow and fast[0] == 409 and b"flash_sale.sold_out" in fast[2]
+    assert flask_requests == [1]  # only the slow one
+
+
 @pytest.mark.parametrize(
-    "case", ["admitted", "replay", "bad-body", "unknown-field", "string-id", "revoked", "no-key", "form-body"]
+    "case",
+    ["admitted", "replay", "bad-body", "unknown-field", "string-id", "revoked", "no-key", "form-body", "forged-link"],
 )
 def test_everything_but_a_refusal_goes_to_flask(app, shop, client, sale, flask_requests, case):
     clock.freeze(START)
@@ -296,14 +312,15 @@ def test_everything_but_a_refusal_goes_to_flask(app, shop, client, sale, flask_r
     if case == "no-key":
         del headers["Idempotency-Key"]
     body = {"bad-body": {"address_id": 0}, "unknown-field": {"address_id": address, "coupon": 1},
-            "string-id": {"address_id": str(address)}}.get(case, {"address_id": address})  # fmt: skip
+            "string-id": {"address_id": str(address)},
+            "forged-link": {"address_id": address, "source_token": "not-signed"}}.get(case, {"address_id": address})  # fmt: skip
     if case == "form-body":
         resp = client.post(path, data={"address_id": address}, headers=headers)
     else:
         resp = client.post(path, json=body, headers=headers)
 
     expected = {"admitted": 201, "replay": 201, "bad-body": 422, "unknown-field": 422, "string-id": 422,
-                "revoked": 401, "no-key": 400, "form-body": 422}[case]  # fmt: skip
+                "revoked": 401, "no-key": 400, "form-body": 422, "forged-link": 422}[case]  # fmt: skip
     assert resp.status_code == expected, resp.get_json()
     assert flask_requests == [1]
 

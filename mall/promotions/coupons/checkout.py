@@ -14,7 +14,7 @@ from mall.catalog.models import Category
 from mall.checkout.pricing import PricingContext, Quote
 from mall.errors import Invalid
 from mall.money import allocate
-from mall.promotions.coupons import rules
+from mall.promotions.coupons import lifecycle, rules
 from mall.promotions.coupons.models import Coupon
 
 MAX_COMBINATIONS = 4096  # beyond this, the best coupon per slot is chosen greedily
@@ -184,7 +184,7 @@ def _explicit(held, solo, coupon_ids) -> list[Coupon]:
     for coupon_id in dict.fromkeys(coupon_ids):
         coupon = by_id.get(coupon_id)
         if coupon is None or coupon.status != "available":
-            raise Invalid("coupon.not_available", f"Coupon {coupon_id} is not yours to use.", field="coupon_ids")
+            raise lifecycle.not_available([coupon_id])
         reason = solo[coupon_id][2]
         if reason is None and rules.slot(coupon.template) in slots:
             reason = "not_combinable"

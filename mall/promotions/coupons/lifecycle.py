@@ -1,7 +1,9 @@
 """A coupon's life with an order: locked at placement, used at payment, back (or expired) on cancel.
 
 These run as reactions inside the order's own transaction. Locking is a conditional UPDATE on
-`status = 'available'`: of concurrent orders using one coupon, exactly one gets it.
+`status = 'available'`: of concurrent orders using one coupon, exactly one gets it. The others are told
+what the quote would have told them had they come a moment later: 422 `coupon.not_available` (one
+condition, one code, whichever step noticed it first; see ADR 0006).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock, events
-from mall.errors import Conflict
+from mall.errors import Invalid
 from mall.events import DomainEvent
 from mall.notifications import guards
 from mall.promotions.coupons.models import Coupon
@@ -30,7 +32,14 @@ def lock(session: Session, event: DomainEvent) -> None:
         execution_options={"synchronize_session": False},
     )
     if locked.rowcount != len(ids):
-        raise Conflict("coupon.unavailable", "A chosen coupon was just used in another order.")
+        raise not_available(sorted(ids))
+
+
+def not_available(coupon_ids) -> Invalid:
+    """A named coupon is not this shopper's to use now: unknown, another's, already used, or locked by another
+    order, whether the quote saw it so or lost the race to lock it at placement (same code, same status)."""
+    ids = ", ".join(map(str, coupon_ids))
+    return Invalid("coupon.not_available", f"Coupon {ids} is not available to you now.", field="coupon_ids")
 
 
 # Built once (a statement built per payment cost more Python than PostgreSQL spent running it).

@@ -11,14 +11,16 @@ from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from mall import clock, events
+from mall.attribution import Source
 from mall.catalog.models import Sku
+from mall.checkout.pricing import Quote
 from mall.db import insert_on_conflict
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity.roles import Actor
 from mall.inventory import services as inventory
 from mall.notifications.services import notify
 from mall.orders.models import IdempotencyRecord, Order
-from mall.orders.services import place_direct
+from mall.orders.services import place_direct, quote_direct
 from mall.promotions.flash_sale.admission import Gate, Guard, Once, Seen
 from mall.promotions.flash_sale.models import FlashBuyer, FlashItem, FlashOrder, FlashReminder, FlashSale
 
@@ -143,11 +145,15 @@ def _seen_in_database(session: Session, user_id: int, once: Once) -> None:
 
 def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_id: int, quantity: int,
              address_id: int, once: Once | None = None, guard: Guard | None = None,
-             on_placed: Callable[[Order], None] | None = None) -> Order:  # fmt: skip
+             on_placed: Callable[[Order], None] | None = None, coupon_ids: list[int] | None = None,
+             origin: Source | None = None) -> Order:  # fmt: skip
     """Admit in Redis first (a refusal reads nothing from the database), then in this transaction: the item
     and the address, a pending order at the flash price with the sale's short payment window, whatever
     `on_placed(order)` adds to the transaction (the idempotency record), and last the two hot rows: the
-    database's own quota, stock and per-shopper checks. The caller should commit at once. If anything here
+    database's own quota, stock and per-shopper checks. The caller should commit at once. `coupon_ids`: the
+    coupons to use, by the checkout's rules (a template must name `flash_sale` in `combinable_with`); None
+    (the usual case) does no coupon work at all. `origin`: the live or guide link the shopper came with (else
+    their cart line's), kept on the order line beside the sale's own source. If anything here
     fails the units (and the key) go back; if the caller's commit fails, it calls `undo`."""
     admit(session, gate, sale_id=sale_id, item_id=item_id, user_id=user_id, quantity=quantity, once=once,
           guard=guard)  # fmt: skip
@@ -155,9 +161,9 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
         item = _item(session, sale_id, item_id)
         order = place_direct(
             session, shopper_id=user_id, sku_id=item.sku_id, quantity=quantity, unit_price=item.flash_price,
-            price_source="flash_sale", source={"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id},
-            address_id=address_id, payment_window=timedelta(minutes=item.sale.payment_minutes), reserve=False,
-            flash_item_id=item.id,
+            price_source="flash_sale", source=_source(item), address_id=address_id,
+            payment_window=timedelta(minutes=item.sale.payment_minutes), reserve=False, coupon_ids=coupon_ids,
+            origin=origin, flash_item_id=item.id,
         )  # fmt: skip
         if on_placed is not None:
             on_placed(order)
@@ -167,6 +173,21 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
     except BaseException:
         undo(gate, item_id=item_id, user_id=user_id, quantity=quantity, once=once)
         raise
+
+
+def _source(item: FlashItem) -> dict:
+    return {"type": "flash_sale", "sale_id": item.sale_id, "item_id": item.id}
+
+
+def quote(session: Session, *, sale_id: int, item_id: int, user_id: int, quantity: int,
+          coupon_ids: list[int] | None) -> Quote:  # fmt: skip
+    """What a purchase would cost, priced as the purchase prices it: the flash price, shipping, and the shopper's
+    coupons listed as usable or not with the checkout's reason codes (`coupon_ids` omitted: none applied, the
+    best marked). Admission is not checked (the sale may not have started); nothing changes."""
+    item = _item(session, sale_id, item_id)
+    return quote_direct(session, shopper_id=user_id, sku_id=item.sku_id, quantity=quantity,
+                        unit_price=item.flash_price, price_source="flash_sale", source=_source(item),
+                        coupon_ids=coupon_ids or [])  # fmt: skip
 
 
 def undo(gate: Gate, *, item_id: int, user_id: int, quantity: int, once: Once | None = None) -> None:

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock, events
+from mall.attribution import Source
+from mall.checkout.pricing import Quote
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity.roles import Actor
 from mall.notifications.services import notify
@@ -66,28 +68,65 @@ def _check_shopper(session: Session, campaign: GroupCampaign, user_id: int, *, j
             raise Forbidden("group_buy.new_shoppers_only", "Only new shoppers may join this group.")
 
 
-def _order(session: Session, campaign: GroupCampaign, user_id: int, address_id: int, price: int, group_id=None):
+def _order(session: Session, campaign: GroupCampaign, user_id: int, address_id: int, price: int, group_id=None,
+           coupon_ids: list[int] | None = None, origin: Source | None = None) -> Order:  # fmt: skip
     return orders.place_direct(
         session, shopper_id=user_id, sku_id=campaign.sku_id, quantity=1, unit_price=price, price_source="group_buy",
-        source={"type": "group_buy", "campaign_id": campaign.id, "group_id": group_id}, address_id=address_id,
-        payment_window=timedelta(minutes=campaign.payment_minutes),
+        source=_source(campaign, group_id), address_id=address_id,
+        payment_window=timedelta(minutes=campaign.payment_minutes), coupon_ids=coupon_ids, origin=origin,
     )  # fmt: skip
 
 
-def open_group(session: Session, *, campaign_id: int, user_id: int, address_id: int) -> tuple[Group, Order]:
-    """The leader's order (with the leader discount); the group forms once it is paid."""
+def _source(campaign: GroupCampaign, group_id: int | None) -> dict:
+    return {"type": "group_buy", "campaign_id": campaign.id, "group_id": group_id}
+
+
+def _leader_price(campaign: GroupCampaign) -> int:
+    return campaign.group_price - campaign.leader_discount
+
+
+def quote_open(session: Session, *, campaign_id: int, user_id: int, coupon_ids: list[int] | None) -> Quote:
+    """What opening a group would cost the leader (the leader's price), with the shopper's coupons listed as
+    usable or not by the checkout's rules (a template must name `group_buy` in `combinable_with`). Nothing
+    changes; the seat and the limits are checked when the group is opened."""
+    campaign = _campaign_open(session, campaign_id)
+    return _quote(session, campaign, user_id, _leader_price(campaign), None, coupon_ids)
+
+
+def quote_join(session: Session, *, group_id: int, user_id: int, coupon_ids: list[int] | None) -> Quote:
+    """What joining this group would cost, as `quote_open` for a member."""
+    group = get_group(session, group_id)
+    campaign = _campaign_open(session, group.campaign_id)
+    return _quote(session, campaign, user_id, campaign.group_price, group.id, coupon_ids)
+
+
+def _quote(session: Session, campaign: GroupCampaign, user_id: int, price: int, group_id, coupon_ids) -> Quote:
+    return orders.quote_direct(session, shopper_id=user_id, sku_id=campaign.sku_id, quantity=1, unit_price=price,
+                               price_source="group_buy", source=_source(campaign, group_id),
+                               coupon_ids=coupon_ids or [])  # fmt: skip
+
+
+def open_group(session: Session, *, campaign_id: int, user_id: int, address_id: int,
+               coupon_ids: list[int] | None = None, origin: Source | None = None) -> tuple[Group, Order]:  # fmt: skip
+    """The leader's order (with the leader discount, and the coupons named, if they combine with group-buy);
+    the group forms once it is paid. `origin`: the live or guide link the shopper came with (else their cart
+    line's), kept on the order line beside the group-buy's own source; so for `join`."""
     campaign = _campaign_open(session, campaign_id)
     _check_shopper(session, campaign, user_id, joining=False)
     group = Group(campaign_id=campaign.id, leader_id=user_id, group_size=campaign.group_size)
     session.add(group)
     session.flush()
-    order = _order(session, campaign, user_id, address_id, campaign.group_price - campaign.leader_discount, group.id)
+    order = _order(session, campaign, user_id, address_id, _leader_price(campaign), group.id, coupon_ids,
+                   origin)  # fmt: skip
     session.add(GroupMember(group_id=group.id, user_id=user_id, order_id=order.id, is_leader=True))
     session.flush()
     return group, order
 
 
-def join(session: Session, *, group_id: int, user_id: int, address_id: int) -> Order:
+def join(
+    session: Session, *, group_id: int, user_id: int, address_id: int, coupon_ids: list[int] | None = None,
+    origin: Source | None = None,
+) -> Order:  # fmt: skip
     """Take a seat atomically (never more than N holders), then the member's order. An unpaid seat is
     held only for the payment window."""
     group = get_group(session, group_id)
@@ -105,7 +144,7 @@ def join(session: Session, *, group_id: int, user_id: int, address_id: int) -> O
     )  # fmt: skip
     if seated.rowcount != 1:
         raise Conflict("group_buy.full", "This group is full, closed or not open yet.")
-    order = _order(session, campaign, user_id, address_id, campaign.group_price, group.id)
+    order = _order(session, campaign, user_id, address_id, campaign.group_price, group.id, coupon_ids, origin)
     session.add(GroupMember(group_id=group.id, user_id=user_id, order_id=order.id))
     session.flush()
     _tell_members(session, group, "group_buy.joined", {"group_id": group.id})
