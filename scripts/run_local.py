@@ -33,8 +33,8 @@ BIN = Path(sys.executable).parent
 def commands(port: str) -> dict[str, list[str]]:
     return {
         "api": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"0.0.0.0:{port}", "--access-logfile", "-"],  # + gunicorn.conf.py
-        "worker": [str(BIN / "rq"), "worker", "--with-scheduler", "--url", os.environ["REDIS_URL"],
-                   "high", "default", "low"],
+        "worker": [str(BIN / "rq"), "worker", "-w", "workers.worker.Worker", "--with-scheduler",
+                   "--url", os.environ["REDIS_URL"], "high", "default", "low"],
         "cron": [str(BIN / "rq"), "cron", "workers/cron.py", "--url", os.environ["REDIS_URL"], "--path", str(ROOT)],
     }  # fmt: skip
 
