@@ -30,6 +30,7 @@ SUITES = {
     "checkout": "bench.checkout",
     "abandoned_carts": "bench.abandoned_carts",
     "flash_sale": "bench.flash_sale",
+    "paid_message": "bench.paid_message",
 }
 BACKENDS = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
 
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread)")
     p.add_argument("--threads", type=int, default=3, help="threads per gthread worker (default 3)")
+    p.add_argument("--rq-worker-class", default="workers.worker.Worker",
+                   help="paid_message: the RQ worker class (default workers.worker.Worker; rq.Worker to compare)")  # fmt: skip
     p.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL",
                    "postgresql://postgres@127.0.0.1:5432/postgres"),
                    help="PostgreSQL URL allowed to CREATE/DROP DATABASE (127.0.0.1 only)")  # fmt: skip

@@ -1,13 +1,19 @@
 """`make run`: the API (gunicorn), an RQ worker with its scheduler and `rq cron`, as one foreground process.
 
-With no REDIS_URL it starts the embedded Redis first and hands its socket to both
-children; on Ctrl-C, SIGTERM or the death of either child everything is stopped,
-the embedded Redis last, so nothing is left running.
+With no REDIS_URL it starts the embedded Redis first and hands its socket to the
+children; on Ctrl-C, SIGTERM, SIGHUP (the terminal closed) or the death of any child
+everything is stopped, the embedded Redis last, so nothing is left running.
+
+The children run in their own process group: a signal from the terminal reaches only
+this supervisor, which stops them in order (gunicorn would take the terminal's SIGHUP
+as "reload" and keep serving). If the supervisor itself is killed (SIGKILL), each child
+and the embedded Redis get SIGTERM from the kernel (PR_SET_PDEATHSIG, Linux).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mall.config import INSTANCE  # noqa: E402
-from workers.embedded import EmbeddedRedis, EmbeddedRedisUnavailable  # noqa: E402
+from workers.embedded import EmbeddedRedis, EmbeddedRedisUnavailable, die_with_parent  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -27,8 +33,8 @@ BIN = Path(sys.executable).parent
 def commands(port: str) -> dict[str, list[str]]:
     return {
         "api": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"0.0.0.0:{port}", "--access-logfile", "-"],  # + gunicorn.conf.py
-        "worker": [str(BIN / "rq"), "worker", "--with-scheduler", "--url", os.environ["REDIS_URL"],
-                   "high", "default", "low"],
+        "worker": [str(BIN / "rq"), "worker", "-w", "workers.worker.Worker", "--with-scheduler",
+                   "--url", os.environ["REDIS_URL"], "high", "default", "low"],
         "cron": [str(BIN / "rq"), "cron", "workers/cron.py", "--url", os.environ["REDIS_URL"], "--path", str(ROOT)],
     }  # fmt: skip
 
@@ -40,30 +46,42 @@ def main() -> int:
     embedded = None
     if not os.environ.get("REDIS_URL"):
         try:
-            embedded = EmbeddedRedis(INSTANCE / "redis").start()
+            embedded = EmbeddedRedis(INSTANCE / "redis", die_with_parent=True).start()
         except EmbeddedRedisUnavailable as exc:
             print(f"make run: {exc}", file=sys.stderr)
             return 1
         os.environ["REDIS_URL"] = embedded.url
-        print(f"embedded Redis at {embedded.url}")
+        say(f"embedded Redis at {embedded.url}")
     try:
         return supervise(args.only)
     finally:
         if embedded is not None:
             embedded.stop()
-            print("embedded Redis stopped")
+            say("embedded Redis stopped")
+
+
+def say(line: str) -> None:
+    with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP): writing to it fails with EIO
+        print(line, flush=True)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def supervise(only: str | None) -> int:
     port = os.environ.get("PORT", "8000")
-    children = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands(port).items() if only in (None, name)}
-    print(f"running {', '.join(children)}; API on http://127.0.0.1:{port} (docs at /api/docs). Ctrl-C stops.")
     stop = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.append(True))
+    children = {
+        name: subprocess.Popen(cmd, cwd=ROOT, process_group=0, preexec_fn=die_with_parent(os.getpid()))
+        for name, cmd in commands(port).items()
+        if only in (None, name)
+    }
+    say(f"running {', '.join(children)}; API on http://127.0.0.1:{port} (docs at /api/docs). Ctrl-C stops.")
     try:
         while not stop and all(p.poll() is None for p in children.values()):
-            time.sleep(0.5)
+            time.sleep(0.2)
     finally:
         for proc in children.values():
             if proc.poll() is None:

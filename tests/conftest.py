@@ -32,7 +32,7 @@ def redis_url(tmp_path_factory):
     if os.environ.get("TEST_REDIS_URL"):
         yield os.environ["TEST_REDIS_URL"]
         return
-    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"), die_with_parent=True).start()
     yield embedded.url
     embedded.stop()
 

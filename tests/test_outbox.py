@@ -107,6 +107,25 @@ def test_queued_message_is_scheduled_as_a_job(app, shopper, settings):
     assert any(job_id.startswith(f"message-{message_id}-") for job_id in ids)
 
 
+def test_a_message_due_now_is_queued_at_once_transactional_ones_on_high(app, shopper, settings):
+    from rq.registry import ScheduledJobRegistry
+
+    from workers import queues
+
+    _, user = shopper
+    clock.freeze(DAYTIME)
+    paid = queue(app, user, "order.paid", key="paid")  # transactional
+    welcome = queue(app, user, "journey.welcome", key="welcome")  # marketing
+
+    def waiting(name: str) -> list[str]:
+        return queues.queue(name).get_job_ids()
+
+    assert [j for j in waiting(queues.HIGH) if j.startswith(f"message-{paid}-")]
+    assert [j for j in waiting(queues.DEFAULT) if j.startswith(f"message-{welcome}-")]
+    assert not [j for j in waiting(queues.HIGH) if j.startswith(f"message-{welcome}-")]
+    assert ScheduledJobRegistry(queue=queues.queue()).get_job_ids() == []  # no wait for the scheduler's poll
+
+
 def test_no_grant_means_no_send(app, shopper, channel):
     _, user = shopper
     clock.freeze(DAYTIME)

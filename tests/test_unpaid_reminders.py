@@ -49,8 +49,12 @@ def test_placement_writes_no_reminder_and_schedules_none(app, placed):
     assert reminders(app) == {}
     queue = queues.queue()
     scheduled = {queue.fetch_job(job_id).func_name for job_id in ScheduledJobRegistry(queue=queue).get_job_ids()}
-    # the payment timeouts, and the paid order's notification
-    assert scheduled == {"workers.jobs.orders.expire_unpaid_order", "workers.jobs.notifications.dispatch_message"}
+    assert scheduled == {"workers.jobs.orders.expire_unpaid_order"}  # the payment timeouts
+    high = queues.queue(queues.HIGH)
+    # the paid order's notification, due now: queued at once
+    assert {high.fetch_job(job_id).func_name for job_id in high.get_job_ids()} == {
+        "workers.jobs.notifications.dispatch_message"
+    }
 
 
 def test_an_unpaid_order_is_reminded_once_and_a_paid_one_never(app, placed, channel):

@@ -43,7 +43,15 @@ def _installed_by(entry_point: str, tmp_path, redis_url) -> dict:
     return json.loads(result.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("entry_point", ["import wsgi", "import workers.cron"], ids=["api", "rq-cron"])
+RQ_WORKER = (  # what `rq worker -w workers.worker.Worker` does before its first job
+    "import os, redis\nfrom workers.worker import Worker\n"
+    "Worker(['high'], connection=redis.Redis.from_url(os.environ['REDIS_URL']))"
+)
+
+
+@pytest.mark.parametrize(
+    "entry_point", ["import wsgi", "import workers.cron", RQ_WORKER], ids=["api", "rq-cron", "rq-worker"]
+)
 def test_every_entry_point_runs_the_composition_root(entry_point, tmp_path, redis_url):
     installed = _installed_by(entry_point, tmp_path, redis_url)
 

@@ -1,4 +1,10 @@
-"""Periodic sweeps, run by `rq cron workers/cron.py` (one cron scheduler per deployment)."""
+"""Periodic sweeps, run by `rq cron workers/cron.py` (one cron scheduler per deployment).
+
+Every sweep goes on the `low` queue: a sweep is the safety net behind a job that was queued directly (on
+`high` or `default`) and could not run, so it must never hold one up. Workers take `high`, then `default`,
+then `low` (`rq worker ... high default low`): a sweep waits while anything else is queued, and a job queued
+while a sweep runs waits at most for that one sweep, not for the sweeps queued behind it.
+"""
 
 from rq import cron
 
@@ -18,14 +24,14 @@ from workers.jobs.payments import sweep_unprocessed_webhooks
 
 runtime.configure(Settings.from_env())  # the composition root, as in every entry point
 
-cron.register(sweep_unpaid_orders, queue_name="default", interval=60)
+cron.register(sweep_unpaid_orders, queue_name="low", interval=60)
 cron.register(auto_confirm_receipts, queue_name="low", cron="*/10 * * * *")
-cron.register(sweep_unprocessed_webhooks, queue_name="high", interval=120)
-cron.register(sweep_due_messages, queue_name="default", interval=60)
-cron.register(sweep_unpaid_reminders, queue_name="default", interval=30)
+cron.register(sweep_unprocessed_webhooks, queue_name="low", interval=120)
+cron.register(sweep_due_messages, queue_name="low", interval=60)
+cron.register(sweep_unpaid_reminders, queue_name="low", interval=30)
 cron.register(nudge_abandoned_carts, queue_name="low", interval=300)
 cron.register(enter_inactivity_journeys, queue_name="low", cron="15 2 * * *")
 cron.register(expire_coupons, queue_name="low", cron="5 * * * *")
 cron.register(birthday_coupons, queue_name="low", cron="30 1 * * *")
-cron.register(reconcile_flash_sales, queue_name="default", interval=300)
-cron.register(sweep_due_groups, queue_name="high", interval=60)
+cron.register(reconcile_flash_sales, queue_name="low", interval=300)
+cron.register(sweep_due_groups, queue_name="low", interval=60)

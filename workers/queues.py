@@ -25,7 +25,9 @@ def queue(name: str = DEFAULT) -> Queue:
 
 
 def enqueue(func, *args, queue_name: str = DEFAULT, job_id: str | None = None, **kwargs):
-    return queue(queue_name).enqueue(func, *args, job_id=job_id, retry=TRANSIENT_RETRY, **kwargs)
+    """Run `func` as soon as a worker is free (inside a `batch`, once the batch is written)."""
+    pipe = _batch.get()
+    return queue(queue_name).enqueue(func, *args, job_id=job_id, retry=TRANSIENT_RETRY, pipeline=pipe, **kwargs)
 
 
 def enqueue_at(when: datetime, func, *args, queue_name: str = DEFAULT, job_id: str | None = None, **kwargs):

@@ -1,8 +1,9 @@
 """What a job needs: the settings, a database session per job, and the after-commit event release.
 
 `configure(settings)` opens the job sessions and runs the composition root (workers/composition.py).
-The API calls it from its app factory, `rq cron` from workers/cron.py; a worker process configures itself
-from the environment before its first job. Jobs run one transaction each (`unit_of_work`).
+The API calls it from its app factory, `rq cron` from workers/cron.py, the RQ worker class
+(workers/worker.py) in the worker's parent process before it forks a work horse per job; any other
+process configures itself from the environment before its first job. Jobs run one transaction each (`unit_of_work`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def configure(settings: Settings) -> None:
     engine = sa.create_engine(engine_url(settings.database_url), **engine_options(settings.database_url))
     _sessions = sessionmaker(engine, expire_on_commit=False)
     composition.install(settings)
+
+
+def after_fork() -> None:
+    """In a forked child (a work horse): drop the database connections inherited from the parent, unclosed
+    (they are the parent's), so this process opens its own."""
+    if _sessions is not None:
+        _sessions.kw["bind"].dispose(close=False)
 
 
 def settings() -> Settings:

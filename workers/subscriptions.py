@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from mall import events
+from mall import clock, events
+from mall.notifications.templates import MARKETING
 from workers import queues
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,21 @@ def _schedule_unpaid_timeout(event) -> None:
 
 
 def _dispatch_when_due(event) -> None:
+    """A message due now goes straight onto a queue (RQ's scheduler would move it there only at its next
+    poll, up to a second later): transactional ones (paid, shipped) on `high`, marketing ones on `default`.
+    Later ones are scheduled."""
     from workers.jobs.notifications import dispatch_message
 
     when = datetime.fromisoformat(event.payload["send_after"])
-    _schedule(when, dispatch_message, event.aggregate_id, f"message-{event.aggregate_id}-{int(when.timestamp())}")
+    job_id = f"message-{event.aggregate_id}-{int(when.timestamp())}"
+    if when > clock.now():
+        _schedule(when, dispatch_message, event.aggregate_id, job_id)
+        return
+    queue_name = queues.DEFAULT if event.payload.get("kind") == MARKETING else queues.HIGH
+    try:
+        queues.enqueue(dispatch_message, event.aggregate_id, queue_name=queue_name, job_id=job_id)
+    except Exception:  # Redis down: the periodic sweep of due messages sends it instead
+        log.exception("could not enqueue %s", job_id)
 
 
 def _schedule_group_expiry(event) -> None:

@@ -49,8 +49,13 @@ def notify(
         "payload": payload or {}, "guard": guard, "dedupe_key": dedupe_key, "status": "pending", "attempts": 0,
         "send_after": send_after or now, "created_at": now})  # fmt: skip
     if written:
-        events.announce(session, "message.queued", aggregate_id=written.id, send_after=(send_after or now).isoformat())
+        _announce_queued(session, written.id, send_after or now, template.kind)
     return written is not None
+
+
+def _announce_queued(session: Session, message_id: int, send_after: datetime, kind: str) -> None:
+    """After the commit, the dispatch job is queued (now) or scheduled (later); its kind picks the queue."""
+    events.announce(session, "message.queued", aggregate_id=message_id, send_after=send_after.isoformat(), kind=kind)
 
 
 def record_grants(session: Session, *, user_id: int, results: dict[str, str]) -> int:
@@ -111,7 +116,7 @@ def record(session: Session, *, outgoing: Outgoing, result: SendResult) -> str:
         message.status = "failed"
         return "failed"
     message.status, message.send_after = PENDING, clock.now() + timedelta(minutes=2**message.attempts)
-    events.announce(session, "message.queued", aggregate_id=message.id, send_after=message.send_after.isoformat())
+    _announce_queued(session, message.id, message.send_after, message.kind)
     return "retry_later"
 
 
@@ -137,7 +142,7 @@ def _marketing_verdict(session: Session, message: Message, rules: MarketingRules
     now = clock.now()
     if rules.in_quiet_hours(now):
         message.status, message.send_after = PENDING, rules.quiet_ends_after(now)
-        events.announce(session, "message.queued", aggregate_id=message.id, send_after=message.send_after.isoformat())
+        _announce_queued(session, message.id, message.send_after, message.kind)
         return "deferred:quiet_hours"
     # One claim at a time per user, for this transaction only (never across the call); a send in flight
     # counts, so two dispatchers cannot both take the last place under the cap.

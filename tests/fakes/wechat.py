@@ -55,6 +55,7 @@ class FakeWeChat:
         self.expired_tokens: set[str] = set()
         self.send_attempts: list[dict] = []  # every subscribe/send: {"access_token", "body", "errcode"}
         self.delivered: list[dict] = []  # accepted subscribe messages: the body, plus "app_id"
+        self.delivered_at: list[float] = []  # when each arrived (time.perf_counter(), for bench/paid_message.py)
         self.send_failures: list[tuple[int, str]] = []  # (errcode, errmsg) the next sends answer with, in order
         self.token_delay = 0.0  # seconds /cgi-bin/token takes to answer (to widen refresh races)
         self._serial = itertools.count(1)
@@ -83,6 +84,7 @@ class FakeWeChat:
             self.expired_tokens.clear()
             self.send_attempts.clear()
             self.delivered.clear()
+            self.delivered_at.clear()
             self.send_failures.clear()
             self.token_delay = 0.0
 
@@ -180,6 +182,7 @@ class FakeWeChat:
                 self.expired_tokens.add(access_token)
             return errcode, errmsg
         self.delivered.append({**body, "app_id": app_id})
+        self.delivered_at.append(time.perf_counter())
         return 0, "ok"
 
     def _handler(self):
