@@ -10,6 +10,8 @@ from mall.orders.after_sale import AfterSale
 from mall.orders.models import OrderLine
 from tests.shop_helpers import Shop
 
+pytestmark = pytest.mark.refund_audit  # every order's refunds add up after each test (ADR 0012)
+
 
 @pytest.fixture
 def shop(app, client, login) -> Shop:

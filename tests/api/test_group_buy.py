@@ -18,6 +18,8 @@ from tests.shop_helpers import Shop
 from workers.jobs.group_buy import expire_group, sweep_due_groups
 from workers.jobs.orders import expire_unpaid_order
 
+pytestmark = pytest.mark.refund_audit  # every order's refunds add up after each test (ADR 0012)
+
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
 

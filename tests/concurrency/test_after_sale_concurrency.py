@@ -10,6 +10,8 @@ from tests.api.test_after_sale import ask, decide, line_units, paid_line
 from tests.concurrency.test_order_concurrency import count, race
 from tests.shop_helpers import Shop
 
+pytestmark = pytest.mark.refund_audit  # every order's refunds add up after each test (ADR 0012)
+
 
 @pytest.fixture
 def shop(app, client, login) -> Shop:
