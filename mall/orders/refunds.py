@@ -125,7 +125,7 @@ def shipping_refunded(session: Session, sub_order_id: int) -> int:
     query = sa.select(sa.func.coalesce(sa.func.sum(RefundLine.amount), 0)).where(
         RefundLine.sub_order_id == sub_order_id, RefundLine.order_line_id.is_(None)
     )
-    return session.scalar(query)
+    return int(session.scalar(query))  # SUM of a bigint is a numeric (Decimal) on PostgreSQL
 
 
 def _take(session: Session, sub: SubOrder, part: Units) -> dict:
