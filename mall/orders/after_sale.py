@@ -113,6 +113,9 @@ def _brand_case(session: Session, actor: Actor, after_sale_id: int) -> AfterSale
 
 
 def _decide(session: Session, case: AfterSale, status: str, note: str | None) -> None:
+    """The sub-order's refund lock first, as every refund takes it (a group-buy failure closing this request
+    waits for the decision, never deadlocks against it)."""
+    refunds.lock(session, session.get(SubOrder, case.sub_order_id))
     moved = session.execute(
         sa.update(AfterSale).where(AfterSale.id == case.id, AfterSale.status == "requested")
         .values(status=status, decided_at=clock.now(), decision_note=note),
@@ -143,7 +146,7 @@ def approve(session: Session, *, actor: Actor, after_sale_id: int, gateway, note
 
     case = _brand_case(session, actor, after_sale_id)
     _decide(session, case, "refunded", note)
-    sub = refunds.lock(session, session.get(SubOrder, case.sub_order_id))
+    sub = session.get(SubOrder, case.sub_order_id)  # locked by _decide
     units = [refunds.Units(item["order_line_id"], item["quantity"], held=item["quantity"]) for item in case.lines]
     shipping = refunds.SHIPPING_WITH_LAST_UNIT if sub.status == states.PAID else refunds.NO_SHIPPING
     done = refunds.refund_units(session, sub=sub, units=units, shipping=shipping, reason="after_sale",
