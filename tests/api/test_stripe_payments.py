@@ -17,6 +17,7 @@ from mall.orders.models import Order
 from mall.payments import services as payments
 from mall.payments.models import Installation, Payment, PaymentAnomaly, Refund, WebhookEvent
 from tests.fakes.stripe import FakeStripe, event, sign
+from tests.refund_audit import refund_facts
 from tests.shop_helpers import Shop
 from workers import queues, runtime
 from workers.connection import get_redis
@@ -198,6 +199,9 @@ def test_payment_arriving_after_cancellation_is_refunded_automatically(shop, cli
     assert [(r["payment_intent"], r["amount"]) for r in refunds] == [(intent_id, order["payable_total"])]
     with stripe_app.app_context():
         assert db.session.scalar(sa.select(Refund.reason)) == "paid_after_close"
+        # money the order never took: the payment's refund only, no line of the order was paid or refunded
+        facts = refund_facts(db.session, order["id"])
+        assert (facts["paid_total"], facts["refunded_total"], facts["ledger"]) == (0, 0, [])
 
 
 def dashboard_refund(client, settings, intent_id: str, *refunds: tuple[str, int]) -> None:
