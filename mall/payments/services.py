@@ -270,6 +270,7 @@ def _on_charge_refunded(session: Session, gateway: PaymentGateway, charge: dict)
         ours = _our_refund(session, payment, item)
         if ours is not None:
             ours.status = "succeeded" if item.get("status") == "succeeded" else ours.status
+            ours.gateway_refund_id = ours.gateway_refund_id or item["id"]
         elif item.get("status") == "succeeded":
             amount = int(item["amount"])
             external.record(session, payment=payment, refund_id=item["id"], amount=amount,

@@ -204,11 +204,12 @@ def test_payment_arriving_after_cancellation_is_refunded_automatically(shop, cli
         assert (facts["paid_total"], facts["refunded_total"], facts["ledger"]) == (0, 0, [])
 
 
-def dashboard_refund(client, settings, intent_id: str, *refunds: tuple[str, int]) -> None:
+def dashboard_refund(client, settings, intent_id: str, *refunds: tuple, metadata=None) -> None:
     """A `charge.refunded` event listing `refunds` (id, amount) on the intent's charge, processed by its job."""
     charge = {"id": "ch_1", "object": "charge", "payment_intent": intent_id,
               "amount_refunded": sum(amount for _, amount in refunds),
-              "refunds": {"data": [{"id": rid, "amount": amount, "status": "succeeded"} for rid, amount in refunds]}}  # fmt: skip
+              "refunds": {"data": [{"id": rid, "amount": amount, "status": "succeeded", "metadata": metadata or {}}
+                                   for rid, amount in refunds]}}  # fmt: skip
     assert post_webhook(client, event("charge.refunded", charge)).status_code == 200
     run_jobs(settings)
 
@@ -438,3 +439,24 @@ def test_a_refund_of_another_payment_is_refused_and_recorded(shop, client, login
     [seen] = anomalies(client, login)
     assert (seen["kind"], seen["reference"], seen["details"]["refund_of"]) == ("foreign_refund", "re_elsewhere",
                                                                               "pi_elsewhere")  # fmt: skip
+
+
+def test_a_refund_of_ours_whose_answer_was_not_recorded_yet_is_not_taken_for_a_dashboard_refund(
+    shop, client, stripe_app, settings, login
+):
+    me, order, intent_id = paid_by_stripe(shop, client, settings)
+    case = ask_refund(client, me, order)
+    assert approve(client, shop, order, case).status_code == 200
+    with stripe_app.app_context():  # as if the process died after the provider's call, before recording it
+        row = db.session.scalar(sa.select(Refund).filter_by(reason="after_sale"))
+        row.gateway_refund_id, row.status, refund_id = None, "pending", row.id
+        db.session.commit()
+
+    dashboard_refund(client, settings, intent_id, ("re_unrecorded", 2590), metadata={"refund_id": str(refund_id)})
+
+    assert unassigned(client, login) == []  # recognised as ours by the id we sent: not parked, not doubled
+    assert payment_refunded(stripe_app, order["id"]) == 2590
+    assert line_refund(stripe_app, order["id"]) == (1, 2590, 2590)
+    with stripe_app.app_context():
+        seen = db.session.get(Refund, refund_id)
+        assert (seen.status, seen.gateway_refund_id) == ("succeeded", "re_unrecorded")
