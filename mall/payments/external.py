@@ -7,7 +7,8 @@ per order line by one rule (ADR 0012), never as an order-level total only.
 - Anything else (a part of the money): the provider says nothing about which units it was for, so it is
   parked as an `UnassignedRefund` for an operator, who assigns it to units (and shipping fees) whose price
   is exactly its amount (`assign`). Until then the payment counts it, the order's lines and totals do not.
-- A refund of a payment the order never took (it arrived after the order closed) touches no line.
+- A refund of a payment the order never took (it arrived after the order closed) touches no line; one of a
+  payment never booked (a payment anomaly: another amount than the order's) is left to its anomaly row.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def record(session: Session, *, payment: Payment, refund_id: str, amount: int, r
     key = f"external-{refund_id}"
     if session.scalar(sa.select(Refund.id).filter_by(idempotency_key=key)) is not None:
         return "known"
+    if payment.status != "succeeded":  # never booked (an amount mismatch): its anomaly row is the record
+        return "payment_not_succeeded"
     order = session.get(Order, payment.order_id, populate_existing=True)
     if not _order_took(session, order, payment):
         record_refund(reason="external_not_taken", key=key)
