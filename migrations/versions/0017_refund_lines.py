@@ -67,11 +67,12 @@ def upgrade():
     )
     with op.batch_alter_table('unassigned_refunds', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_unassigned_refunds_order_id'), ['order_id'], unique=False)
-    _backfill()
+    backfill(op.get_bind())
 
 
-def _backfill():
-    conn, now = op.get_bind(), datetime.now(timezone.utc)
+def backfill(conn):
+    """Existing refunds into the ledger (tests/test_refund_backfill.py runs it on rows written the old way)."""
+    now = datetime.now(timezone.utc)
     run = lambda sql, **params: conn.execute(sa.text(sql), params)  # noqa: E731
     # Group-buy refunds returned the whole order but were written on the order only: every line was refunded.
     group = "SELECT order_id FROM refunds WHERE reason IN ('group_failed', 'left_group')"
