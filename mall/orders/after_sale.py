@@ -1,7 +1,8 @@
 """After-sale (售后): a shopper asks to refund some lines of a sub-order; the brand approves or rejects.
 
 Refunds are computed per line from the amount actually paid for it (its allocated payable), with a
-cumulative split so that refunding a line unit by unit returns exactly its payable, never more.
+cumulative split priced at approval on the units refunded by then (mall.orders.refunds, ADR 0012), so that
+refunding a line in any number of requests returns exactly its payable, never more or less.
 """
 
 from __future__ import annotations
