@@ -69,3 +69,28 @@ def test_a_parked_fee_refund_then_the_rest_refund_every_cent_once(shop, app):
         facts = refund_facts(session, order["id"])
         assert facts["refunded_total"] == facts["paid_total"] == 3 * 3333 + 800 and facts["status"] == "closed"
         assert facts["ledger"][1:] == [(line_id, 3, 3 * 3333, "external")]
+
+
+def test_two_operators_assigning_one_parked_refund_at_once_book_it_once(shop, app, login):
+    from tests.concurrency.test_order_concurrency import race
+
+    brand = shop.brand()
+    me = shop.shopper()
+    order = shop.place(me, [shop.add(me, shop.sku(brand, price=3333), 3)], shop.address(me)).get_json()
+    assert shop.pay(me, order["id"]).status_code == 200
+    line_id = order["sub_orders"][0]["lines"][0]["id"]
+    with app.app_context():
+        payment = db.session.scalar(sa.select(Payment).filter_by(order_id=order["id"]))
+        assert dashboard(db.session, payment, "re_one", 3333) == "parked"
+        db.session.commit()
+        parked_id = db.session.scalar(sa.select(UnassignedRefund.id))
+    operator = login("platform_admin")
+    body = {"lines": [{"order_line_id": line_id, "quantity": 1}]}
+
+    responses = race(app, [lambda c: c.post(f"/api/v1/admin/unassigned-refunds/{parked_id}/assign", json=body,
+                                            headers=operator)] * 4)  # fmt: skip
+
+    assert sorted(r.status_code for r in responses) == [200, 409, 409, 409], [r.get_json() for r in responses]
+    with app.app_context():
+        facts = refund_facts(db.session, order["id"])
+    assert (facts["refunded_total"], facts["ledger"]) == (3333, [(line_id, 1, 3333, "external")])

@@ -61,7 +61,7 @@ def _open(session: Session, order_id: int) -> list[UnassignedRefund]:
 def _refund_rest(session: Session, order: Order, key: str, parked: list[UnassignedRefund]) -> None:
     done = refunds.refund_rest(session, order=order, reason=REASON, reference=key)
     for row in parked:
-        _mark_assigned(row, {"rest_of_order": key}, actor=None)
+        _claim(session, row, {"rest_of_order": key}, actor=None)
     for sub in order.sub_orders:
         refunds.close_if_fully_refunded(session, sub, fulfilment_hold=None)
     events.record(session, "refund.external", aggregate="order", aggregate_id=order.id, reference=key,
@@ -77,9 +77,17 @@ def _park(session: Session, order: Order, payment: Payment, refund: Refund) -> N
                   amount=row.amount, reference=refund.gateway_refund_id)  # fmt: skip
 
 
-def _mark_assigned(row: UnassignedRefund, assignment: dict, actor: Actor | None) -> None:
-    row.status, row.assignment, row.assigned_at = "assigned", assignment, clock.now()
-    row.assigned_by = actor.user_id if actor else None
+def _claim(session: Session, row: UnassignedRefund, assignment: dict, actor: Actor | None) -> None:
+    """open -> assigned by one conditional UPDATE: of two assignments at once, one books it, the other is 409."""
+    claimed = session.execute(
+        sa.update(UnassignedRefund).where(UnassignedRefund.id == row.id, UnassignedRefund.status == "open")
+        .values(status="assigned", assignment=assignment, assigned_at=clock.now(),
+                assigned_by=actor.user_id if actor else None),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+    if claimed.rowcount != 1:
+        raise Conflict("refund.already_assigned", "This refund was already assigned.")
+    session.expire(row)
 
 
 def list_unassigned(session: Session, *, status: str | None, order_id: int | None, before: int | None, limit: int):
@@ -99,11 +107,10 @@ def assign(session: Session, *, actor: Actor, unassigned_refund_id: int, lines: 
     """The operator says which units (and which sub-orders' remaining shipping fees) a parked refund was for.
     They are priced like any refund (the cumulative split, on what each line has refunded by now); the sum must
     be the parked amount exactly (409 `refund.assignment_mismatch` names both), else nothing changes."""
-    row = session.get(UnassignedRefund, unassigned_refund_id, with_for_update=True)
+    row = session.get(UnassignedRefund, unassigned_refund_id)
     if row is None:
         raise NotFound("refund.unassigned_not_found", f"Unassigned refund {unassigned_refund_id} not found.")
-    if row.status != "open":
-        raise Conflict("refund.already_assigned", "This refund was already assigned.")
+    _claim(session, row, {"lines": lines, "shipping_sub_order_ids": shipping_sub_order_ids}, actor)
     order = session.get(Order, row.order_id)
     by_sub = _units_by_sub_order(session, order, lines, shipping_sub_order_ids)
     reference, total, subs = f"external-{row.refund_id}", 0, []
@@ -116,7 +123,6 @@ def assign(session: Session, *, actor: Actor, unassigned_refund_id: int, lines: 
     if total != row.amount:
         raise Conflict("refund.assignment_mismatch", f"Those units and fees return {total}, the refund was "
                        f"{row.amount}.", assigned=total, refund_amount=row.amount)  # fmt: skip
-    _mark_assigned(row, {"lines": lines, "shipping_sub_order_ids": shipping_sub_order_ids}, actor)
     for sub in subs:
         refunds.close_if_fully_refunded(session, sub, actor, fulfilment_hold=None)
     events.record(session, "refund.assigned", aggregate="order", aggregate_id=order.id, actor=actor,
