@@ -22,6 +22,14 @@ WECHAT_APPS = {"wx-brand-a": "secret-a", "wx-brand-b": "secret-b"}
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "refund_audit: after the test, audit every order's refund columns against "
+        "its refund ledger (tests/refund_audit.py)",
+    )
+
+
 def pytest_report_header(config):
     return f"database: {os.environ.get('TEST_DATABASE_URL', 'sqlite (temporary)')}; " \
            f"redis: {os.environ.get('TEST_REDIS_URL', 'embedded')}"  # fmt: skip
@@ -95,6 +103,23 @@ def _clean_state(request, fake_wechat):
         from workers.connection import get_redis
 
         get_redis(app.extensions["mall.settings"]).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _refund_audit(request, _clean_state):
+    """Tests marked `refund_audit`: once the test is done (before the tables are emptied), every order's refunds
+    must add up (tests/refund_audit.py)."""
+    yield
+    if request.node.get_closest_marker("refund_audit") is None or "app" not in request.fixturenames:
+        return
+    from api.extensions import db
+    from tests.refund_audit import audit
+
+    with request.getfixturevalue("app").app_context():
+        db.session.remove()
+        found = audit(db.session)
+        db.session.remove()
+    assert found == [], f"refund columns disagree with the refund ledger: {found}"
 
 
 def _empty_tables(app) -> None:

@@ -1,5 +1,5 @@
-"""Provider webhooks (the body is verified and stored once, then processed by an RQ job) and the payment
-anomalies operators look at."""
+"""Provider webhooks (the body is verified and stored once, then processed by an RQ job), the payment
+anomalies operators look at, and dashboard refunds they assign to order lines."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ from contextlib import contextmanager
 
 from flask import request
 
-from api.auth import MallBlueprint
+from api.auth import MallBlueprint, current_actor
 from api.extensions import db
-from api.payments.schemas import AnomalyListArgs, AnomalySchema
+from api.payments.schemas import (
+    AnomalyListArgs,
+    AnomalySchema,
+    AssignmentSchema,
+    UnassignedRefundListArgs,
+    UnassignedRefundSchema,
+)
 from api.settings import payment_gateway
 from api.tx import commit, read_only, rollback
 from mall.identity.roles import Role
-from mall.payments import anomalies
+from mall.payments import anomalies, external
 from workers import queues
 from workers.jobs.payments import process_payment_webhook
 
@@ -64,3 +70,27 @@ def list_payment_anomalies(args):
     page with `before` = the last id seen. Platform admins only: one payment covers every brand of an order."""
     read_only()
     return anomalies.list_anomalies(db.session, **args)
+
+
+@blp.get("/admin/unassigned-refunds")
+@blp.auth(Role.PLATFORM_ADMIN)
+@blp.arguments(UnassignedRefundListArgs, location="query")
+@blp.response(200, UnassignedRefundSchema(many=True))
+def list_unassigned_refunds(args):
+    """Refunds made in the provider's dashboard for part of an order's money: the payment counts them, the
+    order's lines do not until an operator assigns them (ADR 0012). Newest first; `status` open by default."""
+    read_only()
+    return external.list_unassigned(db.session, **args)
+
+
+@blp.post("/admin/unassigned-refunds/<int:unassigned_refund_id>/assign")
+@blp.auth(Role.PLATFORM_ADMIN)
+@blp.arguments(AssignmentSchema)
+@blp.response(200, UnassignedRefundSchema)
+def assign_unassigned_refund(body, unassigned_refund_id):
+    """Say which units (and which sub-orders' remaining shipping fees) the refund was for. They are priced by
+    the cumulative split of what each line paid; the sum must be the refund's amount exactly (409
+    `refund.assignment_mismatch` otherwise, nothing changes). Fully refunded sub-orders close."""
+    row = external.assign(db.session, actor=current_actor(), unassigned_refund_id=unassigned_refund_id, **body)
+    commit()
+    return row

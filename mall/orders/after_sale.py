@@ -1,7 +1,8 @@
 """After-sale (售后): a shopper asks to refund some lines of a sub-order; the brand approves or rejects.
 
 Refunds are computed per line from the amount actually paid for it (its allocated payable), with a
-cumulative split so that refunding a line unit by unit returns exactly its payable, never more.
+cumulative split priced at approval on the units refunded by then (mall.orders.refunds, ADR 0012), so that
+refunding a line in any number of requests returns exactly its payable, never more or less.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from mall.db import Base, JSONType, Timestamped
 from mall.errors import Conflict, Invalid, NotFound
 from mall.identity.roles import Actor, Role
 from mall.inventory import services as inventory
-from mall.orders import states
+from mall.orders import refunds, states
 from mall.orders.models import OrderLine, SubOrder
 from mall.orders.services import brand_sub_order
-from mall.orders.transitions import move, move_or_conflict
 
 OPEN = ("requested",)
 REFUNDABLE = (states.PAID, states.SHIPPED, states.DELIVERED, states.COMPLETED)
@@ -43,9 +43,9 @@ class AfterSale(Timestamped, Base):
 
 
 def refund_amount(line: OrderLine, quantity: int) -> int:
-    """What `quantity` more units of `line` give back: the cumulative split of the line's payable."""
-    done = line.refunded_quantity
-    return line.payable * (done + quantity) // line.quantity - line.payable * done // line.quantity
+    """The estimate shown when `quantity` more units of `line` are asked for: the cumulative split after the
+    units already refunded or held by open requests. The refund itself is priced at approval (`approve`)."""
+    return refunds.price(line.payable, line.quantity, line.refunded_quantity + line.requested_quantity, quantity)
 
 
 def request(session: Session, *, shopper_id: int, sub_order_id: int, reason: str, return_goods: bool,
@@ -114,6 +114,9 @@ def _brand_case(session: Session, actor: Actor, after_sale_id: int) -> AfterSale
 
 
 def _decide(session: Session, case: AfterSale, status: str, note: str | None) -> None:
+    """The sub-order's refund lock first, as every refund takes it (a group-buy failure closing this request
+    waits for the decision, never deadlocks against it)."""
+    refunds.lock(session, session.get(SubOrder, case.sub_order_id))
     moved = session.execute(
         sa.update(AfterSale).where(AfterSale.id == case.id, AfterSale.status == "requested")
         .values(status=status, decided_at=clock.now(), decision_note=note),
@@ -129,71 +132,58 @@ def reject(session: Session, *, actor: Actor, after_sale_id: int, note: str | No
     case = _brand_case(session, actor, after_sale_id)
     _decide(session, case, "rejected", note)
     for item in sorted(case.lines, key=lambda i: i["order_line_id"]):
-        _move_units(session, item, refunded=False)
+        _give_back_units(session, item)
     events.record(session, "after_sale.rejected", aggregate="order", aggregate_id=case.order_id, actor=actor,
                   after_sale_id=case.id)  # fmt: skip
     return case
 
 
 def approve(session: Session, *, actor: Actor, after_sale_id: int, gateway, note: str | None) -> AfterSale:
-    """Refund the lines' paid amount through the gateway (idempotently), restock returned goods, record it."""
+    """Refund the units, priced now on what the line has refunded by now (the cumulative split: two requests
+    on one line return exactly what it paid), send that through the gateway (idempotently), restock returned
+    goods. The shipping fee comes back with the last unit of a sub-order that has not shipped."""
     from mall.payments import services as payments
     from mall.payments.models import Payment
 
     case = _brand_case(session, actor, after_sale_id)
     _decide(session, case, "refunded", note)
-    sub = session.get(SubOrder, case.sub_order_id)
-    restock = {}
-    for item in case.lines:
-        _move_units(session, item, refunded=True)
-        if case.return_goods or sub.status == states.PAID:  # goods came back, or never left
-            line = session.get(OrderLine, item["order_line_id"])
-            restock[line.sku_id] = restock.get(line.sku_id, 0) + item["quantity"]
-    amount = case.amount + _shipping_back(session, sub, case)
+    sub = session.get(SubOrder, case.sub_order_id)  # locked by _decide
+    units = [refunds.Units(item["order_line_id"], item["quantity"], held=item["quantity"]) for item in case.lines]
+    shipping = refunds.SHIPPING_WITH_LAST_UNIT if sub.status == states.PAID else refunds.NO_SHIPPING
+    done = refunds.refund_units(session, sub=sub, units=units, shipping=shipping, reason="after_sale",
+                                reference=f"after-sale-{case.id}")  # fmt: skip
+    case.lines, case.amount = done.lines, done.amount - done.shipping  # what was really refunded
     payment = session.scalar(sa.select(Payment).filter_by(order_id=case.order_id, status="succeeded").limit(1))
-    if amount:
-        payments.refund(session, gateway=gateway, payment=payment, amount=amount, reason="after_sale",
+    if done.amount:
+        payments.refund(session, gateway=gateway, payment=payment, amount=done.amount, reason="after_sale",
                         key=f"after-sale-{case.id}")  # fmt: skip
-    session.execute(sa.update(SubOrder).where(SubOrder.id == sub.id)
-                    .values(refunded_total=SubOrder.refunded_total + amount))  # fmt: skip
-    inventory.release(session, restock)
-    _close_if_fully_refunded(session, sub, actor)
+    restock = _restock(session, case, sub)
+    refunds.close_if_fully_refunded(session, sub, actor)
     events.record(session, "after_sale.refunded", aggregate="order", aggregate_id=case.order_id, actor=actor,
-                  after_sale_id=case.id, amount=amount, restocked=restock)  # fmt: skip
+                  after_sale_id=case.id, amount=done.amount, restocked=restock)  # fmt: skip
     return case
 
 
-def _move_units(session: Session, item: dict, *, refunded: bool) -> None:
-    """A decided request's units leave `requested_quantity`: refunded (approved) or free again (rejected)."""
+def _restock(session: Session, case: AfterSale, sub: SubOrder) -> dict[int, int]:
+    """Returned goods, or goods that never left, go back to stock."""
+    restock: dict[int, int] = {}
+    if case.return_goods or sub.status == states.PAID:
+        for item in case.lines:
+            line = session.get(OrderLine, item["order_line_id"])
+            restock[line.sku_id] = restock.get(line.sku_id, 0) + item["quantity"]
+    inventory.release(session, restock)
+    return restock
+
+
+def _give_back_units(session: Session, item: dict) -> None:
+    """A rejected request's units leave `requested_quantity`: they may be asked for again."""
     quantity = item["quantity"]
-    changes = {"requested_quantity": _LINES.c.requested_quantity - quantity}
-    if refunded:
-        changes |= {"refunded_quantity": _LINES.c.refunded_quantity + quantity,
-                    "refunded_amount": _LINES.c.refunded_amount + item["amount"]}  # fmt: skip
     moved = session.execute(
-        _LINES.update().where(_LINES.c.id == item["order_line_id"], _LINES.c.requested_quantity >= quantity,
-                              _LINES.c.refunded_quantity + quantity <= _LINES.c.quantity).values(changes)
+        _LINES.update().where(_LINES.c.id == item["order_line_id"], _LINES.c.requested_quantity >= quantity)
+        .values(requested_quantity=_LINES.c.requested_quantity - quantity)
     )  # fmt: skip
     if moved.rowcount != 1:
         raise Conflict("after_sale.quantity_exceeds", "These units were already refunded.")
     loaded = session.identity_map.get(identity_key(OrderLine, item["order_line_id"]))
     if loaded is not None:
         session.expire(loaded)
-
-
-def _shipping_back(session: Session, sub: SubOrder, case: AfterSale) -> int:
-    """Policy: the shipping fee comes back only when the whole sub-order is refunded before it ships."""
-    session.expire(sub)
-    everything = all(line.refunded_quantity == line.quantity for line in sub.lines)
-    return sub.shipping_fee if everything and sub.status == states.PAID else 0
-
-
-def _close_if_fully_refunded(session: Session, sub: SubOrder, actor: Actor) -> None:
-    total = sum(line.payable for line in sub.lines)
-    refunded = sum(line.refunded_amount for line in sub.lines)
-    if refunded >= total and all(line.refunded_quantity == line.quantity for line in sub.lines):
-        move_or_conflict(session, sub, states.CLOSED, actor=actor)
-        order = sub.order
-        session.expire(order)
-        if all(s.status == states.CLOSED for s in order.sub_orders):
-            move(session, order, states.CLOSED, actor=actor)

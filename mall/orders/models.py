@@ -125,3 +125,23 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int | None]
     response: Mapped[dict | None] = mapped_column(JSONType)
     created_at: Mapped[datetime]
+
+
+class RefundLine(Base):
+    """One part of a refund on one order line (or, `order_line_id` empty, on a sub-order's shipping fee): the
+    ledger behind `order_lines.refunded_*` and `sub_orders.refunded_total`, written by every path that returns
+    money (mall.orders.refunds). A line's rows sum to its refunded quantity and amount; a line refunded in
+    several parts is priced by the cumulative split, so they sum to exactly what it paid."""
+
+    __tablename__ = "refund_lines"
+    __table_args__ = (sa.CheckConstraint("amount >= 0 AND quantity >= 0", name="non_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    sub_order_id: Mapped[int] = mapped_column(sa.ForeignKey("sub_orders.id"), index=True)
+    order_line_id: Mapped[int | None] = mapped_column(sa.ForeignKey("order_lines.id"), index=True)
+    quantity: Mapped[int]
+    amount: Mapped[int] = mapped_column(Amount)
+    reason: Mapped[str] = mapped_column(sa.String(40))  # after_sale | group_failed | left_group | external | ...
+    reference: Mapped[str] = mapped_column(sa.String(255))  # after-sale-{id}, group-…-member-…, external-re_…
+    created_at: Mapped[datetime]

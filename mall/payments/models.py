@@ -89,3 +89,24 @@ class PaymentAnomaly(Base):
     received_currency: Mapped[str | None] = mapped_column(sa.String(3))
     details: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime]
+
+
+class UnassignedRefund(Base):
+    """A refund made outside the mall (the Stripe dashboard) that returned part of an order's money but says
+    nothing about which lines: parked here until an operator assigns it to units
+    (`POST /admin/unassigned-refunds/{id}/assign`). The payment counts it at once; the order's lines and totals
+    only once it is assigned (ADR 0012)."""
+
+    __tablename__ = "unassigned_refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id"))
+    refund_id: Mapped[int] = mapped_column(sa.ForeignKey("refunds.id"), unique=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(20), default="open")  # open | assigned
+    assignment: Mapped[dict | None] = mapped_column(JSONType)  # what the operator assigned it to
+    created_at: Mapped[datetime]
+    assigned_at: Mapped[datetime | None]
+    assigned_by: Mapped[int | None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from datetime import UTC
@@ -127,7 +128,7 @@ def _money_in(session: Session, gateway: PaymentGateway, payment: Payment) -> st
                                reference=f"{payment.gateway}:{payment.intent_id}")  # fmt: skip
     if outcome == "late" or (outcome == "already_paid" and _other_success(session, payment)):
         refund(session, gateway=gateway, payment=payment, amount=payment.amount, reason="paid_after_close",
-               key=f"late-{payment.gateway}-{payment.intent_id}", order_accepted_it=False)  # fmt: skip
+               key=f"late-{payment.gateway}-{payment.intent_id}")  # fmt: skip
         return "refunded_late_payment"
     return outcome
 
@@ -148,14 +149,12 @@ def payment_failed(session: Session, *, payment: Payment, reason: str) -> str:
     return "failed"
 
 
-def refund(
-    session: Session, *, gateway: PaymentGateway, payment: Payment, amount: int, reason: str, key: str,
-    order_accepted_it: bool = True,
-):  # fmt: skip
+def refund(session: Session, *, gateway: PaymentGateway, payment: Payment, amount: int, reason: str, key: str):
     """Return `amount` of a payment, once per key. Never more than was paid (conditional update).
 
-    `order_accepted_it=False` for money the order never took (a payment that arrived too late):
-    it is returned without touching the order's paid/refunded totals."""
+    The payment's side only: which order lines the money was for (and so the order's `refunded_total`) is
+    written by the caller through `mall.orders.refunds` (ADR 0012); money the order never took (a payment
+    that arrived too late) touches no line."""
     existing = session.scalar(sa.select(Refund).filter_by(idempotency_key=key))
     if existing is not None:
         return existing
@@ -177,9 +176,6 @@ def refund(
                             metadata={"order_id": payment.order_id, "refund_id": row.id})  # fmt: skip
     _check_refund_is_ours(gateway, result, payment)
     row.status, row.gateway_refund_id = result.status, result.refund_id
-    if order_accepted_it:
-        session.execute(sa.update(Order).where(Order.id == payment.order_id)
-                        .values(refunded_total=Order.refunded_total + amount))  # fmt: skip
     events.record(session, "payment.refunded", aggregate="order", aggregate_id=payment.order_id,
                   amount=amount, reason=reason, refund_id=row.id)  # fmt: skip
     session.refresh(payment)
@@ -264,18 +260,34 @@ def _on_failed(session: Session, gateway: PaymentGateway, intent: dict) -> str:
 
 def _on_charge_refunded(session: Session, gateway: PaymentGateway, charge: dict) -> str:
     """Reconcile: our refunds the provider confirms become succeeded; refunds made outside the mall
-    (e.g. in the Stripe dashboard) are recorded so the order's totals stay true."""
+    (e.g. in the Stripe dashboard) are written per order line or parked for an operator (`external`)."""
+    from mall.payments import external
+
     payment = session.scalar(sa.select(Payment).filter_by(gateway=gateway.name, intent_id=charge.get("payment_intent")))
     if payment is None:
         return "unknown_intent"
     for item in (charge.get("refunds") or {}).get("data", []):
-        ours = session.scalar(sa.select(Refund).filter_by(gateway_refund_id=item["id"]))
+        ours = _our_refund(session, payment, item)
         if ours is not None:
             ours.status = "succeeded" if item.get("status") == "succeeded" else ours.status
+            ours.gateway_refund_id = ours.gateway_refund_id or item["id"]
         elif item.get("status") == "succeeded":
-            refund(session, gateway=_Recorded(item["id"]), payment=payment, amount=int(item["amount"]),
-                   reason="external", key=f"external-{item['id']}")  # fmt: skip
+            amount = int(item["amount"])
+            external.record(session, payment=payment, refund_id=item["id"], amount=amount,
+                            record_refund=functools.partial(refund, session, gateway=_Recorded(item["id"]),
+                                                            payment=payment, amount=amount))  # fmt: skip
     return "reconciled"
+
+
+def _our_refund(session: Session, payment: Payment, item: dict) -> Refund | None:
+    """The refund row of a provider refund: by its id, or (the provider's answer not recorded yet) by the
+    refund id we sent in its metadata, for this payment and amount."""
+    ours = session.scalar(sa.select(Refund).filter_by(gateway_refund_id=item["id"]))
+    sent = str((item.get("metadata") or {}).get("refund_id") or "")
+    if ours is None and sent.isdigit():
+        ours = session.scalar(sa.select(Refund).filter_by(id=int(sent), payment_id=payment.id,
+                                                          amount=int(item["amount"]), gateway_refund_id=None))  # fmt: skip
+    return ours
 
 
 class _Recorded:

@@ -6,6 +6,8 @@ import pytest
 
 from tests.shop_helpers import Shop
 
+pytestmark = pytest.mark.refund_audit  # every order's refunds add up after each test (ADR 0012)
+
 
 @pytest.fixture
 def shop(app, client, login) -> Shop:

@@ -16,6 +16,8 @@ from tests.coupon_helpers import DAYTIME, Coupons, categories, coupon_discount, 
 from tests.shop_helpers import Shop
 from workers.jobs.orders import expire_unpaid_order
 
+pytestmark = pytest.mark.refund_audit  # every order's refunds add up after each test (ADR 0012)
+
 
 @pytest.fixture
 def shop(app, client, login) -> Shop:

@@ -14,9 +14,12 @@ from mall.orders.models import Order
 from mall.payments.models import Refund
 from mall.promotions.group_buy.models import Group
 from tests.concurrency.test_order_concurrency import race
+from tests.refund_audit import refund_facts
 from tests.shop_helpers import Shop
 from workers.jobs.group_buy import expire_group, sweep_due_groups
 from workers.jobs.orders import expire_unpaid_order
+
+pytestmark = pytest.mark.refund_audit  # every order's refunds add up after each test (ADR 0012)
 
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
@@ -27,8 +30,8 @@ def shop(app, client, login) -> Shop:
     return Shop(app, client, login)
 
 
-def campaign(shop, client, *, size=3, **extra) -> dict:
-    brand = shop.brand()
+def campaign(shop, client, *, size=3, fee=0, **extra) -> dict:
+    brand = shop.brand(fee=fee)
     sku = shop.sku(brand, price=9900, stock=20)
     body = {"sku_id": sku, "name": "3 together", "group_price": 5900, "leader_discount": 500, "group_size": size,
             "starts_at": (NOW - timedelta(hours=1)).isoformat(), "ends_at": (NOW + timedelta(days=3)).isoformat(),
@@ -191,3 +194,58 @@ def test_group_closing_reminder_is_queued_an_hour_before(app, shop, client):
         closing = db.session.scalars(sa.select(Message).filter_by(template_key="group_buy.closing")).all()
         forming = db.session.get(Group, group_id)
         assert [m.send_after for m in closing] == [forming.expires_at - timedelta(hours=1)]
+
+
+def ledger(app, order_id) -> dict:
+    with app.app_context():
+        return refund_facts(db.session, order_id)
+
+
+def test_failed_group_refunds_each_member_per_line_and_shipping(app, shop, client):
+    camp = campaign(shop, client, fee=600)
+    group_id, leader, leader_order = open_paid_group(shop, client, camp)
+    _, member = join_and_pay(shop, client, group_id)
+    member_order = member.get_json()
+    clock.advance(timedelta(hours=24, minutes=1))
+
+    assert expire_group(group_id) == "failed"
+
+    for order in (leader_order, member_order):
+        line_id, payable = order["sub_orders"][0]["lines"][0]["id"], order["sub_orders"][0]["lines"][0]["payable"]
+        facts = ledger(app, order["id"])
+        assert facts["refunded_total"] == facts["paid_total"] == payable + 600 == order["payable_total"]
+        assert facts["ledger"] == [(line_id, 1, payable, "group_failed"), (None, 0, 600, "group_failed")]
+    seen = client.get(f"/api/v1/orders/{leader_order['id']}", headers=leader).get_json()["sub_orders"][0]
+    assert (seen["refunded_total"], seen["lines"][0]["refunded_quantity"]) == (leader_order["payable_total"], 1)
+
+
+def test_a_member_who_leaves_is_refunded_on_the_line(app, shop, client):
+    camp = campaign(shop, client, size=3)
+    group_id, _, _ = open_paid_group(shop, client, camp)
+    member, resp = join_and_pay(shop, client, group_id)
+    order = resp.get_json()
+
+    assert client.post(f"/api/v1/groups/{group_id}/leave", headers=member).status_code == 200
+
+    line = order["sub_orders"][0]["lines"][0]
+    facts = ledger(app, order["id"])
+    assert facts["ledger"] == [(line["id"], 1, line["payable"], "left_group")]
+    assert (facts["refunded_total"], facts["status"]) == (order["payable_total"], "closed")
+
+
+def test_an_open_after_sale_request_on_a_failed_group_order_is_closed_with_the_refund(app, shop, client):
+    camp = campaign(shop, client)
+    group_id, leader, leader_order = open_paid_group(shop, client, camp)
+    sub = leader_order["sub_orders"][0]
+    asked = client.post(f"/api/v1/sub-orders/{sub['id']}/after-sales", headers=leader,
+                        json={"reason": "no", "lines": [{"order_line_id": sub["lines"][0]["id"], "quantity": 1}]})  # fmt: skip
+    assert asked.status_code == 201, asked.get_json()
+    clock.advance(timedelta(hours=24, minutes=1))
+
+    assert expire_group(group_id) == "failed"
+
+    assert refunds(app) == [(leader_order["id"], leader_order["payable_total"])]  # once, by the group's failure
+    decided = client.post(f"/api/v1/admin/after-sales/{asked.get_json()['id']}/approve", json={},
+                          headers=shop.merchant(camp["brand"]))  # fmt: skip
+    assert decided.status_code == 409 and decided.get_json()["code"] == "after_sale.already_decided"
+    assert ledger(app, leader_order["id"])["refunded_total"] == leader_order["payable_total"]

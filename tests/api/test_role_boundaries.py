@@ -76,6 +76,8 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/admin/after-sales/<int:after_sale_id>/approve"): MERCHANT,
     ("POST", "/api/v1/admin/after-sales/<int:after_sale_id>/reject"): MERCHANT,
     ("GET", "/api/v1/admin/payment-anomalies"): PLATFORM,
+    ("GET", "/api/v1/admin/unassigned-refunds"): PLATFORM,
+    ("POST", "/api/v1/admin/unassigned-refunds/<int:unassigned_refund_id>/assign"): PLATFORM,
     # notifications
     ("POST", "/api/v1/notifications/subscriptions"): SHOPPERS,
     ("GET", "/api/v1/admin/notifications"): PLATFORM,

@@ -17,9 +17,12 @@ from mall.orders.models import Order
 from mall.payments import services as payments
 from mall.payments.models import Installation, Payment, PaymentAnomaly, Refund, WebhookEvent
 from tests.fakes.stripe import FakeStripe, event, sign
+from tests.refund_audit import refund_facts
 from tests.shop_helpers import Shop
 from workers import queues, runtime
 from workers.connection import get_redis
+
+pytestmark = pytest.mark.refund_audit  # every order's refunds add up after each test (ADR 0012)
 
 WEBHOOK_SECRET = "whsec_test_secret"
 WEBHOOK = "/api/v1/payments/stripe/webhook"
@@ -196,20 +199,98 @@ def test_payment_arriving_after_cancellation_is_refunded_automatically(shop, cli
     assert [(r["payment_intent"], r["amount"]) for r in refunds] == [(intent_id, order["payable_total"])]
     with stripe_app.app_context():
         assert db.session.scalar(sa.select(Refund.reason)) == "paid_after_close"
+        # money the order never took: the payment's refund only, no line of the order was paid or refunded
+        facts = refund_facts(db.session, order["id"])
+        assert (facts["paid_total"], facts["refunded_total"], facts["ledger"]) == (0, 0, [])
 
 
-def test_charge_refunded_in_the_dashboard_is_reconciled(shop, client, stripe_app, settings):
-    me, order = placed_order(shop)
-    intent_id = shop.pay(me, order["id"]).get_json()["intent_id"]
-    post_webhook(client, succeeded(intent_id, order["payable_total"], order_id=order["id"]))
+def dashboard_refund(client, settings, intent_id: str, *refunds: tuple, metadata=None) -> None:
+    """A `charge.refunded` event listing `refunds` (id, amount) on the intent's charge, processed by its job."""
+    charge = {"id": "ch_1", "object": "charge", "payment_intent": intent_id,
+              "amount_refunded": sum(amount for _, amount in refunds),
+              "refunds": {"data": [{"id": rid, "amount": amount, "status": "succeeded", "metadata": metadata or {}}
+                                   for rid, amount in refunds]}}  # fmt: skip
+    assert post_webhook(client, event("charge.refunded", charge)).status_code == 200
     run_jobs(settings)
-    charge = {"id": "ch_1", "object": "charge", "payment_intent": intent_id, "amount_refunded": 1000,
-              "refunds": {"data": [{"id": "re_dash", "amount": 1000, "status": "succeeded"}]}}  # fmt: skip
-    post_webhook(client, event("charge.refunded", charge))
-    post_webhook(client, event("charge.refunded", charge))  # a second delivery under a new event id
-    run_jobs(settings)
-    refunded = order_row(stripe_app, order["id"])
-    assert refunded.refunded_total == 1000
+
+
+def unassigned(client, login, **query) -> list[dict]:
+    resp = client.get("/api/v1/admin/unassigned-refunds", query_string=query, headers=login("platform_admin"))
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def assign(client, login, row_id: int, **body):
+    return client.post(f"/api/v1/admin/unassigned-refunds/{row_id}/assign", json=body,
+                       headers=login("platform_admin"))  # fmt: skip
+
+
+def line_refund(app, order_id) -> tuple[int, int, int]:
+    """(refunded units, refunded amount, order refunded total) of the order's one line."""
+    with app.app_context():
+        order = db.session.get(Order, order_id)
+        return order.lines[0].refunded_quantity, order.lines[0].refunded_amount, order.refunded_total
+
+
+def payment_refunded(app, order_id) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(Payment.refunded_amount).filter_by(order_id=order_id))
+
+
+def test_a_partial_dashboard_refund_is_parked_for_an_operator_not_booked_on_the_order(shop, client, stripe_app,
+                                                                                     settings, login):  # fmt: skip
+    me, order, intent_id = paid_by_stripe(shop, client, settings)
+    dashboard_refund(client, settings, intent_id, ("re_dash", 1000))
+    dashboard_refund(client, settings, intent_id, ("re_dash", 1000))  # a second delivery under a new event id
+
+    assert payment_refunded(stripe_app, order["id"]) == 1000  # the money is gone from the payment, once
+    assert line_refund(stripe_app, order["id"]) == (0, 0, 0)  # no line says which units: not the order's yet
+    [parked] = unassigned(client, login)
+    assert (parked["order_id"], parked["amount"], parked["status"]) == (order["id"], 1000, "open")
+    assert "refund.unassigned" in [e["type"] for e in order_events(client, me, order["id"])]
+    # 1000 is no set of units: one unit paid 2590; the operator's wrong guess changes nothing
+    line_id = order["sub_orders"][0]["lines"][0]["id"]
+    wrong = assign(client, login, parked["id"], lines=[{"order_line_id": line_id, "quantity": 1}])
+    assert wrong.status_code == 409 and wrong.get_json()["code"] == "refund.assignment_mismatch", wrong.get_json()
+    assert (wrong.get_json()["assigned"], wrong.get_json()["refund_amount"]) == (2590, 1000)
+    assert line_refund(stripe_app, order["id"]) == (0, 0, 0)
+    assert unassigned(client, login)[0]["status"] == "open"
+
+
+def test_an_operator_assigns_a_dashboard_refund_to_the_units_it_paid_for(shop, client, stripe_app, settings, login):
+    me, order, intent_id = paid_by_stripe(shop, client, settings)
+    dashboard_refund(client, settings, intent_id, ("re_one_unit", 2590))
+    [parked] = unassigned(client, login)
+    line_id = order["sub_orders"][0]["lines"][0]["id"]
+
+    resp = assign(client, login, parked["id"], lines=[{"order_line_id": line_id, "quantity": 1}])
+
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["status"] == "assigned" and resp.get_json()["assignment"]["lines"][0]["quantity"] == 1
+    assert line_refund(stripe_app, order["id"]) == (1, 2590, 2590)
+    assert order_row(stripe_app, order["id"]).status == "paid"  # one unit left: still shippable
+    again = assign(client, login, parked["id"], lines=[{"order_line_id": line_id, "quantity": 1}])
+    assert again.status_code == 409 and again.get_json()["code"] == "refund.already_assigned"
+    assert unassigned(client, login) == []  # none open
+
+
+def test_a_dashboard_refund_of_everything_left_refunds_every_line_and_closes_the_order(shop, client, stripe_app,
+                                                                                      settings, login, fake_stripe):  # fmt: skip
+    me, order, intent_id = paid_by_stripe(shop, client, settings)
+    assert approve(client, shop, order, ask_refund(client, me, order)).status_code == 200  # 1 unit: 2590, ours
+    ours = next(iter(fake_stripe.refunds))
+    dashboard_refund(client, settings, intent_id, ("re_parked", 1000))  # parked first
+    dashboard_refund(client, settings, intent_id, (ours, 2590), ("re_parked", 1000), ("re_rest", 1590))
+
+    assert line_refund(stripe_app, order["id"]) == (2, 5180, 5180)  # the parked 1000 went with the rest
+    assert payment_refunded(stripe_app, order["id"]) == 5180
+    closed = order_row(stripe_app, order["id"])
+    assert closed.status == "closed"
+    assert unassigned(client, login, status="assigned")[0]["assignment"] == {"rest_of_order": "external-re_rest"}
+    sub_id = order["sub_orders"][0]["id"]
+    ship = client.post(f"/api/v1/admin/sub-orders/{sub_id}/ship", json={"carrier": "SF", "tracking_number": "1"},
+                       headers=shop.merchant(order["sub_orders"][0]["brand_id"]))  # fmt: skip
+    assert ship.status_code == 409  # a fully refunded sub-order never ships
 
 
 def anomalies(client, login, **query) -> list[dict]:
@@ -358,3 +439,24 @@ def test_a_refund_of_another_payment_is_refused_and_recorded(shop, client, login
     [seen] = anomalies(client, login)
     assert (seen["kind"], seen["reference"], seen["details"]["refund_of"]) == ("foreign_refund", "re_elsewhere",
                                                                               "pi_elsewhere")  # fmt: skip
+
+
+def test_a_refund_of_ours_whose_answer_was_not_recorded_yet_is_not_taken_for_a_dashboard_refund(
+    shop, client, stripe_app, settings, login
+):
+    me, order, intent_id = paid_by_stripe(shop, client, settings)
+    case = ask_refund(client, me, order)
+    assert approve(client, shop, order, case).status_code == 200
+    with stripe_app.app_context():  # as if the process died after the provider's call, before recording it
+        row = db.session.scalar(sa.select(Refund).filter_by(reason="after_sale"))
+        row.gateway_refund_id, row.status, refund_id = None, "pending", row.id
+        db.session.commit()
+
+    dashboard_refund(client, settings, intent_id, ("re_unrecorded", 2590), metadata={"refund_id": str(refund_id)})
+
+    assert unassigned(client, login) == []  # recognised as ours by the id we sent: not parked, not doubled
+    assert payment_refunded(stripe_app, order["id"]) == 2590
+    assert line_refund(stripe_app, order["id"]) == (1, 2590, 2590)
+    with stripe_app.app_context():
+        seen = db.session.get(Refund, refund_id)
+        assert (seen.status, seen.gateway_refund_id) == ("succeeded", "re_unrecorded")

@@ -14,6 +14,7 @@ from mall.checkout.pricing import Quote
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity.roles import Actor
 from mall.notifications.services import notify
+from mall.orders import refunds
 from mall.orders import services as orders
 from mall.orders.models import Order, SubOrder
 from mall.promotions.group_buy.models import Group, GroupCampaign, GroupMember
@@ -242,10 +243,11 @@ def _refund_member(session: Session, member: GroupMember, *, gateway, reason: st
     if member.status != "paid":
         return
     member.status = "refunded"
+    key = f"group-{member.group_id}-member-{member.id}"
+    done = refunds.refund_rest(session, order=order, reason=reason, reference=key)  # per line, what is left
     payment = session.scalar(sa.select(Payment).filter_by(order_id=order.id, status="succeeded").limit(1))
-    if payment is not None and order.payable_total:
-        payments.refund(session, gateway=gateway, payment=payment, amount=order.payable_total, reason=reason,
-                        key=f"group-{member.group_id}-member-{member.id}")  # fmt: skip
+    if payment is not None and done.amount:
+        payments.refund(session, gateway=gateway, payment=payment, amount=done.amount, reason=reason, key=key)
     _close_refunded_order(session, order)
     notify(session, user_id=member.user_id, template_key="group_buy.failed", dedupe_key=f"group-refund-{member.id}",
            payload={"group_id": member.group_id, "order_id": order.id})  # fmt: skip
