@@ -21,7 +21,7 @@ import mall.db
 
 
 revision = '0017_refund_lines'
-down_revision = '0014_message_leases'
+down_revision = '0015_bundle_lines'
 branch_labels = None
 depends_on = None
 
