@@ -1,0 +1,212 @@
+"""Payment provider calls are claim -> commit -> call -> record (ADR 0014), against the fake Stripe with
+faults injected: the gateway times out, the process dies after the call and before the record, the record's
+commit fails, a claimed refund is never sent. A sweep completes each with the same idempotency key: one
+intent, one refund at the provider, never a second."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from api.extensions import db
+from mall import clock
+from mall.payments import services as payments
+from mall.payments.models import GatewayCall, Payment, Refund
+from mall.payments.stripe_gateway import StripeGateway
+from tests.api import test_stripe_payments as stripe_tests
+from tests.api.test_stripe_payments import WEBHOOK_SECRET, approve, ask_refund, order_row, paid_by_stripe, placed_order
+from workers.jobs import payments as payment_jobs
+
+# The Stripe app, its client and shop, and the fake Stripe, as in test_stripe_payments.
+fake_stripe, stripe_app, client, shop = (stripe_tests.fake_stripe, stripe_tests.stripe_app, stripe_tests.client,
+                                         stripe_tests.shop)  # fmt: skip
+INTENTS, REFUNDS = "/v1/payment_intents", "/v1/refunds"
+AFTER_LEASE = timedelta(minutes=6)
+
+
+@pytest.fixture
+def gateway(stripe_app, fake_stripe, monkeypatch) -> StripeGateway:
+    """The app's and the jobs' Stripe gateway, with a short timeout and no client-side retries."""
+    quick = StripeGateway(api_key="sk_test_fake", webhook_secret=WEBHOOK_SECRET, api_base=fake_stripe.base_url,
+                          payment_method_types=["card"], timeout=0.5, retries=0)  # fmt: skip
+    monkeypatch.setitem(stripe_app.extensions, "mall.gateway", quick)
+    monkeypatch.setattr(payment_jobs, "gateway_for", lambda settings: quick)
+    return quick
+
+
+@pytest.fixture
+def fail_commit_after(monkeypatch):
+    """`fail_commit_after(module, name)`: the wrapped function runs, then the commit of its transaction fails."""
+    armed = []
+
+    def boom(session):
+        if session.info.pop("fail_commit", False):
+            raise RuntimeError("injected: the record's commit fails")
+
+    sa.event.listen(Session, "before_commit", boom)
+
+    def arm(module, name):
+        original = getattr(module, name)
+
+        def wrapped(session, **kwargs):
+            result = original(session, **kwargs)
+            if not armed:
+                armed.append(True)
+                session.info["fail_commit"] = True
+            return result
+
+        monkeypatch.setattr(module, name, wrapped)
+
+    yield arm
+    sa.event.remove(Session, "before_commit", boom)
+
+
+def die_after_the_call(monkeypatch, module, name):
+    """The call was made; the process dies before its answer is recorded (once)."""
+    original, died = getattr(module, name), []
+
+    def dying(session, **kwargs):
+        if not died:
+            died.append(True)
+            raise RuntimeError("injected: the process dies after the call")
+        return original(session, **kwargs)
+
+    monkeypatch.setattr(module, name, dying)
+
+
+def rows(app, model) -> list:
+    with app.app_context():
+        found = list(db.session.scalars(sa.select(model).order_by(model.id)))
+        db.session.expunge_all()
+        return found
+
+
+def test_pay_commits_its_claim_first_and_holds_no_transaction_during_the_call(shop, stripe_app, gateway, settings):
+    me, order = placed_order(shop)
+    seen = {}
+    other = sa.create_engine(payments_url(settings))
+    original = gateway.create_intent
+
+    def spying(**kwargs):
+        seen["request_in_transaction"] = db.session().in_transaction()
+        with other.connect() as conn:  # another connection sees the claim: it committed before the call
+            seen["claims"] = conn.execute(sa.text("SELECT status, idempotency_key FROM gateway_calls")).all()
+        return original(**kwargs)
+
+    gateway.create_intent = spying
+    resp = shop.pay(me, order["id"])
+    other.dispose()
+    assert resp.status_code == 200, resp.get_json()
+    assert seen["request_in_transaction"] is False
+    [(status, key)] = seen["claims"]
+    assert status == "claimed" and key.endswith(f"-{order['payable_total']}-CNY")
+    [call] = rows(stripe_app, GatewayCall)
+    assert (call.status, call.reference, call.attempts) == ("done", resp.get_json()["intent_id"], 1)
+
+
+def payments_url(settings) -> str:
+    from mall.db import engine_url
+
+    return engine_url(settings.database_url)
+
+
+def test_a_payment_intent_call_that_times_out_is_completed_by_the_sweep_with_the_same_key(
+    shop, stripe_app, gateway, fake_stripe
+):
+    me, order = placed_order(shop)
+    fake_stripe.stall(INTENTS, 1.5)  # Stripe makes the intent; its answer comes too late for the client
+    resp = shop.pay(me, order["id"])
+    assert resp.status_code == 503 and resp.get_json()["code"] == "payment.gateway_unavailable", resp.get_json()
+    [call] = rows(stripe_app, GatewayCall)
+    assert (call.status, call.attempts) == ("claimed", 1) and call.last_error.startswith("payment.gateway_")
+    assert rows(stripe_app, Payment) == []
+    time.sleep(1.2)  # the stalled request finishes at the provider
+    assert payment_jobs.sweep_gateway_calls() == 0  # not due yet: it is retried after a delay
+    clock.advance(AFTER_LEASE)
+    assert payment_jobs.sweep_gateway_calls() == 1
+    [payment] = rows(stripe_app, Payment)
+    assert list(fake_stripe.intents) == [payment.intent_id]  # the one intent Stripe made, not a second
+    assert len(set(fake_stripe.keys)) == 1
+    assert rows(stripe_app, GatewayCall)[0].status == "done"
+
+
+@pytest.mark.parametrize("fault", ["dies_after_the_call", "record_commit_fails"])
+def test_a_payment_intent_whose_answer_was_not_recorded_is_recorded_by_the_sweep(
+    shop, stripe_app, gateway, fake_stripe, monkeypatch, fail_commit_after, fault
+):
+    me, order = placed_order(shop)
+    if fault == "dies_after_the_call":
+        die_after_the_call(monkeypatch, payments, "record_intent")
+    else:
+        fail_commit_after(payments, "record_intent")
+    stripe_app.config["PROPAGATE_EXCEPTIONS"] = False
+    try:
+        assert shop.pay(me, order["id"]).status_code == 500
+    finally:
+        stripe_app.config["PROPAGATE_EXCEPTIONS"] = None
+    assert len(fake_stripe.intents) == 1 and rows(stripe_app, Payment) == []
+    assert rows(stripe_app, GatewayCall)[0].status == "claimed"
+    assert payment_jobs.sweep_gateway_calls() == 0  # the lease of the dead caller still runs
+    clock.advance(AFTER_LEASE)
+    assert payment_jobs.sweep_gateway_calls() == 1
+    [payment] = rows(stripe_app, Payment)
+    assert list(fake_stripe.intents) == [payment.intent_id] and len(set(fake_stripe.keys)) == 1
+    again = shop.pay(me, order["id"])  # the shopper's retry meets the same intent
+    assert again.status_code == 200 and again.get_json()["intent_id"] == payment.intent_id
+    assert len(fake_stripe.intents) == 1
+
+
+def approved_refund(shop, client, settings, fake_stripe, stripe_app) -> tuple[dict, dict]:
+    me, order, intent_id = paid_by_stripe(shop, client, settings)
+    case = ask_refund(client, me, order)
+    resp = approve(client, shop, order, case)
+    assert resp.status_code == 200, resp.get_json()  # the approval stands whatever the provider does
+    return order, case
+
+
+@pytest.mark.parametrize("fault", ["never_sent", "times_out", "dies_after_the_call", "record_commit_fails"])
+def test_a_claimed_refund_left_unanswered_is_sent_once_by_the_sweep(
+    shop, client, settings, stripe_app, gateway, fake_stripe, monkeypatch, fail_commit_after, fault
+):
+    if fault == "never_sent":  # the process died between the approval's commit and the call
+        monkeypatch.setattr(payment_jobs, "send_claimed_refund", lambda event: None)
+    elif fault == "times_out":
+        fake_stripe.stall(REFUNDS, 1.5)
+    elif fault == "dies_after_the_call":
+        die_after_the_call(monkeypatch, payments, "record_refund")
+    else:
+        fail_commit_after(payments, "record_refund")
+    order, case = approved_refund(shop, client, settings, fake_stripe, stripe_app)
+    [refund] = rows(stripe_app, Refund)
+    assert refund.status == "claimed" and refund.amount == case["amount"]
+    assert order_row(stripe_app, order["id"]).refunded_total == case["amount"]  # owed from the approval on
+    made_before = 0 if fault == "never_sent" else 1
+    time.sleep(1.2 if fault == "times_out" else 0)
+    assert len(fake_stripe.refunds) == made_before
+    clock.advance(AFTER_LEASE)
+    assert payment_jobs.sweep_gateway_calls() == 1
+    [refund] = rows(stripe_app, Refund)
+    assert (refund.status, refund.last_error) == ("succeeded", None)
+    [made] = fake_stripe.refunds.values()  # one refund at the provider, whatever happened before
+    assert (made["id"], made["amount"]) == (refund.gateway_refund_id, case["amount"])
+    assert len({k for k in fake_stripe.keys if "after-sale" in k}) == 1  # always the same key
+    assert payment_jobs.sweep_gateway_calls() == 0
+    assert len(fake_stripe.refunds) == 1
+
+
+def test_a_refund_the_provider_keeps_failing_is_given_up_for_the_operator(
+    shop, client, login, settings, stripe_app, gateway, fake_stripe
+):
+    fake_stripe.fail(REFUNDS, times=100)
+    order, case = approved_refund(shop, client, settings, fake_stripe, stripe_app)
+    for _ in range(10):
+        clock.advance(timedelta(hours=3))
+        payment_jobs.sweep_gateway_calls()
+    [refund] = rows(stripe_app, Refund)
+    assert refund.status == "failed" and refund.attempts == 8 and fake_stripe.refunds == {}
+    anomalies = client.get("/api/v1/admin/payment-anomalies", headers=login("platform_admin")).get_json()
+    assert [(a["kind"], a["details"]["refund_id"]) for a in anomalies] == [("refund_failed", refund.id)]
