@@ -5,6 +5,7 @@ intent, one refund at the provider, never a second."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import timedelta
 
@@ -14,11 +15,25 @@ from sqlalchemy.orm import Session
 
 from api.extensions import db
 from mall import clock
+from mall.db import engine_url
+from mall.orders.models import Order
 from mall.payments import services as payments
 from mall.payments.models import GatewayCall, Payment, Refund
 from mall.payments.stripe_gateway import StripeGateway
 from tests.api import test_stripe_payments as stripe_tests
-from tests.api.test_stripe_payments import WEBHOOK_SECRET, approve, ask_refund, order_row, paid_by_stripe, placed_order
+from tests.api.test_group_buy import NOW, campaign, key, shopper
+from tests.api.test_stripe_payments import (
+    WEBHOOK_SECRET,
+    approve,
+    ask_refund,
+    order_row,
+    paid_by_stripe,
+    placed_order,
+    post_webhook,
+    run_jobs,
+    succeeded,
+)
+from workers.jobs import group_buy as group_jobs
 from workers.jobs import payments as payment_jobs
 
 # The Stripe app, its client and shop, and the fake Stripe, as in test_stripe_payments.
@@ -35,6 +50,7 @@ def gateway(stripe_app, fake_stripe, monkeypatch) -> StripeGateway:
                           payment_method_types=["card"], timeout=0.5, retries=0)  # fmt: skip
     monkeypatch.setitem(stripe_app.extensions, "mall.gateway", quick)
     monkeypatch.setattr(payment_jobs, "gateway_for", lambda settings: quick)
+    monkeypatch.setattr(group_jobs, "gateway_for", lambda settings: quick)
     return quick
 
 
@@ -88,7 +104,7 @@ def rows(app, model) -> list:
 def test_pay_commits_its_claim_first_and_holds_no_transaction_during_the_call(shop, stripe_app, gateway, settings):
     me, order = placed_order(shop)
     seen = {}
-    other = sa.create_engine(payments_url(settings))
+    other = sa.create_engine(engine_url(settings.database_url))
     original = gateway.create_intent
 
     def spying(**kwargs):
@@ -106,12 +122,6 @@ def test_pay_commits_its_claim_first_and_holds_no_transaction_during_the_call(sh
     assert status == "claimed" and key.endswith(f"-{order['payable_total']}-CNY")
     [call] = rows(stripe_app, GatewayCall)
     assert (call.status, call.reference, call.attempts) == ("done", resp.get_json()["intent_id"], 1)
-
-
-def payments_url(settings) -> str:
-    from mall.db import engine_url
-
-    return engine_url(settings.database_url)
 
 
 def test_a_payment_intent_call_that_times_out_is_completed_by_the_sweep_with_the_same_key(
@@ -210,3 +220,83 @@ def test_a_refund_the_provider_keeps_failing_is_given_up_for_the_operator(
     assert refund.status == "failed" and refund.attempts == 8 and fake_stripe.refunds == {}
     anomalies = client.get("/api/v1/admin/payment-anomalies", headers=login("platform_admin")).get_json()
     assert [(a["kind"], a["details"]["refund_id"]) for a in anomalies] == [("refund_failed", refund.id)]
+
+
+def paid_through_stripe(shop, client, settings, headers, order: dict) -> str:
+    intent_id = shop.pay(headers, order["id"]).get_json()["intent_id"]
+    post_webhook(client, succeeded(intent_id, order["payable_total"], order_id=order["id"]))
+    run_jobs(settings)
+    return intent_id
+
+
+def nothing_locked(settings, group_id: int, user_ids: list[int]) -> bool:
+    """From another connection, at once: may the group's row and the members' `users` rows be locked (on
+    SQLite: may anyone write at all)?"""
+    url = engine_url(settings.database_url)
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0.2, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET lock_timeout = '300ms'"))
+            conn.execute(sa.text("SELECT id FROM groups WHERE id = :g FOR UPDATE"), {"g": group_id})
+            conn.execute(sa.text("SELECT id FROM users WHERE id = ANY(:u) FOR UPDATE"), {"u": user_ids})
+            conn.rollback()
+        return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_group_refunds_each_member_on_its_own_with_no_lock_held_during_the_calls(
+    shop, client, settings, stripe_app, gateway, fake_stripe
+):
+    """One member's refund failing at the provider blocks and rolls back no other member's; it stays claimed
+    and the sweep sends it later. While the provider is called, neither the group's row nor a member's `users`
+    row is locked, and on SQLite no write transaction is open."""
+    clock.freeze(NOW)
+    camp = campaign(shop, client, size=3)
+    leader, address = shopper(shop)
+    opened = client.post(f"/api/v1/group-campaigns/{camp['id']}/groups", json={"address_id": address},
+                         headers=key(leader)).get_json()  # fmt: skip
+    group_id, leader_order = opened["group"]["id"], opened["order"]
+    leader_intent = paid_through_stripe(shop, client, settings, leader, leader_order)
+    member, address = shopper(shop)
+    member_order = client.post(f"/api/v1/groups/{group_id}/join", json={"address_id": address},
+                               headers=key(member)).get_json()  # fmt: skip
+    member_intent = paid_through_stripe(shop, client, settings, member, member_order)
+    with stripe_app.app_context():
+        user_ids = list(db.session.scalars(sa.select(Order.user_id).where(Order.id.in_([leader_order["id"],
+                                                                                         member_order["id"]]))))  # fmt: skip
+    fake_stripe.fail(REFUNDS, when=lambda params: params.get("payment_intent") == leader_intent)
+    unlocked, original = [], gateway.refund
+
+    def checking(**kwargs):
+        unlocked.append(nothing_locked(settings, group_id, user_ids))
+        return original(**kwargs)
+
+    gateway.refund = checking
+    clock.advance(timedelta(hours=24, minutes=1))
+    assert group_jobs.expire_group(group_id) == "failed"
+    assert unlocked == [True, True]
+    by_order = {r.order_id: r for r in rows(stripe_app, Refund)}
+    assert by_order[member_order["id"]].status == "succeeded"
+    assert by_order[leader_order["id"]].status == "claimed" and by_order[leader_order["id"]].last_error
+    assert [r["payment_intent"] for r in fake_stripe.refunds.values()] == [member_intent]
+    with stripe_app.app_context():
+        assert {db.session.get(Order, o["id"]).status for o in (leader_order, member_order)} == {"closed"}
+    clock.advance(AFTER_LEASE)
+    assert payment_jobs.sweep_gateway_calls() == 1
+    assert {r.status for r in rows(stripe_app, Refund)} == {"succeeded"}
+    made = sorted((r["payment_intent"], r["amount"]) for r in fake_stripe.refunds.values())
+    assert made == sorted([(leader_intent, leader_order["payable_total"]),
+                           (member_intent, member_order["payable_total"])])  # fmt: skip
