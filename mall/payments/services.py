@@ -375,13 +375,24 @@ def _on_charge_refunded(session: Session, gateway: PaymentGateway, charge: dict)
     if payment is None:
         return "unknown_intent"
     for item in (charge.get("refunds") or {}).get("data", []):
-        ours = session.scalar(sa.select(Refund).filter_by(gateway_refund_id=item["id"]))
+        ours = _our_refund(session, payment, item)
         if ours is not None:
+            ours.gateway_refund_id = ours.gateway_refund_id or item["id"]
             ours.status = "succeeded" if item.get("status") == "succeeded" else ours.status
         elif item.get("status") == "succeeded":
             refund(session, gateway=_Recorded(item["id"]), payment=payment, amount=int(item["amount"]),
                    reason="external", key=f"external-{item['id']}")  # fmt: skip
     return "reconciled"
+
+
+def _our_refund(session: Session, payment: Payment, item: dict) -> Refund | None:
+    """The refund row of a provider refund: by its id, or, for one claimed whose answer is not recorded yet
+    (the event can come first), by the row id we sent in its metadata, on this payment."""
+    ours = session.scalar(sa.select(Refund).filter_by(gateway_refund_id=item["id"]))
+    sent = str((item.get("metadata") or {}).get("refund_id") or "")
+    if ours is None and sent.isdigit():
+        ours = session.scalar(sa.select(Refund).filter_by(id=int(sent), payment_id=payment.id, status=CLAIMED))
+    return ours
 
 
 class _Recorded:

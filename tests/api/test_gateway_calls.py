@@ -33,6 +33,7 @@ from tests.api.test_stripe_payments import (
     run_jobs,
     succeeded,
 )
+from tests.fakes.stripe import event
 from workers.jobs import group_buy as group_jobs
 from workers.jobs import payments as payment_jobs
 
@@ -300,3 +301,18 @@ def test_a_failed_group_refunds_each_member_on_its_own_with_no_lock_held_during_
     made = sorted((r["payment_intent"], r["amount"]) for r in fake_stripe.refunds.values())
     assert made == sorted([(leader_intent, leader_order["payable_total"]),
                            (member_intent, member_order["payable_total"])])  # fmt: skip
+
+
+def test_the_providers_refund_event_arriving_before_the_record_is_taken_for_ours_not_an_outside_refund(
+    shop, client, settings, stripe_app, gateway, fake_stripe, monkeypatch
+):
+    monkeypatch.setattr(payments, "record_refund", lambda session, **kwargs: "lost")  # the answer never recorded
+    order, case = approved_refund(shop, client, settings, fake_stripe, stripe_app)
+    [made] = fake_stripe.refunds.values()
+    charge = {"id": "ch_1", "object": "charge", "payment_intent": made["payment_intent"],
+              "amount_refunded": made["amount"], "refunds": {"data": [made]}}  # fmt: skip
+    post_webhook(client, event("charge.refunded", charge))
+    run_jobs(settings)
+    [refund] = rows(stripe_app, Refund)  # not a second, "external" one
+    assert (refund.status, refund.gateway_refund_id) == ("succeeded", made["id"])
+    assert order_row(stripe_app, order["id"]).refunded_total == case["amount"]
