@@ -17,7 +17,7 @@ from mall.orders import services as orders
 from mall.orders import states
 from mall.orders.models import Order
 from mall.payments import anomalies, calls
-from mall.payments.calls import IntentCall, RefundCall
+from mall.payments.calls import IntentCall
 from mall.payments.gateway import Intent, PaymentGateway, RefundResult, WebhookPayload
 from mall.payments.models import CLAIMED, GatewayCall, Installation, Payment, Refund, WebhookEvent
 
@@ -97,6 +97,8 @@ def record_intent(session: Session, *, gateway: PaymentGateway, call: IntentCall
 def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id: int) -> Payment:
     """Claim, call and record in the caller's transaction: for a gateway with no provider behind it (offline),
     where there is no call to lose. The HTTP edge and the jobs run the steps themselves for a remote one."""
+    if getattr(gateway, "remote", True):
+        raise ValueError(f"{gateway.name}: claim, commit, then call (ADR 0014); pay() is for offline gateways")
     claimed = claim_intent(session, gateway=gateway, shopper_id=shopper_id, order_id=order_id)
     if isinstance(claimed, Payment):
         return claimed
@@ -259,50 +261,6 @@ def refund_key(session: Session, payment: Payment, key: str) -> str:
     """The refund's idempotency key at the gateway: this installation, the payment and the mall's own key
     (`after-sale-{id}` alone repeats in every database)."""
     return f"{installation_id(session)}-{payment.intent_id}-{key}"
-
-
-def take_refund(session: Session, *, refund_id: int) -> RefundCall | str:
-    """The sender's (or the sweep's) lease on a claimed refund: what to call the provider with."""
-    if not calls.take(session, Refund, refund_id):
-        return "not_due"
-    row = session.get(Refund, refund_id, populate_existing=True)
-    payment = session.get(Payment, row.payment_id)
-    return RefundCall(refund_id=row.id, order_id=row.order_id, payment_id=payment.id, intent_id=payment.intent_id,
-                      amount=row.amount, key=refund_key(session, payment, row.idempotency_key),
-                      attempt=row.attempts)  # fmt: skip
-
-
-def record_refund(session: Session, *, gateway: PaymentGateway, call: RefundCall, answer) -> str:
-    """Step 3: the provider's answer to a refund call, written while the row is still claimed. A failed call
-    is retried later or given up; a refund of another payment, or a refund given up, is an anomaly for the
-    operator (the money is owed to the shopper and did not leave)."""
-    row = session.get(Refund, call.refund_id, populate_existing=True)
-    if row is None or row.status != CLAIMED:
-        return "already_recorded"
-    if isinstance(answer, DomainError):
-        outcome = calls.note_failure(session, row, answer)
-        if outcome == "failed":
-            _refund_not_made(session, gateway, row, kind="refund_failed", reference=None, error=row.last_error)
-        return outcome
-    if answer.intent_id != call.intent_id:
-        log.error("refund %s: the gateway answered with refund %s of %s", row.id, answer.refund_id, answer.intent_id)
-        row.status, row.last_error = "failed", "refund.foreign_refund"
-        _refund_not_made(session, gateway, row, kind="foreign_refund", reference=answer.refund_id,
-                         refund_of=answer.intent_id, expected_refund_of=call.intent_id)  # fmt: skip
-        return "foreign_refund"
-    row.status, row.gateway_refund_id, row.last_error = answer.status, answer.refund_id, None
-    return answer.status
-
-
-def _refund_not_made(session: Session, gateway: PaymentGateway, row: Refund, *, kind: str, reference, **facts):
-    anomalies.record(session, order_id=row.order_id, kind=kind, gateway=gateway.name, reference=reference,
-                     refund_id=row.id, amount=row.amount, **facts)  # fmt: skip
-    events.record(session, "payment.refund_failed", aggregate="order", aggregate_id=row.order_id, refund_id=row.id,
-                  amount=row.amount, kind=kind)  # fmt: skip
-
-
-def due_refund_ids(session: Session, *, limit: int = 200) -> list[int]:
-    return calls.due(session, Refund, limit=limit)
 
 
 def due_intent_call_ids(session: Session, *, limit: int = 200) -> list[int]:

@@ -6,7 +6,9 @@ intent, one refund at the provider, never a second."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -17,6 +19,7 @@ from api.extensions import db
 from mall import clock
 from mall.db import engine_url
 from mall.orders.models import Order
+from mall.payments import refund_calls
 from mall.payments import services as payments
 from mall.payments.models import GatewayCall, Payment, Refund
 from mall.payments.stripe_gateway import StripeGateway
@@ -188,9 +191,9 @@ def test_a_claimed_refund_left_unanswered_is_sent_once_by_the_sweep(
     elif fault == "times_out":
         fake_stripe.stall(REFUNDS, 1.5)
     elif fault == "dies_after_the_call":
-        die_after_the_call(monkeypatch, payments, "record_refund")
+        die_after_the_call(monkeypatch, refund_calls, "record_refund")
     else:
-        fail_commit_after(payments, "record_refund")
+        fail_commit_after(refund_calls, "record_refund")
     order, case = approved_refund(shop, client, settings, fake_stripe, stripe_app)
     [refund] = rows(stripe_app, Refund)
     assert refund.status == "claimed" and refund.amount == case["amount"]
@@ -306,7 +309,7 @@ def test_a_failed_group_refunds_each_member_on_its_own_with_no_lock_held_during_
 def test_the_providers_refund_event_arriving_before_the_record_is_taken_for_ours_not_an_outside_refund(
     shop, client, settings, stripe_app, gateway, fake_stripe, monkeypatch
 ):
-    monkeypatch.setattr(payments, "record_refund", lambda session, **kwargs: "lost")  # the answer never recorded
+    monkeypatch.setattr(refund_calls, "record_refund", lambda session, **kwargs: "lost")  # the answer never recorded
     order, case = approved_refund(shop, client, settings, fake_stripe, stripe_app)
     [made] = fake_stripe.refunds.values()
     charge = {"id": "ch_1", "object": "charge", "payment_intent": made["payment_intent"],
@@ -316,3 +319,24 @@ def test_the_providers_refund_event_arriving_before_the_record_is_taken_for_ours
     [refund] = rows(stripe_app, Refund)  # not a second, "external" one
     assert (refund.status, refund.gateway_refund_id) == ("succeeded", made["id"])
     assert order_row(stripe_app, order["id"]).refunded_total == case["amount"]
+
+
+def test_two_senders_of_one_claimed_refund_at_once_call_the_provider_once(
+    shop, client, settings, stripe_app, gateway, fake_stripe, monkeypatch
+):
+    """The lease is one conditional UPDATE: of two senders (the after-commit sender and the sweep, or two
+    sweeps) starting together, one calls and records, the other finds the refund taken."""
+    monkeypatch.setattr(payment_jobs, "send_claimed_refund", lambda event: None)
+    approved_refund(shop, client, settings, fake_stripe, stripe_app)
+    [refund] = rows(stripe_app, Refund)
+    barrier = threading.Barrier(2)
+
+    def send(_):
+        barrier.wait()
+        return payment_jobs.send_refund(refund.id)
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(send, range(2)))
+    assert outcomes == ["not_due", "succeeded"]
+    assert len(fake_stripe.refunds) == 1 and len([k for k in fake_stripe.keys if "after-sale" in k]) == 1
+    assert rows(stripe_app, Refund)[0].status == "succeeded"

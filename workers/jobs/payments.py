@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from mall import clock
 from mall.errors import DomainError
-from mall.payments import calls
+from mall.payments import calls, refund_calls
 from mall.payments import services as payments
 from mall.payments.factory import gateway_for
 from workers import runtime
@@ -36,13 +36,13 @@ def send_refund(refund_id: int) -> str:
     """Take the claimed refund's lease (one transaction), call the provider with no transaction open, record
     the answer (a second one). Safe to run twice: the provider replays the key, the record is conditional."""
     with unit_of_work() as session:
-        call = payments.take_refund(session, refund_id=refund_id)
+        call = refund_calls.take_refund(session, refund_id=refund_id)
     if isinstance(call, str):
         return call
     gateway = gateway_for(runtime.settings())
     answer = calls.call(gateway.refund, call.request())
     with unit_of_work() as session:
-        return payments.record_refund(session, gateway=gateway, call=call, answer=answer)
+        return refund_calls.record_refund(session, gateway=gateway, call=call, answer=answer)
 
 
 def complete_intent_call(call_id: int) -> str:
@@ -62,7 +62,7 @@ def sweep_gateway_calls() -> int:
     """Calls claimed and never answered whose lease ran out (the caller died after the call, its record could
     not commit, or the call failed and is due again). Each one apart: one failing stops none of the others."""
     with unit_of_work() as session:
-        intents, refunds = payments.due_intent_call_ids(session), payments.due_refund_ids(session)
+        intents, refunds = payments.due_intent_call_ids(session), refund_calls.due_refund_ids(session)
     done = 0
     for job, ids in ((complete_intent_call, intents), (send_refund, refunds)):
         for row_id in ids:
