@@ -29,7 +29,7 @@ def claim_intent(session: Session, *, gateway: PaymentGateway, shopper_id: int, 
     paid already, else the PaymentIntent to create. For a provider behind a network (`gateway.remote`) the
     call is claimed in `gateway_calls` under its idempotency key (`intent_key`); the caller commits that
     before making the call, so a call whose answer is lost is repeated by the sweep with the same key."""
-    order = orders.get_order(session, order_id=order_id, shopper_id=shopper_id)
+    order = orders.get_order(session, order_id=order_id, shopper_id=shopper_id, with_lines=True)  # paying reads them
     if order.status != states.PENDING:
         paid = _payment_of(session, order.id, status="succeeded")
         if paid is not None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from api.extensions import db
 from mall import clock
 from mall.db import engine_url
+from mall.events import DomainEvent
 from mall.orders.models import Order
 from mall.payments import refund_calls
 from mall.payments import services as payments
@@ -340,3 +341,39 @@ def test_two_senders_of_one_claimed_refund_at_once_call_the_provider_once(
     assert outcomes == ["not_due", "succeeded"]
     assert len(fake_stripe.refunds) == 1 and len([k for k in fake_stripe.keys if "after-sale" in k]) == 1
     assert rows(stripe_app, Refund)[0].status == "succeeded"
+
+
+def test_an_intent_that_took_the_money_at_once_and_died_unrecorded_pays_the_order_once_through_the_sweep(
+    shop, client, stripe_app, gateway, fake_stripe, monkeypatch
+):
+    """The charge happened at the provider when the intent was created (a saved card confirmed at once), then
+    the process died before recording it: the sweep asks again with the same key, gets the same succeeded
+    intent, and the order is paid, once; nothing is charged a second time."""
+    me, order = placed_order(shop)
+    with stripe_app.app_context():
+        row = db.session.get(Order, order["id"])
+        installation = payments.installation_id(db.session)
+        key, metadata = payments.intent_key(row, installation), payments.intent_metadata(row, installation)
+        db.session.commit()
+    fake_stripe.seed(key, {"id": "pi_charged", "object": "payment_intent", "amount": order["payable_total"],
+                           "currency": "cny", "status": "succeeded", "client_secret": "pi_charged_secret",
+                           "metadata": {k: str(v) for k, v in metadata.items()}})  # fmt: skip
+    die_after_the_call(monkeypatch, payments, "record_intent")
+    stripe_app.config["PROPAGATE_EXCEPTIONS"] = False
+    try:
+        assert shop.pay(me, order["id"]).status_code == 500
+    finally:
+        stripe_app.config["PROPAGATE_EXCEPTIONS"] = None
+    assert order_row(stripe_app, order["id"]).status == "pending_payment"
+    clock.advance(AFTER_LEASE)
+    assert payment_jobs.sweep_gateway_calls() == 1
+    paid = order_row(stripe_app, order["id"])
+    assert (paid.status, paid.paid_total) == ("paid", order["payable_total"])
+    [payment] = rows(stripe_app, Payment)
+    assert (payment.intent_id, payment.status) == ("pi_charged", "succeeded")
+    assert set(fake_stripe.keys) == {key} and fake_stripe.calls == []  # only replays: no second intent
+    again = shop.pay(me, order["id"])
+    assert again.status_code == 200 and again.get_json()["intent_id"] == "pi_charged"
+    with stripe_app.app_context():
+        paid_events = sa.select(sa.func.count()).select_from(DomainEvent).filter_by(type="order.paid")
+        assert db.session.scalar(paid_events) == 1
