@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -44,6 +45,7 @@ class IntentCall:
     currency: str
     metadata: dict = field(default_factory=dict)
     call_id: int | None = None
+    loaded: Any = field(default=None, compare=False, repr=False)  # offline only: the claim's Order, same session
 
     def request(self) -> dict:
         return {"amount": self.amount, "currency": self.currency, "idempotency_key": self.key,

@@ -40,7 +40,9 @@ def claim_intent(session: Session, *, gateway: PaymentGateway, shopper_id: int, 
     installation = installation_id(session)
     intent = IntentCall(order_id=order.id, key=intent_key(order, installation), amount=order.payable_total,
                         currency=order.currency, metadata=intent_metadata(order, installation))  # fmt: skip
-    return _claim_call(session, gateway, intent) if getattr(gateway, "remote", True) else intent
+    if getattr(gateway, "remote", True):
+        return _claim_call(session, gateway, intent)
+    return replace(intent, loaded=order)  # one transaction: the record uses the order as loaded here
 
 
 def _claim_call(session: Session, gateway: PaymentGateway, intent: IntentCall) -> IntentCall:
@@ -76,7 +78,7 @@ def record_intent(session: Session, *, gateway: PaymentGateway, call: IntentCall
         if row is not None:
             calls.note_failure(session, row, answer)
         return answer
-    order = orders.get_order(session, order_id=call.order_id, with_lines=True)
+    order = call.loaded or orders.get_order(session, order_id=call.order_id, with_lines=True)
     refused = _foreign_intent(gateway, answer, order, call.metadata)
     if row is not None and row.status == CLAIMED:
         row.status, row.reference = ("failed", None) if refused else ("done", answer.intent_id)
