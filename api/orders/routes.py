@@ -99,7 +99,8 @@ def pay_order(order_id):
     answer = calls.call(gateway.create_intent, claimed.request())
     outcome = payments.record_intent(db.session, gateway=gateway, call=claimed, answer=answer)
     if isinstance(outcome, DomainError):
-        commit()  # the failed call (retried by the sweep) or the refused intent's anomaly
+        if claimed.call_id is not None:
+            commit()  # the failed call (retried by the sweep) or the refused intent's anomaly
         raise outcome
     return outcome
 
