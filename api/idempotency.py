@@ -69,7 +69,10 @@ def _recorded(ours: dict) -> IdempotencyRecord | None:
 
 
 def idempotent(scope: str):
-    """Wrap a view that does NOT commit itself: the wrapper stores its response and commits once.
+    """Wrap a view that does NOT commit itself: the wrapper stores its response and commits once. (The one
+    exception, paying, commits its claim before calling the provider, ADR 0014: the key is then written with
+    the provider's recorded answer, and a run whose record never committed is completed by the retry or the
+    sweep under the same provider key.)
 
     The key is written once, with the response, as the transaction's last statement. A concurrent twin runs
     the view too, then waits on the unique index until the first commits, finds the key taken, rolls its own

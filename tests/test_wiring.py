@@ -28,6 +28,7 @@ ESSENTIAL = {
     ("reactions", "order.cancelled"): "mall.promotions.flash_sale.wiring.install.<locals>.give_back",
     ("subscribers", "order.placed"): "workers.subscriptions._schedule_unpaid_timeout",
     ("subscribers", "message.queued"): "workers.subscriptions._dispatch_when_due",
+    ("subscribers", "refund.claimed"): "workers.subscriptions._send_refund",
     ("pricing", "coupons"): "mall.promotions.coupons.checkout.apply_coupons",
 }
 

@@ -51,8 +51,15 @@ def _schedule_group_expiry(event) -> None:
     _schedule(when, expire_group, event.aggregate_id, f"group-expiry-{event.aggregate_id}")
 
 
+def _send_refund(event) -> None:
+    from workers.jobs.payments import send_claimed_refund
+
+    send_claimed_refund(event)
+
+
 def register() -> None:
     events.around_release(queues.batch)
+    events.subscribe("refund.claimed", _send_refund)
     events.subscribe("group.formed", _schedule_group_expiry)
     events.subscribe("order.placed", _schedule_unpaid_timeout)
     events.subscribe("message.queued", _dispatch_when_due)

@@ -8,7 +8,6 @@ from marshmallow import Schema, fields, validate
 from api.auth import MallBlueprint, current_actor
 from api.extensions import db
 from api.orders.schemas import AfterSaleSchema, DecisionSchema, OrderListArgs, ShipSchema, SubOrderSchema
-from api.payments.routes import recording_refusals
 from api.settings import payment_gateway, settings
 from api.tx import commit
 from mall.errors import Forbidden
@@ -81,10 +80,10 @@ def list_after_sales(args, brand_id):
 @blp.arguments(DecisionSchema)
 @blp.response(200, AfterSaleSchema)
 def approve(body, after_sale_id):
-    """Refund the requested units' paid amount through the gateway; restock returned goods."""
-    with recording_refusals():
-        case = after_sale.approve(db.session, actor=current_actor(), after_sale_id=after_sale_id,
-                                  gateway=payment_gateway(), note=body["note"])  # fmt: skip
+    """Refund the requested units' paid amount through the gateway; restock returned goods. The refund is
+    claimed with the approval and sent to the provider once it has committed (ADR 0014)."""
+    case = after_sale.approve(db.session, actor=current_actor(), after_sale_id=after_sale_id,
+                              gateway=payment_gateway(), note=body["note"])  # fmt: skip
     commit()
     return case
 

@@ -17,14 +17,16 @@ from api.orders.schemas import (
     PlaceOrderSchema,
     SubOrderSchema,
 )  # fmt: skip
-from api.payments.routes import recording_refusals
 from api.settings import payment_gateway, settings
 from api.tx import commit, read_only
+from mall.errors import DomainError
 from mall.events import DomainEvent
 from mall.identity.roles import Role
 from mall.orders import after_sale
 from mall.orders import services as orders
+from mall.payments import calls
 from mall.payments import services as payments
+from mall.payments.models import Payment
 
 blp = MallBlueprint("orders", __name__, description="Orders, payment, receipt and after-sale (shoppers)")
 
@@ -83,10 +85,24 @@ def cancel_order(order_id):
 @idempotent("orders.pay")
 @blp.response(200, PaymentSchema)
 def pay_order(order_id):
-    """Offline gateway: completes the payment now. Stripe: returns the PaymentIntent's client_secret."""
-    with recording_refusals():
-        return payments.pay(db.session, gateway=payment_gateway(), shopper_id=current_actor().user_id,
-                            order_id=order_id)  # fmt: skip
+    """Offline gateway: completes the payment now. Stripe: returns the PaymentIntent's client_secret.
+
+    Claim -> commit -> call -> record (ADR 0014): the PaymentIntent call is claimed and committed first, the
+    provider is called with no transaction open, and its answer is recorded with this request's key."""
+    gateway = payment_gateway()
+    claimed = payments.claim_intent(db.session, gateway=gateway, shopper_id=current_actor().user_id,
+                                    order_id=order_id)  # fmt: skip
+    if isinstance(claimed, Payment):
+        return claimed
+    if claimed.call_id is not None:
+        commit()
+    answer = calls.call(gateway.create_intent, claimed.request())
+    outcome = payments.record_intent(db.session, gateway=gateway, call=claimed, answer=answer)
+    if isinstance(outcome, DomainError):
+        if claimed.call_id is not None:
+            commit()  # the failed call (retried by the sweep) or the refused intent's anomaly
+        raise outcome
+    return outcome
 
 
 @blp.post("/sub-orders/<int:sub_order_id>/confirm-receipt")

@@ -3,8 +3,6 @@ anomalies operators look at, and dashboard refunds they assign to order lines.""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from flask import request
 
 from api.auth import MallBlueprint, current_actor
@@ -17,27 +15,13 @@ from api.payments.schemas import (
     UnassignedRefundSchema,
 )
 from api.settings import payment_gateway
-from api.tx import commit, read_only, rollback
+from api.tx import commit, read_only
 from mall.identity.roles import Role
 from mall.payments import anomalies, external
 from workers import queues
 from workers.jobs.payments import process_payment_webhook
 
 blp = MallBlueprint("payments", __name__, description="Payment provider webhooks and payment anomalies")
-
-
-@contextmanager
-def recording_refusals():
-    """Around a view that talks to the payment provider: when the provider's answer is not this order's
-    (`anomalies.Refused`), the request's work is rolled back, the anomaly is recorded and committed, and the
-    refusal answers (409)."""
-    try:
-        yield
-    except anomalies.Refused as refused:
-        rollback()
-        anomalies.record(db.session, **refused.anomaly)
-        commit()
-        raise
 
 
 STRIPE_EVENT = {"required": True, "description": "A Stripe event, read as the raw bytes Stripe signed",

@@ -12,9 +12,9 @@ from mall.payments.models import PaymentAnomaly
 
 
 class Refused(Conflict):
-    """The provider answered with something that is not this order's (another order's PaymentIntent, another
-    payment's refund): the request is refused, and the edge records `anomaly` after rolling the request back
-    (`record`), so the refusal and its trace outlive the rollback."""
+    """The provider answered with a PaymentIntent that is not this order's: the payment is refused (409). The
+    answer is recorded in the record step's transaction (`payments.record_intent` writes `anomaly` and marks the
+    call failed), which the edge commits before it answers with this (ADR 0014)."""
 
     def __init__(self, code: str, detail: str, *, anomaly: dict):
         super().__init__(code, detail, order_id=anomaly["order_id"])

@@ -30,6 +30,7 @@ class WebhookPayload:
 
 class PaymentGateway(Protocol):
     name: str
+    remote: bool  # a provider behind a network: its calls are claimed, made after commit, then recorded
 
     def create_intent(self, *, amount: int, currency: str, idempotency_key: str, metadata: dict) -> Intent: ...
 
@@ -42,6 +43,7 @@ class OfflineGateway:
     """Collects nothing over a network: `POST /orders/{id}/pay` marks the money received (demo, cash, tests)."""
 
     name = "offline"
+    remote = False  # nothing leaves the process: claim, call and record in one transaction
 
     def create_intent(self, *, amount: int, currency: str, idempotency_key: str, metadata: dict) -> Intent:
         return Intent(intent_id=f"offline-{idempotency_key}", status="succeeded",

@@ -26,11 +26,21 @@ class Payment(Timestamped, Base):
     client_secret: Mapped[str | None] = mapped_column(sa.String(255))
 
 
+CLAIMED = "claimed"  # written, not yet answered by the provider: the sender (or the sweep) calls it
+_CLAIMED = sa.text("status = 'claimed'")
+
+
 class Refund(Timestamped, Base):
-    """Money sent back. The idempotency key makes a retried refund reach the gateway as the same refund."""
+    """Money sent back. The idempotency key makes a retried refund reach the gateway as the same refund.
+
+    Claim -> commit -> call -> record: the row is written `claimed` with the change that returns the money, the
+    provider is called after that commit, and a second transaction writes its answer (see ADR 0014)."""
 
     __tablename__ = "refunds"
-    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.Index("ix_refunds_claimed", "retry_at", "id", postgresql_where=_CLAIMED, sqlite_where=_CLAIMED),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id"), index=True)
@@ -38,9 +48,40 @@ class Refund(Timestamped, Base):
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     reason: Mapped[str] = mapped_column(sa.String(40))
-    status: Mapped[str] = mapped_column(sa.String(20), default="pending")  # pending|succeeded|failed
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")  # claimed|pending|succeeded|failed
     idempotency_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
     gateway_refund_id: Mapped[str | None] = mapped_column(sa.String(255))
+    attempts: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))  # provider calls taken
+    retry_at: Mapped[datetime | None]  # claimed: when the sweep may call (again); the sender's lease until then
+    last_error: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class GatewayCall(Timestamped, Base):
+    """A call to the payment provider that has an effect there (a PaymentIntent), claimed before it is made.
+
+    The row commits before the call, under the idempotency key the call uses; the answer is recorded in a
+    second transaction. A caller that dies between the two leaves it `claimed`, and the sweep repeats the
+    call with the same key once the lease (`retry_at`) has run out: the provider answers with the same
+    object, so nothing is lost or made twice. Refunds carry the same columns on their own row."""
+
+    __tablename__ = "gateway_calls"
+    __table_args__ = (
+        sa.Index("ix_gateway_calls_claimed", "retry_at", "id", postgresql_where=_CLAIMED, sqlite_where=_CLAIMED),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # payment_intent
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    gateway: Mapped[str] = mapped_column(sa.String(20))
+    idempotency_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    details: Mapped[dict] = mapped_column(JSONType, default=dict)  # the call's metadata, as sent
+    status: Mapped[str] = mapped_column(sa.String(20), default=CLAIMED)  # claimed|done|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.String(300))
+    reference: Mapped[str | None] = mapped_column(sa.String(255))  # the provider's id, once answered
 
 
 class WebhookEvent(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+from dataclasses import replace
 from datetime import UTC
 
 import sqlalchemy as sa
@@ -12,22 +13,24 @@ from sqlalchemy.orm import Session
 
 from mall import clock, events
 from mall.db import insert_on_conflict
-from mall.errors import Conflict
+from mall.errors import Conflict, DomainError
 from mall.orders import services as orders
 from mall.orders import states
 from mall.orders.models import Order
-from mall.payments import anomalies
+from mall.payments import anomalies, calls
+from mall.payments.calls import IntentCall
 from mall.payments.gateway import Intent, PaymentGateway, RefundResult, WebhookPayload
-from mall.payments.models import Installation, Payment, Refund, WebhookEvent
+from mall.payments.models import CLAIMED, GatewayCall, Installation, Payment, Refund, WebhookEvent
 
 log = logging.getLogger(__name__)
 
 
-def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id: int) -> Payment:
-    """Start (or, with the offline gateway, complete) paying an order. Retries reach the gateway with the
-    same idempotency key (`intent_key`), so they never create a second charge; an intent the gateway answers
-    with that is not this order's is refused (`anomalies.Refused`)."""
-    order = orders.get_order(session, order_id=order_id, shopper_id=shopper_id, with_lines=True)
+def claim_intent(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id: int) -> Payment | IntentCall:
+    """Step 1 of paying (claim -> commit -> call -> record, ADR 0014): the order's succeeded payment if it is
+    paid already, else the PaymentIntent to create. For a provider behind a network (`gateway.remote`) the
+    call is claimed in `gateway_calls` under its idempotency key (`intent_key`); the caller commits that
+    before making the call, so a call whose answer is lost is repeated by the sweep with the same key."""
+    order = orders.get_order(session, order_id=order_id, shopper_id=shopper_id, with_lines=True)  # paying reads them
     if order.status != states.PENDING:
         paid = _payment_of(session, order.id, status="succeeded")
         if paid is not None:
@@ -36,20 +39,77 @@ def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id:
     if order.expires_at <= clock.now():
         raise Conflict("order.expired", "The payment window of this order has closed.")
     installation = installation_id(session)
-    intent = gateway.create_intent(amount=order.payable_total, currency=order.currency,
-                                   idempotency_key=intent_key(order, installation),
-                                   metadata=intent_metadata(order, installation))  # fmt: skip
-    _check_intent_is_ours(gateway, intent, order, installation)
-    succeeded = intent.status == "succeeded"
-    payment, written = _record_payment(session, gateway.name, intent.intent_id, order, intent.client_secret,
+    intent = IntentCall(order_id=order.id, key=intent_key(order, installation), amount=order.payable_total,
+                        currency=order.currency, metadata=intent_metadata(order, installation))  # fmt: skip
+    if getattr(gateway, "remote", True):
+        return _claim_call(session, gateway, intent)
+    return replace(intent, loaded=order)  # one transaction: the record uses the order as loaded here
+
+
+def _claim_call(session: Session, gateway: PaymentGateway, intent: IntentCall) -> IntentCall:
+    """The claim row, taken for this call (a retry of the same key takes it over: the provider replays)."""
+    now = clock.now()
+    values = {"kind": "payment_intent", "order_id": intent.order_id, "gateway": gateway.name,
+              "idempotency_key": intent.key, "amount": intent.amount, "currency": intent.currency,
+              "details": {k: str(v) for k, v in intent.metadata.items()}, "status": CLAIMED, "attempts": 1,
+              "retry_at": now + calls.LEASE, "created_at": now, "updated_at": now}  # fmt: skip
+    row = insert_on_conflict(session, GatewayCall, index_elements=["idempotency_key"], values=values)
+    if row is None:
+        row = session.scalar(sa.select(GatewayCall).filter_by(idempotency_key=intent.key))
+        row.attempts, row.retry_at = row.attempts + 1, now + calls.LEASE
+        session.flush()
+    return replace(intent, call_id=row.id)
+
+
+def take_intent_call(session: Session, *, call_id: int) -> IntentCall | str:
+    """The sweep's claim on a PaymentIntent call whose caller died or failed: the same call, same key."""
+    if not calls.take(session, GatewayCall, call_id):
+        return "not_due"
+    row = session.get(GatewayCall, call_id, populate_existing=True)
+    return IntentCall(order_id=row.order_id, key=row.idempotency_key, amount=row.amount, currency=row.currency,
+                      metadata=dict(row.details), call_id=row.id)  # fmt: skip
+
+
+def record_intent(session: Session, *, gateway: PaymentGateway, call: IntentCall, answer) -> Payment | DomainError:
+    """Step 3: the provider's answer (an Intent, or the error the call ended with), in a second transaction.
+    Returns the payment, or the error to answer with once this transaction has committed (a failed call is
+    noted for a retry; an intent that is not this order's is refused and recorded as an anomaly)."""
+    row = session.get(GatewayCall, call.call_id) if call.call_id is not None else None
+    if isinstance(answer, DomainError):
+        if row is not None:
+            calls.note_failure(session, row, answer)
+        return answer
+    order = call.loaded or orders.get_order(session, order_id=call.order_id, with_lines=True)
+    refused = _foreign_intent(gateway, answer, order, call.metadata)
+    if row is not None and row.status == CLAIMED:
+        row.status, row.reference = ("failed", None) if refused else ("done", answer.intent_id)
+        row.last_error = refused.code if refused else None
+    if refused:
+        anomalies.record(session, **refused.anomaly)
+        return refused
+    succeeded = answer.status == "succeeded"
+    payment, written = _record_payment(session, gateway.name, answer.intent_id, order, answer.client_secret,
                                        status="succeeded" if succeeded else "pending")  # fmt: skip
     if succeeded and written:  # the row went in as succeeded, for the order's exact amount
         _money_in(session, gateway, payment)
     elif succeeded:  # a retry meets the row an earlier attempt wrote
-        payment_succeeded(
-            session, gateway=gateway, payment=payment, amount=order.payable_total, currency=order.currency
-        )
+        payment_succeeded(session, gateway=gateway, payment=payment, amount=payment.amount, currency=payment.currency)
     return payment
+
+
+def pay(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id: int) -> Payment:
+    """Claim, call and record in the caller's transaction: for a gateway with no provider behind it (offline),
+    where there is no call to lose. The HTTP edge and the jobs run the steps themselves for a remote one."""
+    if getattr(gateway, "remote", True):
+        raise ValueError(f"{gateway.name}: claim, commit, then call (ADR 0014); pay() is for offline gateways")
+    claimed = claim_intent(session, gateway=gateway, shopper_id=shopper_id, order_id=order_id)
+    if isinstance(claimed, Payment):
+        return claimed
+    outcome = record_intent(session, gateway=gateway, call=claimed, answer=calls.call(gateway.create_intent,
+                                                                                       claimed.request()))  # fmt: skip
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
 
 
 def installation_id(session: Session) -> str:
@@ -74,15 +134,18 @@ def intent_metadata(order: Order, installation: str) -> dict:
     return {"order_id": order.id, "order_number": order.number, "installation": installation}
 
 
-def _check_intent_is_ours(gateway: PaymentGateway, intent: Intent, order: Order, installation: str) -> None:
-    ours = {k: str(v) for k, v in intent_metadata(order, installation).items()}
+def _foreign_intent(gateway: PaymentGateway, intent: Intent, order: Order, sent: dict) -> anomalies.Refused | None:
+    """An intent the provider answered with whose metadata does not name what was sent (another order, another
+    installation): the refusal to answer with, carrying the anomaly to record."""
+    ours = {k: str(v) for k, v in sent.items()}
     theirs = {k: str(intent.metadata.get(k)) for k in ours}
-    if theirs != ours:
-        log.error("order %s: the gateway answered with intent %s of %s", order.id, intent.intent_id, theirs)
-        raise anomalies.Refused("payment.foreign_intent", "The payment provider answered with a payment of "
-                                "another order; nothing was charged for this one. Try again later.",
-                                anomaly={"order_id": order.id, "kind": "foreign_intent", "gateway": gateway.name,
-                                         "reference": intent.intent_id, "metadata": theirs})  # fmt: skip
+    if theirs == ours:
+        return None
+    log.error("order %s: the gateway answered with intent %s of %s", order.id, intent.intent_id, theirs)
+    return anomalies.Refused("payment.foreign_intent", "The payment provider answered with a payment of "
+                             "another order; nothing was charged for this one. Try again later.",
+                             anomaly={"order_id": order.id, "kind": "foreign_intent", "gateway": gateway.name,
+                                      "reference": intent.intent_id, "metadata": theirs})  # fmt: skip
 
 
 def _payment_of(session: Session, order_id: int, *, status: str) -> Payment | None:
@@ -154,7 +217,13 @@ def refund(session: Session, *, gateway: PaymentGateway, payment: Payment, amoun
 
     The payment's side only: which order lines the money was for (and so the order's `refunded_total`) is
     written by the caller through `mall.orders.refunds` (ADR 0012); money the order never took (a payment
-    that arrived too late) touches no line."""
+    that arrived too late) touches no line.
+
+    This is the claim (ADR 0014): the refund row is written in the caller's transaction, and for a provider
+    behind a network (`gateway.remote`) the row is `claimed`: after the commit `send_refund`
+    (workers.jobs.payments, on the `refund.claimed` announcement) calls the provider and records its answer,
+    and the sweep repeats the call with the same key if that never happened. A gateway with no provider
+    behind it (offline, or a refund the provider already made) answers at once."""
     existing = session.scalar(sa.select(Refund).filter_by(idempotency_key=key))
     if existing is not None:
         return existing
@@ -168,14 +237,18 @@ def refund(session: Session, *, gateway: PaymentGateway, payment: Payment, amoun
     )
     if moved.rowcount != 1:
         raise Conflict("refund.exceeds_payment", "This refund would return more than was paid.")
+    remote = getattr(gateway, "remote", True)
     row = Refund(payment_id=payment.id, order_id=payment.order_id, amount=amount, currency=payment.currency,
-                 reason=reason, idempotency_key=key)  # fmt: skip
+                 reason=reason, idempotency_key=key, status=CLAIMED if remote else "pending",
+                 retry_at=clock.now() if remote else None, attempts=0)  # fmt: skip
     session.add(row)
     session.flush()
-    result = gateway.refund(intent_id=payment.intent_id, amount=amount, idempotency_key=refund_key(session, payment, key),
-                            metadata={"order_id": payment.order_id, "refund_id": row.id})  # fmt: skip
-    _check_refund_is_ours(gateway, result, payment)
-    row.status, row.gateway_refund_id = result.status, result.refund_id
+    if remote:
+        events.announce(session, "refund.claimed", aggregate_id=row.id)
+    else:
+        result = gateway.refund(intent_id=payment.intent_id, amount=amount, idempotency_key=refund_key(session, payment, key),
+                                metadata={"order_id": payment.order_id, "refund_id": row.id})  # fmt: skip
+        row.status, row.gateway_refund_id = result.status, result.refund_id
     events.record(session, "payment.refunded", aggregate="order", aggregate_id=payment.order_id,
                   amount=amount, reason=reason, refund_id=row.id)  # fmt: skip
     session.refresh(payment)
@@ -188,15 +261,8 @@ def refund_key(session: Session, payment: Payment, key: str) -> str:
     return f"{installation_id(session)}-{payment.intent_id}-{key}"
 
 
-def _check_refund_is_ours(gateway: PaymentGateway, result: RefundResult, payment: Payment) -> None:
-    if result.intent_id != payment.intent_id:
-        log.error("payment %s: the gateway answered with refund %s of %s", payment.id, result.refund_id,
-                  result.intent_id)  # fmt: skip
-        raise anomalies.Refused("refund.foreign_refund", "The payment provider answered with a refund of another "
-                                "payment; nothing was recorded as returned.",
-                                anomaly={"order_id": payment.order_id, "kind": "foreign_refund", "gateway": gateway.name,
-                                         "reference": result.refund_id, "refund_of": result.intent_id,
-                                         "expected_refund_of": payment.intent_id})  # fmt: skip
+def due_intent_call_ids(session: Session, *, limit: int = 200) -> list[int]:
+    return calls.due(session, GatewayCall, limit=limit)
 
 
 def receive_webhook(session: Session, *, gateway: PaymentGateway, body: bytes, signature: str | None):
@@ -269,8 +335,8 @@ def _on_charge_refunded(session: Session, gateway: PaymentGateway, charge: dict)
     for item in (charge.get("refunds") or {}).get("data", []):
         ours = _our_refund(session, payment, item)
         if ours is not None:
-            ours.status = "succeeded" if item.get("status") == "succeeded" else ours.status
             ours.gateway_refund_id = ours.gateway_refund_id or item["id"]
+            ours.status = "succeeded" if item.get("status") == "succeeded" else ours.status
         elif item.get("status") == "succeeded":
             amount = int(item["amount"])
             external.record(session, payment=payment, refund_id=item["id"], amount=amount,
@@ -280,13 +346,13 @@ def _on_charge_refunded(session: Session, gateway: PaymentGateway, charge: dict)
 
 
 def _our_refund(session: Session, payment: Payment, item: dict) -> Refund | None:
-    """The refund row of a provider refund: by its id, or (the provider's answer not recorded yet) by the
-    refund id we sent in its metadata, for this payment and amount."""
+    """The refund row of a provider refund: by its id, or, for one claimed whose answer is not recorded yet
+    (the event can come first), by the row id we sent in its metadata, on this payment and for its amount."""
     ours = session.scalar(sa.select(Refund).filter_by(gateway_refund_id=item["id"]))
     sent = str((item.get("metadata") or {}).get("refund_id") or "")
     if ours is None and sent.isdigit():
-        ours = session.scalar(sa.select(Refund).filter_by(id=int(sent), payment_id=payment.id,
-                                                          amount=int(item["amount"]), gateway_refund_id=None))  # fmt: skip
+        ours = session.scalar(sa.select(Refund).filter_by(id=int(sent), payment_id=payment.id, status=CLAIMED,
+                                                          amount=int(item["amount"])))  # fmt: skip
     return ours
 
 
@@ -294,6 +360,7 @@ class _Recorded:
     """Stands in for the gateway when a refund already happened at the provider and only needs recording."""
 
     name = "recorded"
+    remote = False  # nothing to call: the answer is known
 
     def __init__(self, refund_id: str):
         self.refund_id = refund_id

@@ -10,13 +10,15 @@ from mall.payments.gateway import Intent, RefundResult, WebhookPayload
 
 class StripeGateway:
     name = "stripe"
+    remote = True
 
     def __init__(
         self, *, api_key: str, webhook_secret: str, payment_method_types: list[str], api_base: str | None = None,
-        wechat_client: str = "web",
+        wechat_client: str = "web", timeout: float = 30.0, retries: int = 2,
     ):  # fmt: skip
         options = {"base_addresses": {"api": api_base}} if api_base else {}
-        self.client = stripe.StripeClient(api_key, max_network_retries=2, **options)
+        http = stripe.RequestsClient(timeout=timeout)  # no transaction waits on it, but a request or a job does
+        self.client = stripe.StripeClient(api_key, max_network_retries=retries, http_client=http, **options)
         self.webhook_secret = webhook_secret
         self.payment_method_types = payment_method_types
         self.wechat_client = wechat_client

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from api.extensions import db
 from mall import clock
+from mall.events import DomainEvent
 from mall.orders.models import Order
 from mall.payments.models import Refund
+from mall.promotions.group_buy import services
 from mall.promotions.group_buy.models import Group
 from tests.concurrency.test_order_concurrency import race
 from tests.refund_audit import refund_facts
@@ -249,3 +255,74 @@ def test_an_open_after_sale_request_on_a_failed_group_order_is_closed_with_the_r
                           headers=shop.merchant(camp["brand"]))  # fmt: skip
     assert decided.status_code == 409 and decided.get_json()["code"] == "after_sale.already_decided"
     assert ledger(app, leader_order["id"])["refunded_total"] == leader_order["payable_total"]
+
+
+def test_two_expiry_runs_at_the_same_moment_fail_the_group_once(app, shop, client):
+    """Both runs read the group as forming before either writes (on SQLite `with_for_update` locks nothing):
+    the conditional status update lets one of them fail it; `group.failed` is recorded once, each paid member
+    refunded once."""
+    camp = campaign(shop, client)
+    group_id, leader, leader_order = open_paid_group(shop, client, camp)
+    _, member = join_and_pay(shop, client, group_id)
+    clock.advance(timedelta(hours=24, minutes=1))
+    outcomes = both_read_before_either_writes(lambda: expire_group(group_id))
+    assert sorted(outcomes) == ["failed", "noop"]
+    with app.app_context():
+        failed = sa.select(sa.func.count()).select_from(DomainEvent).filter_by(type="group.failed")
+        assert db.session.scalar(failed) == 1
+    paid = {
+        leader_order["id"]: leader_order["payable_total"],
+        member.get_json()["id"]: member.get_json()["payable_total"],
+    }
+    assert sorted(refunds(app)) == sorted(paid.items())
+    assert group(client, group_id)["status"] == "failed"
+
+
+def both_read_before_either_writes(run) -> list:
+    """Run `run` in two threads; each waits at its first write until the other has reached its own (or 3 s
+    have passed: on PostgreSQL a row lock may hold the second one back before it writes)."""
+    barrier, local = threading.Barrier(2), threading.local()
+
+    def first_write_waits(conn, cursor, statement, *args):
+        if getattr(local, "racing", False) and statement.lstrip()[:6].upper() in ("UPDATE", "INSERT", "DELETE"):
+            local.racing = False
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=3)
+
+    def racer(_):
+        local.racing = True
+        return run()
+
+    sa.event.listen(Engine, "before_cursor_execute", first_write_waits)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            return list(pool.map(racer, range(2)))
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", first_write_waits)
+
+
+def test_a_member_whose_settlement_fails_is_rolled_back_alone_and_settled_by_the_sweep(app, shop, client, monkeypatch):
+    camp = campaign(shop, client)
+    group_id, leader, leader_order = open_paid_group(shop, client, camp)
+    _, member = join_and_pay(shop, client, group_id)
+    member_order = member.get_json()
+    clock.advance(timedelta(hours=24, minutes=1))
+    original, broken = services._close_refunded_order, [member_order["id"]]
+
+    def closing(session, order):
+        if order.id in broken:
+            broken.clear()
+            raise RuntimeError("injected: this member's settlement fails")
+        return original(session, order)
+
+    monkeypatch.setattr(services, "_close_refunded_order", closing)
+    assert expire_group(group_id) == "failed"
+    assert refunds(app) == [(leader_order["id"], leader_order["payable_total"])]  # the leader's went through
+    with app.app_context():
+        assert db.session.get(Order, member_order["id"]).status == "paid"  # the member's rolled back, whole
+    assert sweep_due_groups() == 0  # no group left to expire; the failed group's member is settled
+    assert sorted(refunds(app)) == sorted([(leader_order["id"], leader_order["payable_total"]),
+                                           (member_order["id"], member_order["payable_total"])])  # fmt: skip
+    with app.app_context():
+        assert db.session.get(Order, member_order["id"]).status == "closed"
+    assert sweep_due_groups() == 0 and len(refunds(app)) == 2

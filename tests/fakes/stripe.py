@@ -6,6 +6,7 @@ response), and signs webhook payloads exactly as Stripe does (`t=...,v1=HMAC-SHA
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -35,6 +36,7 @@ class FakeStripe:
         self.idempotent: dict[str, tuple[int, dict]] = {}
         self.calls: list[tuple[str, dict]] = []
         self.keys: list[str | None] = []  # the Idempotency-Key of every request, replays too
+        self.faults: list[dict] = []  # see `fail` and `stall`
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -55,8 +57,35 @@ class FakeStripe:
     def reset(self) -> None:
         with self._lock:
             self.intents.clear(), self.refunds.clear(), self.idempotent.clear(), self.calls.clear(), self.keys.clear()
+            self.faults.clear()
+
+    def fail(self, path: str, *, times: int = 1, status: int = 503, when=lambda params: True) -> None:
+        """The next `times` requests to `path` (matching `when(params)`) answer `status`, with nothing done and
+        `Stripe-Should-Retry: false`, so the client gives up at once."""
+        self.faults.append({"path": path, "times": times, "status": status, "when": when, "stall": 0})
+
+    def stall(self, path: str, seconds: float, *, times: int = 1) -> None:
+        """The next `times` requests to `path` are done, but answered only after `seconds` (a client with a
+        shorter timeout never hears the answer)."""
+        self.faults.append({"path": path, "times": times, "status": None, "when": lambda params: True,
+                            "stall": seconds})  # fmt: skip
+
+    def _fault(self, path: str, params: dict) -> dict | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault["times"] > 0 and fault["path"] == path and fault["when"](params):
+                    fault["times"] -= 1
+                    return fault
+        return None
 
     def handle(self, method: str, path: str, params: dict, key: str | None) -> tuple[int, dict]:
+        fault = self._fault(path, params)
+        if fault and fault["status"]:
+            with self._lock:
+                self.keys.append(key)
+            return fault["status"], {"error": {"type": "api_error", "message": "Injected failure"}}
+        if fault:
+            time.sleep(fault["stall"])
         with self._lock:
             self.keys.append(key)
             if key and key in self.idempotent:
@@ -106,10 +135,16 @@ class FakeStripe:
                 params = _nest(parse_qsl(self.rfile.read(length).decode()))
                 status, body = fake.handle("POST", self.path, params, self.headers.get("Idempotency-Key"))
                 payload = json.dumps(body).encode()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that timed out
+                    self._answer(status, payload)
+
+            def _answer(self, status: int, payload: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("Request-Id", f"req_{time.time_ns()}")
+                if status >= 500:
+                    self.send_header("Stripe-Should-Retry", "false")
                 self.end_headers()
                 self.wfile.write(payload)
 

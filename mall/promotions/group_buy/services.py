@@ -189,20 +189,21 @@ def _hold_fulfilment(session: Session, order_id: int) -> None:
     session.execute(sa.update(SubOrder).where(SubOrder.order_id == order_id).values(fulfilment_hold=HOLD))
 
 
-def _succeed(session: Session, group: Group, *, on_expiry: bool) -> None:
+def _succeed(session: Session, group: Group, *, on_expiry: bool) -> bool:
     moved = session.execute(
         sa.update(Group).where(Group.id == group.id, Group.status == "forming")
         .values(status="succeeded", closed_at=clock.now(), completed_on_expiry=on_expiry),
         execution_options={"synchronize_session": False},
     )  # fmt: skip
     if moved.rowcount != 1:
-        return
+        return False
     paid_orders = sa.select(GroupMember.order_id).where(GroupMember.group_id == group.id, GroupMember.status == "paid")
     session.execute(sa.update(SubOrder).where(SubOrder.order_id.in_(paid_orders), SubOrder.fulfilment_hold == HOLD)
                     .values(fulfilment_hold=None))  # fmt: skip
     session.refresh(group)
     events.record(session, "group.succeeded", aggregate="group", aggregate_id=group.id, on_expiry=on_expiry)
     _tell_members(session, group, "group_buy.succeeded", {"group_id": group.id})
+    return True
 
 
 def on_cancelled(session: Session, event) -> None:
@@ -215,34 +216,77 @@ def on_cancelled(session: Session, event) -> None:
                     .values(seats_taken=Group.seats_taken - 1))  # fmt: skip
 
 
-def expire(session: Session, *, group_id: int, gateway) -> str:
-    """The job at the end of the forming time: success on expiry only where the campaign says so,
-    otherwise failure with every paid member refunded exactly once."""
-    group = session.get(Group, group_id, with_for_update=True)
+def expire(session: Session, *, group_id: int) -> str:
+    """The job at the end of the forming time: success on expiry only where the campaign says so, otherwise
+    failure. Either is one conditional status UPDATE checked by its row count, so two runs (two workers, or a
+    job and the sweep; on SQLite a row lock is no guard) record `group.failed` or `group.succeeded` once. The
+    members are settled afterwards, each in its own unit of work (`unsettled_members`, `settle_member`)."""
+    group = session.get(Group, group_id)
     if group is None or group.status != "forming" or group.expires_at > clock.now():
         return "noop"
     campaign = session.get(GroupCampaign, group.campaign_id)
     if campaign.complete_on_expiry:
-        _succeed(session, group, on_expiry=True)
-        return "succeeded_on_expiry"
-    group.status, group.closed_at = "failed", clock.now()
-    for member in group.members:
-        _refund_member(session, member, gateway=gateway, reason="group_failed")
+        return "succeeded_on_expiry" if _succeed(session, group, on_expiry=True) else "noop"
+    now = clock.now()
+    failed = session.execute(
+        sa.update(Group).where(Group.id == group.id, Group.status == "forming", Group.expires_at <= now)
+        .values(status="failed", closed_at=now),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+    if failed.rowcount != 1:
+        return "noop"
+    session.expire(group)
     events.record(session, "group.failed", aggregate="group", aggregate_id=group.id)
     return "failed"
 
 
-def _refund_member(session: Session, member: GroupMember, *, gateway, reason: str) -> None:
+def unsettled_members(session: Session, *, group_id: int) -> list[int]:
+    """Members of a failed group still holding a seat or paid: each is cancelled or refunded on its own."""
+    query = (
+        sa.select(GroupMember.id).join(Group)
+        .where(Group.id == group_id, Group.status == "failed", GroupMember.status.in_(("holding", "paid")))
+        .order_by(GroupMember.id)
+    )  # fmt: skip
+    return list(session.scalars(query))
+
+
+def groups_with_unsettled_members(session: Session, *, limit: int = 100) -> list[int]:
+    """Failed groups a member of which is still to be settled (a settlement that failed, or a member whose
+    payment landed after the group failed): for the sweep."""
+    query = (
+        sa.select(Group.id).join(GroupMember)
+        .where(Group.status == "failed", GroupMember.status.in_(("holding", "paid")))
+        .group_by(Group.id).order_by(Group.id).limit(limit)
+    )  # fmt: skip
+    return list(session.scalars(query))
+
+
+def settle_member(session: Session, *, member_id: int, gateway) -> str:
+    """One member of a failed group, in its own unit of work: an unpaid seat's order is cancelled, a paid
+    member is refunded (claimed here, sent after the commit) exactly once."""
+    member = session.get(GroupMember, member_id)
+    group = session.get(Group, member.group_id) if member is not None else None
+    if group is None or group.status != "failed":
+        return "noop"
+    return _refund_member(session, member, gateway=gateway, reason="group_failed")
+
+
+def _refund_member(session: Session, member: GroupMember, *, gateway, reason: str) -> str:
     from mall.payments import services as payments
     from mall.payments.models import Payment
 
     order = session.get(Order, member.order_id)
     if member.status == "holding":  # never paid: just cancel (frees the stock)
         orders.cancel_order(session, order_id=order.id, actor=None, reason=reason)
-        return
-    if member.status != "paid":
-        return
-    member.status = "refunded"
+        return "cancelled"
+    refunded = session.execute(
+        sa.update(GroupMember).where(GroupMember.id == member.id, GroupMember.status == "paid")
+        .values(status="refunded"),
+        execution_options={"synchronize_session": False},
+    )  # fmt: skip
+    session.expire(member, ["status"])
+    if refunded.rowcount != 1:  # not paid, or another run refunded it first
+        return "noop"
     key = f"group-{member.group_id}-member-{member.id}"
     done = refunds.refund_rest(session, order=order, reason=reason, reference=key)  # per line, what is left
     payment = session.scalar(sa.select(Payment).filter_by(order_id=order.id, status="succeeded").limit(1))
@@ -251,6 +295,7 @@ def _refund_member(session: Session, member: GroupMember, *, gateway, reason: st
     _close_refunded_order(session, order)
     notify(session, user_id=member.user_id, template_key="group_buy.failed", dedupe_key=f"group-refund-{member.id}",
            payload={"group_id": member.group_id, "order_id": order.id})  # fmt: skip
+    return "refunded"
 
 
 def _close_refunded_order(session: Session, order: Order) -> None:
@@ -273,9 +318,7 @@ def leave(session: Session, *, group_id: int, user_id: int, gateway) -> GroupMem
         raise NotFound("group_buy.not_member", "You are not in this group.")
     if group.status != "forming":
         raise Conflict("group_buy.closed", "This group is no longer forming.")
-    was_paid = member.status == "paid"
-    _refund_member(session, member, gateway=gateway, reason="left_group")
-    if was_paid:
+    if _refund_member(session, member, gateway=gateway, reason="left_group") == "refunded":
         session.execute(sa.update(Group).where(Group.id == group.id)
                         .values(seats_taken=Group.seats_taken - 1, paid_count=Group.paid_count - 1))  # fmt: skip
     return member  # a leader who leaves keeps the record; the others may still complete the group
