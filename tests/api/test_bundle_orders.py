@@ -194,3 +194,39 @@ def test_a_part_line_is_refunded_on_its_own(shop, bundle, client):
     assert (lines[0]["refunded_quantity"], lines[0]["refunded_amount"]) == (1, part["payable"] // 4)
     assert [ln["refunded_amount"] for ln in lines[1:]] == [0, 0]
     assert after["refunded_total"] == part["payable"] // 4
+
+
+@pytest.mark.parametrize(("combinable_with", "usable"), [(None, False), (["bundle"], True)])
+def test_a_coupon_applies_on_a_bundle_only_when_its_template_combines_with_bundles(
+    shop, bundle, combinable_with, usable
+):
+    from tests.coupon_helpers import Coupons, coupon_discount, listed
+
+    coupons = Coupons(shop)
+    me = shop.shopper()
+    fields = {} if combinable_with is None else {"combinable_with": combinable_with}
+    coupon = coupons.give(me, coupons.template(amount=1000, **fields))
+    quote = coupons.quote(me, [add_bundle(shop, me, bundle[0])["id"]])
+
+    assert (listed(quote, coupon)["usable"], listed(quote, coupon)["reason"]) == (
+        usable, None if usable else "not_combinable"
+    )  # fmt: skip
+    assert coupon_discount(quote, coupon) == (1000 if usable else 0)
+    assert quote["totals"]["payable"] == PRICE - (1000 if usable else 0)
+    assert quote["bundles"][0]["payable"] == quote["totals"]["payable"]
+
+
+def test_a_bundle_priced_above_its_parts_list_prices_cannot_be_bought(shop, bundle, app):
+    from mall.catalog.models import Bundle
+
+    bundle_id, _, skus = bundle
+    with app.app_context():
+        db.session.get(Bundle, bundle_id).price = sum(price * n for price, n in PARTS) + 1
+        db.session.commit()
+    me = shop.shopper()
+    line = add_bundle(shop, me, bundle_id)
+    assert line["problem"] == "price_above_parts"
+
+    resp = shop.place(me, [line["id"]], shop.address(me))
+    assert resp.status_code == 409 and resp.get_json()["code"] == "checkout.lines_unavailable"
+    assert [shop.stock(s) for s in skus] == [10, 10, 10]
