@@ -61,7 +61,8 @@ def insert_order(
             "shipping_fee": quote.brands[brand_id].shipping_fee, "refunded_total": 0,
             "payable_total": sum(ln.payable for ln in lines) + quote.brands[brand_id].shipping_fee,
             "carrier": None, "tracking_number": None, "shipped_at": None, "delivered_at": None, "completed_at": None,
-            "auto_confirm_at": None, "after_sale_deadline": None, "created_at": now, "updated_at": now,
+            "auto_confirm_at": None, "after_sale_deadline": None, "open_after_sales": 0, "settled_at": None,
+            "created_at": now, "updated_at": now,
         })  # fmt: skip
     line_rows = [  # (brand, row): the sub-order a line belongs to is known once that sub-order has its id
         (brand_id, {"sku_id": ln.sku_id, "product_id": ln.product_id, "title": ln.title, "specs": ln.specs,
@@ -196,7 +197,7 @@ _LINE_FIELDS = ("sku_id", "product_id", "title", "specs", "unit_price", "quantit
 _ORDER_CONSTANTS = {"paid_total": 0, "refunded_total": 0, "paid_at": None, "cancelled_at": None, "cancel_reason": None}
 _SUB_CONSTANTS = {"fulfilment_hold": None, "refunded_total": 0, "carrier": None, "tracking_number": None,
                   "shipped_at": None, "delivered_at": None, "completed_at": None, "auto_confirm_at": None,
-                  "after_sale_deadline": None}  # fmt: skip
+                  "after_sale_deadline": None, "open_after_sales": 0, "settled_at": None}  # fmt: skip
 _LINE_CONSTANTS = {"refunded_quantity": 0, "refunded_amount": 0, "requested_quantity": 0}
 # The order's id comes from the sequence inside the statement, so its number (the day and the zero-padded id)
 # goes in with the row. Sub-orders and lines go in in the order they were given (`ord`), so their ids follow it.
@@ -213,8 +214,9 @@ o AS (
     RETURNING id, number
 ), s AS (
     INSERT INTO sub_orders (order_id, brand_id, status, items_total, discount_total, shipping_fee, payable_total,
-                            refunded_total, created_at, updated_at)
-    SELECT o.id, u.brand_id, :status, u.items_total, u.discount_total, u.shipping_fee, u.payable_total, 0, :now, :now
+                            refunded_total, open_after_sales, created_at, updated_at)
+    SELECT o.id, u.brand_id, :status, u.items_total, u.discount_total, u.shipping_fee, u.payable_total, 0, 0,
+           :now, :now
     FROM o CROSS JOIN jsonb_to_recordset(CAST(:subs AS jsonb))
         AS u(ord integer, brand_id integer, items_total bigint, discount_total bigint, shipping_fee bigint,
              payable_total bigint)
