@@ -51,8 +51,8 @@ class Received:
         """The shopper's headers now (a token from T0 has expired 7 days later)."""
         return self.shop.shopper(self.name)
 
-    def ask(self, quantity=1, client=None):
-        return ask(client or self.client, self.me(), self.sub_id, self.line_id, quantity)
+    def ask(self, quantity=1, client=None, headers=None):
+        return ask(client or self.client, headers or self.me(), self.sub_id, self.line_id, quantity)
 
     def events(self, kind="sub_order.settled") -> list[dict]:
         resp = self.client.get(f"/api/v1/orders/{self.order_id}/events", headers=self.me())
