@@ -23,21 +23,25 @@ UNSETTLED = sa.text("settled_at IS NULL AND after_sale_deadline IS NOT NULL")
 
 
 def upgrade():
-    with op.batch_alter_table('sub_orders', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('open_after_sales', sa.Integer(), server_default=sa.text('0'), nullable=False))
-        batch_op.add_column(sa.Column('settled_at', mall.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.create_check_constraint('open_after_sales', 'open_after_sales >= 0')
-        batch_op.drop_index('ix_sub_orders_after_sale_deadline')
-        batch_op.create_index('ix_sub_orders_settle_due', ['after_sale_deadline'], unique=False,
-                              postgresql_where=UNSETTLED, sqlite_where=UNSETTLED)
+    # Plain ALTERs, no batch: on SQLite a batch would copy sub_orders and drop the old table, which the rows of
+    # order_lines and after_sales that point at it forbid. The CHECK goes in where ALTER can add one.
+    op.add_column('sub_orders', sa.Column('open_after_sales', sa.Integer(), server_default=sa.text('0'),
+                                          nullable=False))
+    op.add_column('sub_orders', sa.Column('settled_at', mall.db.UTCDateTime(timezone=True), nullable=True))
+    if op.get_bind().dialect.name == 'postgresql':
+        op.create_check_constraint('open_after_sales', 'sub_orders', 'open_after_sales >= 0')
+    op.drop_index('ix_sub_orders_after_sale_deadline', table_name='sub_orders')
+    op.create_index('ix_sub_orders_settle_due', 'sub_orders', ['after_sale_deadline'], unique=False,
+                    postgresql_where=UNSETTLED, sqlite_where=UNSETTLED)
     op.execute("UPDATE sub_orders SET open_after_sales = (SELECT count(*) FROM after_sales "
                "WHERE after_sales.sub_order_id = sub_orders.id AND after_sales.status = 'requested')")
 
 
 def downgrade():
-    with op.batch_alter_table('sub_orders', schema=None) as batch_op:
-        batch_op.drop_index('ix_sub_orders_settle_due', sqlite_where=UNSETTLED, postgresql_where=UNSETTLED)
-        batch_op.create_index('ix_sub_orders_after_sale_deadline', ['after_sale_deadline'], unique=False)
-        batch_op.drop_constraint(op.f('ck_sub_orders_open_after_sales'), type_='check')
-        batch_op.drop_column('settled_at')
-        batch_op.drop_column('open_after_sales')
+    op.drop_index('ix_sub_orders_settle_due', table_name='sub_orders', sqlite_where=UNSETTLED,
+                  postgresql_where=UNSETTLED)
+    op.create_index('ix_sub_orders_after_sale_deadline', 'sub_orders', ['after_sale_deadline'], unique=False)
+    if op.get_bind().dialect.name == 'postgresql':
+        op.drop_constraint(op.f('ck_sub_orders_open_after_sales'), 'sub_orders', type_='check')
+    op.drop_column('sub_orders', 'settled_at')  # SQLite 3.35+ drops a column in place
+    op.drop_column('sub_orders', 'open_after_sales')
