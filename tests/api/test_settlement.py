@@ -166,3 +166,15 @@ def test_a_sweep_given_already_settled_ids_records_nothing_again(shop, client, a
         assert settlement.settle(db.session, sub_order_ids=[got.sub_id], now=clock.now()) == []
         db.session.commit()
     assert len(got.events()) == 1
+
+
+def test_a_sub_order_refunded_in_full_after_receipt_settles_with_nothing_left_to_settle(shop, client, app):
+    got = Received(shop, client)
+    case = got.ask(2).get_json()
+    assert decide(client, shop, got.brand, case["id"]).get_json()["status"] == "refunded"
+    after_window()
+    assert settle_sub_orders() == 1
+    [event] = got.events()
+    assert (event["payload"]["refunded_total"], event["payload"]["settled_total"]) == (2000, 0)
+    sub = client.get(f"/api/v1/orders/{got.order_id}", headers=got.me()).get_json()["sub_orders"][0]
+    assert sub["status"] == "closed" and sub["settled_at"] is not None
