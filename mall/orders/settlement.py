@@ -25,7 +25,7 @@ _SETTLEABLE = (_SUBS.c.settled_at.is_(None), _SUBS.c.open_after_sales == 0,
                _SUBS.c.after_sale_deadline <= sa.bindparam("_now"))  # fmt: skip
 _DUE = (  # built once; reads the partial index ix_sub_orders_settle_due
     sa.select(_SUBS.c.id)
-    .where(sa.text("sub_orders.settled_at IS NULL AND sub_orders.after_sale_deadline IS NOT NULL"), *_SETTLEABLE)
+    .where(sa.text("sub_orders.after_sale_deadline IS NOT NULL"), *_SETTLEABLE)  # with _SETTLEABLE: the predicate
     .order_by(_SUBS.c.after_sale_deadline)
     .limit(sa.bindparam("_limit"))
     .with_for_update(skip_locked=True)  # PostgreSQL: concurrent sweeps take different rows; SQLite: ignored
