@@ -19,13 +19,14 @@ from workers.jobs.notifications import (
     sweep_due_messages,
     sweep_unpaid_reminders,
 )
-from workers.jobs.orders import auto_confirm_receipts, sweep_unpaid_orders
+from workers.jobs.orders import auto_confirm_receipts, settle_sub_orders, sweep_unpaid_orders
 from workers.jobs.payments import sweep_gateway_calls, sweep_unprocessed_webhooks
 
 runtime.configure(Settings.from_env())  # the composition root, as in every entry point
 
 cron.register(sweep_unpaid_orders, queue_name="low", interval=60)
 cron.register(auto_confirm_receipts, queue_name="low", cron="*/10 * * * *")
+cron.register(settle_sub_orders, queue_name="low", cron="5-59/10 * * * *")
 cron.register(sweep_unprocessed_webhooks, queue_name="low", interval=120)
 cron.register(sweep_gateway_calls, queue_name="low", interval=60)
 cron.register(sweep_due_messages, queue_name="low", interval=60)

@@ -51,6 +51,7 @@ class SubOrderSchema(Schema):
     completed_at = fields.DateTime(allow_none=True)
     auto_confirm_at = fields.DateTime(allow_none=True)
     after_sale_deadline = fields.DateTime(allow_none=True)
+    settled_at = fields.DateTime(allow_none=True)  # no after-sale case can be opened any more
     lines = fields.List(fields.Nested(OrderLineSchema))
 
 

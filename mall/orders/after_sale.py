@@ -58,12 +58,15 @@ def request(session: Session, *, shopper_id: int, sub_order_id: int, reason: str
         raise NotFound("sub_order.not_found", f"Sub-order {sub_order_id} not found.")
     if sub.status not in REFUNDABLE:
         raise Conflict("after_sale.not_refundable", f"A {sub.status} sub-order cannot be refunded.")
+    if sub.settled_at is not None:
+        raise _settled()
     if sub.after_sale_deadline is not None and clock.now() > sub.after_sale_deadline:
         raise Conflict("after_sale.window_closed", "The after-sale window of this sub-order has closed.")
     wanted = _wanted({line.id: line for line in sub.lines}, lines)
     priced = [{"order_line_id": line.id, "quantity": quantity, "amount": refund_amount(line, quantity)}
               for line, quantity in wanted]  # fmt: skip
     _take_units(session, wanted)
+    _count_case(session, sub.id, +1)
     case = AfterSale(order_id=sub.order_id, sub_order_id=sub.id, user_id=shopper_id, reason=reason,
                      return_goods=return_goods, lines=priced, amount=sum(i["amount"] for i in priced))  # fmt: skip
     session.add(case)
@@ -105,6 +108,30 @@ def _take_units(session: Session, wanted: list[tuple[OrderLine, int]]) -> None:
         session.expire(line, ["requested_quantity"])
 
 
+_SUBS = SubOrder.__table__
+_OPEN_CASE = (  # built once; the settlement sweep settles only at 0, and only while settled_at is NULL
+    _SUBS.update()
+    .where(_SUBS.c.id == sa.bindparam("_sub"), _SUBS.c.settled_at.is_(None))
+    .values(open_after_sales=_SUBS.c.open_after_sales + sa.bindparam("_delta"))
+)
+
+
+def _count_case(session: Session, sub_order_id: int, delta: int) -> None:
+    """A case opens (+1) or is decided (-1) on the sub-order's row. Opening is refused once the sub-order is
+    settled: the settlement sweep's UPDATE and this one meet on the row lock, so either the case opens and the
+    sweep (which needs 0 open cases) skips the sub-order, or the sweep settles it and the request is refused.
+    Taken after the lines' rows, in the order approval takes them (no deadlock between the two)."""
+    if session.execute(_OPEN_CASE, {"_sub": sub_order_id, "_delta": delta}).rowcount != 1:
+        raise _settled()  # a decision never meets this: a sub-order with an open case does not settle
+    loaded = session.identity_map.get(identity_key(SubOrder, sub_order_id))
+    if loaded is not None:
+        session.expire(loaded, ["open_after_sales", "settled_at"])
+
+
+def _settled() -> Conflict:
+    return Conflict("after_sale.settled", "This sub-order is settled: its after-sale window has closed.")
+
+
 def _brand_case(session: Session, actor: Actor, after_sale_id: int) -> AfterSale:
     case = session.get(AfterSale, after_sale_id)
     if case is None:
@@ -133,6 +160,7 @@ def reject(session: Session, *, actor: Actor, after_sale_id: int, note: str | No
     _decide(session, case, "rejected", note)
     for item in sorted(case.lines, key=lambda i: i["order_line_id"]):
         _give_back_units(session, item)
+    _count_case(session, case.sub_order_id, -1)
     events.record(session, "after_sale.rejected", aggregate="order", aggregate_id=case.order_id, actor=actor,
                   after_sale_id=case.id)  # fmt: skip
     return case
@@ -158,6 +186,7 @@ def approve(session: Session, *, actor: Actor, after_sale_id: int, gateway, note
         payments.refund(session, gateway=gateway, payment=payment, amount=done.amount, reason="after_sale",
                         key=f"after-sale-{case.id}")  # fmt: skip
     restock = _restock(session, case, sub)
+    _count_case(session, sub.id, -1)
     refunds.close_if_fully_refunded(session, sub, actor)
     events.record(session, "after_sale.refunded", aggregate="order", aggregate_id=case.order_id, actor=actor,
                   after_sale_id=case.id, amount=done.amount, restocked=restock)  # fmt: skip

@@ -62,7 +62,8 @@ def insert_order(
             "shipping_fee": quote.brands[brand_id].shipping_fee, "refunded_total": 0,
             "payable_total": sum(ln.payable for ln in lines) + quote.brands[brand_id].shipping_fee,
             "carrier": None, "tracking_number": None, "shipped_at": None, "delivered_at": None, "completed_at": None,
-            "auto_confirm_at": None, "after_sale_deadline": None, "created_at": now, "updated_at": now,
+            "auto_confirm_at": None, "after_sale_deadline": None, "open_after_sales": 0, "settled_at": None,
+            "created_at": now, "updated_at": now,
         })  # fmt: skip
     line_rows = [  # (brand, row): the sub-order a line belongs to is known once that sub-order has its id
         (brand_id, {"sku_id": ln.sku_id, "product_id": ln.product_id, "title": ln.title, "specs": ln.specs,
@@ -216,7 +217,8 @@ ORDER_COLUMNS = ("user_id", "status", "currency", "items_total", "discount_total
                  "cancel_reason", "created_at", "updated_at")  # fmt: skip
 SUB_ORDER_COLUMNS = ("brand_id", "status", "fulfilment_hold", "items_total", "discount_total", "shipping_fee",
                      "payable_total", "refunded_total", "carrier", "tracking_number", "shipped_at", "delivered_at",
-                     "completed_at", "auto_confirm_at", "after_sale_deadline", "created_at", "updated_at")  # fmt: skip
+                     "completed_at", "auto_confirm_at", "after_sale_deadline", "open_after_sales", "settled_at", "created_at",
+                     "updated_at")  # fmt: skip
 LINE_COLUMNS = ("sku_id", "product_id", "title", "specs", "unit_price", "quantity", "subtotal", "discount_total",
                 "payable", "discounts", "source", "refunded_quantity", "refunded_amount", "requested_quantity", "bundle_id",
                 "bundle_quantity")  # fmt: skip

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from mall.db import Base, JSONType, Timestamped
 
 Amount = sa.BigInteger
+UNSETTLED = sa.text("settled_at IS NULL AND after_sale_deadline IS NOT NULL")
 
 
 class Order(Timestamped, Base):
@@ -51,6 +52,10 @@ class SubOrder(Timestamped, Base):
         sa.Index("ix_sub_orders_brand", "brand_id", "id"),
         sa.Index("ix_sub_orders_auto_confirm", "auto_confirm_at", postgresql_where=sa.text("status = 'shipped'"),
                  sqlite_where=sa.text("status = 'shipped'")),
+        # The settlement sweep's candidates: windows still to settle, by deadline (settled ones leave the index).
+        sa.Index("ix_sub_orders_settle_due", "after_sale_deadline", postgresql_where=UNSETTLED,
+                 sqlite_where=UNSETTLED),
+        sa.CheckConstraint("open_after_sales >= 0", name="open_after_sales"),
     )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,7 +76,13 @@ class SubOrder(Timestamped, Base):
     completed_at: Mapped[datetime | None]
     auto_confirm_at: Mapped[datetime | None]
     # Commission and points settle when this closes (stored per sub-order, set on completion).
-    after_sale_deadline: Mapped[datetime | None] = mapped_column(index=True)
+    after_sale_deadline: Mapped[datetime | None]
+    # After-sale cases still open (requested, not decided): a request adds one by a conditional UPDATE that
+    # also requires `settled_at IS NULL`, a decision takes it away. The settlement sweep settles only at 0, and
+    # since both are on this row, a request racing the sweep either opens its case or is refused (ADR 0011).
+    open_after_sales: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+    # Set once by the settlement sweep (mall/orders/settlement.py): no refund can happen after it.
+    settled_at: Mapped[datetime | None]
 
     order: Mapped[Order] = relationship(back_populates="sub_orders")
     lines: Mapped[list[OrderLine]] = relationship(back_populates="sub_order", order_by="OrderLine.id")

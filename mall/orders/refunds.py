@@ -175,9 +175,15 @@ def _write(session: Session, sub: SubOrder, done: Refunded, reason: str, referen
 def _supersede_open_requests(session: Session, sub: SubOrder, reason: str) -> None:
     from mall.orders.after_sale import AfterSale
 
-    session.execute(sa.update(AfterSale).where(AfterSale.sub_order_id == sub.id, AfterSale.status == "requested")
-                    .values(status="rejected", decided_at=clock.now(), decision_note=f"refunded: {reason}"),
-                    execution_options={"synchronize_session": False})  # fmt: skip
+    closed = session.execute(
+        sa.update(AfterSale).where(AfterSale.sub_order_id == sub.id, AfterSale.status == "requested")
+        .values(status="rejected", decided_at=clock.now(), decision_note=f"refunded: {reason}"),
+        execution_options={"synchronize_session": False},
+    ).rowcount  # fmt: skip
+    if closed:  # the cases no longer hold the sub-order back from settling (ADR 0011)
+        session.execute(sa.update(SubOrder).where(SubOrder.id == sub.id)
+                        .values(open_after_sales=SubOrder.open_after_sales - closed),
+                        execution_options={"synchronize_session": False})  # fmt: skip
 
 
 def close_if_fully_refunded(session: Session, sub: SubOrder, actor=None, **values) -> bool:

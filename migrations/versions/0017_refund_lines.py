@@ -21,7 +21,7 @@ import mall.db
 
 
 revision = '0017_refund_lines'
-down_revision = '0015_bundle_lines'
+down_revision = '0016_settlement'
 branch_labels = None
 depends_on = None
 

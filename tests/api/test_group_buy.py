@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from api.extensions import db
 from mall import clock
 from mall.events import DomainEvent
-from mall.orders.models import Order
+from mall.orders.models import Order, SubOrder
 from mall.payments.models import Refund
 from mall.promotions.group_buy import services
 from mall.promotions.group_buy.models import Group
@@ -251,6 +251,8 @@ def test_an_open_after_sale_request_on_a_failed_group_order_is_closed_with_the_r
     assert expire_group(group_id) == "failed"
 
     assert refunds(app) == [(leader_order["id"], leader_order["payable_total"])]  # once, by the group's failure
+    with app.app_context():  # the closed case no longer holds the sub-order back from settling
+        assert db.session.get(SubOrder, sub["id"]).open_after_sales == 0
     decided = client.post(f"/api/v1/admin/after-sales/{asked.get_json()['id']}/approve", json={},
                           headers=shop.merchant(camp["brand"]))  # fmt: skip
     assert decided.status_code == 409 and decided.get_json()["code"] == "after_sale.already_decided"
