@@ -9,10 +9,10 @@ index). PostgreSQL, when the btree_gist extension can be had: also an exclusion 
 [started_at, ended_at) ranges, so no two segments overlap whatever wrote them. Without btree_gist (a managed
 database that does not offer it) the partial index and the services' locking stand alone.
 """
+import logging
+
 import sqlalchemy as sa
 from alembic import op
-
-import logging
 
 import mall.db
 
