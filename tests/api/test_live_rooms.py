@@ -209,3 +209,21 @@ def test_a_host_lists_their_rooms_and_the_replay_waits_for_the_end(live, show):
     assert live.client.get(ROOMS, headers=other).get_json() == []
     early = live.client.get(f"/api/v1/live/rooms/{show['room']['id']}/replay")
     assert (early.status_code, early.get_json()["code"]) == (409, "live.room_not_ended")
+
+
+def test_a_render_from_before_a_pin_never_replaces_the_pins_view_in_the_cache(app, live, show):
+    from mall.live.cache import TTL_MS, RoomCache
+    from mall.live.models import LiveRoom
+    from workers.connection import get_redis
+
+    room, host, a = show["room"], show["host"], show["products"][0]
+    live.act(host, room["id"], "start")
+    with app.app_context():
+        stale = db.session.get(LiveRoom, room["id"]).version  # a reader read the room here...
+    pinned = live.act(host, room["id"], "pin", product_id=a)  # ...a pin committed and refreshed the cache...
+    assert pinned.status_code == 200
+    cache = RoomCache(get_redis(app.extensions["mall.settings"]))
+    fresh = live.view(room["id"])
+    cache._store(keys=[cache.key(room["id"])], args=[stale, f'{stale} "old"\n{{}}'.encode(), TTL_MS])  # ...it stores
+    again = live.view(room["id"])
+    assert again.headers["ETag"] == fresh.headers["ETag"] and again.get_json()["pinned"]["item"]["product_id"] == a
