@@ -19,6 +19,7 @@ from mall.live.models import LineupItem, LiveRoom, PinSegment
 from mall.live.rooms import ensure_runs, lock, room_not_found
 
 TRANSITIONS = {"scheduled": {"live", "cancelled"}, "live": {"ended"}}
+REFUSED = {"live": "live.room_not_scheduled", "ended": "live.room_not_live"}  # the code when a move is refused
 
 
 def _running(session: Session, actor: Actor, room_id: int) -> LiveRoom:
@@ -31,7 +32,7 @@ def _running(session: Session, actor: Actor, room_id: int) -> LiveRoom:
 
 def _move(room: LiveRoom, target: str) -> None:
     if target not in TRANSITIONS.get(room.status, ()):
-        raise Conflict(f"live.room_{room.status}", f"A {room.status} room cannot become {target}.")
+        raise Conflict(REFUSED[target], f"A {room.status} room cannot become {target}.")
     room.status = target
 
 

@@ -51,7 +51,9 @@ def test_a_host_runs_a_show_schedule_live_pin_a_pin_b_end(app, live, show):
     t0 = clock.now()
     clock.freeze(t0)
 
+    assert live.act(host, room["id"], "end").get_json()["code"] == "live.room_not_live"
     assert live.act(host, room["id"], "start").get_json()["status"] == "live"
+    assert live.act(host, room["id"], "start").get_json()["code"] == "live.room_not_scheduled"
     first = live.act(host, room["id"], "pin", product_id=a, stream_offset_ms=1000)
     assert first.status_code == 200 and first.get_json()["product_id"] == a, first.get_json()
     clock.advance(timedelta(minutes=3))
