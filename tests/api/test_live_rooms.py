@@ -105,17 +105,21 @@ def test_a_cached_poll_reads_nothing_from_the_database_and_a_render_reads_the_sa
         statements.append(args[2])
 
     room, admin = show["room"], show["admin"]
-    live.view(room["id"])  # rendered and cached
+    live.act(show["host"], room["id"], "start")
+    live.act(show["host"], room["id"], "pin", product_id=show["products"][1])  # rendered and cached
     with app.app_context():
         sa.event.listen(db.engine, "before_cursor_execute", count)
         try:
-            assert live.view(room["id"]).status_code == 200
+            cached = live.view(room["id"])
+            assert cached.status_code == 200
             assert statements == []
             from workers.connection import get_redis
 
             get_redis(app.extensions["mall.settings"]).flushdb()  # a miss: rendered from the database
-            live.view(room["id"])
+            rendered = live.view(room["id"])
+            assert (rendered.data, rendered.headers["ETag"]) == (cached.data, cached.headers["ETag"])
             three = len(statements)
+            assert three == 3  # the room with its host, the lineup with prices and stock, the open segment
             for _ in range(5):
                 live.client.post(f"{ROOMS}/{room['id']}/lineup", json={"product_id": live.product(show["brand"])},
                                  headers=admin)  # fmt: skip
