@@ -42,6 +42,7 @@ TOKEN_HELP = [
     '       -d \'{"role": "shopper", "name": "demo-shopper"}\'',
     '  roles: shopper, host, guide and brand_admin (add "brand_id": 1), platform_admin;',
     f"  or log in as the platform admin: POST /api/v1/auth/password {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}",
+    "  a live room is on air: viewers GET /api/v1/live/rooms/<id>; its host (demo-host) lists it at GET /api/v1/admin/live/rooms",
 ]
 
 

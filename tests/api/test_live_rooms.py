@@ -233,3 +233,39 @@ def test_a_render_from_before_a_pin_never_replaces_the_pins_view_in_the_cache(ap
     cache._store(keys=[cache.key(room["id"])], args=[stale, f'{stale} "old"\n{{}}'.encode(), TTL_MS])  # ...it stores
     again = live.view(room["id"])
     assert again.headers["ETag"] == fresh.headers["ETag"] and again.get_json()["pinned"]["item"]["product_id"] == a
+
+
+def test_an_item_once_pinned_stays_in_the_lineup_and_an_ended_room_no_longer_changes(live, show):
+    room, admin, host, (a, b, _) = show["room"], show["admin"], show["host"], show["products"]
+    pinned, spare = room["lineup"][0]["id"], room["lineup"][1]["id"]
+    live.act(host, room["id"], "start")
+    live.act(host, room["id"], "pin", product_id=a)
+
+    kept = live.client.delete(f"{ROOMS}/{room['id']}/lineup/{pinned}", headers=admin)
+    assert (kept.status_code, kept.get_json()["code"]) == (409, "live.item_was_pinned")
+    assert live.client.delete(f"{ROOMS}/{room['id']}/lineup/{spare}", headers=admin).status_code == 204
+    assert b not in [i["product_id"] for i in live.view(room["id"]).get_json()["lineup"]]
+
+    live.act(host, room["id"], "end")
+    late = live.client.patch(f"{ROOMS}/{room['id']}", json={"title": "Encore"}, headers=admin)
+    assert (late.status_code, late.get_json()["code"]) == (409, "live.room_closed")
+    assert live.act(host, room["id"], "pin", product_id=a).get_json()["code"] == "live.room_not_live"
+
+
+def test_each_committed_change_is_pushed_to_the_lineup_sync_adapter(app, live, show):
+    pushed = []
+
+    class Recorder:
+        def push(self, snapshot):
+            pushed.append(snapshot)
+
+    room, host, b = show["room"], show["host"], show["products"][1]
+    app.extensions["mall.live_sync"] = Recorder()
+    try:
+        live.act(host, room["id"], "start")
+        live.act(host, room["id"], "pin", product_id=b)
+        live.act(host, room["id"], "pin", product_id="nope")  # refused (422): nothing committed, nothing pushed
+    finally:
+        app.extensions.pop("mall.live_sync")
+    assert [(s.status, s.pinned_product_id) for s in pushed] == [("live", None), ("live", b)]
+    assert [item[0] for item in pushed[-1].items] == show["products"]
