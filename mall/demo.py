@@ -1,19 +1,24 @@
-"""Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role.
+"""Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role, a live room.
 
 Development and test only: the demo platform admin's password is printed in the README, so a production
 configuration refuses to load any of it (before anything is written)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from mall import clock
 from mall.catalog import bundles, services, taxonomy
-from mall.catalog.models import Brand
+from mall.catalog.models import Brand, Product
 from mall.checkout.services import set_shipping_policy
 from mall.config import ConfigError
 from mall.identity import services as identity
+from mall.identity.models import User
 from mall.identity.roles import Actor, Role
+from mall.live import pinning, rooms
 from mall.notifications import journeys
 
 DEMO_ADMIN_EMAIL = "admin@demo.mall"
@@ -37,6 +42,7 @@ TOKEN_HELP = [
     '       -d \'{"role": "shopper", "name": "demo-shopper"}\'',
     '  roles: shopper, host, guide and brand_admin (add "brand_id": 1), platform_admin;',
     f"  or log in as the platform admin: POST /api/v1/auth/password {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}",
+    "  a live room is on air: viewers GET /api/v1/live/rooms/<id>; its host (demo-host) lists it at GET /api/v1/admin/live/rooms",
 ]
 
 
@@ -55,6 +61,7 @@ def load(session: Session, *, env: str) -> bool:
         _load_brand(session, actor, index, *brand_spec)
     journeys.seed(session)
     _load_users(session)
+    _load_live_room(session, actor)
     return True
 
 
@@ -119,3 +126,21 @@ def _load_users(session: Session) -> None:
         (Role.BRAND_ADMIN, "demo-brand-admin", first_brand),
     ]:
         identity.dev_login(session, role=role, name=name, brand_id=brand_id)
+
+
+def _load_live_room(session: Session, actor: Actor) -> None:
+    """The first brand's show, on air, hosted by demo-host with its first product pinned; the lineup holds an
+    out-of-stock product (No.6) that "pin next" passes over."""
+    brand = session.get(Brand, session.scalar(sa.select(Brand.id).order_by(Brand.id).limit(1)))
+    host = session.scalar(sa.select(User).filter_by(role=Role.HOST, display_name="demo-host"))
+    products = session.scalars(sa.select(Product).filter_by(brand_id=brand.id).order_by(Product.id).limit(6)).all()
+    now = clock.now()
+    room = rooms.create_room(
+        session, actor=actor, brand_id=brand.id, title=f"{brand.name} spring live", host_user_id=host.id,
+        scheduled_start=now, scheduled_end=now + timedelta(hours=2), stream_ref="https://live.demo.mall/1.m3u8",
+        cover_url=f"https://img.demo.mall/{brand.slug}/live.jpg",
+        lineup=[{"product_id": p.id, "live_price": p.price_min * 8 // 10, "live_quota": 20} for p in products],
+    )  # fmt: skip
+    on_air = Actor(user_id=host.id, role=Role.HOST)
+    pinning.start(session, actor=on_air, room_id=room.id)
+    pinning.pin(session, actor=on_air, room_id=room.id, product_id=products[0].id)

@@ -67,6 +67,21 @@ def test_demo_has_a_user_for_each_role(session):
     assert scoped and all(u.brand_id is not None for u in scoped)
 
 
+def test_demo_has_a_live_room_on_air_with_a_lineup_and_its_host(session):
+    from mall.live import queries
+    from mall.live.models import LiveRoom
+
+    demo.load(session, env="test")
+    commit()
+    room = session.scalars(sa.select(LiveRoom)).one()
+    view = queries.room_view(session, room.id)[1]
+    assert view["status"] == "live" and view["host"]["name"] == "demo-host"
+    assert session.get(User, room.host_user_id).role == Role.HOST
+    assert len(view["lineup"]) == 6 and all(i["live_price"] < i["price"] for i in view["lineup"])
+    assert view["pinned"]["item"]["product_id"] == view["lineup"][0]["product_id"]
+    assert [i["remaining"] for i in view["lineup"]].count(0) == 1  # No.6 is out of stock
+
+
 def test_loading_twice_adds_nothing(session):
     assert demo.load(session, env="test") is True
     commit()

@@ -23,6 +23,7 @@ ANY = frozenset(ROLES)
 PLATFORM = frozenset({PLATFORM_ADMIN})
 MERCHANT = frozenset({BRAND_ADMIN, PLATFORM_ADMIN})
 SHOPPERS = frozenset({SHOPPER})
+HOSTS = frozenset({HOST, BRAND_ADMIN, PLATFORM_ADMIN})  # a room's host or its brand's admin
 
 # (method, rule) -> the roles allowed in.
 PROTECTED: dict[tuple[str, str], frozenset[str]] = {
@@ -107,6 +108,20 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/groups/<int:group_id>/leave"): SHOPPERS,
     ("POST", "/api/v1/group-campaigns/<int:campaign_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/groups/<int:group_id>/quote"): SHOPPERS,
+    # live rooms
+    ("POST", "/api/v1/admin/live/rooms"): MERCHANT,
+    ("GET", "/api/v1/admin/live/rooms"): HOSTS,
+    ("GET", "/api/v1/admin/live/rooms/<int:room_id>"): MERCHANT,
+    ("PATCH", "/api/v1/admin/live/rooms/<int:room_id>"): MERCHANT,
+    ("POST", "/api/v1/admin/live/rooms/<int:room_id>/cancel"): MERCHANT,
+    ("POST", "/api/v1/admin/live/rooms/<int:room_id>/lineup"): MERCHANT,
+    ("PATCH", "/api/v1/admin/live/rooms/<int:room_id>/lineup/<int:item_id>"): MERCHANT,
+    ("DELETE", "/api/v1/admin/live/rooms/<int:room_id>/lineup/<int:item_id>"): MERCHANT,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/start"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/end"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/pin"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/pin/next"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/unpin"): HOSTS,
 }
 
 # Routes anyone may call without a token.
@@ -126,6 +141,8 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/flash-sales"),
     ("GET", "/api/v1/flash-sales/<int:sale_id>"),
     ("GET", "/api/v1/groups/<int:group_id>"),
+    ("GET", "/api/v1/live/rooms/<int:room_id>"),
+    ("GET", "/api/v1/live/rooms/<int:room_id>/replay"),
     ("GET", "/healthz"),
     ("GET", "/livez"),
     ("GET", "/api/openapi.json"),

@@ -1,0 +1,90 @@
+"""The viewer cache: each room's rendered view in one Redis key, answered (or 304'd) from one GET.
+
+Every viewer polls the room every few seconds, so a poll must cost one Redis read and no database work. The
+key holds `<version> <etag>\\n<body>`: the room's version when it was rendered, the strong ETag (a digest of the
+body, so a re-render that changed nothing keeps the ETag and viewers keep getting 304s) and the JSON body.
+
+Writers refresh it after their commit (`publish`); a reader that misses renders and stores it too. Both store
+through one script that keeps a newer version's render against an older one (a reader that read the database
+just before a pin cannot put its stale view back after the pin's refresh). The key expires after TTL_MS, which
+bounds how stale the remaining stock (moved by orders, which bump no version) or a missed refresh (a process
+that died between its commit and the refresh) can be."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import redis
+from sqlalchemy.orm import Session
+
+from mall.live import queries
+from mall.live.sync import LineupSync, NoSync, snapshot
+
+log = logging.getLogger(__name__)
+
+TTL_MS = 5_000
+
+# KEYS[1] the room's key; ARGV: version, value, ttl ms. Stores unless the key holds a newer version's render.
+_STORE = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local version = tonumber(string.match(held, '^(%d+) '))
+  if version and version > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+class RoomCache:
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self._store = client.register_script(_STORE)
+
+    @staticmethod
+    def key(room_id: int) -> str:
+        return f"live:room:{room_id}:view"
+
+    def get(self, room_id: int) -> tuple[str, bytes] | None:
+        """(etag, body) from one GET, or None on a miss (or when Redis is unreachable)."""
+        try:
+            held = self.client.get(self.key(room_id))
+        except redis.RedisError:
+            log.warning("live room %s: viewer cache unreachable", room_id, exc_info=True)
+            return None
+        if held is None:
+            return None
+        head, _, body = held.partition(b"\n")
+        return head.split(b" ", 1)[1].decode(), body
+
+    def fill(self, session: Session, room_id: int) -> tuple[str, bytes]:
+        """Render the room from the database and store it (unless a newer render is there): (etag, body).
+        Raises NotFound for a room viewers cannot see."""
+        return self._render(session, room_id)[1:]
+
+    def publish(self, session: Session, room_id: int, sync: LineupSync | None = None) -> None:
+        """After a commit that changed the room: the new view for the next poll, and to the external platform."""
+        try:
+            view = self._render(session, room_id)[0]
+        except Exception:  # committed all the same: the old view expires within TTL_MS
+            log.warning("live room %s: viewer cache not refreshed", room_id, exc_info=True)
+            return
+        try:
+            (sync or NoSync()).push(snapshot(view))
+        except Exception:  # the adapter's own retry (or the next change) brings the platform up to date
+            log.warning("live room %s: lineup not synced", room_id, exc_info=True)
+
+    def _render(self, session: Session, room_id: int) -> tuple[dict, str, bytes]:
+        version, view = queries.room_view(session, room_id)
+        body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        try:
+            self._store(keys=[self.key(room_id)], args=[version, f"{version} {etag}\n".encode() + body, TTL_MS])
+        except redis.RedisError:
+            log.warning("live room %s: viewer cache not stored", room_id, exc_info=True)
+        return view, etag, body
+
+    def forget(self, room_id: int) -> None:
+        self.client.delete(self.key(room_id))
