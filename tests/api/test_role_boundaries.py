@@ -94,12 +94,15 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     # flash sales
     ("POST", "/api/v1/admin/flash-sales"): MERCHANT,
     ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/purchase"): SHOPPERS,
+    ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/flash-sales/<int:sale_id>/remind-me"): SHOPPERS,
     ("POST", "/api/v1/admin/flash-sales/<int:sale_id>/reconcile"): MERCHANT,
     # group-buy
     ("POST", "/api/v1/admin/group-campaigns"): MERCHANT,
     ("POST", "/api/v1/group-campaigns/<int:campaign_id>/groups"): SHOPPERS,
     ("POST", "/api/v1/groups/<int:group_id>/join"): SHOPPERS,
+    ("POST", "/api/v1/group-campaigns/<int:campaign_id>/quote"): SHOPPERS,
+    ("POST", "/api/v1/groups/<int:group_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/groups/<int:group_id>/leave"): SHOPPERS,
 }
 
