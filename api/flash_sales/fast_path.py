@@ -83,7 +83,7 @@ class FastRefusals:
         from api.idempotency import request_hash
 
         once = Once(SCOPE, key, request_hash("POST", path, body))
-        outcome, _ = self.gate().admit(
+        outcome, *_ = self.gate().admit(
             item_id=int(match[2]), sale_id=int(match[1]), user_id=int(claims["sub"]),
             quantity=body.get("quantity", 1), now_ms=int(clock.now().timestamp() * 1000), once=once,
             guard=_Guard(claims), probe=True,

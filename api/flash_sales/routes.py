@@ -44,7 +44,13 @@ class FlashItemSchema(Schema):
     flash_price = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**10))
     quota = fields.Integer(strict=True, required=True, validate=validate.Range(1, 10**7))
     per_shopper_limit = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100))
-    remaining = fields.Integer(dump_only=True, allow_none=True, metadata={"description": "may lag by a second"})
+    remaining = fields.Integer(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "units left as admission counts them (may lag by a second), never more than the database allows"
+        },
+    )
 
 
 class FlashSaleSchema(Schema):
@@ -118,11 +124,19 @@ class ReconcileSchema(Schema):
 def _view(sale) -> dict:
     now, flash_gate = clock.now(), gate()
     items = [{"id": i.id, "sku_id": i.sku_id, "flash_price": i.flash_price, "quota": i.quota,
-              "per_shopper_limit": i.per_shopper_limit, "remaining": flash_gate.counters(i.id)[0]}
+              "per_shopper_limit": i.per_shopper_limit, "remaining": _remaining(i, flash_gate.counters(i.id)[0])}
              for i in sale.items]  # fmt: skip
     return {"id": sale.id, "brand_id": sale.brand_id, "name": sale.name, "starts_at": sale.starts_at,
             "ends_at": sale.ends_at, "payment_minutes": sale.payment_minutes, "phase": services.phase(sale, now),
             "items": items}  # fmt: skip
+
+
+def _remaining(item, counted: int | None) -> int:
+    """What the admission counters say is left, never more than the database allows (its quota less the units
+    its committed purchases hold: the item row read with the sale). Counters rebuilt while purchases were in
+    flight may say more for a moment, until those purchases finish (services.settle); missing ones say nothing."""
+    allowed = max(item.quota - item.sold, 0)
+    return allowed if counted is None else max(min(counted, allowed), 0)
 
 
 @blp.post("/admin/flash-sales")
@@ -190,7 +204,8 @@ def purchase(body, sale_id, item_id):
     except BaseException:
         session.rollback()
         events.discard(session)
-        services.undo(flash_gate, item_id=item_id, user_id=user_id, quantity=body["quantity"], once=once)
+        services.undo(flash_gate, item_id=item_id, user_id=user_id, quantity=body["quantity"], once=once,
+                      epoch=session.info.pop("flash_epoch", None))  # fmt: skip
         raise
     events.release(session)
     try:

@@ -145,7 +145,7 @@ def test_a_key_still_running_is_409_in_progress(app, shop, client, sale):
         from api.idempotency import _request_hash
 
         once = Once("flash_sales.purchase", key, _request_hash())
-    outcome, _ = gate().admit(
+    outcome, *_ = gate().admit(
         item_id=sale["item"],
         sale_id=sale["id"],
         user_id=user_id,

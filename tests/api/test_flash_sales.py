@@ -200,3 +200,75 @@ def test_a_lost_commit_gives_the_unit_back_once_and_the_key_may_be_retried(app, 
     retried = buy(shop, client, sale, me, address, key)
     assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
     assert gate().counters(sale["item"])[0] == 2
+
+
+# Redis lost the counters while admitted purchases were still in flight ------------------------------------
+
+
+@pytest.fixture
+def rebuilt_mid_purchase(settings, monkeypatch):
+    """Make the next purchase lose its counters right after its admission: Redis is flushed and another request
+    (its own connection) rebuilds them from the database, which does not hold the purchase yet. `then()` runs
+    after the purchase took its units, before its commit."""
+    from workers.connection import get_redis
+
+    find_item, take_units, hooks = services._item, services._take_units, {"then": None}
+
+    def admitted_then_lost(session, sale_id, item_id):
+        if hooks.pop("once", True):
+            get_redis(settings).flushdb()
+            with sa.orm.Session(db.engine) as other:
+                services.rebuild(other, gate(), item=other.get(FlashItem, item_id))
+                other.commit()
+        return find_item(session, sale_id, item_id)
+
+    def then_take_units(*args):
+        marker = take_units(*args)
+        if hooks["then"] is not None:
+            hooks["then"]()
+        return marker
+
+    monkeypatch.setattr(services, "_item", admitted_then_lost)
+    monkeypatch.setattr(services, "_take_units", then_take_units)
+    return hooks
+
+
+def page_remaining(client, sale) -> int:
+    return client.get(f"/api/v1/flash-sales/{sale['id']}").get_json()["items"][0]["remaining"]
+
+
+def test_a_purchase_in_flight_when_redis_lost_the_counters_takes_its_unit_from_the_rebuilt_ones(
+    app, shop, client, sale, rebuilt_mid_purchase
+):
+    clock.freeze(START)
+    me, address = buyer(shop)
+    assert buy(shop, client, sale, me, address).status_code == 201
+    with app.app_context():
+        truth = services.truth(db.session, sale["item"])
+    assert truth == (2, {shop.user_id(me): 1})
+    assert gate().counters(sale["item"]) == truth  # converged at once, not at the next reconcile
+    assert page_remaining(client, sale) == 2
+    assert buy(shop, client, sale, me, address).get_json()["code"] == "flash_sale.limit_reached"
+
+
+def test_a_purchase_in_flight_when_redis_lost_the_counters_that_fails_gives_nothing_to_the_rebuilt_ones(
+    app, shop, client, sale, rebuilt_mid_purchase
+):
+    from mall.errors import Conflict
+
+    def fail():
+        raise Conflict("stock.insufficient", "Not enough stock.")
+
+    rebuilt_mid_purchase["then"] = fail
+    clock.freeze(START)
+    assert buy(shop, client, sale, *buyer(shop)).status_code == 409
+    assert gate().counters(sale["item"]) == (3, {})  # not 4: the rebuilt counters never counted it
+    assert page_remaining(client, sale) == 3
+
+
+def test_the_sale_page_never_shows_more_than_the_database_allows(app, shop, client, sale):
+    clock.freeze(START)
+    assert buy(shop, client, sale, *buyer(shop)).status_code == 201
+    gate().load(item_id=sale["item"], remaining=3, buyers={})  # counters that say more than the database allows
+    assert page_remaining(client, sale) == 2
+    assert client.get("/api/v1/flash-sales?when=live").get_json()[0]["items"][0]["remaining"] == 2

@@ -98,6 +98,7 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     # flash sales
     ("POST", "/api/v1/admin/flash-sales"): MERCHANT,
     ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/purchase"): SHOPPERS,
+    ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/flash-sales/<int:sale_id>/remind-me"): SHOPPERS,
     ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/admin/flash-sales/<int:sale_id>/reconcile"): MERCHANT,
@@ -105,6 +106,8 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/admin/group-campaigns"): MERCHANT,
     ("POST", "/api/v1/group-campaigns/<int:campaign_id>/groups"): SHOPPERS,
     ("POST", "/api/v1/groups/<int:group_id>/join"): SHOPPERS,
+    ("POST", "/api/v1/group-campaigns/<int:campaign_id>/quote"): SHOPPERS,
+    ("POST", "/api/v1/groups/<int:group_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/groups/<int:group_id>/leave"): SHOPPERS,
     ("POST", "/api/v1/group-campaigns/<int:campaign_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/groups/<int:group_id>/quote"): SHOPPERS,

@@ -15,6 +15,17 @@ A refusal leaves no record (as with the database records: a domain error keeps n
 the units back removes it. The durable record of an admitted purchase is still the database's
 idempotency_records row, written in the order's transaction: it is consulted when Redis has lost its
 state, and its unique index refuses a second order for the same key.
+
+The counters' epoch (`flash:{item}:epoch`) says what they were loaded from: "" when the sale was scheduled,
+else the database's read they were rebuilt from (`pg:<snapshot>` on PostgreSQL, `seq:<last flash order id>` on
+SQLite, then `#<nonce>`: every load is an epoch of its own), written atomically with them. An admission
+returns the epoch it was counted under. Purchases admitted before Redis lost the counters are still in flight
+when a rebuild reads the database, so their units are missing from it: once committed, such a purchase finds
+the epoch changed and, unless the rebuild's read saw its commit, takes its units from the rebuilt counters
+(`take`); one rolled back gives nothing back to counters that never counted it (`release` with its epoch). The
+counters converge as the last purchase admitted before the loss finishes, not when the reconcile job next
+runs. A rebuild (and the reconcile) takes the item's row before its read and holds it until its load is done,
+so no purchase commits in between (services._truth_read).
 """
 
 from __future__ import annotations
@@ -27,11 +38,11 @@ import redis
 PENDING_SECONDS = 120  # longer than any request; a crashed request's marker goes away by itself
 ONCE_SECONDS = 24 * 3600  # how long a finished purchase is replayed from Redis
 
-# KEYS: remaining, buyers, meta, then the request's idempotency record (if ARGV[5] == '1') and a guard key
-# (if ARGV[8] == '1'). ARGV: now_ms, user, quantity, sale, once?, request hash, pending TTL, guard?, expected,
-# probe? (ARGV[10] == '1': decide, change nothing: 1 means "would admit").
+# KEYS: remaining, buyers, meta, epoch, then the request's idempotency record (if ARGV[5] == '1') and a guard
+# key (if ARGV[8] == '1'). ARGV: now_ms, user, quantity, sale, once?, request hash, pending TTL, guard?,
+# expected, probe? (ARGV[10] == '1': decide, change nothing: 1 means "would admit"). Admitted: {1, epoch}.
 ADMIT = """
-local k = 4
+local k = 5
 local once, guard
 if ARGV[5] == '1' then once = KEYS[k]; k = k + 1 end
 if ARGV[8] == '1' then guard = KEYS[k] end
@@ -55,14 +66,16 @@ if ARGV[10] == '1' then return {1} end
 redis.call('DECRBY', KEYS[1], qty)
 redis.call('HINCRBY', KEYS[2], ARGV[2], qty)
 if once then redis.call('SET', once, 'P|' .. ARGV[6], 'EX', ARGV[7]) end
-return {1}
+return {1, redis.call('GET', KEYS[4]) or ''}
 """
 
-# Give units back: only if the counters exist (after a rebuild they already reflect the database).
-# The request's idempotency record (KEYS[3], if given) goes in any case.
+# Give units back: only if the counters exist and, when an epoch is given (ARGV[4] == '1': an admission that
+# was never committed), only if they are still those it was counted in (rebuilt ones never counted it).
+# KEYS: remaining, buyers, epoch, then the request's idempotency record (if given), which goes in any case.
 RELEASE = """
-if #KEYS > 2 then redis.call('DEL', KEYS[3]) end
+if #KEYS > 3 then redis.call('DEL', KEYS[4]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] == '1' and (redis.call('GET', KEYS[3]) or '') ~= ARGV[3] then return 0 end
 redis.call('INCRBY', KEYS[1], ARGV[2])
 if tonumber(redis.call('HINCRBY', KEYS[2], ARGV[1], -tonumber(ARGV[2]))) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[1])
@@ -70,11 +83,28 @@ end
 return 1
 """
 
-LOAD_MISSING = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+# KEYS: remaining, buyers, epoch. ARGV: only if missing?, remaining, epoch, then user, quantity pairs.
+LOAD = """
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1])
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3])
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+# The epoch the counters are in now; false if they are missing. KEYS: remaining, epoch.
+EPOCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('GET', KEYS[2]) or ''
+"""
+
+# A committed purchase that rebuilt counters did not count takes its units, if they are still in epoch ARGV[3].
+# KEYS: remaining, buyers, epoch. ARGV: user, quantity, epoch.
+TAKE = """
+if redis.call('EXISTS', KEYS[1]) == 0 or (redis.call('GET', KEYS[3]) or '') ~= ARGV[3] then return 0 end
+redis.call('DECRBY', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -124,6 +154,10 @@ def keys(item_id: int) -> tuple[str, str]:
     return f"flash:{{{item_id}}}:remaining", f"flash:{{{item_id}}}:buyers"  # one hash slot per item (Cluster)
 
 
+def epoch_key(item_id: int) -> str:
+    return f"flash:{{{item_id}}}:epoch"
+
+
 def meta_key(item_id: int) -> str:
     return f"flash:{{{item_id}}}:meta"
 
@@ -137,18 +171,21 @@ class Gate:
         self.client = client
         self._admit = client.register_script(ADMIT)
         self._release = client.register_script(RELEASE)
-        self._load_missing = client.register_script(LOAD_MISSING)
+        self._load = client.register_script(LOAD)
+        self._epoch = client.register_script(EPOCH)
+        self._take = client.register_script(TAKE)
 
     def admit(self, *, item_id: int, sale_id: int, user_id: int, quantity: int, now_ms: int,
               once: Once | None = None, guard: Guard | None = None,
-              probe: bool = False) -> tuple[str, Seen | None]:  # fmt: skip
-        """The outcome, and for "seen" what the key's earlier request left. With a `guard` the script runs only
+              probe: bool = False) -> tuple[str, Seen | None, str | None]:  # fmt: skip
+        """The outcome, for "seen" what the key's earlier request left, and for "admitted" the counters' epoch
+        it was counted in (None for a probe). With a `guard` the script runs only
         if its key holds its value, else the outcome is "guard_failed" (the caller checks the slow way, then
         runs without it): the edge passes its bearer token's cached state, so checking the token costs no
         round trip of its own. (The guard key is in another hash slot: on a Redis Cluster it would have to
         go, as RQ would.) `probe`: decide but change nothing ("admitted" then means "would be admitted")."""
         remaining, buyers = keys(item_id)
-        ks = [remaining, buyers, meta_key(item_id)]
+        ks = [remaining, buyers, meta_key(item_id), epoch_key(item_id)]
         args = [now_ms, user_id, quantity, sale_id, 0, "", 0, 0, "", int(probe)]
         if once is not None:
             ks.append(once_key(item_id, user_id, once))
@@ -158,38 +195,50 @@ class Gate:
             args[7:9] = [1, guard.value]
         result = self._admit(keys=ks, args=args)
         outcome = OUTCOMES[int(result[0])]
-        return outcome, (Seen.parse(result[1]) if outcome == "seen" else None)
+        seen = Seen.parse(result[1]) if outcome == "seen" else None
+        epoch = _text(result[1]) if outcome == "admitted" and len(result) > 1 else None
+        return outcome, seen, epoch
 
     def remember(self, *, item_id: int, user_id: int, once: Once, status: int, response: str) -> None:
         """The purchase is committed: retries of this key replay `response` for ONCE_SECONDS."""
         value = f"D|{once.request_hash}|{status}|{response}"
         self.client.set(once_key(item_id, user_id, once), value, ex=ONCE_SECONDS)
 
-    def release(self, *, item_id: int, user_id: int, quantity: int, once: Once | None = None) -> None:
-        ks = [*keys(item_id)] + ([once_key(item_id, user_id, once)] if once is not None else [])
-        self._release(keys=ks, args=[user_id, quantity])
+    def release(self, *, item_id: int, user_id: int, quantity: int, once: Once | None = None,
+                epoch: str | None = None) -> None:  # fmt: skip
+        """Units back to the counters. `epoch`: of an admission that was never committed, given back only to the
+        counters it was counted in (None: a committed purchase's, cancelled; the counters hold it in any epoch)."""
+        ks = [*keys(item_id), epoch_key(item_id)] + ([once_key(item_id, user_id, once)] if once is not None else [])
+        self._release(keys=ks, args=[user_id, quantity, epoch or "", int(epoch is not None)])
+
+    def epoch(self, item_id: int) -> str | None:
+        """The epoch the counters are in; None if they are missing."""
+        value = self._epoch(keys=[keys(item_id)[0], epoch_key(item_id)])
+        return None if value is None else _text(value)
+
+    def take(self, *, item_id: int, user_id: int, quantity: int, epoch: str) -> bool:
+        """A committed purchase the counters of `epoch` did not count takes its units (False: not in that epoch)."""
+        return bool(self._take(keys=[*keys(item_id), epoch_key(item_id)], args=[user_id, quantity, epoch]))
 
     def describe(self, *, item_id: int, sale_id: int, starts_ms: int, ends_ms: int, limit: int, open: bool) -> None:
         """The item's facts the script checks (they never change once scheduled; rewritten on every rebuild)."""
         self.client.hset(meta_key(item_id), mapping={"sale": sale_id, "starts": starts_ms, "ends": ends_ms,
                                                      "limit": limit, "open": int(open)})  # fmt: skip
 
-    def load(self, *, item_id: int, remaining: int, buyers: dict[int, int], only_if_missing: bool = False) -> None:
-        """(Re)build the counters from the database's truth, atomically."""
-        remaining_key, buyers_key = keys(item_id)
-        if only_if_missing:
-            flat = [x for user, qty in buyers.items() for x in (user, qty)]
-            self._load_missing(keys=[remaining_key, buyers_key], args=[remaining, *flat])
-            return
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(remaining_key, buyers_key)
-        pipe.set(remaining_key, remaining)
-        if buyers:
-            pipe.hset(buyers_key, mapping={str(u): q for u, q in buyers.items()})
-        pipe.execute()
+    def load(self, *, item_id: int, remaining: int, buyers: dict[int, int], only_if_missing: bool = False,
+             epoch: str = "") -> bool:  # fmt: skip
+        """(Re)build the counters from the database's truth (read at `epoch`), atomically. False: `only_if_missing`
+        and they were there."""
+        flat = [x for user, qty in buyers.items() for x in (user, qty)]
+        ks = [*keys(item_id), epoch_key(item_id)]
+        return bool(self._load(keys=ks, args=[int(only_if_missing), remaining, epoch, *flat]))
 
     def counters(self, item_id: int) -> tuple[int | None, dict[int, int]]:
         remaining_key, buyers_key = keys(item_id)
         remaining = self.client.get(remaining_key)
         buyers = {int(u): int(q) for u, q in self.client.hgetall(buyers_key).items()}
         return (None if remaining is None else int(remaining)), buyers
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

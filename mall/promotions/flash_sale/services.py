@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -15,7 +18,7 @@ from mall.attribution import Source
 from mall.catalog.models import Sku
 from mall.checkout.pricing import Quote
 from mall.db import insert_on_conflict
-from mall.errors import Conflict, Forbidden, Invalid, NotFound
+from mall.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from mall.identity.roles import Actor
 from mall.inventory import services as inventory
 from mall.notifications.services import notify
@@ -24,6 +27,7 @@ from mall.orders.services import place_direct, quote_direct
 from mall.promotions.flash_sale.admission import Gate, Guard, Once, Seen
 from mall.promotions.flash_sale.models import FlashBuyer, FlashItem, FlashOrder, FlashReminder, FlashSale
 
+log = logging.getLogger(__name__)
 REMIND_BEFORE = timedelta(minutes=5)
 REJECTIONS = {"not_started": "flash_sale.not_started", "ended": "flash_sale.ended", "sold_out": "flash_sale.sold_out",
               "limit_reached": "flash_sale.limit_reached"}  # fmt: skip
@@ -107,31 +111,36 @@ def _item(session: Session, sale_id: int, item_id: int) -> FlashItem:
 
 
 def admit(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_id: int, quantity: int,
-          once: Once | None = None, guard: Guard | None = None) -> None:  # fmt: skip
+          once: Once | None = None, guard: Guard | None = None) -> str:  # fmt: skip
     """The Redis step: no database read unless the gate has lost the item (Redis restarted or flushed), in
     which case the counters and facts are rebuilt from the database (and the key looked up there), then the
     script runs once more. Raises Seen for a key used before. With a `guard` the script first checks its key's
     value; if it differs, `guard.check()` decides the slow way (and raises if the caller may not go on), then
-    the script runs without it."""
+    the script runs without it. Returns the counters' epoch the admission was counted in."""
     args = dict(item_id=item_id, sale_id=sale_id, user_id=user_id, quantity=quantity, now_ms=_ms(clock.now()),
                 once=once)  # fmt: skip
-    outcome, seen = gate.admit(**args, guard=guard)
+    outcome, seen, epoch = gate.admit(**args, guard=guard)
     if outcome == "guard_failed":
         guard.check()
-        outcome, seen = gate.admit(**args)
+        outcome, seen, epoch = gate.admit(**args)
     elif guard is not None:
         guard.held()
-    if outcome == "not_loaded":
+    for attempt in range(3):  # lost again between the rebuild and the script: rebuilt again
+        if outcome != "not_loaded":
+            break
         rebuild(session, gate, item=_item(session, sale_id, item_id))
-        if once is not None:
+        if once is not None and attempt == 0:
             _seen_in_database(session, user_id, once)
-        outcome, seen = gate.admit(**args)
+        outcome, seen, epoch = gate.admit(**args)
+    if outcome == "not_loaded":
+        raise Unavailable("flash_sale.counters_lost", "The sale's counters keep being lost; try again shortly.")
     if outcome == "seen":
         raise seen
     if outcome == "not_found":
         raise NotFound("flash_sale.item_not_found", f"Flash item {item_id} not found.")
     if outcome != "admitted":
         raise Conflict(REJECTIONS[outcome], f"Not admitted: {outcome.replace('_', ' ')}.")
+    return epoch
 
 
 def _seen_in_database(session: Session, user_id: int, once: Once) -> None:
@@ -154,9 +163,12 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
     coupons to use, by the checkout's rules (a template must name `flash_sale` in `combinable_with`); None
     (the usual case) does no coupon work at all. `origin`: the live or guide link the shopper came with (else
     their cart line's), kept on the order line beside the sale's own source. If anything here
-    fails the units (and the key) go back; if the caller's commit fails, it calls `undo`."""
-    admit(session, gate, sale_id=sale_id, item_id=item_id, user_id=user_id, quantity=quantity, once=once,
-          guard=guard)  # fmt: skip
+    fails the units (and the key) go back; if the caller's commit fails, it calls `undo` (with the epoch left
+    in `session.info["flash_epoch"]`). After the commit, `settle` runs (an after-commit callback: the caller
+    calls events.release): it puts the units in counters rebuilt while this purchase was in flight."""
+    epoch = admit(session, gate, sale_id=sale_id, item_id=item_id, user_id=user_id, quantity=quantity, once=once,
+                  guard=guard)  # fmt: skip
+    session.info["flash_epoch"] = epoch
     try:
         item = _item(session, sale_id, item_id)
         order = place_direct(
@@ -168,11 +180,13 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
         if on_placed is not None:
             on_placed(order)
         session.flush()  # every other row is written before the hot ones are taken
-        _take_units(session, item, user_id, order.id, quantity)
-        return order
+        marker = _take_units(session, item, user_id, order.id, quantity)
     except BaseException:
-        undo(gate, item_id=item_id, user_id=user_id, quantity=quantity, once=once)
+        undo(gate, item_id=item_id, user_id=user_id, quantity=quantity, once=once, epoch=epoch)
         raise
+    admitted = Admitted(item_id, user_id, quantity, epoch, marker)
+    session.info.setdefault("after_commit", []).append(lambda: settle(session, gate, admitted))
+    return order
 
 
 def _source(item: FlashItem) -> dict:
@@ -190,19 +204,65 @@ def quote(session: Session, *, sale_id: int, item_id: int, user_id: int, quantit
                         coupon_ids=coupon_ids or [])  # fmt: skip
 
 
-def undo(gate: Gate, *, item_id: int, user_id: int, quantity: int, once: Once | None = None) -> None:
-    """An admitted purchase was not recorded: its units and its idempotency key go back to the gate."""
-    gate.release(item_id=item_id, user_id=user_id, quantity=quantity, once=once)
+def undo(gate: Gate, *, item_id: int, user_id: int, quantity: int, once: Once | None = None,
+         epoch: str | None = None) -> None:  # fmt: skip
+    """An admitted purchase was not recorded: its idempotency key goes, and its units go back to the counters
+    it was counted in (`epoch`; counters rebuilt since never counted it)."""
+    gate.release(item_id=item_id, user_id=user_id, quantity=quantity, once=once, epoch=epoch or "")
 
 
-def _take_units(session: Session, item: FlashItem, user_id: int, order_id: int, quantity: int) -> None:
+@dataclass(frozen=True)
+class Admitted:
+    """A recorded purchase: its units, the counters' epoch it was admitted in, and how a database read tells
+    whether it saw the purchase's commit (its transaction id on PostgreSQL, its flash order's id on SQLite)."""
+
+    item_id: int
+    user_id: int
+    quantity: int
+    epoch: str
+    marker: str
+
+
+def settle(session: Session, gate: Gate, admitted: Admitted) -> None:
+    """After the purchase's commit: if the counters were rebuilt (Redis lost them) or reconciled while it was in
+    flight and that read of the database did not see its commit, its units are taken from them now, so the
+    counters agree with the database as soon as the purchases admitted before the loss finish. Nothing to do
+    (one script call) in the usual case."""
+    for _ in range(5):  # each turn another rebuild came in between; in practice one turn
+        current = gate.epoch(admitted.item_id)
+        if current == admitted.epoch:
+            return
+        if current is None:  # lost again: rebuilt from the database, which holds this purchase now
+            rebuild(session, gate, item=session.get(FlashItem, admitted.item_id))
+            continue
+        if _saw(session, current, admitted.marker):
+            return
+        if gate.take(item_id=admitted.item_id, user_id=admitted.user_id, quantity=admitted.quantity, epoch=current):
+            return
+    log.warning("flash item %s: counters kept moving; the reconcile job will align them", admitted.item_id)
+
+
+def _saw(session: Session, epoch: str, marker: str) -> bool:
+    """Whether the database read the counters of `epoch` were loaded from saw the purchase marked `marker`."""
+    kind, _, read = epoch.partition("#")[0].partition(":")
+    if kind == "pg":
+        return bool(session.scalar(_VISIBLE, {"xid": marker, "snapshot": read}))
+    if kind == "seq":  # SQLite: one writer at a time, so flash orders are committed in the order of their ids
+        return int(marker) <= int(read)
+    return False  # "": loaded when the sale was scheduled, before any purchase
+
+
+_VISIBLE = sa.text("SELECT pg_visible_in_snapshot(CAST(:xid AS xid8), CAST(:snapshot AS pg_snapshot))")
+
+
+def _take_units(session: Session, item: FlashItem, user_id: int, order_id: int, quantity: int) -> str:
     """Every admitted purchase takes two hot rows, the item's sold count and the SKU's stock, and holds them
     until its commit. They are taken last, in the order a cancellation takes them (give_back moves the item
     when the order's cancellation is recorded, then the stock is released), so the two never wait on each
     other; on PostgreSQL in one round trip, so that concurrent purchases queue behind each other only for
-    that statement and the commit."""
+    that statement and the commit. Returns the purchase's marker (see `Admitted`)."""
     if session.get_bind().dialect.name == "postgresql":
-        taken, stocked, recorded = session.execute(TAKE_UNITS_PG, {
+        taken, stocked, recorded, marker = session.execute(TAKE_UNITS_PG, {
             "sku": item.sku_id, "item": item.id, "user": user_id, "order": order_id, "qty": quantity,
             "limit": item.per_shopper_limit, "now": clock.now()}).one()  # fmt: skip
     else:  # SQLite: one writer at a time anyway
@@ -220,15 +280,19 @@ def _take_units(session: Session, item: FlashItem, user_id: int, order_id: int, 
             values={"item_id": item.id, "user_id": user_id, "quantity": quantity},
             update={"quantity": table.c.quantity + quantity}, where=table.c.quantity + quantity <= item.per_shopper_limit,
         )  # fmt: skip
+        marker = None
         if recorded:
-            session.add(FlashOrder(item_id=item.id, user_id=user_id, order_id=order_id, quantity=quantity))
+            record = FlashOrder(item_id=item.id, user_id=user_id, order_id=order_id, quantity=quantity)
+            session.add(record)
             session.flush()
+            marker = str(record.id)
     if not taken:
         raise Conflict("flash_sale.sold_out", "Not admitted: sold out.")
     if not stocked:
         raise Conflict("stock.insufficient", f"Not enough stock for SKU {item.sku_id}.", sku_id=item.sku_id)
     if not recorded:
         raise Conflict("flash_sale.limit_reached", "Not admitted: limit reached.")
+    return marker
 
 
 # _take_units on PostgreSQL: the database's quota guard, the stock, its per-shopper guard and the record, in
@@ -249,7 +313,8 @@ WITH taken AS (
     INSERT INTO flash_orders (item_id, user_id, order_id, quantity, status, created_at)
     SELECT item_id, :user, :order, :qty, 'active', :now FROM buyer RETURNING id
 )
-SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM stocked), (SELECT count(*) FROM recorded)
+SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM stocked), (SELECT count(*) FROM recorded),
+       pg_current_xact_id()::text
 """)
 
 
@@ -279,31 +344,58 @@ def give_back(session: Session, gate: Gate, *, order_id: int) -> bool:
 
 def truth(session: Session, item_id: int) -> tuple[int, dict[int, int]]:
     """What the database says: units left and units held per shopper (active flash orders)."""
+    remaining, buyers, _ = _truth_read(session, item_id)
+    return remaining, buyers
+
+
+def _truth_read(session: Session, item_id: int, *, to_load: bool = False) -> tuple[int, dict[int, int], str]:
+    """`truth`, and the epoch of that read (what it saw, for `settle`), in one statement: one snapshot.
+    `to_load`: the counters will be loaded from it, so no purchase may commit between this read and that load
+    (it would settle against the counters there before, then vanish from the ones loaded): the item's row is
+    taken first (a purchase takes it to record its units; on SQLite this takes the write lock) and held until
+    the caller's transaction ends. A purchase thus commits before the read (and is in it) or after the load
+    (and settles against it)."""
+    if to_load:
+        session.execute(sa.update(FlashItem).where(FlashItem.id == item_id).values(sold=FlashItem.sold),
+                        execution_options={"synchronize_session": False})  # fmt: skip
     item = session.get(FlashItem, item_id)
-    rows = session.execute(
-        sa.select(FlashOrder.user_id, sa.func.sum(FlashOrder.quantity))
-        .where(FlashOrder.item_id == item_id, FlashOrder.status == "active").group_by(FlashOrder.user_id)
-    ).all()  # fmt: skip
-    buyers = {user_id: int(qty) for user_id, qty in rows}
-    return item.quota - sum(buyers.values()), buyers
+    postgres = session.get_bind().dialect.name == "postgresql"
+    rows = session.execute(_TRUTH_PG if postgres else _TRUTH_SQLITE, {"item": item_id}).all()
+    buyers = {user_id: int(qty) for _, user_id, qty in rows if user_id is not None}
+    # unique per load: two reads with nothing committed between them look alike, but counters loaded from the
+    # second did not count what was admitted into those loaded from the first
+    epoch = f"{'pg' if postgres else 'seq'}:{rows[0][0]}#{uuid.uuid4().hex[:12]}"
+    return item.quota - sum(buyers.values()), buyers, epoch
+
+
+_HELD = """LEFT JOIN (SELECT user_id, sum(quantity) AS qty FROM flash_orders WHERE item_id = :item AND status = 'active'
+           GROUP BY user_id) AS held ON 1 = 1"""
+_TRUTH_PG = sa.text(
+    f"SELECT read.at, held.user_id, held.qty FROM (SELECT pg_current_snapshot()::text AS at) AS read {_HELD}"
+)
+_TRUTH_SQLITE = sa.text(
+    f"SELECT read.at, held.user_id, held.qty FROM (SELECT coalesce(max(id), 0) AS at FROM flash_orders) AS read {_HELD}"
+)
 
 
 def rebuild(session: Session, gate: Gate, *, item: FlashItem) -> None:
     """Counters are missing (Redis lost them): load them from the database unless another request
-    already did (`only_if_missing`), so concurrent requests do not reset each other's admissions."""
-    remaining, buyers = truth(session, item.id)
+    already did (`only_if_missing`), so concurrent requests do not reset each other's admissions.
+    Purchases still in flight are not in this read: each takes its units once committed (`settle`)."""
+    remaining, buyers, epoch = _truth_read(session, item.id, to_load=True)
     describe(gate, item)
-    gate.load(item_id=item.id, remaining=remaining, buyers=buyers, only_if_missing=True)
+    gate.load(item_id=item.id, remaining=remaining, buyers=buyers, only_if_missing=True, epoch=epoch)
 
 
 def reconcile(session: Session, gate: Gate, *, item_id: int) -> dict:
-    """Compare Redis with the database; fix Redis if they disagree. Returns what it found."""
-    remaining, buyers = truth(session, item_id)
+    """Compare Redis with the database; fix Redis if they disagree. Returns what it found. (Purchases in
+    flight make them differ for a moment; each takes its units from the reloaded counters once committed.)"""
+    remaining, buyers, epoch = _truth_read(session, item_id, to_load=True)
     redis_remaining, redis_buyers = gate.counters(item_id)
     describe(gate, session.get(FlashItem, item_id))  # the facts are the database's: rewritten every time
     agree = redis_remaining == remaining and redis_buyers == buyers
     if not agree:
-        gate.load(item_id=item_id, remaining=remaining, buyers=buyers)
+        gate.load(item_id=item_id, remaining=remaining, buyers=buyers, epoch=epoch)
     return {"item_id": item_id, "agree": agree, "database_remaining": remaining, "redis_remaining": redis_remaining}
 
 
