@@ -100,7 +100,6 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/purchase"): SHOPPERS,
     ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/flash-sales/<int:sale_id>/remind-me"): SHOPPERS,
-    ("POST", "/api/v1/flash-sales/<int:sale_id>/items/<int:item_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/admin/flash-sales/<int:sale_id>/reconcile"): MERCHANT,
     # group-buy
     ("POST", "/api/v1/admin/group-campaigns"): MERCHANT,
@@ -109,8 +108,6 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/group-campaigns/<int:campaign_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/groups/<int:group_id>/quote"): SHOPPERS,
     ("POST", "/api/v1/groups/<int:group_id>/leave"): SHOPPERS,
-    ("POST", "/api/v1/group-campaigns/<int:campaign_id>/quote"): SHOPPERS,
-    ("POST", "/api/v1/groups/<int:group_id>/quote"): SHOPPERS,
     # live rooms
     ("POST", "/api/v1/admin/live/rooms"): MERCHANT,
     ("GET", "/api/v1/admin/live/rooms"): HOSTS,
