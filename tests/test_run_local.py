@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from workers.embedded import EmbeddedRedis
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
 
@@ -127,3 +129,16 @@ def test_the_supervisor_leaves_nothing_running_however_it_ends(signum, tmp_path)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         supervisor.wait(timeout=5)
+
+
+def test_a_second_process_on_the_instance_joins_the_embedded_redis_and_leaves_it_running(tmp_path):
+    (tmp_path / "redis.sock").write_text("")  # left by a server that was killed
+    owner = EmbeddedRedis(tmp_path, die_with_parent=True).start()
+    joined = EmbeddedRedis(tmp_path).start()
+
+    server = owner.pid
+    assert joined.url == owner.url and joined.pid is None and server
+    joined.stop()
+    assert _redis_answers(owner.socket_path)
+    owner.stop()
+    assert not _redis_answers(owner.socket_path) and not _alive(server)
