@@ -121,7 +121,7 @@ def test_the_supervisor_leaves_nothing_running_however_it_ends(signum, tmp_path)
             os.killpg(supervisor.pid, signum)  # what Ctrl-C and closing the terminal do
         else:
             os.kill(supervisor.pid, signum)
-        supervisor.wait(timeout=30)
+        supervisor.wait(timeout=60)
 
         _wait(lambda: not any(_alive(p) for p in running), 60, "processes left running", log)
         assert _port_free(port)
