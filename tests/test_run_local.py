@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from workers.embedded import EmbeddedRedis
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
 
@@ -95,7 +97,9 @@ def _worker_registered(socket_path: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGKILL], ids=["hup", "term", "kill"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "hup", "term", "kill"]
+)
 def test_the_supervisor_leaves_nothing_running_however_it_ends(signum, tmp_path):
     port, log = _free_port(), tmp_path / "run.log"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MALL_ENV", "SECRET_KEY")}
@@ -109,17 +113,17 @@ def test_the_supervisor_leaves_nothing_running_however_it_ends(signum, tmp_path)
     try:
         _wait(lambda: re.search(r"embedded Redis at unix://(\S+)", log.read_text()), 30, "no embedded Redis", log)
         socket_path = re.search(r"embedded Redis at unix://(\S+)", log.read_text())[1]
-        _wait(lambda: _livez(port) and _worker_registered(socket_path), 60, "API and worker not up", log)
+        _wait(lambda: _livez(port) and _worker_registered(socket_path), 120, "API and worker not up", log)
         running = _tree(supervisor.pid) - {supervisor.pid}
         assert len(running) >= 4  # gunicorn master + worker, rq worker, rq cron, redis-server
 
-        if signum == signal.SIGHUP:
-            os.killpg(supervisor.pid, signum)  # what closing the terminal does
+        if signum in (signal.SIGINT, signal.SIGHUP):
+            os.killpg(supervisor.pid, signum)  # what Ctrl-C and closing the terminal do
         else:
             os.kill(supervisor.pid, signum)
-        supervisor.wait(timeout=30)
+        supervisor.wait(timeout=60)
 
-        _wait(lambda: not any(_alive(p) for p in running), 30, "processes left running", log)
+        _wait(lambda: not any(_alive(p) for p in running), 60, "processes left running", log)
         assert _port_free(port)
         assert not _redis_answers(socket_path)
     finally:
@@ -127,3 +131,16 @@ def test_the_supervisor_leaves_nothing_running_however_it_ends(signum, tmp_path)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         supervisor.wait(timeout=5)
+
+
+def test_a_second_process_on_the_instance_joins_the_embedded_redis_and_leaves_it_running(tmp_path):
+    (tmp_path / "redis.sock").write_text("")  # left by a server that was killed
+    owner = EmbeddedRedis(tmp_path, die_with_parent=True).start()
+    joined = EmbeddedRedis(tmp_path).start()
+
+    server = owner.pid
+    assert joined.url == owner.url and joined.pid is None and server
+    joined.stop()
+    assert _redis_answers(owner.socket_path)
+    owner.stop()
+    assert not _redis_answers(owner.socket_path) and not _alive(server)
