@@ -185,7 +185,7 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
         undo(gate, item_id=item_id, user_id=user_id, quantity=quantity, once=once, epoch=epoch)
         raise
     admitted = Admitted(item_id, user_id, quantity, epoch, marker)
-    session.info.setdefault("after_commit", []).append(lambda: settle(session, gate, admitted))
+    session.info.setdefault("after_commit", []).append(lambda: _settle_after_commit(session, gate, admitted))
     return order
 
 
@@ -240,6 +240,15 @@ def settle(session: Session, gate: Gate, admitted: Admitted) -> None:
         if gate.take(item_id=admitted.item_id, user_id=admitted.user_id, quantity=admitted.quantity, epoch=current):
             return
     log.warning("flash item %s: counters kept moving; the reconcile job will align them", admitted.item_id)
+
+
+def _settle_after_commit(session: Session, gate: Gate, admitted: Admitted) -> None:
+    """The purchase is committed whatever happens here: a failure (Redis or the database unreachable) is logged,
+    and the reconcile job aligns the counters."""
+    try:
+        settle(session, gate, admitted)
+    except Exception:
+        log.warning("flash item %s: counters not settled after a purchase", admitted.item_id, exc_info=True)
 
 
 def _saw(session: Session, epoch: str, marker: str) -> bool:
