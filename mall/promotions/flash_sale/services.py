@@ -23,7 +23,7 @@ from mall.identity.roles import Actor
 from mall.inventory import services as inventory
 from mall.notifications.services import notify
 from mall.orders.models import IdempotencyRecord, Order
-from mall.orders.services import place_direct, quote_direct
+from mall.orders.services import pay_if_free, place_direct, quote_direct
 from mall.promotions.flash_sale.admission import Gate, Guard, Once, Seen
 from mall.promotions.flash_sale.models import FlashBuyer, FlashItem, FlashOrder, FlashReminder, FlashSale
 
@@ -177,6 +177,7 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
             payment_window=timedelta(minutes=item.sale.payment_minutes), reserve=False, coupon_ids=coupon_ids,
             origin=origin, flash_item_id=item.id,
         )  # fmt: skip
+        pay_if_free(session, order=order)  # coupons covered it all (before the response is kept)
         if on_placed is not None:
             on_placed(order)
         session.flush()  # every other row is written before the hot ones are taken
