@@ -75,6 +75,13 @@ def place_direct(
                                  coupon_ids=q.extras.get("applied_coupon_ids", []), **event_data)  # fmt: skip
 
 
+def pay_if_free(session: Session, *, order: Order) -> None:
+    """A promotion's order that coupons brought to nothing is paid at once, as a cart order is (the caller calls
+    this once the order's own records, a group member or the flash sale's, can see the payment)."""
+    if order.payable_total == 0 and order.discount_total > 0:
+        mark_paid(session, order_id=order.id, amount=0, currency=order.currency, reference="zero-amount")
+
+
 def quote_direct(
     session: Session, *, shopper_id: int, sku_id: int, quantity: int, unit_price: int, price_source: str,
     source: dict, coupon_ids: list[int] | tuple[int, ...] | None,

@@ -272,3 +272,15 @@ def test_the_sale_page_never_shows_more_than_the_database_allows(app, shop, clie
     gate().load(item_id=sale["item"], remaining=3, buyers={})  # counters that say more than the database allows
     assert page_remaining(client, sale) == 2
     assert client.get("/api/v1/flash-sales?when=live").get_json()[0]["items"][0]["remaining"] == 2
+
+
+def test_the_reconcile_job_reloads_drifted_counters_item_by_item(shop, client, sale):
+    from workers.jobs.flash_sales import reconcile_flash_sales
+
+    clock.freeze(START)
+    assert buy(shop, client, sale, *buyer(shop)).status_code == 201
+    gate().load(item_id=sale["item"], remaining=3, buyers={})  # drifted
+    [found] = reconcile_flash_sales()
+    assert (found["agree"], found["database_remaining"], found["redis_remaining"]) == (False, 2, 3)
+    assert gate().counters(sale["item"])[0] == 2
+    assert reconcile_flash_sales()[0]["agree"] is True

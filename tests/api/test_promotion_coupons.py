@@ -146,3 +146,22 @@ def test_group_buy_quotes_and_open_and_join_take_combinable_coupons_only(shop, c
 
     assert expire_unpaid_order(joined.get_json()["id"]) is True
     assert (coupons.row(member_combinable).status, coupons.row(member_combinable).order_id) == ("available", None)
+
+
+def test_coupons_covering_a_flash_or_group_buy_price_pay_the_order_at_once(shop, client, coupons, sale):
+    me, address = buyer(shop)
+    covering = coupons.give(me, coupons.template(amount=5000, combinable_with=["flash_sale"]))
+    clock.freeze(START)
+    order = client.post(flash_path(sale, "purchase"), json={"address_id": address, "coupon_ids": [covering]},
+                        headers={**me, "Idempotency-Key": uuid.uuid4().hex}).get_json()  # fmt: skip
+    assert (order["payable_total"], order["status"]) == (0, "paid")
+    assert client.get(f"/api/v1/orders/{order['id']}", headers=me).get_json()["status"] == "paid"
+    assert coupons.row(covering).status == "used"
+
+    camp = campaign(shop, client)
+    leader, leader_address = shopper(shop)
+    free = coupons.give(leader, coupons.template(amount=9000, combinable_with=["group_buy"]))
+    opened = client.post(f"/api/v1/group-campaigns/{camp['id']}/groups",
+                         json={"address_id": leader_address, "coupon_ids": [free]}, headers=key(leader)).get_json()  # fmt: skip
+    assert (opened["order"]["payable_total"], opened["order"]["status"]) == (0, "paid")
+    assert client.get(f"/api/v1/groups/{opened['group']['id']}").get_json()["status"] == "forming"

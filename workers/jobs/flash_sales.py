@@ -20,4 +20,8 @@ def reconcile_flash_sales() -> list[dict]:
             sa.select(FlashItem.id).join(FlashSale)
             .where(FlashSale.starts_at <= now, FlashSale.ends_at > now - timedelta(hours=1))
         ).all()  # fmt: skip
-        return [services.reconcile(session, gate(), item_id=item_id) for item_id in items]
+    found = []
+    for item_id in items:  # one unit of work each: the item's row is held only while its counters are reloaded
+        with unit_of_work() as session:
+            found.append(services.reconcile(session, gate(), item_id=item_id))
+    return found

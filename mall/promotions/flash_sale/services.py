@@ -23,7 +23,7 @@ from mall.identity.roles import Actor
 from mall.inventory import services as inventory
 from mall.notifications.services import notify
 from mall.orders.models import IdempotencyRecord, Order
-from mall.orders.services import place_direct, quote_direct
+from mall.orders.services import pay_if_free, place_direct, quote_direct
 from mall.promotions.flash_sale.admission import Gate, Guard, Once, Seen
 from mall.promotions.flash_sale.models import FlashBuyer, FlashItem, FlashOrder, FlashReminder, FlashSale
 
@@ -177,6 +177,7 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
             payment_window=timedelta(minutes=item.sale.payment_minutes), reserve=False, coupon_ids=coupon_ids,
             origin=origin, flash_item_id=item.id,
         )  # fmt: skip
+        pay_if_free(session, order=order)  # coupons covered it all (before the response is kept)
         if on_placed is not None:
             on_placed(order)
         session.flush()  # every other row is written before the hot ones are taken
@@ -185,7 +186,7 @@ def purchase(session: Session, gate: Gate, *, sale_id: int, item_id: int, user_i
         undo(gate, item_id=item_id, user_id=user_id, quantity=quantity, once=once, epoch=epoch)
         raise
     admitted = Admitted(item_id, user_id, quantity, epoch, marker)
-    session.info.setdefault("after_commit", []).append(lambda: settle(session, gate, admitted))
+    session.info.setdefault("after_commit", []).append(lambda: _settle_after_commit(session, gate, admitted))
     return order
 
 
@@ -240,6 +241,15 @@ def settle(session: Session, gate: Gate, admitted: Admitted) -> None:
         if gate.take(item_id=admitted.item_id, user_id=admitted.user_id, quantity=admitted.quantity, epoch=current):
             return
     log.warning("flash item %s: counters kept moving; the reconcile job will align them", admitted.item_id)
+
+
+def _settle_after_commit(session: Session, gate: Gate, admitted: Admitted) -> None:
+    """The purchase is committed whatever happens here: a failure (Redis or the database unreachable) is logged,
+    and the reconcile job aligns the counters."""
+    try:
+        settle(session, gate, admitted)
+    except Exception:
+        log.warning("flash item %s: counters not settled after a purchase", admitted.item_id, exc_info=True)
 
 
 def _saw(session: Session, epoch: str, marker: str) -> bool:

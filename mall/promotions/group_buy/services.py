@@ -121,6 +121,7 @@ def open_group(session: Session, *, campaign_id: int, user_id: int, address_id: 
                    origin)  # fmt: skip
     session.add(GroupMember(group_id=group.id, user_id=user_id, order_id=order.id, is_leader=True))
     session.flush()
+    orders.pay_if_free(session, order=order)  # coupons covered it all: paid, so the group forms
     return group, order
 
 
@@ -149,6 +150,7 @@ def join(
     session.add(GroupMember(group_id=group.id, user_id=user_id, order_id=order.id))
     session.flush()
     _tell_members(session, group, "group_buy.joined", {"group_id": group.id})
+    orders.pay_if_free(session, order=order)
     return order
 
 
