@@ -35,7 +35,10 @@ MAX_TTL = timedelta(days=30)
 
 class Resolved(NamedTuple):
     link: LiveLink
-    room: LiveRoom
+    room_status: str
+    host_id: int  # the room's host
+    segment_id: int | None  # the room's open pin segment, now
+    only_sku: int | None  # the product's SKU when it has exactly one on sale
     shared_by: int | None  # the viewer who reshared it, if it was
 
 
@@ -96,9 +99,21 @@ def path(link_token: str) -> str:
     return f"{PAGE}?t={link_token}"
 
 
+# The link with what opening it needs, in one statement: its room's status and host, the room's open pin segment,
+# and the product's SKU if it has only one on sale.
+_RESOLVE = (
+    sa.select(LiveLink, LiveRoom.status, LiveRoom.host_user_id,
+              sa.select(PinSegment.id).where(PinSegment.room_id == LiveLink.room_id, PinSegment.ended_at.is_(None))
+              .scalar_subquery(),
+              sa.select(sa.case((sa.func.count() == 1, sa.func.min(Sku.id))))
+              .where(Sku.product_id == LiveLink.product_id, Sku.status == "active").scalar_subquery())
+    .join(LiveRoom, LiveRoom.id == LiveLink.room_id).where(LiveLink.id == sa.bindparam("_link"))
+)  # fmt: skip
+
+
 def resolve(session: Session, link_token: str, *, secret: str, room_id: int | None = None) -> Resolved:
     """The link a token names, refused when not ours or altered, of another room than `room_id` (when the
-    shopper says which room they are in), of a cancelled room, or expired."""
+    shopper says which room they are in), of a cancelled room, or expired. One statement."""
     try:
         claims = URLSafeSerializer(secret, salt=SALT).loads(link_token)
     except BadSignature as exc:
@@ -106,18 +121,18 @@ def resolve(session: Session, link_token: str, *, secret: str, room_id: int | No
     if not isinstance(claims, dict) or not all(type(claims.get(k)) is int for k in ("l", "r")):
         raise _invalid()  # signed by us, so never seen in practice; a changed format would be
     shared_by = claims.get("s")
-    link = session.get(LiveLink, claims["l"])
-    if link is None or link.room_id != claims["r"] or not (shared_by is None or type(shared_by) is int):
+    row = session.execute(_RESOLVE, {"_link": claims["l"]}).first()
+    if row is None or row[0].room_id != claims["r"] or not (shared_by is None or type(shared_by) is int):
         raise _invalid()
+    link, status = row[0], row[1]
     if room_id is not None and room_id != link.room_id:
         raise Invalid("live.link_other_room", f"This link is for live room {link.room_id}, not {room_id}.",
                       field="token", link_room_id=link.room_id)  # fmt: skip
-    room = session.get(LiveRoom, link.room_id)
-    if room.status == "cancelled":
-        raise room_not_found(room.id)
+    if status == "cancelled":
+        raise room_not_found(link.room_id)
     if clock.now() >= link.expires_at:
         raise Gone("live.link_expired", "This live link has expired.", expired_at=link.expires_at.isoformat())
-    return Resolved(link, room, shared_by)
+    return Resolved(link, status, row[2], row[3], row[4], shared_by)
 
 
 def share(session: Session, *, actor: Actor, link_token: str, secret: str) -> tuple[LiveLink, str]:
@@ -135,19 +150,17 @@ def open_link(session: Session, *, actor: Actor, link_token: str, secret: str, r
     an earlier one; a re-add without a link keeps it). A room that has ended still works, at the normal price.
 
     `sku_id`: the shopper's choice when the link names only the product (not needed when it has one SKU on sale)."""
-    link, room, shared_by = resolve(session, link_token, secret=secret, room_id=room_id)
-    chosen = _sku_to_add(session, link, sku_id)
-    now = clock.now()
-    segment_id = session.scalar(
-        sa.select(PinSegment.id).where(PinSegment.room_id == room.id, PinSegment.ended_at.is_(None))
-    )
+    found = resolve(session, link_token, secret=secret, room_id=room_id)
+    link = found.link
+    chosen = _sku_to_add(session, found, sku_id)
     source = Source(SourceType.LIVE, {
-        "room_id": room.id, "host_id": room.host_user_id, "segment_id": segment_id, "link_id": link.id,
-        "shared_by": shared_by if shared_by != actor.user_id else None, "opened_at": now.isoformat(),
+        "room_id": link.room_id, "host_id": found.host_id, "segment_id": found.segment_id, "link_id": link.id,
+        "shared_by": found.shared_by if found.shared_by != actor.user_id else None,
+        "opened_at": clock.now().isoformat(),
     })  # fmt: skip
     line_id = cart.add_line(session, user_id=actor.user_id, sku_id=chosen, quantity=quantity, source=source)
-    events.record(session, "live.link_opened", aggregate="live_room", aggregate_id=room.id, actor=actor,
-                  link_id=link.id, segment_id=segment_id, sku_id=chosen, quantity=quantity,
+    events.record(session, "live.link_opened", aggregate="live_room", aggregate_id=link.room_id, actor=actor,
+                  link_id=link.id, segment_id=found.segment_id, sku_id=chosen, quantity=quantity,
                   shared_by=source.refs["shared_by"])  # fmt: skip
     return Opened(link, line_id, chosen, source)
 
@@ -176,8 +189,9 @@ def _check_sku(session: Session, product_id: int, sku_id: int) -> None:
         raise Invalid("live.sku_unknown", f"SKU {sku_id} is not a SKU of product {product_id}.", field="sku_id")
 
 
-def _sku_to_add(session: Session, link: LiveLink, sku_id: int | None) -> int:
+def _sku_to_add(session: Session, found: Resolved, sku_id: int | None) -> int:
     """The link's SKU; for a link to the whole product, the shopper's choice or the product's only SKU on sale."""
+    link = found.link
     if link.sku_id is not None:
         if sku_id not in (None, link.sku_id):
             raise Invalid("live.sku_not_in_link", f"This link is for SKU {link.sku_id}.", field="sku_id")
@@ -185,9 +199,6 @@ def _sku_to_add(session: Session, link: LiveLink, sku_id: int | None) -> int:
     if sku_id is not None:
         _check_sku(session, link.product_id, sku_id)
         return sku_id
-    on_sale = session.scalars(
-        sa.select(Sku.id).where(Sku.product_id == link.product_id, Sku.status == "active").limit(2)
-    ).all()
-    if len(on_sale) != 1:
+    if found.only_sku is None:
         raise Invalid("live.sku_required", "Choose a SKU of this product.", field="sku_id")
-    return on_sale[0]
+    return found.only_sku
