@@ -4,6 +4,7 @@ link's token gets its QR code."""
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import segno
 from flask import Response, url_for
@@ -99,6 +100,14 @@ def qr(args):
     (not a QR generator for any text)."""
     read_only()
     links.resolve(db.session, args["t"], secret=settings().secret_key)
+    return Response(_qr_png(args["t"], args["scale"]), content_type="image/png",
+                    headers={"Cache-Control": "private, max-age=300"})  # fmt: skip
+
+
+@lru_cache(maxsize=512)
+def _qr_png(token: str, scale: int) -> bytes:
+    """The PNG (a few kB) of a token's path. A token always gives the same image, and a room's QR code is fetched
+    by many viewers at once: rendering it in pure Python costs tens of ms, so the last few hundred are kept."""
     out = io.BytesIO()
-    segno.make(links.path(args["t"]), error="m").save(out, kind="png", scale=args["scale"], border=4)
-    return Response(out.getvalue(), content_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+    segno.make(links.path(token), error="m").save(out, kind="png", scale=scale, border=4)
+    return out.getvalue()
