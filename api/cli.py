@@ -27,7 +27,7 @@ def load_demo():
         raise click.ClickException(str(refused)) from None  # one line on stderr, exit status 1
     commit()
     click.echo(f"demo data: {'loaded' if created else 'already present'}")
-    for line in demo.TOKEN_HELP:
+    for line in [*demo.TOKEN_HELP, *demo.live_link_help(db.session, secret=settings().secret_key)]:
         click.echo(line)
 
 

@@ -19,6 +19,7 @@ STATUS_BY_KIND = {
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,
+    "gone": 410,
     "conflict": 409,
     "rate_limited": 429,
     "unavailable": 503,

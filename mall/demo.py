@@ -18,7 +18,8 @@ from mall.config import ConfigError
 from mall.identity import services as identity
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
-from mall.live import pinning, rooms
+from mall.live import links, pinning, rooms
+from mall.live.models import LiveLink
 from mall.notifications import journeys
 
 DEMO_ADMIN_EMAIL = "admin@demo.mall"
@@ -144,3 +145,19 @@ def _load_live_room(session: Session, actor: Actor) -> None:
     on_air = Actor(user_id=host.id, role=Role.HOST)
     pinning.start(session, actor=on_air, room_id=room.id)
     pinning.pin(session, actor=on_air, room_id=room.id, product_id=products[0].id)
+    links.create_link(session, actor=on_air, room_id=room.id, product_id=products[0].id,
+                      sku_id=products[0].skus[0].id, expires_in=30 * 24 * 3600)  # fmt: skip
+
+
+def live_link_help(session: Session, *, secret: str) -> list[str]:
+    """How to open the demo room's cart link (its token is signed with this app's secret, so it is printed, not
+    stored)."""
+    link = session.scalar(sa.select(LiveLink).order_by(LiveLink.id).limit(1))
+    if link is None:
+        return []
+    token = links.token(link, secret=secret)
+    return [
+        f"  its cart link (pinned product, expires {link.expires_at:%Y-%m-%d}): {links.path(token)}",
+        f"    QR code: GET /api/v1/live/links/qr.png?t={token}",
+        f'    a shopper opens it: POST /api/v1/live/links/open {{"token": "{token}"}}',
+    ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 class DomainError(Exception):
     """A business rule said no. `code` is stable and documented (e.g. `catalog.sku_duplicate`)."""
 
-    kind = "invalid"  # invalid | not_found | conflict | forbidden | unauthorized | rate_limited | unavailable
+    kind = "invalid"  # invalid | not_found | gone | conflict | forbidden | unauthorized | rate_limited | unavailable
 
     def __init__(self, code: str, detail: str = "", **extra):
         super().__init__(detail or code)
@@ -25,6 +25,12 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     kind = "conflict"
+
+
+class Gone(DomainError):
+    """It existed and is no more (an expired link): asking again will not help."""
+
+    kind = "gone"
 
 
 class Forbidden(DomainError):

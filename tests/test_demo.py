@@ -82,6 +82,25 @@ def test_demo_has_a_live_room_on_air_with_a_lineup_and_its_host(session):
     assert [i["remaining"] for i in view["lineup"]].count(0) == 1  # No.6 is out of stock
 
 
+def test_demo_prints_a_cart_link_for_the_pinned_product_that_opens(session):
+    from mall.identity.roles import Actor
+    from mall.live import links
+    from mall.live import queries as live_queries
+    from mall.live.models import LiveRoom
+
+    demo.load(session, env="test")
+    commit()
+    room = session.scalars(sa.select(LiveRoom)).one()
+    printed = demo.live_link_help(session, secret="s" * 32)
+    path = next(line for line in printed if "pages/live/link?t=" in line).split(": ", 1)[1]
+    shopper = session.scalar(sa.select(User).filter_by(role=Role.SHOPPER))
+    opened = links.open_link(session, actor=Actor(user_id=shopper.id, role=Role.SHOPPER),
+                             link_token=path.split("?t=", 1)[1], secret="s" * 32, room_id=room.id)  # fmt: skip
+    pinned = live_queries.room_view(session, room.id)[1]["pinned"]
+    assert opened.link.product_id == pinned["item"]["product_id"]
+    assert opened.source.refs["segment_id"] == pinned["segment_id"]
+
+
 def test_loading_twice_adds_nothing(session):
     assert demo.load(session, env="test") is True
     commit()
@@ -124,6 +143,7 @@ def test_development_loads_the_demo_data_with_the_documented_admin(app, settings
 
     assert result.exit_code == 0, result.output
     assert "demo data: loaded" in result.output and demo.DEMO_ADMIN_PASSWORD in result.output
+    assert "pages/live/link?t=" in result.output  # the live room's cart link
     admin = identity.password_login(session, email=demo.DEMO_ADMIN_EMAIL, password=demo.DEMO_ADMIN_PASSWORD)
     assert admin.role == Role.PLATFORM_ADMIN
 

@@ -89,3 +89,20 @@ class PinSegment(Base):
     # Milliseconds into the stream, when the player reports them: a replay seeks to them.
     start_offset_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
     end_offset_ms: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class LiveLink(Timestamped, Base):
+    """A cart link (购物链接) for one lineup item of a room, optionally one SKU, made by the room's host or its
+    brand's admin. It is shared as a signed token (mall/live/links.py) naming the link and its room; opening it
+    before `expires_at` puts the product in the shopper's cart with the room's LIVE source."""
+
+    __tablename__ = "live_links"
+    __table_args__ = (sa.Index("ix_live_links_room", "room_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(sa.ForeignKey("live_rooms.id"))
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("live_lineup_items.id"))
+    product_id: Mapped[int] = mapped_column(sa.ForeignKey("products.id"))
+    sku_id: Mapped[int | None] = mapped_column(sa.ForeignKey("skus.id"))
+    created_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    expires_at: Mapped[datetime]

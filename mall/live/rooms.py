@@ -15,7 +15,7 @@ from mall.catalog.models import Product, Sku
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
-from mall.live.models import LineupItem, LiveRoom, PinSegment
+from mall.live.models import LineupItem, LiveLink, LiveRoom, PinSegment
 
 ROOM_FIELDS = ("title", "cover_url", "host_user_id", "scheduled_start", "scheduled_end", "stream_ref")
 ITEM_FIELDS = ("position", "live_price", "live_quota")
@@ -143,12 +143,15 @@ def update_item(session: Session, *, actor: Actor, room_id: int, item_id: int, *
 
 
 def remove_item(session: Session, *, actor: Actor, room_id: int, item_id: int) -> None:
-    """Only an item never pinned: a pinned one is part of the room's replay and attribution."""
+    """Only an item never pinned nor linked: a pinned one is part of the room's replay and attribution, a linked
+    one is what its links open."""
     room = managed_room(session, actor=actor, room_id=room_id, for_change=True)
     _ensure_open(room)
     item = _room_item(room, item_id)
     if session.scalar(sa.select(PinSegment.id).where(PinSegment.item_id == item.id).limit(1)) is not None:
         raise Conflict("live.item_was_pinned", "This item has been pinned; it stays in the lineup for the replay.")
+    if session.scalar(sa.select(LiveLink.id).where(LiveLink.item_id == item.id).limit(1)) is not None:
+        raise Conflict("live.item_has_links", "This item has cart links; it stays in the lineup for them.")
     session.delete(item)
     session.flush()
     session.expire(room, ["items"])

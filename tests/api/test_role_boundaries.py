@@ -122,6 +122,10 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/live/rooms/<int:room_id>/pin"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/pin/next"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/unpin"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/links"): HOSTS,
+    ("GET", "/api/v1/live/rooms/<int:room_id>/links"): HOSTS,
+    ("POST", "/api/v1/live/links/share"): SHOPPERS,
+    ("POST", "/api/v1/live/links/open"): SHOPPERS,
 }
 
 # Routes anyone may call without a token.
@@ -143,6 +147,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/groups/<int:group_id>"),
     ("GET", "/api/v1/live/rooms/<int:room_id>"),
     ("GET", "/api/v1/live/rooms/<int:room_id>/replay"),
+    ("GET", "/api/v1/live/links/qr.png"),  # needs a valid link token instead
     ("GET", "/healthz"),
     ("GET", "/livez"),
     ("GET", "/api/openapi.json"),
