@@ -47,8 +47,8 @@ def record_visit(session: Session, *, user_id: int, room_id: int) -> bool:
         raise room_not_found(room_id)
     now = clock.now()
     written = session.execute(_VISIT, {"room_id": room_id, "user_id": user_id, "now": now,
-                                       "since": now - VISIT_DEDUPE})  # fmt: skip
-    return written.rowcount == 1
+                                       "since": now - VISIT_DEDUPE}).first()  # fmt: skip
+    return written is not None
 
 
 _V = RoomVisit.__table__
@@ -59,7 +59,7 @@ _VISIT = sa.insert(_V).from_select(
         ~sa.exists().where(_V.c.user_id == sa.bindparam("user_id"), _V.c.room_id == sa.bindparam("room_id"),
                            _V.c.visited_at > sa.bindparam("since", type_=_V.c.visited_at.type))
     ),
-)  # fmt: skip
+).returning(_V.c.id)  # fmt: skip
 
 
 # Cart adds ----------------------------------------------------------------------------------------------------

@@ -122,6 +122,10 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/live/rooms/<int:room_id>/pin"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/pin/next"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/unpin"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/visits"): SHOPPERS,
+    ("GET", "/api/v1/admin/live/settings"): MERCHANT,
+    ("PUT", "/api/v1/admin/live/settings"): MERCHANT,
+    ("GET", "/api/v1/live/rooms/<int:room_id>/numbers"): HOSTS,
 }
 
 # Routes anyone may call without a token.
