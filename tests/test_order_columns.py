@@ -10,10 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from api.extensions import db
-from mall import clock
+from mall import attribution, clock
+from mall.attribution import Source, SourceType
 from mall.orders import creation
 from mall.orders.models import Order, OrderLine, SubOrder
 from tests.api.test_bundle_orders import add_bundle, bundle  # noqa: F401 (a fixture)
+from tests.conftest import TEST_SECRET
 from tests.shop_helpers import Shop
 from tests.test_order_writing import write
 
@@ -21,6 +23,7 @@ TABLES = (Order.__table__, SubOrder.__table__, OrderLine.__table__)
 # Given by the database or by the parent row: not values a placement chooses.
 GENERATED = {"id", "number", "order_id", "sub_order_id"}
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+LIVE = ("live_room_id", "live_host_id", "live_segment_id", "live_link_id", "live_touch")
 
 
 @pytest.fixture
@@ -28,8 +31,14 @@ def shop(app, client, login) -> Shop:
     return Shop(app, client, login)
 
 
+def _live_token() -> str:
+    """A live link opened now: the line gets every live column (room, host, segment, link, touch)."""
+    refs = {"room_id": 3, "host_id": 9, "segment_id": 5, "link_id": 7, "opened_at": clock.now().isoformat()}
+    return attribution.sign(Source(SourceType.LIVE, refs), secret=TEST_SECRET)
+
+
 def _place(shop, me, skus, bundle_id=None) -> int:
-    lines = [shop.add(me, skus[0], 2), shop.add(me, skus[1], 1)]
+    lines = [shop.add(me, skus[0], 2, source_token=_live_token()), shop.add(me, skus[1], 1)]
     if bundle_id is not None:  # the bundle's parts: lines with bundle_id and bundle_quantity set
         lines.append(add_bundle(shop, me, bundle_id, 2)["id"])
     order = write(shop.user_id(me), shop.address(me), lines)
@@ -107,5 +116,9 @@ def test_both_placement_paths_write_every_column_alike(app, shop, bundle, monkey
         assert {(line["bundle_id"], line["bundle_quantity"]) for line in written["order_lines"]} == {
             (None, None),
             (bundle[0], 2),
+        }
+        assert {tuple(line[c] for c in LIVE) for line in written["order_lines"]} == {
+            (3, 9, 5, 7, "direct"),
+            (None,) * 5,
         }
         assert db.session.get(Order, table_by_table).number.endswith(f"{table_by_table:010d}")

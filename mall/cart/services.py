@@ -16,6 +16,7 @@ from mall.catalog.models import Brand, Bundle, Product, Sku
 from mall.catalog.rules import ensure_can_buy
 from mall.db import among, hold_written, insert_on_conflict
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
+from mall.live import attribution as live
 
 MAX_QUANTITY = 999
 MAX_LINES = 100
@@ -111,6 +112,8 @@ def _add(session: Session, user_id: int, cart: Cart | None, key: str, item_id: i
               "organic": source.type == SourceType.ORGANIC, "created_at": now, "updated_at": now}  # fmt: skip
     line_id = session.execute(_upsert_line(session.get_bind().dialect.name, key), params).scalar_one()
     _touch(session, cart)
+    if source.type == SourceType.LIVE:  # the room's cart adds, counted exactly (ADR 0017)
+        live.record_cart_add(session, user_id=user_id, source=params["source"], quantity=quantity, **{key: item_id})
     return line_id
 
 

@@ -39,7 +39,11 @@ def lock(session: Session, room_id: int) -> LiveRoom:
 
 
 def ensure_manages(actor: Actor, room: LiveRoom) -> None:
-    if not actor.can_manage_brand(room.brand_id):
+    ensure_manages_brand(actor, room.brand_id)
+
+
+def ensure_manages_brand(actor: Actor, brand_id: int) -> None:
+    if not actor.can_manage_brand(brand_id):
         raise Forbidden("live.other_brand", "You can only manage your own brand's live rooms.")
 
 

@@ -9,6 +9,7 @@ from mall.db import Base, JSONType, Timestamped
 
 Amount = sa.BigInteger
 UNSETTLED = sa.text("settled_at IS NULL AND after_sale_deadline IS NOT NULL")
+LIVE = sa.text("live_room_id IS NOT NULL")
 
 
 class Order(Timestamped, Base):
@@ -92,7 +93,12 @@ class OrderLine(Base):
     __tablename__ = "order_lines"
     __table_args__ = (
         sa.CheckConstraint("refunded_quantity <= quantity AND refunded_amount <= payable", name="refund_within_paid"),
-    )
+        sa.CheckConstraint("live_touch IN ('direct', 'indirect')", name="live_touch"),
+        # A live room's numbers (mall.live.numbers): its lines, by pin segment. Partial: most lines are not live.
+        sa.Index("ix_order_lines_live_room", "live_room_id", "live_segment_id",
+                 postgresql_where=LIVE, sqlite_where=LIVE),
+        sa.Index("ix_order_lines_live_host", "live_host_id", postgresql_where=LIVE, sqlite_where=LIVE),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
@@ -117,6 +123,15 @@ class OrderLine(Base):
     # part's units: the bundle's quantity of it times bundle_quantity). NULL for a line of a SKU bought alone.
     bundle_id: Mapped[int | None] = mapped_column(sa.ForeignKey("bundles.id"))
     bundle_quantity: Mapped[int | None]
+    # Live attribution (ADR 0017), from the line's live source (its own, or the one a flash or group-buy line
+    # carries under `origin`) at placement: the room, host, pin segment and link, and whether the order was placed
+    # within the viewing session ('direct'), within the brand's longer window ('indirect'), or later (NULL: the
+    # room is kept, but the line is not the room's sale). Plain ids from a signed source, not foreign keys.
+    live_room_id: Mapped[int | None]
+    live_host_id: Mapped[int | None]
+    live_segment_id: Mapped[int | None]
+    live_link_id: Mapped[int | None]
+    live_touch: Mapped[str | None] = mapped_column(sa.String(8))
 
     order: Mapped[Order] = relationship(back_populates="lines")
     sub_order: Mapped[SubOrder] = relationship(back_populates="lines")

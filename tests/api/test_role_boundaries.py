@@ -126,6 +126,10 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/live/rooms/<int:room_id>/links"): HOSTS,
     ("POST", "/api/v1/live/links/share"): SHOPPERS,
     ("POST", "/api/v1/live/links/open"): SHOPPERS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/visits"): SHOPPERS,
+    ("GET", "/api/v1/admin/live/settings"): MERCHANT,
+    ("PUT", "/api/v1/admin/live/settings"): MERCHANT,
+    ("GET", "/api/v1/live/rooms/<int:room_id>/numbers"): HOSTS,
 }
 
 # Routes anyone may call without a token.
