@@ -56,7 +56,7 @@ def phone(chromium):
     """A page on a 390-px-wide phone screen (iPhone 12-15 width), touch enabled; fails the test on a script error
     or a CSP violation reported to the console."""
     context = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True,
-                                   is_mobile=True)  # fmt: skip
+                                   is_mobile=True, locale="en-US")  # fmt: skip
     page = context.new_page()
     page.set_default_timeout(10_000)
     problems: list[str] = []

@@ -161,6 +161,11 @@ def test_the_numbers_panel_shows_the_current_segment_and_a_chart_of_net_gmv_per_
     bars = page.locator("#chart svg rect.bar")
     expect(bars).to_have_count(2)
     expect(page.locator("#chart svg rect.bar.current")).to_have_attribute("data-segment-id", str(segment_id))
+    legend = page.locator("#chart ol.legend li")
+    expect(legend).to_have_count(2)
+    expect(legend.nth(0)).to_contain_text("<b>Earlier</b>")
+    expect(page.locator("#chart ol.legend li.current")).to_contain_text(SNEAKY)
+    expect(page.locator("#chart ol.legend li.current")).to_contain_text("351.00")
     heights = [float(bars.nth(i).get_attribute("height")) for i in range(2)]
     assert heights[0] > heights[1] > 0  # 990.00 against 351.00
     assert page.evaluate("window.__owned") is None

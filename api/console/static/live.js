@@ -62,7 +62,8 @@
   function money(minor, currency) {
     if (minor === null || minor === undefined) return "";
     try {
-      const fmt = new Intl.NumberFormat(undefined, { style: "currency", currency: currency || "CNY" });
+      const fmt = new Intl.NumberFormat(undefined, { style: "currency", currency: currency || "CNY",
+                                                      currencyDisplay: "narrowSymbol" });
       const digits = fmt.resolvedOptions().maximumFractionDigits;
       return fmt.format(minor / Math.pow(10, digits));
     } catch (e) {
@@ -375,7 +376,22 @@
       root.append(bar);
       root.append(svg("text", { x: x + barW / 2, y: top + height + bottom - 6, class: "label" }, String(i + 1)));
     });
-    box.replaceChildren(root);
+    // The bars' names and figures as text too: a phone has no hover for the bars' titles.
+    const legend = document.createElement("ol");
+    legend.className = "legend";
+    segments.forEach((s, i) => {
+      const li = document.createElement("li");
+      li.value = i + 1;
+      li.classList.toggle("current", s.segment_id === currentId);
+      const name = document.createElement("span");
+      name.textContent = s.title || "";
+      const figure = document.createElement("span");
+      figure.className = "legend-figure";
+      figure.textContent = money(values[i], currency);
+      li.append(name, figure);
+      legend.append(li);
+    });
+    box.replaceChildren(root, legend);
   }
 
   // ---- start -----------------------------------------------------------------------------------------------------
