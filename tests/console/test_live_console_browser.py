@@ -76,7 +76,7 @@ def test_a_host_signs_in_starts_the_show_and_pins_from_a_phone(app, client, live
     expect(pin).to_be_visible()
     box = pin.bounding_box()
     assert box["height"] >= 56 and box["width"] >= 88, box  # a thumb's target, not a link
-    assert 0 <= box["x"] and box["x"] + box["width"] <= 390
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone
 
     pin.click()
