@@ -180,3 +180,29 @@ def test_a_wrong_password_is_refused_on_the_page_and_keeps_no_token(live_server,
     expect(phone.locator("#notice")).to_have_text("Email or password is wrong.")
     expect(phone.locator("#signin")).to_be_visible()
     assert phone.evaluate("sessionStorage.length") == 0
+
+
+def test_a_pasted_token_signs_in_and_a_shoppers_token_sees_the_apis_refusal(client, live_server, phone, show, shop):
+    from playwright.sync_api import expect
+
+    page = phone
+    login = client.post("/api/v1/auth/password", json={"email": show["email"], "password": PASSWORD})
+    page.goto(f"{live_server}/console/live")
+    page.click("details summary")
+    page.fill("#token", login.get_json()["token"])
+    page.click("#token-form button")
+    expect(page.locator(f'button[data-room-id="{show["room"]}"]')).to_contain_text("Spring launch")
+    expect(page.locator("#who")).to_have_text("Lily (host)")
+
+    page.click("#sign-out")
+    expect(page.locator("#signin")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    if page.locator("details").get_attribute("open") is None:
+        page.click("details summary")
+    shopper = shop.shopper()
+    refusal = client.get("/api/v1/admin/live/rooms", headers=shopper)
+    assert refusal.status_code == 403
+    page.fill("#token", shopper["Authorization"].removeprefix("Bearer "))
+    page.click("#token-form button")
+    expect(page.locator("#notice")).to_have_text(refusal.get_json()["detail"])
+    expect(page.locator("#room-list li")).to_have_count(0)

@@ -98,7 +98,9 @@
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(USER_KEY);
     clearTimers();
-    state.roomId = null;
+    Object.assign(state, { roomId: null, view: null, etag: null, numbers: null });
+    fill($("room-list"), []);
+    fill($("lineup"), []);
     renderWho();
     history.replaceState(null, "", location.pathname);
     show("signin");
@@ -153,6 +155,8 @@
     state.roomId = null;
     if (location.hash) history.replaceState(null, "", location.pathname);
     show("rooms");
+    fill($("room-list"), []);  // never another account's rooms while this one's load (or are refused)
+    $("rooms-empty").hidden = true;
     let rooms;
     try {
       rooms = (await call("GET", "/admin/live/rooms")).body;
