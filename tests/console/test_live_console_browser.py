@@ -100,6 +100,9 @@ def test_a_host_signs_in_starts_the_show_and_pins_from_a_phone(app, client, live
     assert viewer()["pinned"]["item"]["product_id"] == show["a"]
     page.click("#next")
     expect(page.locator("#notice")).to_contain_text("No item after the pinned one can be pinned")
+    expect(page.locator("#notice")).to_be_in_viewport()  # seen wherever the host has scrolled to
+    page.click("#notice")  # a tap puts it away
+    expect(page.locator("#notice")).to_be_hidden()
     page.click("#unpin")
     expect(page.locator("#pinned-title")).to_have_text("Nothing pinned")
     assert viewer()["pinned"] is None

@@ -56,7 +56,7 @@
     el.className = "notice " + (kind || "info");
     el.hidden = !text;
     clearTimeout(noticeTimer);
-    if (text && kind !== "error") noticeTimer = setTimeout(() => { el.hidden = true; }, 4000);
+    if (text) noticeTimer = setTimeout(() => { el.hidden = true; }, kind === "error" ? 8000 : 4000);
   }
 
   function money(minor, currency) {
@@ -404,6 +404,7 @@
     $("signin-form").addEventListener("submit", passwordSignIn);
     $("token-form").addEventListener("submit", tokenSignIn);
     $("sign-out").addEventListener("click", () => signOut(""));
+    $("notice").addEventListener("click", () => { $("notice").hidden = true; });
     $("back").addEventListener("click", openRooms);
     $("start").addEventListener("click", () => act("start"));
     $("end").addEventListener("click", armEnd);
