@@ -65,3 +65,11 @@ def phone(chromium):
     yield page
     context.close()
     assert not problems, problems
+
+
+def pytest_terminal_summary(terminalreporter):
+    """`pytest -q` lists no skip reasons: say once, at the end, why the browser tests skipped and how to fix it."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reason = browser_missing()
+    if reason and any(report.nodeid.startswith("tests/console/") for report in skipped):
+        terminalreporter.write_line(f"browser tests skipped: {reason}", yellow=True)
