@@ -115,7 +115,7 @@ def test_a_host_signs_in_starts_the_show_and_pins_from_a_phone(app, client, live
     # The numbers panel: "No numbers yet" while the endpoint does not exist, the figures once it does.
     numbers = client.get(f"/api/v1/live/rooms/{room_id}/numbers", headers={"Authorization": f"Bearer {token}"})
     if numbers.status_code == 404:
-        expect(page.locator("#numbers-empty")).to_be_visible()
+        expect(page.locator("#numbers-empty")).to_have_text("No numbers yet.")
     else:
         assert numbers.status_code == 200, numbers.get_json()
         expect(page.locator("#numbers-body")).to_be_visible()
@@ -147,8 +147,10 @@ def test_the_numbers_panel_shows_the_current_segment_and_a_chart_of_net_gmv_per_
                           "started_at": "2026-12-03T07:00:00Z", "ended_at": "2026-12-03T07:05:00Z", **earlier},
                          {"segment_id": segment_id, "product_id": show["b"], "title": SNEAKY,
                           "started_at": "2026-12-03T07:05:00Z", "ended_at": None, **figures}]}  # fmt: skip
+    answer = {"status": 200, "body": body}
     page.route(re.compile(rf".*/api/v1/live/rooms/{room_id}/numbers$"),
-               lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body)))  # fmt: skip
+               lambda route: route.fulfill(status=answer["status"], content_type="application/json",
+                                           body=json.dumps(answer["body"])))  # fmt: skip
 
     sign_in(page, live_server, show["email"])
     page.locator(f'button[data-room-id="{room_id}"]').click()
@@ -173,6 +175,12 @@ def test_the_numbers_panel_shows_the_current_segment_and_a_chart_of_net_gmv_per_
     assert heights[0] > heights[1] > 0  # 990.00 against 351.00
     assert page.evaluate("window.__owned") is None
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    # A refusal is said in the panel (not as a notice coming back every few seconds), escaped like the rest.
+    answer.update(status=403, body={"status": 403, "code": "live.not_your_room", "detail": "<i>Not yours</i>"})
+    expect(page.locator("#numbers-empty")).to_have_text("Numbers unavailable: <i>Not yours</i>", timeout=10_000)
+    expect(page.locator("#numbers-body")).to_be_hidden()
+    expect(page.locator("#notice")).to_be_hidden()
 
 
 def test_a_wrong_password_is_refused_on_the_page_and_keeps_no_token(live_server, phone, show):

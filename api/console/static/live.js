@@ -195,7 +195,7 @@
 
   async function refreshRoom() {
     const roomId = state.roomId;
-    if (roomId === null) return;
+    if (roomId === null || document.hidden) return;  // a phone's background tab polls nothing
     try {
       const resp = await call("GET", `/live/rooms/${roomId}`, undefined,
                               state.etag ? { "If-None-Match": state.etag } : undefined);
@@ -210,14 +210,15 @@
 
   async function refreshNumbers() {
     const roomId = state.roomId;
-    if (roomId === null) return;
+    if (roomId === null || document.hidden) return;
     try {
       const { body } = await call("GET", `/live/rooms/${roomId}/numbers`);
       if (roomId === state.roomId) { state.numbers = body; renderNumbers(body); }
     } catch (e) {
-      if (roomId !== state.roomId) return;
-      if (e.status === 404) { state.numbers = null; renderNumbers(null); }
-      else if (e.status !== 401) notice(e.message, "error");
+      if (roomId !== state.roomId || e.status === 401) return;
+      // Said in the panel, not as a notice: it would come back every few seconds.
+      state.numbers = null;
+      renderNumbers(null, e.status === 404 ? "No numbers yet." : `Numbers unavailable: ${e.message}`);
     }
   }
 
@@ -336,7 +337,8 @@
     return segments.length ? { segment: segments[segments.length - 1], now: false } : { segment: null, now: false };
   }
 
-  function renderNumbers(numbers) {
+  function renderNumbers(numbers, why) {
+    $("numbers-empty").textContent = why || "No numbers yet.";
     $("numbers-empty").hidden = !!numbers;
     $("numbers-body").hidden = !numbers;
     if (!numbers) return;
@@ -368,6 +370,7 @@
       viewBox: `0 0 ${width} ${top + height + bottom}`, width: "100%", role: "img",
       "aria-label": "Net GMV per pin segment", preserveAspectRatio: "xMinYMin meet",
     });
+    root.style.minWidth = `${segments.length * 28}px`;  // a long show scrolls inside the chart, bars stay readable
     root.append(svg("line", { x1: 0, x2: width, y1: zeroY, y2: zeroY, class: "axis" }));
     segments.forEach((s, i) => {
       const v = values[i];
@@ -405,6 +408,9 @@
     $("token-form").addEventListener("submit", tokenSignIn);
     $("sign-out").addEventListener("click", () => signOut(""));
     $("notice").addEventListener("click", () => { $("notice").hidden = true; });
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && state.roomId !== null) { refreshRoom(); refreshNumbers(); }
+    });
     $("back").addEventListener("click", openRooms);
     $("start").addEventListener("click", () => act("start"));
     $("end").addEventListener("click", armEnd);
