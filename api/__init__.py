@@ -94,6 +94,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.catalog.admin_routes import blp as catalog_admin
     from api.catalog.routes import blp as catalog
     from api.checkout.routes import blp as checkout
+    from api.console import bp as console
     from api.coupons.routes import blp as coupons
     from api.flash_sales.routes import blp as flash_sales
     from api.group_buy.routes import blp as group_buy
@@ -108,6 +109,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.payments.routes import blp as payments
 
     app.register_blueprint(health)
+    app.register_blueprint(console)
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
                   coupons, flash_sales, group_buy, live, live_links, live_attribution)  # fmt: skip
     for blueprint in blueprints:

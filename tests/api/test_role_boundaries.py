@@ -157,6 +157,8 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/openapi.json"),
     ("GET", "/api/docs"),
     ("GET", "/static/<path:filename>"),
+    ("GET", "/console/live"),  # the page signs in itself and calls the API with the token
+    ("GET", "/console/static/<path:filename>"),
 }
 
 ROUTE_IDS = [f"{m} {r}" for m, r in PROTECTED]
