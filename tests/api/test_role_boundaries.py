@@ -122,6 +122,12 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/live/rooms/<int:room_id>/pin"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/pin/next"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/unpin"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/lucky-bags"): HOSTS,
+    ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/draw"): HOSTS,
+    ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/cancel"): HOSTS,
+    ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/enter"): SHOPPERS,
+    ("GET", "/api/v1/live/lucky-bags/<int:bag_id>/prize"): SHOPPERS,
+    ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/claim"): SHOPPERS,
 }
 
 # Routes anyone may call without a token.
@@ -143,6 +149,8 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/groups/<int:group_id>"),
     ("GET", "/api/v1/live/rooms/<int:room_id>"),
     ("GET", "/api/v1/live/rooms/<int:room_id>/replay"),
+    ("GET", "/api/v1/live/rooms/<int:room_id>/lucky-bags"),
+    ("GET", "/api/v1/live/lucky-bags/<int:bag_id>"),
     ("GET", "/healthz"),
     ("GET", "/livez"),
     ("GET", "/api/openapi.json"),
