@@ -57,11 +57,14 @@ def test_a_coupon_bag_commits_its_seed_draws_once_and_anyone_can_recompute_the_w
     assert before["seed_hash"] == bag["seed_hash"]
     listed = bags.client.get(f"/api/v1/live/rooms/{show['room']['id']}/lucky-bags").get_json()
     assert [(b["id"], b["seed_hash"]) for b in listed] == [(bag["id"], bag["seed_hash"])]
+    on_room = bags.live.view(show["room"]["id"]).get_json()["lucky_bag"]  # what every viewer polls
+    assert on_room["id"] == bag["id"] and on_room["seed_hash"] == bag["seed_hash"] and on_room["status"] == "open"
 
     drawn = bags.draw(show["host"], bag["id"])
     assert drawn.status_code == 200, drawn.get_json()
     published = bags.read(bag["id"])  # only what anyone can read
     assert published["status"] == "drawn" and published["seed_hash"] == bag["seed_hash"]
+    assert bags.live.view(show["room"]["id"]).get_json()["lucky_bag"]["status"] == "drawn"  # re-rendered
     assert published["entrants"] == sorted(uid for _, uid in people) and published["prizes_awarded"] == 3
     assert recompute(published) == published["winners"] and len(published["winners"]) == 3
 
