@@ -83,7 +83,7 @@ class Bags:
     def prize(self, headers: dict, bag_id: int):
         return self.client.get(f"{BAGS}/{bag_id}/prize", headers=headers)
 
-    def claim(self, headers: dict, bag_id: int, address_id: int | None):
+    def claim(self, headers: dict, bag_id: int, address_id: int | None, client=None):
         body = {} if address_id is None else {"address_id": address_id}
-        return self.client.post(f"{BAGS}/{bag_id}/claim", json=body,
+        return (client or self.client).post(f"{BAGS}/{bag_id}/claim", json=body,
                                 headers={**headers, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip

@@ -227,6 +227,9 @@ def claim_gift(session: Session, *, user_id: int, bag_id: int, address_id: int):
         .values(status="claimed", settled_at=now)
     ).rowcount  # fmt: skip
     if moved != 1:
+        session.refresh(prize)  # a claim that raced this one may have taken it
+        if prize.status == "claimed":
+            raise Conflict("lucky_bag.already_claimed", "This gift has been claimed.", order_id=prize.order_id)
         raise Conflict("lucky_bag.claim_expired", "The time to claim this gift is over.")
     bag = session.get(LuckyBag, bag_id)
     # The stock was reserved at the draw (reserve=False).

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from api.extensions import db
 from mall import clock
 from mall.live.lucky_bag_models import LuckyBag, LuckyBagPrize
+from mall.orders.models import Order
 from mall.promotions.coupons.models import Coupon
 from tests.concurrency.test_order_concurrency import count, race
 from tests.live_helpers import Live
@@ -99,3 +100,22 @@ def test_racing_creates_leave_one_open_bag_and_the_database_refuses_a_second(app
         with pytest.raises(IntegrityError):
             db.session.flush()
         db.session.rollback()
+
+
+def test_racing_claims_of_one_gift_make_one_zero_priced_order(app, bags):
+    show = bags.show(gift_stock=2)
+    bag = bags.create(show["host"], show["room"]["id"], prize_type="gift", gift_sku_id=show["gift_sku"],
+                      winner_count=1)  # fmt: skip
+    [(winner, winner_id)] = bags.entrants(bag["id"], 1)
+    assert bags.draw(show["host"], bag["id"]).get_json()["winners"] == [winner_id]
+    address = bags.shop.address(winner)
+
+    responses = race(app, [lambda client: bags.claim(winner, bag["id"], address, client=client)] * 6)
+
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] + [409] * 5, [r.get_json() for r in responses]
+    assert {r.get_json()["code"] for r in responses if r.status_code == 409} == {"lucky_bag.already_claimed"}
+    with app.app_context():
+        orders = db.session.scalars(sa.select(Order).where(Order.user_id == winner_id)).all()
+        assert [(o.payable_total, o.status) for o in orders] == [(0, "paid")]
+    assert bags.shop.stock(show["gift_sku"]) == 1  # the one unit reserved at the draw, nothing more
