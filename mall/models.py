@@ -5,6 +5,7 @@ from mall.cart import models as cart_models  # noqa: F401
 from mall.catalog import models as catalog_models  # noqa: F401
 from mall.checkout import models as checkout_models  # noqa: F401
 from mall.identity import models as identity_models  # noqa: F401
+from mall.live import lucky_bag_models  # noqa: F401
 from mall.live import models as live_models  # noqa: F401
 from mall.live import tracking as live_tracking  # noqa: F401
 from mall.notifications import journeys, nudges  # noqa: F401

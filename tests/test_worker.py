@@ -58,4 +58,5 @@ def test_every_periodic_sweep_goes_on_the_low_queue(tmp_path, redis_url):
     assert result.returncode == 0, result.stderr
     sweeps = json.loads(result.stdout.splitlines()[-1])
     assert "sweep_unpaid_orders" in sweeps and "sweep_due_messages" in sweeps
+    assert "release_unclaimed_prizes" in sweeps  # lucky-bag gifts not claimed in 24 h
     assert set(sweeps.values()) == {"low"}, sweeps

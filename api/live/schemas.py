@@ -129,6 +129,17 @@ class HostSchema(Schema):
     name = fields.String()
 
 
+class RoomBagSchema(Schema):
+    id = fields.Integer()
+    status = fields.String(metadata={"description": "open | drawn"})
+    title = fields.String()
+    prize_type = fields.String()
+    winner_count = fields.Integer()
+    opens_at = fields.String()
+    closes_at = fields.String()
+    seed_hash = fields.String(metadata={"description": "hex SHA-256 of the seed, committed before opening"})
+
+
 class RoomViewSchema(Schema):
     id = fields.Integer()
     brand_id = fields.Integer()
@@ -143,3 +154,5 @@ class RoomViewSchema(Schema):
     host = fields.Nested(HostSchema)
     pinned = fields.Nested(PinnedSchema, allow_none=True)
     lineup = fields.List(fields.Nested(ViewItemSchema))
+    lucky_bag = fields.Nested(RoomBagSchema, allow_none=True,
+                              metadata={"description": "the latest lucky bag with its seed hash (ADR 0020)"})  # fmt: skip

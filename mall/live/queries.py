@@ -6,17 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from mall.catalog.models import Product, Sku
 from mall.errors import Conflict
 from mall.identity.models import User
+from mall.live.lucky_bag_models import LuckyBag
 from mall.live.models import LineupItem, LiveRoom, PinSegment
 from mall.live.rooms import room_not_found
 
 ROOM_COLUMNS = (LiveRoom.id, LiveRoom.brand_id, LiveRoom.title, LiveRoom.cover_url, LiveRoom.status,
                 LiveRoom.scheduled_start, LiveRoom.scheduled_end, LiveRoom.started_at, LiveRoom.ended_at,
                 LiveRoom.stream_ref, LiveRoom.host_user_id, LiveRoom.version, User.display_name.label("host_name"))  # fmt: skip
+# The room's latest lucky bag (not cancelled), read with the room: its commitment is published on the room.
+BAG_COLUMNS = (LuckyBag.id.label("bag_id"), LuckyBag.status.label("bag_status"), LuckyBag.title.label("bag_title"),
+               LuckyBag.prize_type, LuckyBag.winner_count, LuckyBag.opens_at, LuckyBag.closes_at, LuckyBag.seed_hash)  # fmt: skip
 
 
 def _stock():
@@ -33,7 +37,11 @@ def _stock():
 def room_view(session: Session, room_id: int) -> tuple[int, dict]:
     """(version, the room as viewers see it). The version is read with the room, before its lineup and pin: the
     view is at least as new as its version says, so the cache never files an older view under a newer number."""
-    room = session.execute(sa.select(*ROOM_COLUMNS).join(User, User.id == LiveRoom.host_user_id)
+    bags = aliased(LuckyBag)
+    latest_bag = (sa.select(sa.func.max(bags.id)).where(bags.room_id == LiveRoom.id, bags.status != "cancelled")
+                  .correlate(LiveRoom).scalar_subquery())  # fmt: skip
+    room = session.execute(sa.select(*ROOM_COLUMNS, *BAG_COLUMNS).join(User, User.id == LiveRoom.host_user_id)
+                           .outerjoin(LuckyBag, LuckyBag.id == latest_bag)
                            .where(LiveRoom.id == room_id, LiveRoom.status != "cancelled")).mappings().first()  # fmt: skip
     if room is None:
         raise room_not_found(room_id)
@@ -79,7 +87,16 @@ def _room(room, pinned: dict | None, items: list[dict]) -> dict:
             "scheduled_end": _iso(room["scheduled_end"]), "started_at": _iso(room["started_at"]),
             "ended_at": _iso(room["ended_at"]), "stream_ref": room["stream_ref"],
             "host": {"id": room["host_user_id"], "name": room["host_name"]}, "pinned": pinned,
-            "lineup": items}  # fmt: skip
+            "lineup": items, "lucky_bag": _bag(room)}  # fmt: skip
+
+
+def _bag(room) -> dict | None:
+    """The latest bag's summary; its entrants, seed and winners are on its own read (ADR 0020)."""
+    if room["bag_id"] is None:
+        return None
+    return {"id": room["bag_id"], "status": room["bag_status"], "title": room["bag_title"],
+            "prize_type": room["prize_type"], "winner_count": room["winner_count"], "opens_at": _iso(room["opens_at"]),
+            "closes_at": _iso(room["closes_at"]), "seed_hash": room["seed_hash"]}  # fmt: skip
 
 
 def replay(session: Session, room_id: int) -> dict:

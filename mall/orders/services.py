@@ -51,7 +51,7 @@ def place_order(
 def place_direct(
     session: Session, *, shopper_id: int, sku_id: int, quantity: int, unit_price: int, price_source: str,
     source: dict, address_id: int, payment_window: timedelta, reserve: bool = True,
-    coupon_ids: list[int] | None = None, origin: Source | None = None, **event_data,
+    coupon_ids: list[int] | None = None, origin: Source | None = None, free_shipping: bool = False, **event_data,
 ) -> Order:  # fmt: skip
     """An order for one SKU at a promotion's price, outside the cart (flash sale, group-buy): stock reserved,
     priced by the checkout's pipeline (`quote_direct`), the promotion's own payment window, the usual
@@ -68,7 +68,8 @@ def place_direct(
     else:
         carried = origin.as_dict()
     q = quote_direct(session, shopper_id=shopper_id, sku_id=sku_id, quantity=quantity, unit_price=unit_price,
-                     price_source=price_source, source=attribution.beside(source, carried), coupon_ids=coupon_ids)  # fmt: skip
+                     price_source=price_source, source=attribution.beside(source, carried), coupon_ids=coupon_ids,
+                     free_shipping=free_shipping)  # fmt: skip
     return creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=OrderPolicy(unpaid_timeout=payment_window),
                                  address={f: getattr(address, f) for f in SHIPPING_FIELDS},
                                  actor=Actor(shopper_id, Role.SHOPPER),
@@ -84,7 +85,7 @@ def pay_if_free(session: Session, *, order: Order) -> None:
 
 def quote_direct(
     session: Session, *, shopper_id: int, sku_id: int, quantity: int, unit_price: int, price_source: str,
-    source: dict, coupon_ids: list[int] | tuple[int, ...] | None,
+    source: dict, coupon_ids: list[int] | tuple[int, ...] | None, free_shipping: bool = False,
 ) -> pricing.Quote:  # fmt: skip
     """One SKU at a promotion's price through the same pipeline and coupon rules as a cart's quote: the line's
     `price_source` is what a template's `combinable_with` must name. `coupon_ids=None`: no coupons, and no
@@ -104,7 +105,8 @@ def quote_direct(
                                  promotion_prices={line.key: (price_source, unit_price)},
                                  session=session if with_coupons else None,
                                  shipping_policies=checkout._shipping_policies(session, {product.brand_id}))  # fmt: skip
-    return pricing.price(pricing.Quote(product.currency, [line]), ctx)
+    waived = {product.brand_id} if free_shipping else set()
+    return pricing.price(pricing.Quote(product.currency, [line], free_shipping_brands=waived), ctx)
 
 
 def _cart_lines(lines) -> list[int]:

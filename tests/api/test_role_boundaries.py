@@ -130,6 +130,12 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/admin/live/settings"): MERCHANT,
     ("PUT", "/api/v1/admin/live/settings"): MERCHANT,
     ("GET", "/api/v1/live/rooms/<int:room_id>/numbers"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/lucky-bags"): HOSTS,
+    ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/draw"): HOSTS,
+    ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/cancel"): HOSTS,
+    ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/enter"): SHOPPERS,
+    ("GET", "/api/v1/live/lucky-bags/<int:bag_id>/prize"): SHOPPERS,
+    ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/claim"): SHOPPERS,
 }
 
 # Routes anyone may call without a token.
@@ -152,6 +158,8 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/live/rooms/<int:room_id>"),
     ("GET", "/api/v1/live/rooms/<int:room_id>/replay"),
     ("GET", "/api/v1/live/links/qr.png"),  # needs a valid link token instead
+    ("GET", "/api/v1/live/rooms/<int:room_id>/lucky-bags"),
+    ("GET", "/api/v1/live/lucky-bags/<int:bag_id>"),
     ("GET", "/healthz"),
     ("GET", "/livez"),
     ("GET", "/api/openapi.json"),
