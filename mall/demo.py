@@ -24,6 +24,7 @@ from mall.notifications import journeys
 
 DEMO_ADMIN_EMAIL = "admin@demo.mall"
 DEMO_ADMIN_PASSWORD = "demo-password-123"
+DEMO_HOST_EMAIL = "host@demo.mall"  # demo-host signs in to the host console with the same password
 
 BRANDS = [
     ("lumiere", "Lumière Beauty", "Beauty", ["Skincare", "Makeup"], ["Serum", "Cream", "Lipstick", "Cushion"]),
@@ -44,6 +45,7 @@ TOKEN_HELP = [
     '  roles: shopper, host, guide and brand_admin (add "brand_id": 1), platform_admin;',
     f"  or log in as the platform admin: POST /api/v1/auth/password {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}",
     "  a live room is on air: viewers GET /api/v1/live/rooms/<id>; its host (demo-host) lists it at GET /api/v1/admin/live/rooms",
+    f"  host console: http://localhost:8000/console/live, signed in as {DEMO_HOST_EMAIL} / {DEMO_ADMIN_PASSWORD}",
 ]
 
 
@@ -61,7 +63,7 @@ def load(session: Session, *, env: str) -> bool:
     for index, brand_spec in enumerate(BRANDS):
         _load_brand(session, actor, index, *brand_spec)
     journeys.seed(session)
-    _load_users(session)
+    _load_users(session, actor)
     _load_live_room(session, actor)
     return True
 
@@ -118,8 +120,10 @@ def _load_product(session, actor, brand, category, root_name, noun, n):
     return product
 
 
-def _load_users(session: Session) -> None:
+def _load_users(session: Session, actor: Actor) -> None:
     first_brand = session.scalar(sa.select(Brand.id).order_by(Brand.id).limit(1))
+    identity.create_staff(session, actor=actor, role=Role.HOST, name="demo-host", email=DEMO_HOST_EMAIL,
+                          password=DEMO_ADMIN_PASSWORD, brand_id=None)  # fmt: skip
     for role, name, brand_id in [
         (Role.SHOPPER, "demo-shopper", None),
         (Role.HOST, "demo-host", None),

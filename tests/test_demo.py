@@ -77,6 +77,8 @@ def test_demo_has_a_live_room_on_air_with_a_lineup_and_its_host(session):
     view = queries.room_view(session, room.id)[1]
     assert view["status"] == "live" and view["host"]["name"] == "demo-host"
     assert session.get(User, room.host_user_id).role == Role.HOST
+    host = identity.password_login(session, email=demo.DEMO_HOST_EMAIL, password=demo.DEMO_ADMIN_PASSWORD)
+    assert host.id == room.host_user_id  # the host console's sign-in
     assert len(view["lineup"]) == 6 and all(i["live_price"] < i["price"] for i in view["lineup"])
     assert view["pinned"]["item"]["product_id"] == view["lineup"][0]["product_id"]
     assert [i["remaining"] for i in view["lineup"]].count(0) == 1  # No.6 is out of stock

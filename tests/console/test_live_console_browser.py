@@ -57,6 +57,8 @@ def test_a_host_signs_in_starts_the_show_and_pins_from_a_phone(app, client, live
 
     page, room_id = phone, show["room"]
     viewer = lambda: client.get(f"/api/v1/live/rooms/{room_id}").get_json()  # noqa: E731
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
 
     sign_in(page, live_server, show["email"])
     page.locator(f'button[data-room-id="{room_id}"]').click()
@@ -89,6 +91,7 @@ def test_a_host_signs_in_starts_the_show_and_pins_from_a_phone(app, client, live
     # The token stays in the tab: never in the address, in sessionStorage only.
     token = page.evaluate("sessionStorage.getItem('mall.console.token')")
     assert token and token not in page.url and page.url.endswith(f"#room/{room_id}")
+    assert not [url for url in requested if token in url or PASSWORD in url]
     assert page.evaluate("localStorage.length") == 0
 
     # The big buttons: next pins A (after B in the lineup), unpin clears, all seen by viewers; a refusal is shown.
