@@ -18,6 +18,7 @@ class LineupItemSchema(Schema):
                                 metadata={"description": "minor units, at most the normal price"})  # fmt: skip
     currency = fields.String(dump_only=True)
     live_quota = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 10**7))
+    live_sold = fields.Integer(dump_only=True, metadata={"description": "units sold at the live price"})
 
 
 class LineupItemPatchSchema(Schema):

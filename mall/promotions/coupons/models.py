@@ -39,7 +39,7 @@ class CouponTemplate(Timestamped, Base):
     total_quantity: Mapped[int | None]
     issued_count: Mapped[int] = mapped_column(default=0)
     per_shopper_limit: Mapped[int] = mapped_column(default=1)
-    # Promotion prices whose lines the coupon still applies to: flash_sale | group_buy | member_price.
+    # Promotion prices whose lines the coupon still applies to: flash_sale | group_buy | member_price | bundle | live.
     # By default not flash-sale or group-buy lines; member prices do take coupons.
     combinable_with: Mapped[list] = mapped_column(JSONType, default=lambda: list(DEFAULT_COMBINABLE))
     audience: Mapped[str] = mapped_column(sa.String(16), default="anyone")  # anyone | new_shoppers | levels | tags
