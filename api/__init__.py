@@ -99,6 +99,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.group_buy.routes import blp as group_buy
     from api.health import bp as health
     from api.identity.routes import blp as identity
+    from api.live.promotions import blp as live_promotions
     from api.live.routes import blp as live
     from api.notifications.routes import blp as notifications
     from api.orders.admin_routes import blp as orders_admin
@@ -107,7 +108,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
 
     app.register_blueprint(health)
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
-                  coupons, flash_sales, group_buy, live)  # fmt: skip
+                  coupons, flash_sales, group_buy, live, live_promotions)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 

@@ -122,6 +122,9 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/live/rooms/<int:room_id>/pin"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/pin/next"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/unpin"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/deals"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/coupons"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/coupons/<int:template_id>/claim"): SHOPPERS,
 }
 
 # Routes anyone may call without a token.
