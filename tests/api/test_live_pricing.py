@@ -4,12 +4,14 @@ counted at placement and given back on cancellation, and coupons that must name 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from api.extensions import db
-from mall import attribution
+from mall import attribution, clock
 from mall.attribution import Source, SourceType
+from mall.catalog.models import Sku
 from mall.live.models import LineupItem
 from tests.conftest import TEST_SECRET
 from tests.coupon_helpers import Coupons, listed
@@ -39,8 +41,6 @@ def show(shop, live):
     brand = shop.brand()
     sku = shop.sku(brand, price=NORMAL, stock=50)
     with shop.app.app_context():
-        from mall.catalog.models import Sku
-
         product = db.session.get(Sku, sku).product_id
     admin = shop.merchant(brand)
     host, host_id = live.host()
@@ -116,10 +116,6 @@ def test_a_placed_order_keeps_the_live_price_and_counts_against_the_quota_until_
 
 def test_a_flash_purchase_from_the_room_keeps_the_flash_price(app, shop, live, show):
     """The flash line carries the room under `origin`, but its price is the flash sale's, never the live one."""
-    from datetime import timedelta
-
-    from mall import clock
-
     assert live.act(show["host"], show["room"], "start").status_code == 200
     now = clock.now()
     body = {"name": "In the room", "starts_at": (now - timedelta(minutes=1)).isoformat(),
