@@ -8,12 +8,13 @@ which a coupon template's `combinable_with` must name. Never a flash or group-bu
 promotion, whatever live source they carry under `origin`), never a bundle's part, never a line some other
 promotion priced already.
 
-The quota: a quote prices a line at the live price only if its whole quantity fits in what is left (otherwise
-the line is priced normally). Placement counts the units by one conditional UPDATE per item
-(`live_sold + n <= live_quota`) in the placement's transaction; a placement that loses the race for the last
-units is refused (409 `live.quota_sold_out`, nothing written) and its next quote prices the line normally.
-A cancellation (by the shopper or the unpaid timeout) gives the units back, once: it reacts to
-`order.cancelled`, which a cancellation records exactly once."""
+The quota: a quote prices a line at the live price only if its whole quantity fits in what is left; beyond it
+the line is priced normally (not refused). A placement's quote (`PricingContext.placing`, in the placement's
+transaction) takes the units by one conditional UPDATE per item (`live_sold + n <= live_quota`); a line whose
+units a concurrent placement took since the read is priced normally too, so the live quota is never oversold.
+A client sending the quote's `expected_payable` gets 409 `checkout.price_changed` then, as for any price change.
+A cancellation (by the shopper or the unpaid timeout) gives the units back, once: it reacts to `order.cancelled`,
+which a cancellation records exactly once."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from mall.attribution import SourceType
 from mall.checkout.pricing import Allocation, Discount, PricedLine, PricingContext, Quote
-from mall.errors import Conflict
 from mall.live.models import LineupItem, LiveRoom
 from mall.orders.models import OrderLine
 
@@ -57,7 +57,8 @@ def _room_of(line: PricedLine, ctx: PricingContext) -> int | None:
 
 
 def apply_live_prices(quote: Quote, ctx: PricingContext) -> None:
-    """The promotion step's live prices. Reads nothing unless some line has a LIVE source."""
+    """The promotion step's live prices. Reads nothing unless some line has a LIVE source; in a placement's quote,
+    takes the units from the live quotas (a line whose units are gone meanwhile is priced normally)."""
     session: Session | None = ctx.session
     rooms = {line.key: room for line in quote.lines if (room := _room_of(line, ctx)) is not None}
     if not rooms or session is None:
@@ -65,7 +66,7 @@ def apply_live_prices(quote: Quote, ctx: PricingContext) -> None:
     items = session.execute(_LIVE_ITEMS, {"rooms": sorted(set(rooms.values()))}).all()
     by_sku = {(i.room_id, i.product_id, i.sku_id): i for i in items}
     left = {i.id: None if i.live_quota is None else i.live_quota - i.live_sold for i in items}
-    taken: dict[int, list[tuple[PricedLine, int]]] = defaultdict(list)
+    chosen: dict[int, list[tuple[PricedLine, int]]] = defaultdict(list)  # item -> (line, live price)
     for line in quote.lines:
         if line.key not in rooms:
             continue
@@ -77,13 +78,25 @@ def apply_live_prices(quote: Quote, ctx: PricingContext) -> None:
             if line.quantity > left[item.id]:
                 continue  # beyond the live quota: the normal price
             left[item.id] -= line.quantity
-        off = (line.unit_price - item.live_price) * line.quantity
-        line.price_source = PRICE_SOURCE
-        line.discounts[f"{PREFIX}{item.id}"] = off
-        taken[item.id].append((line, off))
-    for item_id, lines in taken.items():
-        quote.discounts.append(Discount("promotion_price", f"{PREFIX}{item_id}", LABEL, sum(off for _, off in lines),
-                                        [Allocation(line.key, off) for line, off in lines]))  # fmt: skip
+        chosen[item.id].append((line, item.live_price))
+    for item_id in sorted(chosen):  # in item order: two placements never wait on each other crosswise
+        lines = chosen[item_id]
+        if ctx.placing and not _take(session, item_id, sum(line.quantity for line, _ in lines)):
+            continue  # a concurrent placement took the last units since the read: the normal price
+        allocations = []
+        for line, live_price in lines:
+            off = (line.unit_price - live_price) * line.quantity
+            line.price_source = PRICE_SOURCE
+            line.discounts[f"{PREFIX}{item_id}"] = off
+            allocations.append(Allocation(line.key, off))
+        quote.discounts.append(Discount("promotion_price", f"{PREFIX}{item_id}", LABEL,
+                                        sum(a.amount for a in allocations), allocations))  # fmt: skip
+
+
+def _take(session: Session, item_id: int, n: int) -> bool:
+    """Count `n` units sold at the live price, never past the quota: one conditional UPDATE (on PostgreSQL a
+    concurrent placement's waits for this one's row and re-checks the quota against what it committed)."""
+    return session.connection().execute(_COUNT, {"item": item_id, "n": n}).rowcount == 1
 
 
 def _units(session: Session, order_id: int) -> dict[int, int]:
@@ -108,16 +121,6 @@ _GIVE_BACK = (
     .where(LineupItem.id == sa.bindparam("item"), LineupItem.live_sold >= sa.bindparam("n"))
     .values(live_sold=LineupItem.live_sold - sa.bindparam("n"))
 )  # fmt: skip
-
-
-def count_sold(session: Session, event) -> None:
-    """`order.placed`, in the placement's transaction: the live-priced units against each item's quota, in item
-    order (two placements over the same items never wait on each other crosswise)."""
-    for item_id, n in sorted(_units(session, event.aggregate_id).items()):
-        counted = session.connection().execute(_COUNT, {"item": item_id, "n": n})
-        if counted.rowcount != 1:
-            raise Conflict("live.quota_sold_out", "The live price has just sold out; quote again for the price now.",
-                           item_id=item_id)  # fmt: skip
 
 
 def give_back(session: Session, event) -> None:

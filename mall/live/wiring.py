@@ -1,5 +1,5 @@
-"""Plug live prices into the pricing pipeline and the live quota into placement and cancellation (called once
-at start-up by the composition root)."""
+"""Plug live prices (which take the live quota in a placement's quote) into the pricing pipeline, and the quota's
+give-back into cancellation (called once at start-up by the composition root)."""
 
 from __future__ import annotations
 
@@ -10,5 +10,4 @@ from mall.live import pricing
 
 def install() -> None:
     pipeline.register("promotion_price", pricing.apply_live_prices)
-    events.react("order.placed", pricing.count_sold)
     events.react("order.cancelled", pricing.give_back)
