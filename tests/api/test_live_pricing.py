@@ -151,3 +151,35 @@ def test_coupons_apply_to_a_live_priced_line_only_when_they_combine_with_live(sh
                                headers=viewer)  # fmt: skip
     assert refused.status_code == 422 and refused.get_json()["code"] == "coupon.not_applicable"
     assert "not_combinable" in refused.get_json()["detail"]
+
+
+def test_a_group_buy_opened_from_the_room_keeps_the_group_price(app, shop, live, show):
+    assert live.act(show["host"], show["room"], "start").status_code == 200
+    now = clock.now()
+    body = {"sku_id": show["sku"], "name": "3 together", "group_price": 8000, "leader_discount": 0, "group_size": 3,
+            "starts_at": (now - timedelta(hours=1)).isoformat(), "ends_at": (now + timedelta(days=1)).isoformat()}  # fmt: skip
+    camp = shop.client.post("/api/v1/admin/group-campaigns", json=body, headers=show["admin"]).get_json()
+    leader = shop.shopper()
+    shop.add(leader, show["sku"], source_token=show["token"])
+    opened = shop.client.post(f"/api/v1/group-campaigns/{camp['id']}/groups", json={"address_id": shop.address(leader)},
+                              headers={**leader, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+    assert opened.status_code == 201, opened.get_json()
+    line = opened.get_json()["order"]["sub_orders"][0]["lines"][0]
+    assert line["unit_price"] == 8000 and line["payable"] == 8000 and line["discounts"] == {}
+    assert line["source"]["origin"]["room_id"] == show["room"]
+    assert sold(app, show["item"]) == 0
+
+
+def test_changing_the_live_price_refreshes_the_viewers_room_and_the_next_quote(shop, live, show):
+    assert live.act(show["host"], show["room"], "start").status_code == 200
+    viewer = shop.shopper()
+    line = shop.add(viewer, show["sku"], source_token=show["token"])
+    before = live.view(show["room"])
+    assert before.get_json()["lineup"][0]["live_price"] == LIVE_PRICE
+    assert before.get_json()["lineup"][0]["remaining"] == 3  # the live quota, none sold
+    changed = shop.client.patch(f"{ROOMS}/{show['room']}/lineup/{show['item']}", json={"live_price": 6000},
+                                headers=show["admin"])  # fmt: skip
+    assert changed.status_code == 200, changed.get_json()
+    after = live.view(show["room"], before.headers["ETag"])
+    assert after.status_code == 200 and after.get_json()["lineup"][0]["live_price"] == 6000
+    assert priced(quote_line(shop, viewer, line)) == ("live", 6000)
