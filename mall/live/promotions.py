@@ -18,14 +18,13 @@ from mall.identity.roles import Actor
 from mall.live import rooms
 from mall.live.models import LineupItem, LiveFlashDeal, LiveRoom, RoomCoupon
 from mall.promotions.coupons import services as coupons
-from mall.promotions.coupons.models import Coupon, CouponTemplate
+from mall.promotions.coupons.models import ROOM_ONLY, Coupon, CouponTemplate
 from mall.promotions.flash_sale import services as flash_sales
 from mall.promotions.flash_sale.admission import Gate
 from mall.promotions.flash_sale.models import FlashItem
 
 COUNTDOWN_SECONDS = (10, 300)  # from the announcement to the deal's start
 DURATION_MINUTES = (1, 20)  # how long it runs
-ROOM_ONLY = "live_room"  # a room coupon template's `auto_grant`: the ordinary claim refuses it, listings skip it
 CLAIM_SOURCE = "live"
 
 

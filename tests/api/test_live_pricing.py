@@ -13,6 +13,7 @@ from mall import attribution, clock
 from mall.attribution import Source, SourceType
 from mall.catalog.models import Sku
 from mall.live.models import LineupItem
+from tests.api.test_bundle_orders import bundle  # noqa: F401 (a fixture)
 from tests.conftest import TEST_SECRET
 from tests.coupon_helpers import Coupons, listed
 from tests.live_helpers import ROOMS, Live
@@ -183,3 +184,32 @@ def test_changing_the_live_price_refreshes_the_viewers_room_and_the_next_quote(s
     after = live.view(show["room"], before.headers["ETag"])
     assert after.status_code == 200 and after.get_json()["lineup"][0]["live_price"] == 6000
     assert priced(quote_line(shop, viewer, line)) == ("live", 6000)
+
+
+def test_a_bundle_from_the_room_keeps_its_price_and_its_part_alone_takes_the_live_price(app, shop, live, bundle):  # noqa: F811
+    bundle_id, brand, skus = bundle
+    with app.app_context():
+        part = db.session.get(Sku, skus[0])
+        product, normal = part.product_id, part.price
+    admin = shop.merchant(brand)
+    host, host_id = live.host()
+    room = live.room(admin, host_id, [])
+    item = shop.client.post(f"{ROOMS}/{room['id']}/lineup", json={"product_id": product, "live_price": normal - 100},
+                            headers=admin).get_json()  # fmt: skip
+    assert live.act(host, room["id"], "start").status_code == 200
+    viewer = shop.shopper()
+    resp = shop.client.post("/api/v1/cart/bundles", headers=viewer,
+                            json={"bundle_id": bundle_id, "source_token": token(room["id"], host_id)})  # fmt: skip
+    assert resp.status_code == 200, resp.get_json()
+    bundle_line = next(line["id"] for line in resp.get_json()["lines"] if line["bundle_id"] == bundle_id)
+    alone = shop.add(viewer, skus[0], source_token=token(room["id"], host_id))
+
+    quote = shop.client.post("/api/v1/checkout/quote", json={"line_ids": [bundle_line, alone]}, headers=viewer)
+    lines = quote.get_json()["lines"]
+    assert {ln["price_source"] for ln in lines if ln["bundle_id"] == bundle_id} == {"bundle"}
+    assert not any(d["source"].startswith("live:") for ln in lines if ln["bundle_id"] for d in ln["discounts"])
+    single = next(ln for ln in lines if ln["bundle_id"] is None)
+    assert (single["price_source"], single["payable"]) == ("live", normal - 100)
+    assert [d["source"] for d in quote.get_json()["discounts"] if d["source"].startswith("live:")] == [
+        f"live:{item['id']}"
+    ]

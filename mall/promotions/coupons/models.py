@@ -9,6 +9,7 @@ from mall import clock
 from mall.db import Base, JSONType, Timestamped
 
 DEFAULT_COMBINABLE = ("member_price",)
+ROOM_ONLY = "live_room"  # the `auto_grant` of a template pinned to a live room: claimed only there
 
 
 class CouponTemplate(Timestamped, Base):
