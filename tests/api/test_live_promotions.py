@@ -64,6 +64,7 @@ def test_a_live_deal_counts_down_then_sells_through_the_flash_admission(shop, li
     assert code(announce(shop, show, duration_minutes=0)) == (422, "live.deal_duration")
     assert code(announce(shop, show, duration_minutes=21)) == (422, "live.deal_duration")
     assert code(announce(shop, show, headers=shop.shopper()))[0] == 403
+    assert code(announce(shop, show, headers=live.host()[0])) == (403, "live.not_your_room")  # not this room's host
     assert code(announce(shop, show, sku_id=None)) == (422, "live.deal_sku_required")  # the item is a whole product
     assert code(announce(shop, show, flash_price=9901)) == (422, "flash_sale.price_above_normal")
 
@@ -103,6 +104,8 @@ def test_a_room_coupon_is_claimed_only_through_its_room_while_it_is_live(shop, l
     other_brand = coupons.template(shop.merchant(shop.brand()))
     assert code(shop.client.post(path, json={"template_id": other_brand}, headers=show["host"])) == (
         422, "live.coupon_other_brand")  # fmt: skip
+    assert code(shop.client.post(path, json={"template_id": template}, headers=live.host()[0])) == (
+        403, "live.not_your_room")  # fmt: skip
     pinned = shop.client.post(path, json={"template_id": template}, headers=show["host"])
     assert pinned.status_code == 201, pinned.get_json()
     assert [c["id"] for c in live.view(show["room"]).get_json()["coupons"]] == [template]

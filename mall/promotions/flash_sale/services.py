@@ -44,7 +44,7 @@ def schedule(session: Session, *, actor: Actor, brand_id: int, name: str, starts
 def create(session: Session, *, actor: Actor, brand_id: int, name: str, starts_at: datetime, ends_at: datetime,
            items: list[dict], payment_minutes: int = 10, gate: Gate | None = None) -> FlashSale:  # fmt: skip
     """`schedule` once the caller has checked who may (a live room's host schedules a deal in their room,
-    mall/live/deals.py): the sale, its items, and their admission counters loaded after the commit."""
+    mall/live/promotions.py): the sale, its items, and their admission counters loaded after the commit."""
     if ends_at <= starts_at:
         raise Invalid("flash_sale.window", "The sale must end after it starts.", field="ends_at")
     sale = FlashSale(
