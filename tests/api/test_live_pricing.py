@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from api.extensions import db
 from mall import attribution, clock
@@ -213,3 +214,28 @@ def test_a_bundle_from_the_room_keeps_its_price_and_its_part_alone_takes_the_liv
     assert [d["source"] for d in quote.get_json()["discounts"] if d["source"].startswith("live:")] == [
         f"live:{item['id']}"
     ]
+
+
+def test_the_live_prices_cost_a_quote_one_statement_and_only_when_a_line_has_a_live_source(app, shop, live, show):
+    assert live.act(show["host"], show["room"], "start").status_code == 200
+    viewer, organic = shop.shopper(), shop.shopper()
+    live_line = shop.add(viewer, show["sku"], source_token=show["token"])
+    plain = shop.add(organic, show["sku"])
+    statements = []
+
+    def count(*args):
+        statements.append(args[2])
+
+    def quoted(headers, line) -> int:
+        statements.clear()
+        with app.app_context():
+            sa.event.listen(db.engine, "before_cursor_execute", count)
+            try:
+                quote_line(shop, headers, line, coupon_ids=[])
+            finally:
+                sa.event.remove(db.engine, "before_cursor_execute", count)
+        return len(statements)
+
+    organic_count, live_count = quoted(organic, plain), quoted(viewer, live_line)
+    assert live_count == organic_count + 1, statements
+    assert sum("live_lineup_items" in s for s in statements) == 1
