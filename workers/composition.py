@@ -8,7 +8,8 @@ from empty registries and installs, from the settings:
   lock / use / release and the sign-up grant, group-buy on payment and cancellation, flash-sale units given
   back on cancellation, coupons returned on a full refund (only if COUPON_RETURN_ON_FULL_REFUND);
 - after-commit subscribers: the jobs a commit schedules (`workers.subscriptions`), batched per release;
-- pricing steps: coupons (and the shopper fact that lets a quote skip them);
+- pricing steps: live prices (and the live quota counted at placement, given back on cancellation), coupons
+  (and the shopper fact that lets a quote skip them);
 - outbox guards (`coupon_unused`, `group_forming`, besides the built-in ones) and hooks: the coupon expiry
   reminder at COUPON_EXPIRY_REMINDER_HOURS, the recovery coupon of abandoned-cart nudges;
 - the bearer-token cache on this process's Redis (switched on here, nowhere else).
@@ -23,6 +24,7 @@ from mall import events, wiring
 from mall.checkout import pricing
 from mall.config import Settings
 from mall.identity import tokens
+from mall.live import wiring as live
 from mall.notifications import guards, nudges, reactions
 from mall.promotions.coupons import services as coupon_services
 from mall.promotions.coupons import wiring as coupons
@@ -39,6 +41,7 @@ def install(settings: Settings) -> None:
     reactions.install()
     flash_sales.install(flash.gate)
     group_buy.install()
+    live.install()
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
     tokens.use_cache(flash.token_cache)

@@ -3,7 +3,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from mall.money import CURRENCY_EXPONENT
 from mall.promotions.coupons.models import DEFAULT_COMBINABLE
 
-PROMOTIONS = ["flash_sale", "group_buy", "member_price", "bundle"]  # what a coupon may combine with
+PROMOTIONS = ["flash_sale", "group_buy", "member_price", "bundle", "live"]  # what a coupon may combine with
 
 VALUE_TYPES = ["fixed", "threshold", "percent", "free_shipping"]
 Amount = lambda **kw: fields.Integer(strict=True, validate=validate.Range(0, 10**10), **kw)  # noqa: E731

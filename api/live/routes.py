@@ -54,6 +54,16 @@ def _committed(room_id: int) -> None:
     room_cache().publish(db.session, room_id, lineup_sync())
 
 
+def announce(room_id: int, kind: str, payload: dict) -> None:
+    """After the commit: tell the room's stream (`mall.live.announce.room_changed`, the SSE part of issue 15). A
+    stand-in until that module is merged: without it there is no stream to tell."""
+    try:
+        from mall.live.announce import room_changed
+    except ImportError:
+        return
+    room_changed(room_id, kind, payload)
+
+
 # Brand admins: rooms and their lineup ------------------------------------------------------------------------
 
 
@@ -125,6 +135,8 @@ def add_item(body, room_id):
 def update_item(body, room_id, item_id):
     item = rooms.update_item(db.session, actor=current_actor(), room_id=room_id, item_id=item_id, **body)
     _committed(room_id)
+    if "live_price" in body:  # viewers see the price change at once (the room's version moved with it)
+        announce(room_id, "price", {"item_id": item.id, "live_price": item.live_price, "currency": item.currency})
     return item
 
 

@@ -18,6 +18,7 @@ class LineupItemSchema(Schema):
                                 metadata={"description": "minor units, at most the normal price"})  # fmt: skip
     currency = fields.String(dump_only=True)
     live_quota = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 10**7))
+    live_sold = fields.Integer(dump_only=True, metadata={"description": "units sold at the live price"})
 
 
 class LineupItemPatchSchema(Schema):
@@ -114,7 +115,9 @@ class ViewItemSchema(Schema):
     live_price = fields.Integer(allow_none=True)
     currency = fields.String()
     live_quota = fields.Integer(allow_none=True)
-    remaining = fields.Integer(metadata={"description": "units on sale, within the live quota; may lag 5 s"})
+    remaining = fields.Integer(
+        metadata={"description": "units on sale, within what is left of the live quota; may lag 5 s"}
+    )
 
 
 class PinnedSchema(Schema):
@@ -140,6 +143,31 @@ class RoomBagSchema(Schema):
     seed_hash = fields.String(metadata={"description": "hex SHA-256 of the seed, committed before opening"})
 
 
+class ViewDealSchema(Schema):
+    id = fields.Integer()
+    item_id = fields.Integer(metadata={"description": "the lineup item"})
+    sale_id = fields.Integer(
+        metadata={"description": "bought at POST /flash-sales/{sale_id}/items/{flash_item_id}/purchase"}
+    )
+    flash_item_id = fields.Integer()
+    sku_id = fields.Integer()
+    flash_price = fields.Integer()
+    quota = fields.Integer()
+    per_shopper_limit = fields.Integer()
+    starts_at = fields.String(metadata={"description": "the countdown ends here"})
+    ends_at = fields.String()
+
+
+class ViewCouponSchema(Schema):
+    id = fields.Integer(metadata={"description": "the template: claimed at POST /live/rooms/{id}/coupons/{id}/claim"})
+    name = fields.String()
+    value_type = fields.String()
+    amount = fields.Integer()
+    threshold = fields.Integer()
+    percent_bp = fields.Integer()
+    currency = fields.String()
+
+
 class RoomViewSchema(Schema):
     id = fields.Integer()
     brand_id = fields.Integer()
@@ -156,3 +184,33 @@ class RoomViewSchema(Schema):
     lineup = fields.List(fields.Nested(ViewItemSchema))
     lucky_bag = fields.Nested(RoomBagSchema, allow_none=True,
                               metadata={"description": "the latest lucky bag with its seed hash (ADR 0020)"})  # fmt: skip
+    deals = fields.List(fields.Nested(ViewDealSchema), metadata={"description": "live flash deals not over yet"})
+    coupons = fields.List(fields.Nested(ViewCouponSchema), metadata={"description": "room coupons"})
+
+
+class DealSchema(Schema):
+    item_id = Id(required=True, metadata={"description": "a lineup item of the room"})
+    sku_id = Id(
+        load_default=None, allow_none=True, metadata={"description": "required when the item is a whole product"}
+    )
+    flash_price = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**10))
+    quota = fields.Integer(strict=True, required=True, validate=validate.Range(1, 10**7))
+    per_viewer_limit = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 100))
+    countdown_seconds = fields.Integer(strict=True, required=True, metadata={"description": "10 to 300"})
+    duration_minutes = fields.Integer(strict=True, required=True, metadata={"description": "1 to 20"})
+
+
+class DealCreatedSchema(Schema):
+    id = fields.Integer()
+    room_id = fields.Integer()
+    item_id = fields.Integer()
+    sale_id = fields.Integer()
+    flash_item_id = fields.Integer()
+    starts_at = fields.AwareDateTime()
+    ends_at = fields.AwareDateTime()
+
+
+class RoomCouponSchema(Schema):
+    template_id = Id(required=True)
+    room_id = fields.Integer(dump_only=True)
+    pinned_at = fields.AwareDateTime(dump_only=True)

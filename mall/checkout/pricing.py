@@ -134,6 +134,8 @@ class PricingContext:
     # line key -> (price source, unit price): a promotion's price for a line bought outside the cart (a flash
     # purchase, a group-buy), set by the promotion step so that the coupons step sees the line as promoted
     promotion_prices: dict[int, tuple[str, int]] = field(default_factory=dict)
+    # a placement's quote (in the placement's transaction): a step may take what it prices (the live quota)
+    placing: bool = False
 
 
 Provider = Callable[[Quote, PricingContext], None]

@@ -38,10 +38,12 @@ def quote(
     address_id: int | None = None,
     coupon_ids: tuple[int, ...] | None = None,
     points: int = 0,
+    placing: bool = False,
 ) -> QuoteResult:
     """Deterministic: the same lines, prices and inputs always give the same numbers.
     `coupon_ids=None` applies the best combination of the shopper's coupons; `()` applies none.
-    `address_id`: must be one of the shopper's addresses (another's is reported missing)."""
+    `address_id`: must be one of the shopper's addresses (another's is reported missing).
+    `placing`: the quote of a placement, in its transaction (steps may take what they price, e.g. a live quota)."""
     # One query: the shopper's role and level, their cart, the facts steps asked for, the address, and the chosen
     # lines of the cart with their brand's shipping policy, one row per line. No cart: no line of it can be
     # quoted (a quote writes nothing).
@@ -70,7 +72,7 @@ def quote(
     ctx = pricing.PricingContext(
         shopper_id=shopper_id, member_level=user.member_level, points=points,
         coupon_ids=None if coupon_ids is None else tuple(coupon_ids), shipping_policies=policies,
-        session=session, facts={name: user._mapping[f"fact_{name}"] for name, _ in facts},
+        session=session, facts={name: user._mapping[f"fact_{name}"] for name, _ in facts}, placing=placing,
     )  # fmt: skip
     return QuoteResult(pricing.price(pricing.Quote(currencies.pop(), lines), ctx), user.cart_id, problems, address)
 

@@ -51,6 +51,7 @@ class LineupItem(Base):
     __table_args__ = (
         sa.CheckConstraint("live_price IS NULL OR (live_price >= 0 AND currency IS NOT NULL)", name="price"),
         sa.CheckConstraint("live_quota IS NULL OR live_quota > 0", name="quota"),
+        sa.CheckConstraint("live_sold >= 0", name="sold"),
         sa.Index("ix_live_lineup_items_room", "room_id", "position", "id"),
     )
 
@@ -62,6 +63,9 @@ class LineupItem(Base):
     live_price: Mapped[int | None] = mapped_column(sa.BigInteger)
     currency: Mapped[str | None] = mapped_column(sa.String(3))
     live_quota: Mapped[int | None]
+    # Units placed at the live price and not given back by a cancellation: moved by a conditional UPDATE at
+    # placement (never past live_quota) and back on cancellation (mall/live/pricing.py, ADR 0018).
+    live_sold: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
 
     room: Mapped[LiveRoom] = relationship(back_populates="items")
 
@@ -106,3 +110,32 @@ class LiveLink(Timestamped, Base):
     sku_id: Mapped[int | None] = mapped_column(sa.ForeignKey("skus.id"))
     created_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     expires_at: Mapped[datetime]
+
+
+class LiveFlashDeal(Base):
+    """A flash deal announced in a room for one lineup item: a flash sale (mall/promotions/flash_sale) that
+    starts after a countdown and runs a few minutes, bought through the flash sale's own admission."""
+
+    __tablename__ = "live_flash_deals"
+    __table_args__ = (sa.Index("ix_live_flash_deals_room", "room_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(sa.ForeignKey("live_rooms.id"))
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("live_lineup_items.id"))
+    sale_id: Mapped[int] = mapped_column(sa.ForeignKey("flash_sales.id"), unique=True)
+    flash_item_id: Mapped[int] = mapped_column(sa.ForeignKey("flash_items.id"))
+    created_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+
+
+class RoomCoupon(Base):
+    """A coupon template of the room's brand pinned to the room: claimable only through the room, while it is
+    live (the template is marked `auto_grant = 'live_room'`, so the ordinary claim refuses it)."""
+
+    __tablename__ = "live_room_coupons"
+
+    template_id: Mapped[int] = mapped_column(sa.ForeignKey("coupon_templates.id"), primary_key=True)
+    room_id: Mapped[int] = mapped_column(sa.ForeignKey("live_rooms.id"), index=True)
+    pinned_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    pinned_at: Mapped[datetime]

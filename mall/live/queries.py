@@ -8,9 +8,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from mall import clock
 from mall.catalog.models import Product, Sku
 from mall.errors import Conflict
 from mall.identity.models import User
+from mall.live import promotions
 from mall.live.lucky_bag_models import LuckyBag
 from mall.live.models import LineupItem, LiveRoom, PinSegment
 from mall.live.rooms import room_not_found
@@ -37,15 +39,22 @@ def _stock():
 def room_view(session: Session, room_id: int) -> tuple[int, dict]:
     """(version, the room as viewers see it). The version is read with the room, before its lineup and pin: the
     view is at least as new as its version says, so the cache never files an older view under a newer number."""
+    now = clock.now()
+    has_deals = promotions.deals_running(LiveRoom.id, now).label("has_deals")
+    has_coupons = promotions.coupons_pinned(LiveRoom.id).label("has_coupons")
     bags = aliased(LuckyBag)
     latest_bag = (sa.select(sa.func.max(bags.id)).where(bags.room_id == LiveRoom.id, bags.status != "cancelled")
                   .correlate(LiveRoom).scalar_subquery())  # fmt: skip
-    room = session.execute(sa.select(*ROOM_COLUMNS, *BAG_COLUMNS).join(User, User.id == LiveRoom.host_user_id)
+    room = session.execute(sa.select(*ROOM_COLUMNS, *BAG_COLUMNS, has_deals, has_coupons)
+                           .join(User, User.id == LiveRoom.host_user_id)
                            .outerjoin(LuckyBag, LuckyBag.id == latest_bag)
                            .where(LiveRoom.id == room_id, LiveRoom.status != "cancelled")).mappings().first()  # fmt: skip
     if room is None:
         raise room_not_found(room_id)
     items = [_item(row) for row in session.execute(_lineup(room_id)).mappings()]
+    # a room's deals and coupons: a statement each, only for a room that has some (ADR 0018)
+    deals = promotions.deals_of(session, room_id, now) if room["has_deals"] else []
+    coupons = promotions.coupons_of(session, room_id) if room["has_coupons"] else []
     pinned = None
     if room["status"] == "live":
         segment = session.execute(
@@ -53,20 +62,21 @@ def room_view(session: Session, room_id: int) -> tuple[int, dict]:
             .where(PinSegment.room_id == room_id, PinSegment.ended_at.is_(None))
         ).mappings().first()  # fmt: skip
         pinned = _pinned(segment, items)
-    return room["version"], _room(room, pinned, items)
+    return room["version"], {**_room(room, pinned, items), "deals": deals, "coupons": coupons}
 
 
 def _lineup(room_id: int):
     stock, price = _stock()
     return (sa.select(LineupItem.id, LineupItem.product_id, LineupItem.sku_id, LineupItem.position,
-                      LineupItem.live_price, LineupItem.live_quota, Product.title, Product.images, Product.status,
-                      Product.currency, price, stock)
+                      LineupItem.live_price, LineupItem.live_quota, LineupItem.live_sold, Product.title, Product.images,
+                      Product.status, Product.currency, price, stock)
             .join(Product, Product.id == LineupItem.product_id)
             .where(LineupItem.room_id == room_id).order_by(LineupItem.position, LineupItem.id))  # fmt: skip
 
 
 def _item(row) -> dict:
-    remaining = row["stock"] if row["live_quota"] is None else min(row["stock"], row["live_quota"])
+    live_left = None if row["live_quota"] is None else max(row["live_quota"] - row["live_sold"], 0)
+    remaining = row["stock"] if live_left is None else min(row["stock"], live_left)
     return {"id": row["id"], "product_id": row["product_id"], "sku_id": row["sku_id"], "position": row["position"],
             "title": row["title"], "image": (row["images"] or [None])[0], "on_sale": row["status"] == "active",
             "price": row["price"], "live_price": row["live_price"], "currency": row["currency"],

@@ -31,7 +31,7 @@ def place_order(
 ) -> Order:  # fmt: skip
     """Price the chosen lines again (never trust the client's totals), reserve stock, split by brand."""
     result = checkout.quote(session, shopper_id=shopper_id, line_ids=line_ids, address_id=address_id,
-                            coupon_ids=coupon_ids)  # fmt: skip
+                            coupon_ids=coupon_ids, placing=True)  # fmt: skip
     if result.address is None:  # the API requires one; a direct call without one is told the same
         raise identity.address_not_found(address_id)
     if result.problems:

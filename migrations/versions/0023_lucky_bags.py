@@ -12,7 +12,7 @@ from alembic import op
 import mall.db
 
 revision = '0023_lucky_bags'
-down_revision = '0021_live_attribution'
+down_revision = '0022_live_pricing'
 branch_labels = None
 depends_on = None
 

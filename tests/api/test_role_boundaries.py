@@ -136,6 +136,9 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/enter"): SHOPPERS,
     ("GET", "/api/v1/live/lucky-bags/<int:bag_id>/prize"): SHOPPERS,
     ("POST", "/api/v1/live/lucky-bags/<int:bag_id>/claim"): SHOPPERS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/deals"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/coupons"): HOSTS,
+    ("POST", "/api/v1/live/rooms/<int:room_id>/coupons/<int:template_id>/claim"): SHOPPERS,
 }
 
 # Routes anyone may call without a token.

@@ -9,6 +9,7 @@ from mall import clock
 from mall.db import Base, JSONType, Timestamped
 
 DEFAULT_COMBINABLE = ("member_price",)
+ROOM_ONLY = "live_room"  # the `auto_grant` of a template pinned to a live room: claimed only there
 
 
 class CouponTemplate(Timestamped, Base):
@@ -39,7 +40,7 @@ class CouponTemplate(Timestamped, Base):
     total_quantity: Mapped[int | None]
     issued_count: Mapped[int] = mapped_column(default=0)
     per_shopper_limit: Mapped[int] = mapped_column(default=1)
-    # Promotion prices whose lines the coupon still applies to: flash_sale | group_buy | member_price.
+    # Promotion prices whose lines the coupon still applies to: flash_sale | group_buy | member_price | bundle | live.
     # By default not flash-sale or group-buy lines; member prices do take coupons.
     combinable_with: Mapped[list] = mapped_column(JSONType, default=lambda: list(DEFAULT_COMBINABLE))
     audience: Mapped[str] = mapped_column(sa.String(16), default="anyone")  # anyone | new_shoppers | levels | tags

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from mall.promotions.coupons.models import Coupon, CouponTemplate
 
-PROMOTION_PRICES = {"flash_sale", "group_buy", "member_price", "bundle"}  # lines priced by a promotion step
+PROMOTION_PRICES = {"flash_sale", "group_buy", "member_price", "bundle", "live"}  # lines priced by a promotion step
 REASONS = ("expired", "not_started", "out_of_scope", "below_threshold", "not_combinable", "currency_mismatch",
            "slot_taken")  # fmt: skip
 

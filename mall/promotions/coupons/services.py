@@ -15,7 +15,7 @@ from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
 from mall.notifications.services import notify
-from mall.promotions.coupons.models import Coupon, CouponTemplate
+from mall.promotions.coupons.models import ROOM_ONLY, Coupon, CouponTemplate
 
 # Hooks the composition root fills (workers/composition.py), never configuration read from here:
 # what runs when a coupon is issued (the expiry reminder, at the lead the settings give), and the
@@ -94,6 +94,8 @@ def list_templates(session: Session, *, brand_id: int | None = None, claimable: 
 
 def claim(session: Session, *, template_id: int, user_id: int) -> Coupon:
     template = get_template(session, template_id)
+    if template.auto_grant == ROOM_ONLY:
+        raise Forbidden("coupon.not_claimable", "This coupon is claimed in its live room, while the room is live.")
     if template.auto_grant is not None:
         raise Forbidden("coupon.not_claimable", "This coupon is granted automatically, not claimed.")
     return issue(session, template=template, user_id=user_id, source="claim")

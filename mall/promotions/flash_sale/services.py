@@ -37,6 +37,14 @@ def schedule(session: Session, *, actor: Actor, brand_id: int, name: str, starts
              items: list[dict], payment_minutes: int = 10, gate: Gate | None = None) -> FlashSale:  # fmt: skip
     if not actor.can_manage_brand(brand_id):
         raise Forbidden("flash_sale.other_brand", "You can only schedule your own brand's flash sales.")
+    return create(session, actor=actor, brand_id=brand_id, name=name, starts_at=starts_at, ends_at=ends_at,
+                  items=items, payment_minutes=payment_minutes, gate=gate)  # fmt: skip
+
+
+def create(session: Session, *, actor: Actor, brand_id: int, name: str, starts_at: datetime, ends_at: datetime,
+           items: list[dict], payment_minutes: int = 10, gate: Gate | None = None) -> FlashSale:  # fmt: skip
+    """`schedule` once the caller has checked who may (a live room's host schedules a deal in their room,
+    mall/live/promotions.py): the sale, its items, and their admission counters loaded after the commit."""
     if ends_at <= starts_at:
         raise Invalid("flash_sale.window", "The sale must end after it starts.", field="ends_at")
     sale = FlashSale(
