@@ -22,7 +22,7 @@ from api.live.schemas import (
 )
 from api.tx import commit, read_only
 from mall.identity.roles import Role
-from mall.live import pinning, queries, rooms
+from mall.live import announce, pinning, queries, rooms
 from mall.live.cache import RoomCache
 from mall.live.sync import LineupSync, NoSync
 from workers import runtime
@@ -48,10 +48,18 @@ def lineup_sync() -> LineupSync:
     return current_app.extensions.get("mall.live_sync") or NoSync()
 
 
-def _committed(room_id: int) -> None:
-    """Commit, then the room's new view for the next poll (and to the external platform)."""
+def _committed(room_id: int, kind: str | None = None, payload: dict | None = None) -> None:
+    """Commit, then the room's new view for the next poll (and to the external platform), then (for a change
+    viewers see at once) the announcement to the room's streams, at the version just rendered."""
     commit()
-    room_cache().publish(db.session, room_id, lineup_sync())
+    version = room_cache().publish(db.session, room_id, lineup_sync())
+    if kind is not None:
+        announce.room_changed(room_id, kind, payload, version=version)
+
+
+def _pinned(segment) -> dict:
+    return {"segment_id": segment.id, "item_id": segment.item_id, "product_id": segment.product_id,
+            "sku_id": segment.sku_id, "started_at": segment.started_at.isoformat()}  # fmt: skip
 
 
 # Brand admins: rooms and their lineup ------------------------------------------------------------------------
@@ -105,6 +113,7 @@ def cancel_room(room_id):
     room = rooms.cancel_room(db.session, actor=current_actor(), room_id=room_id)
     commit()
     room_cache().forget(room_id)
+    announce.room_changed(room_id, "status", {"status": "cancelled"}, version=room.version)
     return room
 
 
@@ -145,7 +154,7 @@ def remove_item(room_id, item_id):
 @blp.response(200, RoomSchema)
 def start(room_id):
     room = pinning.start(db.session, actor=current_actor(), room_id=room_id)
-    _committed(room_id)
+    _committed(room_id, "status", {"status": "live"})
     return room
 
 
@@ -156,7 +165,7 @@ def start(room_id):
 def end(body, room_id):
     """End the show; the pinned item's segment closes (at `stream_offset_ms` when the player reports one)."""
     room = pinning.end(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id)
+    _committed(room_id, "status", {"status": "ended"})
     return room
 
 
@@ -170,7 +179,8 @@ def pin(body, offset, room_id):
     live.out_of_stock or live.room_not_live. Pinning the item already pinned answers its segment.
     `stream_offset_ms` (query): where the player is, for the replay to seek to; also every other verb's."""
     segment = pinning.pin(db.session, actor=current_actor(), room_id=room_id, **body, **offset)
-    _committed(room_id)
+    pinned = _pinned(segment)
+    _committed(room_id, "pin", pinned)
     return segment
 
 
@@ -181,7 +191,8 @@ def pin(body, offset, room_id):
 def pin_next(body, room_id):
     """The next item in lineup order that can be pinned (409 live.no_next_item when none)."""
     segment = pinning.pin_next(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id)
+    pinned = _pinned(segment)
+    _committed(room_id, "pin", pinned)
     return segment
 
 
@@ -190,8 +201,9 @@ def pin_next(body, room_id):
 @blp.arguments(OffsetSchema, location="query")
 @blp.response(204)
 def unpin(body, room_id):
-    pinning.unpin(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id)
+    closed = pinning.unpin(db.session, actor=current_actor(), room_id=room_id, **body)
+    unpinned = None if closed is None else {"segment_id": closed.id, "product_id": closed.product_id}
+    _committed(room_id, "unpin" if closed is not None else None, unpinned)
 
 
 # Viewers ---------------------------------------------------------------------------------------------------

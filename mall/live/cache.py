@@ -62,21 +62,23 @@ class RoomCache:
     def fill(self, session: Session, room_id: int) -> tuple[str, bytes]:
         """Render the room from the database and store it (unless a newer render is there): (etag, body).
         Raises NotFound for a room viewers cannot see."""
-        return self._render(session, room_id)[1:]
+        return self._render(session, room_id)[1:3]
 
-    def publish(self, session: Session, room_id: int, sync: LineupSync | None = None) -> None:
-        """After a commit that changed the room: the new view for the next poll, and to the external platform."""
+    def publish(self, session: Session, room_id: int, sync: LineupSync | None = None) -> int | None:
+        """After a commit that changed the room: the new view for the next poll, and to the external platform.
+        Returns the room's version that view was rendered at (None if it could not be rendered)."""
         try:
-            view = self._render(session, room_id)[0]
+            view, version = self._render(session, room_id)[::3]
         except Exception:  # committed all the same: the old view expires within TTL_MS
             log.warning("live room %s: viewer cache not refreshed", room_id, exc_info=True)
-            return
+            return None
         try:
             (sync or NoSync()).push(snapshot(view))
         except Exception:  # the adapter's own retry (or the next change) brings the platform up to date
             log.warning("live room %s: lineup not synced", room_id, exc_info=True)
+        return version
 
-    def _render(self, session: Session, room_id: int) -> tuple[dict, str, bytes]:
+    def _render(self, session: Session, room_id: int) -> tuple[dict, str, bytes, int]:
         version, view = queries.room_view(session, room_id)
         body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
@@ -84,7 +86,7 @@ class RoomCache:
             self._store(keys=[self.key(room_id)], args=[version, f"{version} {etag}\n".encode() + body, TTL_MS])
         except redis.RedisError:
             log.warning("live room %s: viewer cache not stored", room_id, exc_info=True)
-        return view, etag, body
+        return view, etag, body, version
 
     def forget(self, room_id: int) -> None:
         self.client.delete(self.key(room_id))
