@@ -252,6 +252,15 @@ async def serve(host: str, port: int, redis_url: str, *, reuse_port: bool = Fals
     await server.stop()
 
 
+def _open_files_limit() -> None:
+    """A stream is an open socket: raise the soft limit on open files to the hard one (often 1,024 -> more)."""
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m api.live.stream", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="0.0.0.0")
@@ -261,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("REDIS_URL (or --redis-url) is required")
+    _open_files_limit()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(args.host, args.port, args.redis_url, reuse_port=args.reuse_port))
 
