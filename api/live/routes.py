@@ -8,6 +8,7 @@ from flask import Response, current_app, request
 
 from api.auth import MallBlueprint, acting_brand, current_actor
 from api.extensions import db
+from api.live.fast_path import FastViews
 from api.live.schemas import (
     LineupItemPatchSchema,
     LineupItemSchema,
@@ -41,6 +42,12 @@ def _cache_for(url_key: str) -> RoomCache:
 
 def room_cache() -> RoomCache:
     return _cache_for(runtime.settings().redis_url or "embedded")
+
+
+@blp.record_once
+def _answer_polls_early(state) -> None:
+    """Viewers' polls of a cached room are answered in front of Flask (api/live/fast_path.py)."""
+    state.app.wsgi_app = FastViews(state.app, state.app.wsgi_app, prefix=state.url_prefix or "", cache=room_cache)
 
 
 def lineup_sync() -> LineupSync:

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from flask import request_started
 
 from api.live.stream import StreamServer
 from mall.live import announce
@@ -184,3 +185,30 @@ def test_an_announcement_without_a_version_takes_the_viewer_caches(live, show, s
     with pytest.raises(ValueError):
         announce.room_changed(room["id"], "bogus", {})
     stream.close()
+
+
+def test_a_cached_poll_is_answered_in_front_of_flask_exactly_as_the_view_answers_it(app, live, show):
+    room = show["room"]
+    live.act(show["host"], room["id"], "start")
+    live.view(room["id"])  # a miss: Flask renders and stores it
+
+    def both(etag=None):
+        fast = live.view(room["id"], etag)
+        app.config["LIVE_FAST_VIEWS"] = False
+        try:
+            slow = live.view(room["id"], etag)
+        finally:
+            app.config.pop("LIVE_FAST_VIEWS")
+        return fast, slow
+
+    flask_handled = []
+    request_started.connect(flask_handled.append, app, weak=False)
+    try:
+        for etag in (None, live.view(room["id"]).headers["ETag"], '"stale"'):
+            fast, slow = both(etag)
+            assert (fast.status_code, fast.data, dict(fast.headers)) == (slow.status_code, slow.data,
+                                                                         dict(slow.headers))  # fmt: skip
+        assert both(live.view(room["id"]).headers["ETag"])[0].status_code == 304
+    finally:
+        request_started.disconnect(flask_handled.append, app)
+    assert len(flask_handled) == 4  # the slow halves only
