@@ -251,10 +251,12 @@ def _pin(base_url: str, room: Room, product_id: int) -> dict:
 
 def fanout(server: harness.Server, stream: StreamProcess, room: Room, log) -> harness.ScenarioResult:
     """STREAMS streams open; PINS pins; each pin's arrival on each stream, from the moment its POST was sent."""
+    idle_rss = stream.rss_mb()
     streams = Streams(stream.port, room.room_id, STREAMS)
     try:
-        log(f"  streams open: {streams.ready:,} of {STREAMS:,}; stream process RSS {stream.rss_mb():.0f} MB")
-        result = {"ready": streams.ready, "rss_mb": round(stream.rss_mb(), 1)}
+        log(f"  streams open: {streams.ready:,} of {STREAMS:,}; stream process RSS {stream.rss_mb():.0f} MB "
+            f"({idle_rss:.0f} MB before)")  # fmt: skip
+        result = {"ready": streams.ready, "rss_mb": round(stream.rss_mb(), 1), "rss_idle_mb": round(idle_rss, 1)}
         yield result  # the caller measures /livez with the streams open here
         cpu0, sent, answered = stream.cpu_s(), {}, {}
         started = time.perf_counter()
@@ -355,7 +357,7 @@ def run(backend: str, opts, log=print) -> dict:
         f"{held['pin_request_max_ms']} ms; after its answer p50 {held['after_answer_p50_ms']} ms, p95 "
         f"{held['after_answer_p95_ms']} ms); stream process {held['stream_cpu_ms_per_pin']} ms CPU per pin, "
         f"{held['stream_cpu_while_held_s']} s CPU while /livez was measured, RSS {held['rss_mb']} MB with the "
-        "streams open")})  # fmt: skip
+        f"streams open ({held['rss_idle_mb']} MB before)")})  # fmt: skip
     return report
 
 
