@@ -18,6 +18,7 @@ import re
 from werkzeug.http import parse_etags
 
 PATH = re.compile(r"/live/rooms/([1-9][0-9]{0,8})")
+RENDER = "mall.live.render"  # set in the WSGI environ when the cache told this request to render
 
 
 class FastViews:
@@ -32,6 +33,7 @@ class FastViews:
                 held = self.cache().get(int(match[1]))
                 if held is not None:
                     return _answer(environ, start_response, *held)
+                environ[RENDER] = True  # the view renders: a miss, or this request won the stale render
         return self.wsgi_app(environ, start_response)
 
 

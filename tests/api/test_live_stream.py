@@ -212,3 +212,32 @@ def test_a_cached_poll_is_answered_in_front_of_flask_exactly_as_the_view_answers
     finally:
         request_started.disconnect(flask_handled.append, app)
     assert len(flask_handled) == 4  # the slow halves only
+
+
+def test_a_stale_render_is_re_rendered_by_one_poll_while_the_others_are_answered_the_stale_one(app, live, show):
+    from api.extensions import db
+    from mall.catalog.models import Product
+    from mall.live.cache import RoomCache
+    from workers.connection import get_redis
+
+    room, product = show["room"], show["products"][0]
+    cache = RoomCache(get_redis(app.extensions["mall.settings"]))
+    live.act(show["host"], room["id"], "start")
+
+    def retitle(title):  # a change no route announces (as an order's stock change): seen at the next render
+        with app.app_context():
+            db.session.get(Product, product).title = title
+            db.session.commit()
+
+    def titles():
+        return [i["title"] for i in live.view(room["id"]).get_json()["lineup"]]
+
+    retitle("Renamed once")
+    assert "Renamed once" not in titles()  # still fresh: answered from the cache
+    cache.client.delete(cache.fresh_key(room["id"]))  # TTL_MS later
+    assert "Renamed once" in titles()  # the first poll to see it stale re-rendered it
+    retitle("Renamed twice")
+    cache.client.set(cache.fresh_key(room["id"]), b"r", px=5000)  # another poll is re-rendering it right now
+    assert "Renamed once" in titles()  # everyone else gets the stale render, no render of their own
+    cache.client.delete(cache.fresh_key(room["id"]))
+    assert "Renamed twice" in titles()
