@@ -31,7 +31,7 @@ from workers.embedded import EmbeddedRedis, EmbeddedRedisUnavailable, die_with_p
 BIN = Path(sys.executable).parent
 
 
-def commands(port: str, stream_port: str) -> dict[str, list[str]]:
+def commands(port: str, stream_port: str = "8001") -> dict[str, list[str]]:
     return {
         "api": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"0.0.0.0:{port}", "--access-logfile", "-"],  # + gunicorn.conf.py
         # Open SSE streams hold a connection each: an event loop of their own, never the API's threads.
