@@ -86,7 +86,9 @@ class StreamServer:
         return sum(len(w) for w in self.rooms.values())
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
-        self._redis = aioredis.from_url(self.redis_url)
+        # Health checks: a subscription whose connection died silently is found by the PING sent at least every
+        # 30 s (get_message wakes every heartbeat) instead of waiting forever for its next message.
+        self._redis = aioredis.from_url(self.redis_url, health_check_interval=30)
         self._server = await asyncio.start_server(self._serve, host, port, reuse_port=reuse_port or None,
                                                   backlog=2048, limit=16 * 1024)  # fmt: skip
         self._tasks = [asyncio.create_task(self._relay()), asyncio.create_task(self._heartbeat())]
@@ -118,7 +120,7 @@ class StreamServer:
                     await self._resync_all()
                     broken = False
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    message = await pubsub.get_message(timeout=self.heartbeat_s)
                     if message is not None and message["type"] == "pmessage":
                         self._dispatch(message["channel"], message["data"])
             except asyncio.CancelledError:
