@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 FLASK  := $(BIN)/flask --app wsgi
 
-.PHONY: setup run test test-pg lint migrate demo worker bench bench-paid-message clean
+.PHONY: setup run test test-pg lint migrate demo worker bench bench-paid-message bench-live clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -41,6 +41,9 @@ bench: setup
 
 bench-paid-message: setup  ## payment -> 'paid' message at (fake) WeChat through the RQ worker, cron running
 	$(BIN)/python -m bench paid_message --backend sqlite
+
+bench-live: setup  ## viewer poll, 1,000 SSE streams and a pin's fan-out, each beside /livez (PostgreSQL)
+	$(BIN)/python -m bench live --backend postgres
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -31,6 +31,7 @@ SUITES = {
     "abandoned_carts": "bench.abandoned_carts",
     "flash_sale": "bench.flash_sale",
     "paid_message": "bench.paid_message",
+    "live": "bench.live",
 }
 BACKENDS = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
 

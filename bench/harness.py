@@ -379,13 +379,14 @@ class _Run:
         self.connections: set[_Http] = set()
         self.loop = asyncio.get_running_loop()
 
-    def request(self, path: str) -> bytes:
-        return f"GET {path}{self.head}".encode()
+    def request(self, path: str, headers: str = "") -> bytes:
+        """GET `path`; `headers` are extra header lines, each ending in CRLF (a client's `headers` attribute)."""
+        return f"GET {path}{self.head[:-2]}{headers}\r\n".encode()
 
     def record(self, started: float, finished: float, status: int) -> None:
         if self.measure_from <= finished <= self.end:
             self.statuses[str(status)] += 1
-            if status == 200:
+            if status in (200, 304):  # 304: a conditional GET answered (the client sent If-None-Match)
                 self.latencies.append(finished - started)
             else:
                 self.errors += 1
@@ -449,7 +450,7 @@ class _Http(asyncio.Protocol):
         self.started, self.busy = started, True
         self.buf.clear()
         self.body_start, self.expect, self.status, self.close_after = -1, -1, 0, False
-        self.transport.write(self.run.request(self.client.next()))
+        self.transport.write(self.run.request(self.client.next(), getattr(self.client, "headers", "")))
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -463,7 +464,9 @@ class _Http(asyncio.Protocol):
             self.status = int(head[9:12])
             self.close_after = b"\r\nconnection: close" in head
             at = head.find(b"\r\ncontent-length:")
-            if at >= 0:
+            if self.status in (204, 304):  # no body, whatever the headers say
+                self.expect = self.body_start
+            elif at >= 0:
                 eol = head.find(b"\r\n", at + 2)
                 self.expect = self.body_start + int(head[at + 17 : eol if eol > 0 else len(head)])
             elif b"\r\ntransfer-encoding: chunked" in head:

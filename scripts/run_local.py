@@ -1,4 +1,5 @@
-"""`make run`: the API (gunicorn), an RQ worker with its scheduler and `rq cron`, as one foreground process.
+"""`make run`: the API (gunicorn), the live rooms' event stream (api/live/stream.py, its own asyncio process on
+STREAM_PORT, default 8001), an RQ worker with its scheduler and `rq cron`, as one foreground process.
 
 With no REDIS_URL it starts the embedded Redis first and hands its socket to the
 children; on Ctrl-C, SIGTERM, SIGHUP (the terminal closed) or the death of any child
@@ -30,9 +31,11 @@ from workers.embedded import EmbeddedRedis, EmbeddedRedisUnavailable, die_with_p
 BIN = Path(sys.executable).parent
 
 
-def commands(port: str) -> dict[str, list[str]]:
+def commands(port: str, stream_port: str = "8001") -> dict[str, list[str]]:
     return {
         "api": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"0.0.0.0:{port}", "--access-logfile", "-"],  # + gunicorn.conf.py
+        # Open SSE streams hold a connection each: an event loop of their own, never the API's threads.
+        "stream": [sys.executable, "-m", "api.live.stream", "--port", stream_port, "--redis-url", os.environ["REDIS_URL"]],
         "worker": [str(BIN / "rq"), "worker", "-w", "workers.worker.Worker", "--with-scheduler",
                    "--url", os.environ["REDIS_URL"], "high", "default", "low"],
         "cron": [str(BIN / "rq"), "cron", "workers/cron.py", "--url", os.environ["REDIS_URL"], "--path", str(ROOT)],
@@ -41,7 +44,7 @@ def commands(port: str) -> dict[str, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["api", "worker", "cron"])
+    parser.add_argument("--only", choices=["api", "stream", "worker", "cron"])
     args = parser.parse_args()
     embedded = None
     if not os.environ.get("REDIS_URL"):
@@ -69,16 +72,19 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def supervise(only: str | None) -> int:
-    port = os.environ.get("PORT", "8000")
+    port, stream_port = os.environ.get("PORT", "8000"), os.environ.get("STREAM_PORT", "8001")
     stop = []
     for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.append(True))
     children = {
         name: subprocess.Popen(cmd, cwd=ROOT, process_group=0, preexec_fn=die_with_parent(os.getpid()))
-        for name, cmd in commands(port).items()
+        for name, cmd in commands(port, stream_port).items()
         if only in (None, name)
     }
-    say(f"running {', '.join(children)}; API on http://127.0.0.1:{port} (docs at /api/docs). Ctrl-C stops.")
+    say(
+        f"running {', '.join(children)}; API on http://127.0.0.1:{port} (docs at /api/docs), room event streams on "
+        f"http://127.0.0.1:{stream_port}/api/v1/live/rooms/<id>/events. Ctrl-C stops."
+    )
     try:
         while not stop and all(p.poll() is None for p in children.values()):
             time.sleep(0.2)

@@ -1,6 +1,6 @@
 """`make run` (scripts/run_local.py) leaves nothing behind, however it ends: a closed terminal (SIGHUP to its
 process group), SIGTERM, or SIGKILL of the supervisor itself. Nothing left means no API, worker, cron or
-embedded Redis process, and the API's port free for the next `make run`."""
+embedded Redis process, and the API's and the stream's ports free for the next `make run`."""
 
 from __future__ import annotations
 
@@ -101,10 +101,11 @@ def _worker_registered(socket_path: str) -> bool:
     "signum", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "hup", "term", "kill"]
 )
 def test_the_supervisor_leaves_nothing_running_however_it_ends(signum, tmp_path):
-    port, log = _free_port(), tmp_path / "run.log"
+    port, stream_port, log = _free_port(), _free_port(), tmp_path / "run.log"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MALL_ENV", "SECRET_KEY")}
     env |= {"MALL_INSTANCE_DIR": str(tmp_path / "instance"), "DATABASE_URL": f"sqlite:///{tmp_path / 'mall.db'}",
-            "PORT": str(port), "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+            "PORT": str(port), "STREAM_PORT": str(stream_port), "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "1",
+            "PYTHONUNBUFFERED": "1"}  # fmt: skip
     with log.open("wb") as out:
         # A session of its own, as a terminal's foreground job: the terminal's SIGHUP goes to this group.
         supervisor = subprocess.Popen([sys.executable, "scripts/run_local.py"], cwd=ROOT, env=env, stdout=out,
@@ -113,9 +114,10 @@ def test_the_supervisor_leaves_nothing_running_however_it_ends(signum, tmp_path)
     try:
         _wait(lambda: re.search(r"embedded Redis at unix://(\S+)", log.read_text()), 30, "no embedded Redis", log)
         socket_path = re.search(r"embedded Redis at unix://(\S+)", log.read_text())[1]
-        _wait(lambda: _livez(port) and _worker_registered(socket_path), 120, "API and worker not up", log)
+        _wait(lambda: _livez(port) and _livez(stream_port) and _worker_registered(socket_path), 120,
+              "API, stream and worker not up", log)  # fmt: skip
         running = _tree(supervisor.pid) - {supervisor.pid}
-        assert len(running) >= 4  # gunicorn master + worker, rq worker, rq cron, redis-server
+        assert len(running) >= 5  # gunicorn master + worker, stream, rq worker, rq cron, redis-server
 
         if signum in (signal.SIGINT, signal.SIGHUP):
             os.killpg(supervisor.pid, signum)  # what Ctrl-C and closing the terminal do
@@ -124,7 +126,7 @@ def test_the_supervisor_leaves_nothing_running_however_it_ends(signum, tmp_path)
         supervisor.wait(timeout=60)
 
         _wait(lambda: not any(_alive(p) for p in running), 60, "processes left running", log)
-        assert _port_free(port)
+        assert _port_free(port) and _port_free(stream_port)
         assert not _redis_answers(socket_path)
     finally:
         for pid in running | {supervisor.pid}:  # whatever a failure left behind

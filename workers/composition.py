@@ -12,7 +12,8 @@ from empty registries and installs, from the settings:
   (and the shopper fact that lets a quote skip them);
 - outbox guards (`coupon_unused`, `group_forming`, besides the built-in ones) and hooks: the coupon expiry
   reminder at COUPON_EXPIRY_REMINDER_HOURS, the recovery coupon of abandoned-cart nudges;
-- the bearer-token cache on this process's Redis (switched on here, nowhere else).
+- the bearer-token cache on this process's Redis (switched on here, nowhere else);
+- live room announcements (`mall.live.announce`) published on this process's Redis.
 
 `describe()` lists what is installed; `flask mall wiring` prints it. Until the root has run, recording an
 event or pricing a quote raises `mall.wiring.NotWired` instead of silently skipping what is not plugged in.
@@ -24,6 +25,7 @@ from mall import events, wiring
 from mall.checkout import pricing
 from mall.config import Settings
 from mall.identity import tokens
+from mall.live import announce
 from mall.live import wiring as live
 from mall.notifications import guards, nudges, reactions
 from mall.promotions.coupons import services as coupon_services
@@ -45,7 +47,15 @@ def install(settings: Settings) -> None:
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
     tokens.use_cache(flash.token_cache)
+    announce.use_redis(_redis)
     wiring.mark_installed()
+
+
+def _redis():
+    from workers import runtime
+    from workers.connection import get_redis
+
+    return get_redis(runtime.settings())
 
 
 def describe() -> dict:

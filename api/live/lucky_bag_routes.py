@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from api.auth import MallBlueprint, current_actor
 from api.extensions import db
 from api.idempotency import idempotent
@@ -13,14 +11,7 @@ from api.orders.schemas import OrderSchema
 from api.tx import commit, read_only
 from mall.identity.roles import Role
 from mall.live import lucky_bags
-
-try:  # the SSE slice's announcer; until it is merged, announcements go nowhere (the room's version still moves)
-    from mall.live.announce import room_changed
-except ImportError:  # pragma: no cover - depends on what is merged
-
-    def room_changed(room_id: int, kind: str, payload: dict) -> None:
-        logging.getLogger(__name__).debug("live room %s: %s %s (no announcer)", room_id, kind, payload)
-
+from mall.live.announce import room_changed
 
 blp = MallBlueprint("live_lucky_bags", __name__, description="Lucky bags (福袋) of live rooms")
 

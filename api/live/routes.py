@@ -8,6 +8,7 @@ from flask import Response, current_app, request
 
 from api.auth import MallBlueprint, acting_brand, current_actor
 from api.extensions import db
+from api.live.fast_path import RENDER, FastViews
 from api.live.schemas import (
     LineupItemPatchSchema,
     LineupItemSchema,
@@ -22,7 +23,7 @@ from api.live.schemas import (
 )
 from api.tx import commit, read_only
 from mall.identity.roles import Role
-from mall.live import pinning, queries, rooms
+from mall.live import announce, pinning, queries, rooms
 from mall.live.cache import RoomCache
 from mall.live.sync import LineupSync, NoSync
 from workers import runtime
@@ -43,25 +44,29 @@ def room_cache() -> RoomCache:
     return _cache_for(runtime.settings().redis_url or "embedded")
 
 
+@blp.record_once
+def _answer_polls_early(state) -> None:
+    """Viewers' polls of a cached room are answered in front of Flask (api/live/fast_path.py)."""
+    state.app.wsgi_app = FastViews(state.app, state.app.wsgi_app, prefix=state.url_prefix or "", cache=room_cache)
+
+
 def lineup_sync() -> LineupSync:
     """The adapter an app was given (`app.extensions["mall.live_sync"]`); none calls no one."""
     return current_app.extensions.get("mall.live_sync") or NoSync()
 
 
-def _committed(room_id: int) -> None:
-    """Commit, then the room's new view for the next poll (and to the external platform)."""
+def _committed(room_id: int, kind: str | None = None, payload: dict | None = None) -> None:
+    """Commit, then the room's new view for the next poll (and to the external platform), then (for a change
+    viewers see at once) the announcement to the room's streams, at the version just rendered."""
     commit()
-    room_cache().publish(db.session, room_id, lineup_sync())
+    version = room_cache().publish(db.session, room_id, lineup_sync())
+    if kind is not None:
+        announce.room_changed(room_id, kind, payload, version=version)
 
 
-def announce(room_id: int, kind: str, payload: dict) -> None:
-    """After the commit: tell the room's stream (`mall.live.announce.room_changed`, the SSE part of issue 15). A
-    stand-in until that module is merged: without it there is no stream to tell."""
-    try:
-        from mall.live.announce import room_changed
-    except ImportError:
-        return
-    room_changed(room_id, kind, payload)
+def _pinned(segment) -> dict:
+    return {"segment_id": segment.id, "item_id": segment.item_id, "product_id": segment.product_id,
+            "sku_id": segment.sku_id, "started_at": segment.started_at.isoformat()}  # fmt: skip
 
 
 # Brand admins: rooms and their lineup ------------------------------------------------------------------------
@@ -115,6 +120,7 @@ def cancel_room(room_id):
     room = rooms.cancel_room(db.session, actor=current_actor(), room_id=room_id)
     commit()
     room_cache().forget(room_id)
+    announce.room_changed(room_id, "status", {"status": "cancelled"}, version=room.version)
     return room
 
 
@@ -134,9 +140,8 @@ def add_item(body, room_id):
 @blp.response(200, LineupItemSchema)
 def update_item(body, room_id, item_id):
     item = rooms.update_item(db.session, actor=current_actor(), room_id=room_id, item_id=item_id, **body)
-    _committed(room_id)
-    if "live_price" in body:  # viewers see the price change at once (the room's version moved with it)
-        announce(room_id, "price", {"item_id": item.id, "live_price": item.live_price, "currency": item.currency})
+    price = {"item_id": item.id, "live_price": item.live_price, "currency": item.currency}
+    _committed(room_id, *(("price", price) if "live_price" in body else ()))  # viewers see a price change at once
     return item
 
 
@@ -157,7 +162,7 @@ def remove_item(room_id, item_id):
 @blp.response(200, RoomSchema)
 def start(room_id):
     room = pinning.start(db.session, actor=current_actor(), room_id=room_id)
-    _committed(room_id)
+    _committed(room_id, "status", {"status": "live"})
     return room
 
 
@@ -168,7 +173,7 @@ def start(room_id):
 def end(body, room_id):
     """End the show; the pinned item's segment closes (at `stream_offset_ms` when the player reports one)."""
     room = pinning.end(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id)
+    _committed(room_id, "status", {"status": "ended"})
     return room
 
 
@@ -182,7 +187,8 @@ def pin(body, offset, room_id):
     live.out_of_stock or live.room_not_live. Pinning the item already pinned answers its segment.
     `stream_offset_ms` (query): where the player is, for the replay to seek to; also every other verb's."""
     segment = pinning.pin(db.session, actor=current_actor(), room_id=room_id, **body, **offset)
-    _committed(room_id)
+    pinned = _pinned(segment)
+    _committed(room_id, "pin", pinned)
     return segment
 
 
@@ -193,7 +199,8 @@ def pin(body, offset, room_id):
 def pin_next(body, room_id):
     """The next item in lineup order that can be pinned (409 live.no_next_item when none)."""
     segment = pinning.pin_next(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id)
+    pinned = _pinned(segment)
+    _committed(room_id, "pin", pinned)
     return segment
 
 
@@ -202,8 +209,9 @@ def pin_next(body, room_id):
 @blp.arguments(OffsetSchema, location="query")
 @blp.response(204)
 def unpin(body, room_id):
-    pinning.unpin(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id)
+    closed = pinning.unpin(db.session, actor=current_actor(), room_id=room_id, **body)
+    unpinned = None if closed is None else {"segment_id": closed.id, "product_id": closed.product_id}
+    _committed(room_id, "unpin" if closed is not None else None, unpinned)
 
 
 # Viewers ---------------------------------------------------------------------------------------------------
@@ -216,7 +224,7 @@ def view_room(room_id):
     """What every viewer polls: status, pinned item with live price and what is left, the lineup. Send the
     last `ETag` as `If-None-Match`: 304 while nothing changed. Answered from one cache read; the remaining
     stock may lag by up to 5 seconds."""
-    held = room_cache().get(room_id)
+    held = None if request.environ.get(RENDER) else room_cache().get(room_id)  # the fast path asked already
     if held is None:
         read_only()
         held = room_cache().fill(db.session, room_id)
