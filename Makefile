@@ -28,8 +28,10 @@ run: demo  ## API on :8000 + RQ worker with scheduler (+ the embedded Redis when
 worker: setup
 	$(BIN)/python scripts/run_local.py --only worker
 
+# On the embedded default every xdist worker has its own scratch SQLite and embedded Redis: the suite runs on
+# the cores. A TEST_DATABASE_URL / TEST_REDIS_URL (`.ci/run`) is one shared database: run serially there.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(TEST_DATABASE_URL),,-n auto --maxprocesses 4)
 
 lint: setup
 	$(BIN)/ruff check .
