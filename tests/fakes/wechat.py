@@ -49,6 +49,7 @@ class FakeWeChat:
         self.used: set[str] = set()
         self.requests: list[dict] = []
         self._lock = threading.Lock()
+        self._generation = 0  # moved by reset(): a slow request that began before it is not recorded after it
         # Access tokens and subscribe messages (kept apart from `requests`, which is code2session's).
         self.token_requests: list[dict] = []  # every /cgi-bin/token query, in order
         self.current_tokens: dict[str, str] = {}  # app id -> its one valid token
@@ -76,6 +77,7 @@ class FakeWeChat:
 
     def reset(self) -> None:
         with self._lock:
+            self._generation += 1
             self.codes.clear()
             self.used.clear()
             self.requests.clear()
@@ -133,8 +135,11 @@ class FakeWeChat:
             self.expired_tokens.add(self.current_tokens[app_id])
 
     def token(self, query: dict[str, str]) -> dict:
+        generation = self._generation
         time.sleep(self.token_delay)
         with self._lock:
+            if generation != self._generation:  # a slow request of a test already over: its client gave up
+                return {"errcode": -1, "errmsg": "system busy"}
             self.token_requests.append(query)
             appid, secret = query.get("appid"), query.get("secret")
             if query.get("grant_type") != "client_credential":
