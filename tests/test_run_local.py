@@ -146,3 +146,17 @@ def test_a_second_process_on_the_instance_joins_the_embedded_redis_and_leaves_it
     assert _redis_answers(owner.socket_path)
     owner.stop()
     assert not _redis_answers(owner.socket_path) and not _alive(server)
+
+
+def test_a_command_that_started_the_embedded_redis_stops_it_when_it_ends(tmp_path):
+    """`make run` runs `flask mall demo` first: the Redis that command started must not outlive it (it used to,
+    its own pooled connections counting as other users), or `make run` joins it and leaves it running at the end."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MALL_ENV", "SECRET_KEY")}
+    env |= {"MALL_INSTANCE_DIR": str(tmp_path / "instance"), "DATABASE_URL": f"sqlite:///{tmp_path / 'mall.db'}"}
+    code = ("from mall.config import Settings\nfrom workers.connection import get_redis\n"
+            "client = get_redis(Settings.from_env())\nclient.set('k', 'v')\n"
+            "print(client.connection_pool.connection_kwargs['path'])")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+    assert not _redis_answers(done.stdout.strip())

@@ -20,8 +20,17 @@ def redis_url(settings: Settings) -> str:
         return settings.redis_url
     if _embedded is None:
         _embedded = EmbeddedRedis(INSTANCE / "redis").start()
-        atexit.register(_embedded.stop, force=False)
+        atexit.register(_stop_embedded)
     return _embedded.url
+
+
+def _stop_embedded() -> None:
+    """At exit (a `flask mall demo` before `make run`, a shell): close this process's own connections first, or
+    they count as other users and the server it started outlives it."""
+    for client in _clients.values():
+        client.connection_pool.disconnect()
+    if _embedded is not None:
+        _embedded.stop(force=False)
 
 
 def get_redis(settings: Settings) -> redis.Redis:
