@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.fields import Id
+from api.fields import MAX_ID, Id
 from mall.guides.models import MODES
 
 TARGETS = ("product", "live_room", "storefront", "store")
@@ -121,7 +121,8 @@ class GuideLinkOpenedSchema(Schema):
 
 
 class WhyArgs(Schema):
-    brand_id = Id(load_default=None, metadata={"description": "a platform admin names the brand"})
+    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID),
+                              metadata={"description": "a platform admin names the brand"})  # fmt: skip
 
 
 class GuideQrArgs(Schema):
