@@ -212,3 +212,40 @@ def test_the_binding_in_force_is_snapshotted_on_that_brands_order_lines(shop, ap
     got = {sku: (guide, b) for sku, guide, b in rows}
     assert got[other_sku] == (None, None)
     assert [v for k, v in got.items() if k != other_sku] == [(brand["a"]["id"], binding_id)]
+
+
+def test_a_binding_loop_between_two_guides_identities_is_refused(shop, guides, brand):
+    identities = [guides.login() for _ in range(2)]
+    ids = [shop.user_id(h) for h in identities]
+    first, second = (guides.guide(brand["admin"], brand["id"], shopper_user_id=i) for i in ids)
+    assert guides.opened(identities[0], guides.link(second))["kind"] == "bound"  # first's identity is second's customer
+    refused = guides.opened(identities[1], guides.link(first))
+    assert refused["kind"] == "refused" and refused["reason"]["why"] == "binding_loop"
+    assert guides.active(ids[1], brand["id"]) == []
+
+
+def test_hand_over_needs_an_active_guide_of_the_same_brand(shop, client, guides, brand):
+    guides.opened(brand["shopper"], guides.link(brand["a"]))
+    other = shop.brand()
+    stranger = guides.guide(guides.login("brand_admin", other), other)
+    url = f"{ADMIN}/{brand['a']['id']}/hand-over"
+    resp = client.post(url, json={"to_guide_id": stranger["id"]}, headers=brand["admin"])
+    assert resp.status_code == 422 and resp.get_json()["code"] == "guides.handover_target"
+    assert client.post(f"{ADMIN}/{brand['b']['id']}/suspend", headers=brand["admin"]).status_code == 200
+    resp = client.post(url, json={"to_guide_id": brand["b"]["id"]}, headers=brand["admin"])
+    assert resp.status_code == 409 and resp.get_json()["code"] == "guides.handover_target_inactive"
+    assert [b.guide_id for b in guides.active(brand["shopper_id"], brand["id"])] == [brand["a"]["id"]]
+    assert client.post(f"{ADMIN}/{brand['b']['id']}/activate", headers=brand["admin"]).status_code == 200
+    resp = client.post(url, json={"to_guide_id": brand["b"]["id"]}, headers=brand["admin"])
+    assert resp.status_code == 200 and resp.get_json() == {"customers": 1}
+    assert [b.guide_id for b in guides.active(brand["shopper_id"], brand["id"])] == [brand["b"]["id"]]
+    assert guides.opened(brand["shopper"], guides.link(brand["a"]))["kind"] == "refused"  # a is active, b protected
+
+
+def test_a_shopper_may_have_different_guides_in_different_brands(shop, guides, brand):
+    other = shop.brand()
+    there = guides.guide(guides.login("brand_admin", other), other)
+    assert guides.opened(brand["shopper"], guides.link(brand["a"]))["kind"] == "bound"
+    assert guides.opened(brand["shopper"], guides.link(there))["kind"] == "bound"
+    assert [b.guide_id for b in guides.active(brand["shopper_id"], brand["id"])] == [brand["a"]["id"]]
+    assert [b.guide_id for b in guides.active(brand["shopper_id"], other)] == [there["id"]]
