@@ -249,3 +249,29 @@ def test_a_shopper_may_have_different_guides_in_different_brands(shop, guides, b
     assert guides.opened(brand["shopper"], guides.link(there))["kind"] == "bound"
     assert [b.guide_id for b in guides.active(brand["shopper_id"], brand["id"])] == [brand["a"]["id"]]
     assert [b.guide_id for b in guides.active(brand["shopper_id"], other)] == [there["id"]]
+
+
+def test_store_and_live_room_links_bind_without_adding_to_the_cart(shop, client, guides, brand):
+    live = Live(shop)
+    _, host_id = live.host()
+    room = live.room(brand["admin"], host_id, [brand["product"]])
+    store = client.post(f"{ADMIN}/stores", json={"name": "West Lake"}, headers=brand["admin"])
+    assert store.status_code == 201, store.get_json()
+    store_link = guides.link(brand["a"], "store", store_id=store.get_json()["id"])
+    room_link = guides.link(brand["a"], "live_room", room_id=room["id"])
+    for link in (store_link, room_link):
+        body = guides.open(brand["shopper"], link).get_json()
+        assert body["line_id"] is None and body["target"] == link["target"]
+    assert [e["kind"] for e in guides.why(brand["admin"], brand["shopper_id"])] == ["bound", "kept"]
+    assert client.get("/api/v1/cart", headers=brand["shopper"]).get_json()["lines"] == []
+    listed = client.get("/api/v1/guide/links", headers=brand["a"]["headers"]).get_json()
+    assert [ln["id"] for ln in listed] == [room_link["id"], store_link["id"]]
+
+    other = shop.brand()
+    stranger = guides.guide(guides.login("brand_admin", other), other)
+    for body in (
+        {"target": "live_room", "room_id": room["id"]},
+        {"target": "store", "store_id": store_link["store_id"]},
+    ):
+        resp = client.post("/api/v1/guide/links", json=body, headers=stranger["headers"])
+        assert resp.status_code == 422, resp.get_json()
