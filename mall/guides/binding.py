@@ -153,17 +153,35 @@ def on_click(session: Session, *, guide: Guide, shopper_id: int, link: GuideLink
                  **base, **kept)  # fmt: skip
 
 
+def _take_all(session: Session, guide: Guide, why: str, now: datetime, **reason) -> list[Binding]:
+    """End the guide's bindings in force, each under its (brand, shopper) lock taken before the row is touched (the
+    order an open takes them in, so the two never deadlock), each by a conditional UPDATE (still in force, still
+    the guide's): one an open ended or took over meanwhile is skipped, whatever the reads saw. Returns the ended."""
+    ids = session.execute(
+        sa.select(Binding.id, Binding.shopper_id).where(Binding.guide_id == guide.id, Binding.ended_at.is_(None))
+        .order_by(Binding.id)
+    ).all()  # fmt: skip
+    ended = []
+    for binding_id, shopper_id in ids:
+        lock(session, guide.brand_id, shopper_id)
+        claimed = session.execute(
+            sa.update(Binding).where(Binding.id == binding_id, Binding.guide_id == guide.id, Binding.ended_at.is_(None))
+            .values(ended_at=now, end_reason=why).execution_options(synchronize_session=False)
+        ).rowcount  # fmt: skip
+        if claimed:
+            row = session.get(Binding, binding_id, populate_existing=True)
+            event(session, shopper_id=row.shopper_id, brand_id=row.brand_id, guide_id=row.guide_id,
+                  binding_id=row.id, kind="ended", now=now, why=why, **reason)  # fmt: skip
+            ended.append(row)
+    session.flush()
+    return ended
+
+
 def hand_over(session: Session, *, source: Guide, target: Guide, by: int, now: datetime) -> list[Binding]:
     """Move every binding in force of `source` to `target` (same brand), keeping each one's window and rule; the
     old bindings end as `handed_over` and stay in the history."""
-    current = list(session.scalars(
-        sa.select(Binding).where(Binding.guide_id == source.id, Binding.ended_at.is_(None)).order_by(Binding.id)
-        .with_for_update()
-    ))  # fmt: skip
     moved = []
-    for old in current:
-        lock(session, old.brand_id, old.shopper_id)
-        _end(session, old, "handed_over", now, to_guide_id=target.id, by=by)
+    for old in _take_all(session, source, "handed_over", now, to_guide_id=target.id, by=by):
         rule = {"mode": old.reason.get("rule", DEFAULT["mode"]), "days": old.reason.get("days", DEFAULT["days"]),
                 "order_days": old.reason.get("order_days", DEFAULT["order_days"]), "setting_id": old.setting_id,
                 "setting_version": old.reason.get("setting_version", 0)}  # fmt: skip
@@ -175,12 +193,7 @@ def hand_over(session: Session, *, source: Guide, target: Guide, by: int, now: d
 
 def end_all(session: Session, *, guide: Guide, why: str, by: int, now: datetime) -> int:
     """End every binding in force of `guide` (a removed guide's customers not handed over)."""
-    current = list(session.scalars(
-        sa.select(Binding).where(Binding.guide_id == guide.id, Binding.ended_at.is_(None)).with_for_update()
-    ))  # fmt: skip
-    for old in current:
-        _end(session, old, why, now, by=by)
-    return len(current)
+    return len(_take_all(session, guide, why, now, by=by))
 
 
 def line_columns(session: Session, *, shopper_id: int, brand_ids: list[int], now: datetime) -> dict[int, dict]:
@@ -194,6 +207,11 @@ def line_columns(session: Session, *, shopper_id: int, brand_ids: list[int], now
     ))  # fmt: skip
     columns = {}
     for b in found:
+        if b.reason.get("rule") == "click_lock":  # extended under the lock an open takes, re-read after it
+            lock(session, b.brand_id, shopper_id)
+            session.refresh(b)
+            if b.ended_at is not None:  # taken over or handed over meanwhile: its successor is not read here
+                continue
         columns[b.brand_id] = {"guide_id": b.guide_id, "guide_binding_id": b.id}
         if b.reason.get("rule") == "click_lock":
             until = now + timedelta(days=b.reason.get("order_days", DEFAULT["order_days"]))

@@ -45,7 +45,8 @@ def _brand(actor: Actor, brand_id: int) -> None:
 
 
 def managed_guide(session: Session, *, actor: Actor, guide_id: int) -> Guide:
-    guide = session.get(Guide, guide_id, with_for_update=True)
+    # FOR NO KEY UPDATE: opens racing a hand-over insert events referencing the guide (FOR KEY SHARE), not blocked
+    guide = session.get(Guide, guide_id, with_for_update={"key_share": True})
     if guide is None or not actor.can_manage_brand(guide.brand_id):
         raise NotFound("guides.guide_not_found", f"Guide {guide_id} not found.")
     return guide

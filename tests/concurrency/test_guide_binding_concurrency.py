@@ -91,3 +91,20 @@ def test_the_database_refuses_a_second_binding_in_force(app, guides, crowd):
         db.session.add(Binding(shopper_id=shopper_id, brand_id=brand, guide_id=links[1]["guide_id"], since=now,
                                reason={}))  # fmt: skip
         db.session.commit()  # once the first has ended, another may be in force
+
+
+def test_a_hand_over_racing_take_overs_leaves_each_customer_one_binding_and_no_deadlock(app, guides, crowd):
+    brand, admin, links, _, _ = crowd
+    guides.rule(admin, "last_click")
+    shoppers = [guides.login() for _ in range(6)]
+    for shopper in shoppers:
+        guides.opened(shopper, links[0])
+    url = f"/api/v1/admin/guides/{links[0]['guide_id']}/hand-over"
+    calls = [lambda client: client.post(url, json={"to_guide_id": links[1]["guide_id"]}, headers=admin)]
+    calls += [lambda client, s=s: client.post(OPEN, json={"token": links[2]["token"]}, headers=s) for s in shoppers]
+    responses = race(app, calls)
+
+    assert [r.status_code for r in responses] == [200] * len(calls), [r.get_json() for r in responses]
+    for shopper in shoppers:
+        active = guides.active(guides.shop.user_id(shopper), brand)
+        assert len(active) == 1 and active[0].guide_id in {links[1]["guide_id"], links[2]["guide_id"]}
