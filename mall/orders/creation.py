@@ -24,6 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from mall import clock, events
 from mall.cart import services as cart_services
 from mall.db import as_loaded
+from mall.guides import binding
 from mall.inventory import services as inventory
 from mall.live import attribution as live
 from mall.orders import states
@@ -69,12 +70,14 @@ def insert_order(
     quoted = [(brand_id, ln) for brand_id in brand_ids for ln in quote.lines_of(brand_id)]
     live_columns = live.line_columns(session, shopper_id=shopper_id, lines=[(b, ln.source) for b, ln in quoted],
                                      now=now)  # fmt: skip
+    guide_columns = binding.line_columns(session, shopper_id=shopper_id, brand_ids=brand_ids, now=now)
     line_rows = [  # (brand, row): the sub-order a line belongs to is known once that sub-order has its id
         (brand_id, {"sku_id": ln.sku_id, "product_id": ln.product_id, "title": ln.title, "specs": ln.specs,
                     "unit_price": ln.unit_price, "quantity": ln.quantity, "subtotal": ln.subtotal,
                     "discount_total": ln.discount_total, "payable": ln.payable, "discounts": dict(ln.discounts),
                     "source": ln.source, "refunded_quantity": 0, "refunded_amount": 0, "requested_quantity": 0,
-                    "bundle_id": ln.bundle_id, "bundle_quantity": ln.bundle_quantity, **live_row})
+                    "bundle_id": ln.bundle_id, "bundle_quantity": ln.bundle_quantity, **live_row,
+                    **guide_columns.get(brand_id, binding.NO_GUIDE)})
         for (brand_id, ln), live_row in zip(quoted, live_columns, strict=True)
     ]  # fmt: skip
     placed = events.new("order.placed", aggregate="order", aggregate_id=None, actor=actor, occurred_at=now,
@@ -225,7 +228,8 @@ SUB_ORDER_COLUMNS = ("brand_id", "status", "fulfilment_hold", "items_total", "di
                      "updated_at")  # fmt: skip
 LINE_COLUMNS = ("sku_id", "product_id", "title", "specs", "unit_price", "quantity", "subtotal", "discount_total",
                 "payable", "discounts", "source", "refunded_quantity", "refunded_amount", "requested_quantity", "bundle_id",
-                "bundle_quantity", "live_room_id", "live_host_id", "live_segment_id", "live_link_id", "live_touch")  # fmt: skip
+                "bundle_quantity", "live_room_id", "live_host_id", "live_segment_id", "live_link_id", "live_touch",
+                "guide_id", "guide_binding_id")  # fmt: skip
 WRITTEN = {"orders": ORDER_COLUMNS, "sub_orders": SUB_ORDER_COLUMNS, "order_lines": LINE_COLUMNS}
 
 

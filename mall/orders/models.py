@@ -10,6 +10,7 @@ from mall.db import Base, JSONType, Timestamped
 Amount = sa.BigInteger
 UNSETTLED = sa.text("settled_at IS NULL AND after_sale_deadline IS NOT NULL")
 LIVE = sa.text("live_room_id IS NOT NULL")
+GUIDED = sa.text("guide_id IS NOT NULL")
 
 
 class Order(Timestamped, Base):
@@ -98,6 +99,9 @@ class OrderLine(Base):
         sa.Index("ix_order_lines_live_room", "live_room_id", "live_segment_id",
                  postgresql_where=LIVE, sqlite_where=LIVE),
         sa.Index("ix_order_lines_live_host", "live_host_id", postgresql_where=LIVE, sqlite_where=LIVE),
+        # The guide binding in force at placement (mall.guides.binding): partial, most lines have no guide.
+        sa.Index("ix_order_lines_guide", "guide_id", postgresql_where=GUIDED, sqlite_where=GUIDED),
+        sa.Index("ix_order_lines_guide_binding", "guide_binding_id", postgresql_where=GUIDED, sqlite_where=GUIDED),
     )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -132,6 +136,8 @@ class OrderLine(Base):
     live_segment_id: Mapped[int | None]
     live_link_id: Mapped[int | None]
     live_touch: Mapped[str | None] = mapped_column(sa.String(8))
+    guide_id: Mapped[int | None]  # the guide the shopper was bound to in this brand at placement
+    guide_binding_id: Mapped[int | None]  # that binding (its reason says why)
 
     order: Mapped[Order] = relationship(back_populates="lines")
     sub_order: Mapped[SubOrder] = relationship(back_populates="lines")

@@ -23,6 +23,7 @@ ANY = frozenset(ROLES)
 PLATFORM = frozenset({PLATFORM_ADMIN})
 MERCHANT = frozenset({BRAND_ADMIN, PLATFORM_ADMIN})
 SHOPPERS = frozenset({SHOPPER})
+GUIDES = frozenset({GUIDE})
 HOSTS = frozenset({HOST, BRAND_ADMIN, PLATFORM_ADMIN})  # a room's host or its brand's admin
 
 # (method, rule) -> the roles allowed in.
@@ -139,6 +140,19 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/live/rooms/<int:room_id>/deals"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/coupons"): HOSTS,
     ("POST", "/api/v1/live/rooms/<int:room_id>/coupons/<int:template_id>/claim"): SHOPPERS,
+    # guides
+    ("POST", "/api/v1/admin/guides/stores"): MERCHANT,
+    ("POST", "/api/v1/admin/guides"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/<int:guide_id>/activate"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/<int:guide_id>/suspend"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/<int:guide_id>/remove"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/<int:guide_id>/hand-over"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/binding-rule"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/customers/<int:shopper_id>/why"): MERCHANT,
+    ("GET", "/api/v1/guide/customers/<int:shopper_id>/why"): GUIDES,
+    ("POST", "/api/v1/guide/links"): GUIDES,
+    ("GET", "/api/v1/guide/links"): GUIDES,
+    ("POST", "/api/v1/guide/links/open"): SHOPPERS,
 }
 
 # Routes anyone may call without a token.
@@ -161,6 +175,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/live/rooms/<int:room_id>"),
     ("GET", "/api/v1/live/rooms/<int:room_id>/replay"),
     ("GET", "/api/v1/live/links/qr.png"),  # needs a valid link token instead
+    ("GET", "/api/v1/guide/links/qr.png"),  # needs a valid guide link token instead
     ("GET", "/api/v1/live/rooms/<int:room_id>/lucky-bags"),
     ("GET", "/api/v1/live/lucky-bags/<int:bag_id>"),
     ("GET", "/healthz"),

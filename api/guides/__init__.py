@@ -1,0 +1,1 @@
+"""Guide distribution over HTTP."""

@@ -1,0 +1,1 @@
+"""Guide distribution (导购分销): guides, stores, share links, visits and explainable customer binding."""
