@@ -158,10 +158,9 @@ def open_link(session: Session, *, actor: Actor, link_token: str, secret: str, r
         "shared_by": found.shared_by if found.shared_by != actor.user_id else None,
         "opened_at": clock.now().isoformat(),
     })  # fmt: skip
+    # The cart's add of a LIVE line records the open (live_cart_adds: room, segment, link, shopper, SKU,
+    # quantity); the sharer and time are in the line's source. No event of its own: it repeated that row.
     line_id = cart.add_line(session, user_id=actor.user_id, sku_id=chosen, quantity=quantity, source=source)
-    events.record(session, "live.link_opened", aggregate="live_room", aggregate_id=link.room_id, actor=actor,
-                  link_id=link.id, segment_id=found.segment_id, sku_id=chosen, quantity=quantity,
-                  shared_by=source.refs["shared_by"])  # fmt: skip
     return Opened(link, line_id, chosen, source)
 
 
