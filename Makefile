@@ -44,7 +44,7 @@ bench: setup
 bench-paid-message: setup  ## payment -> 'paid' message at (fake) WeChat through the RQ worker, cron running
 	$(BIN)/python -m bench paid_message --backend sqlite
 
-bench-live: setup  ## viewer poll, 1,000 SSE streams and a pin's fan-out, each beside /livez (PostgreSQL)
+bench-live: setup  ## viewer poll, cart link opens, 1,000 SSE streams and a pin's fan-out, each beside /livez (PostgreSQL)
 	$(BIN)/python -m bench live --backend postgres
 
 clean:

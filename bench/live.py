@@ -10,6 +10,10 @@ emptied at the end), and at --concurrency clients (default 32):
   room_304      GET /api/v1/live/rooms/{id} with the room's ETag as If-None-Match (what a polling viewer
                 sends while nothing changed): target >= 0.9 x livez
   room_200      the same without If-None-Match (a viewer's first poll, or after a change): >= 0.5 x livez
+  link_open@32  POST /api/v1/live/links/open: each client a shopper of its own (bearer token minted like the
+                checkout suite's) opening the cart link of a random lineup product; a shopper's repeated opens
+                of a product merge into its cart line, as a viewer tapping twice does (quantity capped by the
+                cart): >= 0.3 x livez
   livez_sse     GET /livez again while STREAMS SSE streams of the room are held open on the one stream
                 process (by a helper process, so the load generator is not slowed by them): >= 0.8 x livez
   pin_fanout    PINS pins posted by the host over HTTP, PIN_GAP_S apart, while the streams stay open: for
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from bench import harness
+from bench import flows, harness
 from bench.flash_sale import spare_redis
 
 NAME = "live"
@@ -47,7 +51,7 @@ LINEUP = 20
 STREAMS = 1_000
 PINS = 20
 PIN_GAP_S = 0.5
-TARGETS = {"room_304": 0.9, "room_200": 0.5, "livez_sse": 0.8}
+TARGETS = {"room_304": 0.9, "room_200": 0.5, "link_open": 0.3, "livez_sse": 0.8}
 FANOUT_P95_MS = 300.0
 TOKEN_TTL = 4 * 3600
 REDIS_URL = os.environ.get("BENCH_LIVE_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -59,9 +63,11 @@ class Room:
     room_id: int
     products: list[int]
     host_token: str
+    link_tokens: list[str]  # one cart link per lineup product
+    shopper_tokens: list[str]  # --concurrency shoppers' bearer tokens
 
 
-def seed(database_url: str, redis_url: str) -> Room:
+def seed(database_url: str, redis_url: str, shoppers: int) -> Room:
     from api.extensions import db
     from mall import clock, events
     from mall.catalog import services as catalog
@@ -69,7 +75,7 @@ def seed(database_url: str, redis_url: str) -> Room:
     from mall.identity import services as identity
     from mall.identity import tokens
     from mall.identity.roles import Actor, Role
-    from mall.live import pinning, rooms
+    from mall.live import links, pinning, rooms
 
     with harness.app_engine(database_url, redis_url):
         s = db.session
@@ -103,8 +109,12 @@ def seed(database_url: str, redis_url: str) -> Room:
         pinning.start(s, actor=platform, room_id=room.id)
         pinning.pin(s, actor=platform, room_id=room.id, product_id=products[0])
         commit()
+        made = [links.create_link(s, actor=platform, room_id=room.id, product_id=p) for p in products]
+        viewers = [identity.dev_login(s, role=Role.SHOPPER, name=f"Viewer {n}", brand_id=None) for n in range(shoppers)]
+        commit()
         token, _ = tokens.issue(host, secret=harness.SECRET_KEY, ttl_seconds=TOKEN_TTL)
-        return Room(room.id, products, token)
+        return Room(room.id, products, token, [links.token(link, secret=harness.SECRET_KEY) for link in made],
+                    [tokens.issue(v, secret=harness.SECRET_KEY, ttl_seconds=TOKEN_TTL)[0] for v in viewers])  # fmt: skip
 
 
 class StreamProcess:
@@ -240,6 +250,18 @@ def _paths(name: str, description: str, path: str, headers: str = "") -> harness
     return harness.Scenario(name, description, client)
 
 
+def _link_open(room: Room, clients: int) -> flows.Flow:
+    def script(index, rng):
+        auth = {"Authorization": f"Bearer {room.shopper_tokens[index % len(room.shopper_tokens)]}"}
+        while True:
+            body = {"token": rng.choice(room.link_tokens), "room_id": room.room_id}
+            yield flows.Request("POST", f"{API}/live/links/open", body, auth)
+            yield flows.DONE
+
+    return flows.Flow(f"link_open@{clients}", "POST /live/links/open: a shopper per client, a random lineup link",
+                      script, unit="open")  # fmt: skip
+
+
 def _pin(base_url: str, room: Room, product_id: int) -> dict:
     request = urllib.request.Request(f"{base_url}{API}/live/rooms/{room.room_id}/pin", method="POST",
                                      data=json.dumps({"product_id": product_id}).encode(),
@@ -302,20 +324,23 @@ def run(backend: str, opts, log=print) -> dict:
     with harness.throwaway_database(backend, NAME, pg_admin_url=opts.pg_admin_url) as database_url, \
             spare_redis(REDIS_URL) as redis_url:  # fmt: skip
         harness.migrate(database_url, redis_url)
-        room = seed(database_url, redis_url)
+        room = seed(database_url, redis_url, opts.concurrency)
         log(f"  [{backend}] room {room.room_id}: live, {LINEUP} items in its lineup, the first pinned")
         with harness.Server(config, database_url=database_url, redis_url=redis_url) as server:
             view = f"{API}/live/rooms/{room.room_id}"
             with urllib.request.urlopen(server.base_url + view, timeout=10) as resp:
                 etag = resp.headers["ETag"]
 
-            def measure(scenario: harness.Scenario) -> harness.ScenarioResult:
+            def measure(scenario: harness.Scenario | flows.Flow) -> harness.ScenarioResult:
                 busy = harness.wait_for_quiet(quiet, log=log)
-                result = harness.measure(scenario, server, concurrency=opts.concurrency, warmup=opts.warmup,
-                                         duration=opts.duration)  # fmt: skip
+                how = flows.measure if isinstance(scenario, flows.Flow) else harness.measure
+                result = how(scenario, server, concurrency=opts.concurrency, warmup=opts.warmup,
+                             duration=opts.duration)  # fmt: skip
                 result.extra["machine_busy_before_pct"] = round(busy, 1)
                 log(f"  [{backend}] {result.name:<10} {result.requests_per_s:>7,.0f} req/s  p50 "
                     f"{result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}")  # fmt: skip
+                for sample in result.extra.get("error_samples", []):
+                    log(f"      {sample}")
                 return result
 
             livez = measure(_paths("livez", "GET /livez", "/livez"))
@@ -325,6 +350,7 @@ def run(backend: str, opts, log=print) -> dict:
                     _paths("room_304", "GET the room with a matching If-None-Match", view, f"If-None-Match: {etag}\r\n")
                 ),  # fmt: skip
                 measure(_paths("room_200", "GET the room (no If-None-Match)", view)),
+                measure(_link_open(room, opts.concurrency)),
             ]
             stream = StreamProcess(redis_url)
             try:
@@ -344,7 +370,7 @@ def run(backend: str, opts, log=print) -> dict:
         ratio = result.requests_per_s / livez.requests_per_s if livez.requests_per_s else 0.0
         result_dict = next(r for r in report["results"] if r["name"] == result.name)
         result_dict["extra"]["ratio_to_livez"] = round(ratio, 3)
-        target = TARGETS[result.name]
+        target = TARGETS[result.name.split("@")[0]]
         met = ratio >= target and result.errors == 0
         report["targets"].append({"scenario": result.name, "met": met, "detail": (
             f"{result.requests_per_s:,.0f} req/s = {ratio:.2f} x livez {livez.requests_per_s:,.0f} req/s "

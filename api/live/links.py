@@ -87,9 +87,10 @@ def open_link(body):
     (a link to a product with several SKUs, and no `sku_id`). A link of an ended room still works."""
     opened = links.open_link(db.session, actor=current_actor(), link_token=body.pop("token"),
                              secret=settings().secret_key, **body)  # fmt: skip
-    commit()
-    return {"line_id": opened.line_id, "link_id": opened.link.id, "room_id": opened.link.room_id,
-            "product_id": opened.link.product_id, "sku_id": opened.sku_id, "source": opened.source.as_dict()}  # fmt: skip
+    answer = {"line_id": opened.line_id, "link_id": opened.link.id, "room_id": opened.link.room_id,
+              "product_id": opened.link.product_id, "sku_id": opened.sku_id, "source": opened.source.as_dict()}  # fmt: skip
+    commit()  # after reading the link: a commit expires it, and reading it then would cost a statement
+    return answer
 
 
 @blp.get("/live/links/qr.png")

@@ -81,11 +81,12 @@ def _touch(session: Session, cart: Cart, statement: sa.Update = _TOUCH, **params
     return tuple(also)
 
 
-def add_line(
-    session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source, cart: Cart | None = None
-) -> int:
-    """Add or merge a line; returns its id. `cart`: the shopper's cart, if the caller holds it already."""
-    on_sale = session.execute(_SKU_ON_SALE, {"_sku": sku_id}).first()
+def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source,
+             cart: Cart | None = None, known_on_sale: bool = False) -> int:  # fmt: skip
+    """Add or merge a line; returns its id. `cart`: the shopper's cart, if the caller holds it already.
+    `known_on_sale`: the caller read, in this transaction, that the SKU and its product are active (a live link's
+    open reads it with the link), so it is not read again."""
+    on_sale = ("active", "active") if known_on_sale else session.execute(_SKU_ON_SALE, {"_sku": sku_id}).first()
     if on_sale != ("active", "active"):  # no such SKU (None), or it or its product is not on sale
         raise Invalid("cart.sku_unavailable", f"SKU {sku_id} is not on sale.", field="sku_id")
     return _add(session, user_id, cart, "sku_id", sku_id, quantity, source)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from mall import clock, events
 from mall.attribution import Source, SourceType
 from mall.cart import services as cart
-from mall.catalog.models import Sku
+from mall.catalog.models import Product, Sku
 from mall.errors import Gone, Invalid
 from mall.identity.roles import Actor
 from mall.live.models import LineupItem, LiveLink, LiveRoom, PinSegment
@@ -40,6 +40,7 @@ class Resolved(NamedTuple):
     segment_id: int | None  # the room's open pin segment, now
     only_sku: int | None  # the product's SKU when it has exactly one on sale
     shared_by: int | None  # the viewer who reshared it, if it was
+    on_sale: bool  # the product is active, and so is the link's SKU when it names one
 
 
 class Opened(NamedTuple):
@@ -100,14 +101,18 @@ def path(link_token: str) -> str:
 
 
 # The link with what opening it needs, in one statement: its room's status and host, the room's open pin segment,
-# and the product's SKU if it has only one on sale.
+# the product's SKU if it has only one on sale, and whether the product (and the link's SKU) are on sale (so the
+# cart's add need not read them again).
 _RESOLVE = (
     sa.select(LiveLink, LiveRoom.status, LiveRoom.host_user_id,
               sa.select(PinSegment.id).where(PinSegment.room_id == LiveLink.room_id, PinSegment.ended_at.is_(None))
               .scalar_subquery(),
               sa.select(sa.case((sa.func.count() == 1, sa.func.min(Sku.id))))
-              .where(Sku.product_id == LiveLink.product_id, Sku.status == "active").scalar_subquery())
-    .join(LiveRoom, LiveRoom.id == LiveLink.room_id).where(LiveLink.id == sa.bindparam("_link"))
+              .where(Sku.product_id == LiveLink.product_id, Sku.status == "active").scalar_subquery(),
+              sa.and_(Product.status == "active", sa.or_(LiveLink.sku_id.is_(None), sa.select(Sku.status)
+                      .where(Sku.id == LiveLink.sku_id).scalar_subquery() == "active")))
+    .join(LiveRoom, LiveRoom.id == LiveLink.room_id).join(Product, Product.id == LiveLink.product_id)
+    .where(LiveLink.id == sa.bindparam("_link"))
 )  # fmt: skip
 
 
@@ -132,7 +137,7 @@ def resolve(session: Session, link_token: str, *, secret: str, room_id: int | No
         raise room_not_found(link.room_id)
     if clock.now() >= link.expires_at:
         raise Gone("live.link_expired", "This live link has expired.", expired_at=link.expires_at.isoformat())
-    return Resolved(link, status, row[2], row[3], row[4], shared_by)
+    return Resolved(link, status, row[2], row[3], row[4], shared_by, bool(row[5]))
 
 
 def share(session: Session, *, actor: Actor, link_token: str, secret: str) -> tuple[LiveLink, str]:
@@ -152,16 +157,16 @@ def open_link(session: Session, *, actor: Actor, link_token: str, secret: str, r
     `sku_id`: the shopper's choice when the link names only the product (not needed when it has one SKU on sale)."""
     found = resolve(session, link_token, secret=secret, room_id=room_id)
     link = found.link
-    chosen = _sku_to_add(session, found, sku_id)
+    chosen, on_sale = _sku_to_add(session, found, sku_id)
     source = Source(SourceType.LIVE, {
         "room_id": link.room_id, "host_id": found.host_id, "segment_id": found.segment_id, "link_id": link.id,
         "shared_by": found.shared_by if found.shared_by != actor.user_id else None,
         "opened_at": clock.now().isoformat(),
     })  # fmt: skip
-    line_id = cart.add_line(session, user_id=actor.user_id, sku_id=chosen, quantity=quantity, source=source)
-    events.record(session, "live.link_opened", aggregate="live_room", aggregate_id=link.room_id, actor=actor,
-                  link_id=link.id, segment_id=found.segment_id, sku_id=chosen, quantity=quantity,
-                  shared_by=source.refs["shared_by"])  # fmt: skip
+    # The cart's add of a LIVE line records the open (live_cart_adds: room, segment, link, shopper, SKU,
+    # quantity); the sharer and time are in the line's source. No event of its own: it repeated that row.
+    line_id = cart.add_line(session, user_id=actor.user_id, sku_id=chosen, quantity=quantity, source=source,
+                            known_on_sale=on_sale)  # fmt: skip
     return Opened(link, line_id, chosen, source)
 
 
@@ -183,22 +188,23 @@ def _item(room: LiveRoom, *, item_id: int | None, product_id: int | None, sku_id
                   field="item_id" if item_id is not None else "product_id")  # fmt: skip
 
 
-def _check_sku(session: Session, product_id: int, sku_id: int) -> None:
+def _check_sku(session: Session, product_id: int, sku_id: int) -> Sku:
     sku = session.get(Sku, sku_id)
     if sku is None or sku.product_id != product_id:
         raise Invalid("live.sku_unknown", f"SKU {sku_id} is not a SKU of product {product_id}.", field="sku_id")
+    return sku
 
 
-def _sku_to_add(session: Session, found: Resolved, sku_id: int | None) -> int:
-    """The link's SKU; for a link to the whole product, the shopper's choice or the product's only SKU on sale."""
+def _sku_to_add(session: Session, found: Resolved, sku_id: int | None) -> tuple[int, bool]:
+    """The link's SKU; for a link to the whole product, the shopper's choice or the product's only SKU on sale.
+    With it, whether it is known to be on sale (else the cart's add checks, and refuses it as it does any SKU)."""
     link = found.link
     if link.sku_id is not None:
         if sku_id not in (None, link.sku_id):
             raise Invalid("live.sku_not_in_link", f"This link is for SKU {link.sku_id}.", field="sku_id")
-        return link.sku_id
+        return link.sku_id, found.on_sale
     if sku_id is not None:
-        _check_sku(session, link.product_id, sku_id)
-        return sku_id
+        return sku_id, found.on_sale and _check_sku(session, link.product_id, sku_id).status == "active"
     if found.only_sku is None:
         raise Invalid("live.sku_required", "Choose a SKU of this product.", field="sku_id")
-    return found.only_sku
+    return found.only_sku, found.on_sale

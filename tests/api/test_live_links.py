@@ -321,3 +321,51 @@ def test_a_linked_lineup_item_cannot_be_removed(app, client, live, show):
     assert client.delete(f"{ROOMS}/{room['id']}/lineup/{item_b}", headers=show["admin"]).status_code == 204
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(PinSegment)) == 0
+
+
+def test_opening_a_link_reads_the_link_once_and_writes_the_line_and_its_cart_add_only(app, client, shop, live, show):
+    """The open's cost (the live benchmark's link_open): the link is read once (not again after the commit), and
+    the writes are the cart line, the cart's touch and the room's cart add (no event repeating that row)."""
+    room, host, (a, _) = show["room"], show["host"], show["products"]
+    live.act(host, room["id"], "start")
+    link = link_for(client, host, room["id"], product_id=a)
+    me = shop.shopper()
+    assert open_link(client, me, link["token"]).status_code == 200  # the shopper's cart exists from here on
+    seen = []
+
+    def note(conn, cursor, statement, *args):
+        seen.append(" ".join(statement.split()[:3]))
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert open_link(client, me, link["token"], room_id=room["id"]).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+    assert sum(s.startswith("SELECT live_links.id") for s in seen) == 1, seen
+    assert not any(s.startswith("SELECT skus.status") for s in seen), seen  # read with the link
+    writes = sorted(s for s in seen if s.split()[0] in ("INSERT", "UPDATE", "DELETE"))
+    assert writes == ["INSERT INTO cart_lines", "INSERT INTO live_cart_adds", "UPDATE carts SET"], seen
+
+
+def test_a_link_to_a_sku_or_product_taken_off_sale_is_refused_as_the_cart_refuses_it(app, client, shop, live, show):
+    """The open reads whether the product and the link's SKU are on sale with the link (the cart does not read
+    them again): a SKU archived, or its product, is refused as a plain cart add refuses it."""
+    product, (m, large) = _two_sku_product(app, show["brand"])
+    room = live.room(show["admin"], show["host_id"], [product])
+    whole = link_for(client, show["host"], room["id"], product_id=product)
+    only_l = link_for(client, show["host"], room["id"], product_id=product, sku_id=large)
+    me = shop.shopper()
+    with app.app_context():
+        catalog.update_sku(db.session, actor=PLATFORM, sku_id=large, status="archived")
+        db.session.commit()
+    assert_problem(open_link(client, me, only_l["token"]), 422, "cart.sku_unavailable")
+    assert_problem(open_link(client, me, whole["token"], sku_id=large), 422, "cart.sku_unavailable")
+    assert open_link(client, me, whole["token"]).get_json()["sku_id"] == m  # the only SKU left on sale
+    with app.app_context():
+        catalog.set_product_status(db.session, actor=PLATFORM, product_id=product, status="archived")
+        db.session.commit()
+    assert_problem(open_link(client, me, whole["token"], sku_id=m), 422, "cart.sku_unavailable")
+    assert_problem(open_link(client, me, whole["token"]), 422, "cart.sku_unavailable")
+    assert [line["sku_id"] for line in cart_lines(client, me)] == [m]
