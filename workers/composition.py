@@ -24,6 +24,7 @@ from __future__ import annotations
 from mall import events, wiring
 from mall.checkout import pricing
 from mall.config import Settings
+from mall.guides import binding
 from mall.identity import tokens
 from mall.live import announce
 from mall.live import wiring as live
@@ -44,6 +45,7 @@ def install(settings: Settings) -> None:
     flash_sales.install(flash.gate)
     group_buy.install()
     live.install()
+    pricing.register_shopper_fact("guide_bound", binding.bound)  # placements skip the binding read without one
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
     tokens.use_cache(flash.token_cache)

@@ -85,6 +85,7 @@ class Quote:
     brands: dict[int, BrandPart] = field(default_factory=dict)
     free_shipping_brands: set[int] = field(default_factory=set)  # waived by a coupon
     extras: dict = field(default_factory=dict)  # what steps report back (e.g. the coupons they considered)
+    facts: dict = field(default_factory=dict)  # the context's SHOPPER_FACTS, for the placement that writes it
 
     def lines_of(self, brand_id: int) -> list[PricedLine]:
         return [line for line in self.lines if line.brand_id == brand_id]
@@ -247,6 +248,7 @@ def installed() -> dict[str, list[str]]:
 
 def price(quote: Quote, ctx: PricingContext, steps: tuple[Step, ...] = PIPELINE) -> Quote:
     wiring.require()  # a quote with no coupon or promotion step installed would be a wrong price
+    quote.facts = ctx.facts
     for step in steps:
         step.run(quote, ctx)
     return quote

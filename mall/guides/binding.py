@@ -196,10 +196,18 @@ def end_all(session: Session, *, guide: Guide, why: str, by: int, now: datetime)
     return len(_take_all(session, guide, why, now, by=by))
 
 
-def line_columns(session: Session, *, shopper_id: int, brand_ids: list[int], now: datetime) -> dict[int, dict]:
+def bound(user_id):
+    """The shopper fact a quote reads with the shopper's row (pricing.SHOPPER_FACTS): whether any binding of theirs
+    is open, so a placement by a shopper no guide has bound looks nothing up."""
+    return sa.exists().where(Binding.shopper_id == user_id, Binding.ended_at.is_(None))
+
+
+def line_columns(session: Session, *, shopper_id: int, brand_ids: list[int], now: datetime,
+                 unbound: bool = False) -> dict[int, dict]:  # fmt: skip
     """The binding in force per brand of an order being placed, as order-line columns; a click_lock binding is
-    extended to M days after the order (an `extended` event). One read for the order's brands."""
-    if not brand_ids:
+    extended to M days after the order (an `extended` event). One read for the order's brands, none when the
+    quote's shopper fact says the shopper has no open binding (`unbound`)."""
+    if not brand_ids or unbound:
         return {}
     found = list(session.scalars(
         sa.select(Binding).where(Binding.shopper_id == shopper_id, Binding.brand_id.in_(brand_ids),

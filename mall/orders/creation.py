@@ -70,7 +70,8 @@ def insert_order(
     quoted = [(brand_id, ln) for brand_id in brand_ids for ln in quote.lines_of(brand_id)]
     live_columns = live.line_columns(session, shopper_id=shopper_id, lines=[(b, ln.source) for b, ln in quoted],
                                      now=now)  # fmt: skip
-    guide_columns = binding.line_columns(session, shopper_id=shopper_id, brand_ids=brand_ids, now=now)
+    guide_columns = binding.line_columns(session, shopper_id=shopper_id, brand_ids=brand_ids, now=now,
+                                         unbound=quote.facts.get("guide_bound") is False)  # fmt: skip
     line_rows = [  # (brand, row): the sub-order a line belongs to is known once that sub-order has its id
         (brand_id, {"sku_id": ln.sku_id, "product_id": ln.product_id, "title": ln.title, "specs": ln.specs,
                     "unit_price": ln.unit_price, "quantity": ln.quantity, "subtotal": ln.subtotal,

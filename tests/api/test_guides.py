@@ -275,3 +275,25 @@ def test_store_and_live_room_links_bind_without_adding_to_the_cart(shop, client,
     ):
         resp = client.post("/api/v1/guide/links", json=body, headers=stranger["headers"])
         assert resp.status_code == 422, resp.get_json()
+
+
+def test_a_shopper_no_guide_bound_is_placed_without_looking_bindings_up(shop, brand):
+    """The quote reads "bound to any guide?" with the shopper's row; only a bound shopper's placement then reads
+    their bindings (the snapshot test above shows what a bound one gets)."""
+    me = shop.shopper()
+    sku = shop.sku(brand["id"], price=900)
+    line, address = shop.add(me, sku), shop.address(me)
+    seen: list[str] = []
+
+    def watch(conn, cursor, statement, *args):
+        if "guide_bindings" in statement:
+            seen.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", watch)
+    try:
+        placed = shop.place(me, [line], address)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", watch)
+
+    assert placed.status_code == 201, placed.get_json()
+    assert len(seen) == 1 and "EXISTS" in seen[0].upper()  # the quote's fact only; no read of the bindings
