@@ -4,13 +4,14 @@ link's token gets its QR code."""
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import segno
 from flask import Response, url_for
 
 from api.auth import MallBlueprint, current_actor
 from api.extensions import db
+from api.live.link_fast_path import FastOpens
 from api.live.link_schemas import (
     LinkOpenedSchema,
     LinkSchema,
@@ -25,8 +26,23 @@ from api.tx import commit, read_only
 from mall.identity.roles import Role
 from mall.live import links
 from mall.live.models import LiveLink
+from workers.flash import token_cache
 
 blp = MallBlueprint("live_links", __name__, description="Live cart links and their QR codes")
+
+
+@blp.record_once
+def _open_links_early(state) -> None:
+    """Cart-link opens that will succeed are served in front of Flask (api/live/link_fast_path.py)."""
+    app = state.app
+
+    @cache
+    def engine():
+        with app.app_context():
+            return db.engine
+
+    app.wsgi_app = FastOpens(app, app.wsgi_app, prefix=state.url_prefix or "", engine=engine, token_cache=token_cache)
+
 
 RUNNERS = (Role.HOST, Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
@@ -87,10 +103,8 @@ def open_link(body):
     (a link to a product with several SKUs, and no `sku_id`). A link of an ended room still works."""
     opened = links.open_link(db.session, actor=current_actor(), link_token=body.pop("token"),
                              secret=settings().secret_key, **body)  # fmt: skip
-    answer = {"line_id": opened.line_id, "link_id": opened.link.id, "room_id": opened.link.room_id,
-              "product_id": opened.link.product_id, "sku_id": opened.sku_id, "source": opened.source.as_dict()}  # fmt: skip
-    commit()  # after reading the link: a commit expires it, and reading it then would cost a statement
-    return answer
+    commit()
+    return opened.view()
 
 
 @blp.get("/live/links/qr.png")

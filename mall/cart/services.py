@@ -22,6 +22,22 @@ MAX_QUANTITY = 999
 MAX_LINES = 100
 
 
+class CartRef(NamedTuple):
+    """A shopper's cart as an add needs it, read by the caller along with what it reads anyway (a live link's
+    open reads it with the link: `ref_columns`), so the add reads nothing more."""
+
+    id: int
+    line_count: int
+
+
+def ref_columns(user_id) -> tuple:
+    """The columns (cart id, line count) of the cart of `user_id` (a bind parameter or column), for a caller's
+    own SELECT; NULLs when the shopper has no cart yet."""
+    of_user = Cart.user_id == user_id
+    return (sa.select(Cart.id).where(of_user).scalar_subquery(),
+            sa.select(Cart.line_count).where(of_user).scalar_subquery())  # fmt: skip
+
+
 def cart_for(session: Session, user_id: int) -> Cart:
     """The shopper's cart, created on first use without racing a concurrent first use.
 
@@ -73,17 +89,21 @@ def _touching(line_count, *also) -> sa.Update:
 _TOUCH = _touching(sa.select(sa.func.count()).where(_LINES.c.cart_id == sa.bindparam("_cart")).scalar_subquery())
 
 
-def _touch(session: Session, cart: Cart, statement: sa.Update = _TOUCH, **params) -> tuple:
-    """Run a touching statement for `cart`; `cart` gets the new values from it. Returns what else it returned."""
+def _touch(session: Session, cart: Cart | CartRef, statement: sa.Update = _TOUCH, **params) -> tuple:
+    """Run a touching statement for `cart`; a loaded `cart` gets the new values from it. Returns what else it
+    returned."""
     now = clock.now()
-    version, line_count, *also = session.execute(statement, {"_cart": cart.id, "_now": now, **params}).one()
-    hold_written(cart, {"version": version, "line_count": line_count, "last_activity_at": now, "updated_at": now})
+    version, line_count, *also = session.connection().execute(statement, {"_cart": cart.id, "_now": now,
+                                                                          **params}).one()  # fmt: skip
+    if isinstance(cart, Cart):
+        hold_written(cart, {"version": version, "line_count": line_count, "last_activity_at": now, "updated_at": now})
     return tuple(also)
 
 
 def add_line(session: Session, *, user_id: int, sku_id: int, quantity: int, source: Source,
-             cart: Cart | None = None, known_on_sale: bool = False) -> int:  # fmt: skip
-    """Add or merge a line; returns its id. `cart`: the shopper's cart, if the caller holds it already.
+             cart: Cart | CartRef | None = None, known_on_sale: bool = False) -> int:  # fmt: skip
+    """Add or merge a line; returns its id. `cart`: the shopper's cart (or a CartRef of it), if the caller holds it
+    already.
     `known_on_sale`: the caller read, in this transaction, that the SKU and its product are active (a live link's
     open reads it with the link), so it is not read again."""
     on_sale = ("active", "active") if known_on_sale else session.execute(_SKU_ON_SALE, {"_sku": sku_id}).first()
@@ -103,7 +123,8 @@ def add_bundle(
     return _add(session, user_id, cart, "bundle_id", bundle_id, quantity, source)
 
 
-def _add(session: Session, user_id: int, cart: Cart | None, key: str, item_id: int, quantity: int, source: Source):
+def _add(session: Session, user_id: int, cart: Cart | CartRef | None, key: str, item_id: int, quantity: int,
+         source: Source):  # fmt: skip
     """Add or merge the line of `key` (sku_id or bundle_id) `item_id`; returns its id."""
     cart = _the_cart(session, user_id, cart)
     if cart.line_count >= MAX_LINES and _line(session, cart.id, **{key: item_id}) is None:
@@ -111,7 +132,8 @@ def _add(session: Session, user_id: int, cart: Cart | None, key: str, item_id: i
     now = clock.now()
     params = {"cart_id": cart.id, key: item_id, "quantity": quantity, "source": source.as_dict(),
               "organic": source.type == SourceType.ORGANIC, "created_at": now, "updated_at": now}  # fmt: skip
-    line_id = session.execute(_upsert_line(session.get_bind().dialect.name, key), params).scalar_one()
+    connection = session.connection()  # Core statements: the session's ORM layer has nothing to do for them
+    line_id = connection.execute(_upsert_line(connection.dialect.name, key), params).scalar_one()
     _touch(session, cart)
     if source.type == SourceType.LIVE:  # the room's cart adds, counted exactly (ADR 0017)
         live.record_cart_add(session, user_id=user_id, source=params["source"], quantity=quantity, **{key: item_id})
@@ -154,10 +176,10 @@ def _line(session: Session, cart_id: int, **key: int) -> CartLine | None:
     ).scalar()
 
 
-def _the_cart(session: Session, user_id: int, cart: Cart | None) -> Cart:
+def _the_cart(session: Session, user_id: int, cart: Cart | CartRef | None) -> Cart | CartRef:
     if cart is None:
         return cart_for(session, user_id)
-    if cart.user_id != user_id:
+    if isinstance(cart, Cart) and cart.user_id != user_id:  # a CartRef was read by the shopper's id
         raise ValueError("a cart passed in must be the shopper's own")  # a caller's bug, not the shopper's
     return cart
 

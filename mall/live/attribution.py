@@ -71,9 +71,12 @@ def record_cart_add(session: Session, *, user_id: int, source: dict, quantity: i
     refs = _refs(source)
     if refs is None:
         return
-    session.execute(sa.insert(LiveCartAdd.__table__).values(
-        room_id=refs["room_id"], segment_id=refs["segment_id"], link_id=refs["link_id"], user_id=user_id,
-        sku_id=sku_id, bundle_id=bundle_id, quantity=quantity, created_at=clock.now()))  # fmt: skip
+    session.connection().execute(_CART_ADD, {
+        "room_id": refs["room_id"], "segment_id": refs["segment_id"], "link_id": refs["link_id"], "user_id": user_id,
+        "sku_id": sku_id, "bundle_id": bundle_id, "quantity": quantity, "created_at": clock.now()})  # fmt: skip
+
+
+_CART_ADD = sa.insert(LiveCartAdd.__table__)  # built once: its values are the parameters
 
 
 # Windows ------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ the one the shopper is in), 410 `live.link_expired`, 404 `live.room_not_found` (
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from mall import clock, events
 from mall.attribution import Source, SourceType
 from mall.cart import services as cart
+from mall.cart.services import CartRef
 from mall.catalog.models import Product, Sku
 from mall.errors import Gone, Invalid
 from mall.identity.roles import Actor
@@ -33,21 +34,37 @@ DEFAULT_TTL = timedelta(days=7)
 MAX_TTL = timedelta(days=30)
 
 
+class LinkRef(NamedTuple):
+    """What opening, resharing or drawing a link needs of its row (plain columns: no ORM entity to build)."""
+
+    id: int
+    room_id: int
+    product_id: int
+    sku_id: int | None
+    expires_at: datetime
+
+
 class Resolved(NamedTuple):
-    link: LiveLink
+    link: LinkRef
     room_status: str
     host_id: int  # the room's host
     segment_id: int | None  # the room's open pin segment, now
     only_sku: int | None  # the product's SKU when it has exactly one on sale
     shared_by: int | None  # the viewer who reshared it, if it was
     on_sale: bool  # the product is active, and so is the link's SKU when it names one
+    cart: CartRef | None  # the opening shopper's cart, when they have one
 
 
 class Opened(NamedTuple):
-    link: LiveLink
+    link: LinkRef
     line_id: int
     sku_id: int
     source: Source
+
+    def view(self) -> dict:
+        """What the shopper is answered (LinkOpenedSchema)."""
+        return {"line_id": self.line_id, "link_id": self.link.id, "room_id": self.link.room_id,
+                "product_id": self.link.product_id, "sku_id": self.sku_id, "source": self.source.as_dict()}  # fmt: skip
 
 
 def create_link(session: Session, *, actor: Actor, room_id: int, item_id: int | None = None,
@@ -101,24 +118,28 @@ def path(link_token: str) -> str:
 
 
 # The link with what opening it needs, in one statement: its room's status and host, the room's open pin segment,
-# the product's SKU if it has only one on sale, and whether the product (and the link's SKU) are on sale (so the
-# cart's add need not read them again).
+# the product's SKU if it has only one on sale, whether the product (and the link's SKU) are on sale, and the
+# shopper's cart (so the cart's add need read none of them again).
 _RESOLVE = (
-    sa.select(LiveLink, LiveRoom.status, LiveRoom.host_user_id,
+    sa.select(LiveLink.id, LiveLink.room_id, LiveLink.product_id, LiveLink.sku_id, LiveLink.expires_at,
+              LiveRoom.status, LiveRoom.host_user_id,
               sa.select(PinSegment.id).where(PinSegment.room_id == LiveLink.room_id, PinSegment.ended_at.is_(None))
               .scalar_subquery(),
               sa.select(sa.case((sa.func.count() == 1, sa.func.min(Sku.id))))
               .where(Sku.product_id == LiveLink.product_id, Sku.status == "active").scalar_subquery(),
               sa.and_(Product.status == "active", sa.or_(LiveLink.sku_id.is_(None), sa.select(Sku.status)
-                      .where(Sku.id == LiveLink.sku_id).scalar_subquery() == "active")))
+                      .where(Sku.id == LiveLink.sku_id).scalar_subquery() == "active")),
+              *cart.ref_columns(sa.bindparam("_user", type_=sa.Integer)))
     .join(LiveRoom, LiveRoom.id == LiveLink.room_id).join(Product, Product.id == LiveLink.product_id)
     .where(LiveLink.id == sa.bindparam("_link"))
 )  # fmt: skip
 
 
-def resolve(session: Session, link_token: str, *, secret: str, room_id: int | None = None) -> Resolved:
+def resolve(session: Session, link_token: str, *, secret: str, room_id: int | None = None,
+            user_id: int = 0) -> Resolved:  # fmt: skip
     """The link a token names, refused when not ours or altered, of another room than `room_id` (when the
-    shopper says which room they are in), of a cancelled room, or expired. One statement."""
+    shopper says which room they are in), of a cancelled room, or expired; with `user_id`, that shopper's cart.
+    One statement."""
     try:
         claims = URLSafeSerializer(secret, salt=SALT).loads(link_token)
     except BadSignature as exc:
@@ -126,10 +147,10 @@ def resolve(session: Session, link_token: str, *, secret: str, room_id: int | No
     if not isinstance(claims, dict) or not all(type(claims.get(k)) is int for k in ("l", "r")):
         raise _invalid()  # signed by us, so never seen in practice; a changed format would be
     shared_by = claims.get("s")
-    row = session.execute(_RESOLVE, {"_link": claims["l"]}).first()
-    if row is None or row[0].room_id != claims["r"] or not (shared_by is None or type(shared_by) is int):
+    row = session.connection().execute(_RESOLVE, {"_link": claims["l"], "_user": user_id}).first()
+    if row is None or row[1] != claims["r"] or not (shared_by is None or type(shared_by) is int):
         raise _invalid()
-    link, status = row[0], row[1]
+    link, (status, host_id, segment_id, only_sku, on_sale, cart_id, line_count) = LinkRef(*row[:5]), row[5:]
     if room_id is not None and room_id != link.room_id:
         raise Invalid("live.link_other_room", f"This link is for live room {link.room_id}, not {room_id}.",
                       field="token", link_room_id=link.room_id)  # fmt: skip
@@ -137,7 +158,8 @@ def resolve(session: Session, link_token: str, *, secret: str, room_id: int | No
         raise room_not_found(link.room_id)
     if clock.now() >= link.expires_at:
         raise Gone("live.link_expired", "This live link has expired.", expired_at=link.expires_at.isoformat())
-    return Resolved(link, status, row[2], row[3], row[4], shared_by, bool(row[5]))
+    return Resolved(link, status, host_id, segment_id, only_sku, shared_by, bool(on_sale),
+                    None if cart_id is None else CartRef(cart_id, line_count))  # fmt: skip
 
 
 def share(session: Session, *, actor: Actor, link_token: str, secret: str) -> tuple[LiveLink, str]:
@@ -155,7 +177,7 @@ def open_link(session: Session, *, actor: Actor, link_token: str, secret: str, r
     an earlier one; a re-add without a link keeps it). A room that has ended still works, at the normal price.
 
     `sku_id`: the shopper's choice when the link names only the product (not needed when it has one SKU on sale)."""
-    found = resolve(session, link_token, secret=secret, room_id=room_id)
+    found = resolve(session, link_token, secret=secret, room_id=room_id, user_id=actor.user_id)
     link = found.link
     chosen, on_sale = _sku_to_add(session, found, sku_id)
     source = Source(SourceType.LIVE, {
@@ -166,7 +188,7 @@ def open_link(session: Session, *, actor: Actor, link_token: str, secret: str, r
     # The cart's add of a LIVE line records the open (live_cart_adds: room, segment, link, shopper, SKU,
     # quantity); the sharer and time are in the line's source. No event of its own: it repeated that row.
     line_id = cart.add_line(session, user_id=actor.user_id, sku_id=chosen, quantity=quantity, source=source,
-                            known_on_sale=on_sale)  # fmt: skip
+                            cart=found.cart, known_on_sale=on_sale)  # fmt: skip
     return Opened(link, line_id, chosen, source)
 
 
