@@ -12,8 +12,11 @@ own:
   changed user goes to Flask, which checks the slow way;
 - a JSON object body OpenLinkSchema would surely accept (`token` of the link alphabet, optional ids and
   quantity in range, nothing else);
-- the open succeeds: any refusal (a bad, expired or other-room link, a SKU to choose, a full cart) is rolled back
-  and the request goes to Flask untouched (the body is handed on), which decides and answers it as always.
+- the open succeeds: on PostgreSQL it is made in one statement on an autocommit connection
+  (mall/live/one_statement_open.py, which writes nothing unless every check passes), elsewhere by the plain
+  path's domain function on a session of its own. Any refusal (a bad, expired or other-room link, a SKU to
+  choose, a full cart, a shopper without a cart yet) writes nothing and the request goes to Flask untouched
+  (the body is handed on), which decides and answers it as always.
 
 It sends what the view would (status, headers, body: a test compares them). No before/after-request hook of the
 app runs for an answered open (today the only hook refuses unstorable text, which the token's alphabet cannot
@@ -30,7 +33,7 @@ from api.wsgi_fast import bearer_claims, is_id, json_answer, json_object
 from mall.errors import DomainError
 from mall.identity import tokens
 from mall.identity.roles import Actor, Role
-from mall.live import links
+from mall.live import links, one_statement_open
 
 PATH = "/live/links/open"
 LINK_TOKEN = re.compile(r"[A-Za-z0-9_.\-]{1,500}")  # itsdangerous' URL-safe tokens (TOKEN's length)
@@ -62,16 +65,24 @@ class FastOpens:
         body = json_object(environ)
         if body is None or not _surely_valid(body):
             return None
-        actor = Actor(int(claims["sub"]), Role.SHOPPER, None)
-        with Session(self.engine()) as session:
+        opened = self._opened(int(claims["sub"]), body, secret)
+        return None if opened is None else json_answer(self.app, "200 OK", opened.view())
+
+    def _opened(self, user_id: int, body: dict, secret: str) -> links.Opened | None:
+        """The open, or None when it is the plain path's to decide (nothing is written then)."""
+        engine = self.engine()
+        args = {"link_token": body["token"], "secret": secret, "room_id": body.get("room_id"),
+                "sku_id": body.get("sku_id"), "quantity": body.get("quantity", 1)}  # fmt: skip
+        if engine.dialect.name == "postgresql":  # one statement, its own transaction
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                return one_statement_open.open_link(connection, user_id=user_id, **args)
+        with Session(engine) as session:  # elsewhere the plain path's function, on a session of its own
             try:
-                opened = links.open_link(session, actor=actor, link_token=body["token"], secret=secret,
-                                         room_id=body.get("room_id"), sku_id=body.get("sku_id"),
-                                         quantity=body.get("quantity", 1))  # fmt: skip
-                session.commit()
+                opened = links.open_link(session, actor=Actor(user_id, Role.SHOPPER, None), **args)
             except DomainError:
-                return None  # rolled back as the session closes; Flask answers it
-        return json_answer(self.app, "200 OK", opened.view())
+                return None  # rolled back as the session closes
+            session.commit()
+            return opened
 
     def _token_current(self, claims: dict) -> bool:
         """The token's user is, in the token cache, what the token claims (what `tokens.actor_for` checks)."""

@@ -140,15 +140,9 @@ def resolve(session: Session, link_token: str, *, secret: str, room_id: int | No
     """The link a token names, refused when not ours or altered, of another room than `room_id` (when the
     shopper says which room they are in), of a cancelled room, or expired; with `user_id`, that shopper's cart.
     One statement."""
-    try:
-        claims = URLSafeSerializer(secret, salt=SALT).loads(link_token)
-    except BadSignature as exc:
-        raise _invalid() from exc
-    if not isinstance(claims, dict) or not all(type(claims.get(k)) is int for k in ("l", "r")):
-        raise _invalid()  # signed by us, so never seen in practice; a changed format would be
-    shared_by = claims.get("s")
-    row = session.connection().execute(_RESOLVE, {"_link": claims["l"], "_user": user_id}).first()
-    if row is None or row[1] != claims["r"] or not (shared_by is None or type(shared_by) is int):
+    link_id, token_room, shared_by = token_claims(link_token, secret=secret)
+    row = session.connection().execute(_RESOLVE, {"_link": link_id, "_user": user_id}).first()
+    if row is None or row[1] != token_room:
         raise _invalid()
     link, (status, host_id, segment_id, only_sku, on_sale, cart_id, line_count) = LinkRef(*row[:5]), row[5:]
     if room_id is not None and room_id != link.room_id:
@@ -160,6 +154,21 @@ def resolve(session: Session, link_token: str, *, secret: str, room_id: int | No
         raise Gone("live.link_expired", "This live link has expired.", expired_at=link.expires_at.isoformat())
     return Resolved(link, status, host_id, segment_id, only_sku, shared_by, bool(on_sale),
                     None if cart_id is None else CartRef(cart_id, line_count))  # fmt: skip
+
+
+def token_claims(link_token: str, *, secret: str) -> tuple[int, int, int | None]:
+    """(link id, room id, sharer or None) of a token we signed; 422 live.link_invalid for any other."""
+    try:
+        claims = URLSafeSerializer(secret, salt=SALT).loads(link_token)
+    except BadSignature as exc:
+        raise _invalid() from exc
+    # Signed by us, so never seen in practice; a changed format would be.
+    if not isinstance(claims, dict) or not all(type(claims.get(k)) is int for k in ("l", "r")):
+        raise _invalid()
+    shared_by = claims.get("s")
+    if not (shared_by is None or type(shared_by) is int):
+        raise _invalid()
+    return claims["l"], claims["r"], shared_by
 
 
 def share(session: Session, *, actor: Actor, link_token: str, secret: str) -> tuple[LiveLink, str]:

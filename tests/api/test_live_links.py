@@ -324,8 +324,10 @@ def test_a_linked_lineup_item_cannot_be_removed(app, client, live, show):
 
 
 def test_opening_a_link_reads_the_link_once_and_writes_the_line_and_its_cart_add_only(app, client, shop, live, show):
-    """The open's cost (the live benchmark's link_open): the link is read once (not again after the commit), and
-    the writes are the cart line, the cart's touch and the room's cart add (no event repeating that row)."""
+    """The plain path's cost: the link is read once (not again after the commit), and the writes are the cart
+    line, the cart's touch and the room's cart add (no event repeating that row). (The fast path's own cost:
+    tests/api/test_live_link_fast_path.py.)"""
+    app.config["LIVE_FAST_LINK_OPENS"] = False
     room, host, (a, _) = show["room"], show["host"], show["products"]
     live.act(host, room["id"], "start")
     link = link_for(client, host, room["id"], product_id=a)
