@@ -74,8 +74,16 @@ class FastOpens:
         args = {"link_token": body["token"], "secret": secret, "room_id": body.get("room_id"),
                 "sku_id": body.get("sku_id"), "quantity": body.get("quantity", 1)}  # fmt: skip
         if engine.dialect.name == "postgresql":  # one statement, its own transaction
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                return one_statement_open.open_link(connection, user_id=user_id, **args)
+            pooled = engine.raw_connection()
+            try:
+                connection = pooled.driver_connection
+                connection.autocommit = True
+                try:
+                    return one_statement_open.open_link(connection, user_id=user_id, **args)
+                finally:
+                    connection.autocommit = False  # as the pool hands connections out
+            finally:
+                pooled.close()
         with Session(engine) as session:  # elsewhere the plain path's function, on a session of its own
             try:
                 opened = links.open_link(session, actor=Actor(user_id, Role.SHOPPER, None), **args)
