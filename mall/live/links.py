@@ -12,6 +12,7 @@ the one the shopper is in), 410 `live.link_expired`, 404 `live.room_not_found` (
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -158,6 +159,13 @@ def resolve(session: Session, link_token: str, *, secret: str, room_id: int | No
 
 def token_claims(link_token: str, *, secret: str) -> tuple[int, int, int | None]:
     """(link id, room id, sharer or None) of a token we signed; 422 live.link_invalid for any other."""
+    return _verified(link_token, secret)
+
+
+@lru_cache(maxsize=4096)
+def _verified(link_token: str, secret: str) -> tuple[int, int, int | None]:
+    """A token that verified once always will (what it names is read from the database on every open): the
+    viewers of a room open the same few links, so the signature check is done once per link and process."""
     try:
         claims = URLSafeSerializer(secret, salt=SALT).loads(link_token)
     except BadSignature as exc:
