@@ -1,4 +1,5 @@
-"""Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role, a live room.
+"""Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role, a live room
+with paid orders through its cart link.
 
 Development and test only: the demo platform admin's password is printed in the README, so a production
 configuration refuses to load any of it (before anything is written)."""
@@ -21,6 +22,11 @@ from mall.identity.roles import Actor, Role
 from mall.live import links, pinning, rooms
 from mall.live.models import LiveLink
 from mall.notifications import journeys
+from mall.orders import services as orders
+from mall.orders.models import Order
+from mall.orders.policy import OrderPolicy
+from mall.payments import services as payments
+from mall.payments.gateway import OfflineGateway
 
 DEMO_ADMIN_EMAIL = "admin@demo.mall"
 DEMO_ADMIN_PASSWORD = "demo-password-123"
@@ -47,6 +53,9 @@ TOKEN_HELP = [
     "  a live room is on air: viewers GET /api/v1/live/rooms/<id>; its host (demo-host) lists it at GET /api/v1/admin/live/rooms",
     f"  host console: http://localhost:8000/console/live, signed in as {DEMO_HOST_EMAIL} / {DEMO_ADMIN_PASSWORD}",
 ]
+
+
+DEMO_SIGNING = "demo-only-signing-key"  # the demo's own link tokens; the app's secret is not known here
 
 
 def load(session: Session, *, env: str) -> bool:
@@ -149,8 +158,26 @@ def _load_live_room(session: Session, actor: Actor) -> None:
     on_air = Actor(user_id=host.id, role=Role.HOST)
     pinning.start(session, actor=on_air, room_id=room.id)
     pinning.pin(session, actor=on_air, room_id=room.id, product_id=products[0].id)
-    links.create_link(session, actor=on_air, room_id=room.id, product_id=products[0].id,
-                      sku_id=products[0].skus[0].id, expires_in=30 * 24 * 3600)  # fmt: skip
+    link = links.create_link(session, actor=on_air, room_id=room.id, product_id=products[0].id,
+                             sku_id=products[0].skus[0].id, expires_in=30 * 24 * 3600)  # fmt: skip
+    # Three viewers bought through the link while it was pinned: the host's numbers have sales to show. (The
+    # token is signed with a secret of the demo's own: opening checks it against the same one.)
+    token = links.token(link, secret=DEMO_SIGNING)
+    for n, quantity in enumerate((1, 2, 1), start=1):
+        viewer = identity.dev_login(session, role=Role.SHOPPER, name=f"demo-viewer-{n}", brand_id=None)
+        opened = links.open_link(session, actor=Actor(viewer.id, Role.SHOPPER), link_token=token,
+                                 secret=DEMO_SIGNING, quantity=quantity)  # fmt: skip
+        paid_order(session, shopper_id=viewer.id, line_ids=[opened.line_id])
+
+
+def paid_order(session: Session, *, shopper_id: int, line_ids: list[int]) -> Order:
+    """A demo shopper's order of these cart lines, shipped to a demo address and paid offline."""
+    address = identity.save_address(session, user_id=shopper_id, recipient="Demo 收货人", phone="13800000000",
+                                    province="上海市", city="上海市", district="黄浦区", detail="南京东路 1 号")  # fmt: skip
+    order = orders.place_order(session, shopper_id=shopper_id, line_ids=line_ids, address_id=address.id,
+                               policy=OrderPolicy())  # fmt: skip
+    payments.pay(session, gateway=OfflineGateway(), shopper_id=shopper_id, order_id=order.id)
+    return order
 
 
 def live_link_help(session: Session, *, secret: str) -> list[str]:

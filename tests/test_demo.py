@@ -83,6 +83,15 @@ def test_demo_has_a_live_room_on_air_with_a_lineup_and_its_host(session):
     assert view["pinned"]["item"]["product_id"] == view["lineup"][0]["product_id"]
     assert [i["remaining"] for i in view["lineup"]].count(0) == 1  # No.6 is out of stock
 
+    # Viewers bought through its cart link: the host's numbers show the pinned segment's sales.
+    from mall.identity.roles import Actor
+    from mall.live import numbers
+
+    figures = numbers.room_numbers(session, actor=Actor(host.id, Role.HOST), room_id=room.id)
+    pinned = next(s for s in figures["segments"] if s["segment_id"] == view["pinned"]["segment_id"])
+    assert (pinned["orders"], pinned["cart_adds"]) == (3, 3)
+    assert pinned["paid_gmv"] == 4 * view["lineup"][0]["live_price"] == figures["totals"]["net_gmv"]
+
 
 def test_demo_prints_a_cart_link_for_the_pinned_product_that_opens(session):
     from mall.identity.roles import Actor

@@ -52,6 +52,19 @@ def sign_in(page, base: str, email: str, password: str = PASSWORD) -> None:
     page.click("#signin-button")
 
 
+def buy_through_link(client, show, host_token: str, room_id: int) -> None:
+    """A viewer opens the host's cart link for the pinned B, orders and pays."""
+    shop, host = show["live"].shop, {"Authorization": f"Bearer {host_token}"}
+    link = client.post(f"/api/v1/live/rooms/{room_id}/links", json={"product_id": show["b"]}, headers=host)
+    assert link.status_code == 201, link.get_json()
+    viewer = shop.shopper()
+    opened = client.post("/api/v1/live/links/open", json={"token": link.get_json()["token"]}, headers=viewer)
+    assert opened.status_code == 200, opened.get_json()
+    order = shop.place(viewer, [opened.get_json()["line_id"]], shop.address(viewer))
+    assert order.status_code == 201, order.get_json()
+    assert shop.pay(viewer, order.get_json()["id"]).status_code == 200
+
+
 def test_a_host_signs_in_starts_the_show_and_pins_from_a_phone(app, client, live_server, phone, show):
     from playwright.sync_api import expect
 
@@ -115,13 +128,15 @@ def test_a_host_signs_in_starts_the_show_and_pins_from_a_phone(app, client, live
     assert resp.status_code == 200, resp.get_json()
     expect(pin).to_have_text("Pinned", timeout=10_000)
 
-    # The numbers panel: "No numbers yet" while the endpoint does not exist, the figures once it does.
-    numbers = client.get(f"/api/v1/live/rooms/{room_id}/numbers", headers={"Authorization": f"Bearer {token}"})
-    if numbers.status_code == 404:
-        expect(page.locator("#numbers-empty")).to_have_text("No numbers yet.")
-    else:
-        assert numbers.status_code == 200, numbers.get_json()
-        expect(page.locator("#numbers-body")).to_be_visible()
+    # The numbers panel follows the show: the pinned segment before any sale, then a viewer's paid order
+    # through the host's cart link (at the live price), within the panel's refresh.
+    expect(page.locator("#segment-heading")).to_contain_text("On screen now")
+    expect(page.locator("#chart .chart-empty")).to_have_text("No sales yet.")
+    buy_through_link(client, show, token, room_id)
+    paid = page.locator('#segment-numbers [data-figure="paid_gmv"] dd')
+    expect(paid).to_contain_text("39.00", timeout=15_000)
+    expect(page.locator('#segment-numbers [data-figure="orders"] dd')).to_have_text("1")
+    expect(page.locator("#chart svg rect.bar.current")).to_be_visible()
 
     # Ending takes two taps (a stray tap during the stream must not end it).
     page.click("#end")

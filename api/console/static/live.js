@@ -277,6 +277,7 @@
       await call("POST", `/live/rooms/${state.roomId}/${verb}`, body);
       state.etag = null;  // the next read is the new state
       await refreshRoom();
+      refreshNumbers();  // a new segment is on screen: its numbers now, not at the next poll
     } catch (e) {
       if (e.status !== 401) notice(e.message, "error");
     } finally {
@@ -359,10 +360,16 @@
 
   function chart(box, segments, currency, currentId) {
     // One bar per pin segment, in order; a refund-heavy segment can go below the zero line.
-    if (!segments.length) { box.replaceChildren(); return; }
+    const values = segments.map((s) => Number(s.net_gmv) || 0);
+    if (!values.some((v) => v !== 0)) {  // no bars of height zero: say it
+      const empty = document.createElement("p");
+      empty.className = "muted chart-empty";
+      empty.textContent = segments.length ? "No sales yet." : "No sales yet: pin a product to start a segment.";
+      box.replaceChildren(empty);
+      return;
+    }
     const barW = 36, gap = 12, top = 18, height = 140, bottom = 22;
     const width = Math.max(segments.length * (barW + gap) + gap, 200);
-    const values = segments.map((s) => Number(s.net_gmv) || 0);
     const max = Math.max(0, ...values), min = Math.min(0, ...values);
     const span = (max - min) || 1;
     const zeroY = top + (max / span) * height;
