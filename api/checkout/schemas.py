@@ -15,8 +15,8 @@ def coupon_ids(description: str) -> fields.List:
 CouponIds = coupon_ids("Coupons to use; omitted or null: the best combination; []: none")
 # A flash purchase or a group-buy: coupons only when named (the flash hot path does no coupon work otherwise).
 PromotionCouponIds = coupon_ids(
-    "Coupons to use, by the checkout's rules (the template's combinable_with must name "
-    "the promotion: flash_sale, group_buy); omitted, null or []: none"
+    "Coupons to use, by the checkout's rules (on a line priced by a promotion the template's combinable_with "
+    "must name it: flash_sale, group_buy, live, bundle, member_price); omitted, null or []: none"
 )
 
 

@@ -7,7 +7,7 @@ from api.auth import MallBlueprint, current_actor
 from api.coupons.schemas import CouponSchema
 from api.extensions import db
 from api.idempotency import idempotent
-from api.live.routes import RUNNERS, _committed
+from api.live.routes import RUNNERS, committed
 from api.live.schemas import DealCreatedSchema, DealSchema, RoomCouponSchema
 from mall.identity.roles import Role
 from mall.live import promotions
@@ -26,7 +26,7 @@ def create_deal(body, room_id):
     `POST /flash-sales/{sale_id}/items/{flash_item_id}/purchase` (422 live.deal_countdown, live.deal_duration;
     409 live.room_not_live)."""
     deal, _ = promotions.create_deal(db.session, actor=current_actor(), room_id=room_id, gate=gate(), **body)
-    _committed(room_id, "price", {"deal_id": deal.id, "item_id": deal.item_id, "sale_id": deal.sale_id,
+    committed(room_id, "price", {"deal_id": deal.id, "item_id": deal.item_id, "sale_id": deal.sale_id,
                                   "flash_price": body["flash_price"], "starts_at": deal.starts_at.isoformat()})  # fmt: skip
     return deal
 
@@ -39,7 +39,7 @@ def pin_coupon(body, room_id):
     """Pin a coupon template of the room's brand to the room: from now on it is claimed only here, while the
     room is live (the ordinary claim refuses it: 403 coupon.not_claimable)."""
     pinned = promotions.pin_coupon(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id)
+    committed(room_id)
     return pinned
 
 

@@ -55,7 +55,7 @@ def lineup_sync() -> LineupSync:
     return current_app.extensions.get("mall.live_sync") or NoSync()
 
 
-def _committed(room_id: int, kind: str | None = None, payload: dict | None = None) -> None:
+def committed(room_id: int, kind: str | None = None, payload: dict | None = None) -> None:
     """Commit, then the room's new view for the next poll (and to the external platform), then (for a change
     viewers see at once) the announcement to the room's streams, at the version just rendered."""
     commit()
@@ -80,7 +80,7 @@ def create_room(body):
     """Schedule a room for a host (a user with the `host` role), optionally with its lineup."""
     brand_id = acting_brand(body.pop("brand_id"), code="live.brand_required")
     room = rooms.create_room(db.session, actor=current_actor(), brand_id=brand_id, lineup=body.pop("items"), **body)
-    _committed(room.id)
+    committed(room.id)
     return room
 
 
@@ -108,7 +108,7 @@ def get_room_admin(room_id):
 @blp.response(200, RoomSchema)
 def update_room(body, room_id):
     room = rooms.update_room(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id)
+    committed(room_id)
     return room
 
 
@@ -130,7 +130,7 @@ def cancel_room(room_id):
 @blp.response(201, LineupItemSchema)
 def add_item(body, room_id):
     item = rooms.add_item(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id)
+    committed(room_id)
     return item
 
 
@@ -141,7 +141,7 @@ def add_item(body, room_id):
 def update_item(body, room_id, item_id):
     item = rooms.update_item(db.session, actor=current_actor(), room_id=room_id, item_id=item_id, **body)
     price = {"item_id": item.id, "live_price": item.live_price, "currency": item.currency}
-    _committed(room_id, *(("price", price) if "live_price" in body else ()))  # viewers see a price change at once
+    committed(room_id, *(("price", price) if "live_price" in body else ()))  # viewers see a price change at once
     return item
 
 
@@ -151,7 +151,7 @@ def update_item(body, room_id, item_id):
 def remove_item(room_id, item_id):
     """An item never pinned (a pinned one stays, for the replay)."""
     rooms.remove_item(db.session, actor=current_actor(), room_id=room_id, item_id=item_id)
-    _committed(room_id)
+    committed(room_id)
 
 
 # The host (or the brand's admin) runs the show -------------------------------------------------------------
@@ -162,7 +162,7 @@ def remove_item(room_id, item_id):
 @blp.response(200, RoomSchema)
 def start(room_id):
     room = pinning.start(db.session, actor=current_actor(), room_id=room_id)
-    _committed(room_id, "status", {"status": "live"})
+    committed(room_id, "status", {"status": "live"})
     return room
 
 
@@ -173,7 +173,7 @@ def start(room_id):
 def end(body, room_id):
     """End the show; the pinned item's segment closes (at `stream_offset_ms` when the player reports one)."""
     room = pinning.end(db.session, actor=current_actor(), room_id=room_id, **body)
-    _committed(room_id, "status", {"status": "ended"})
+    committed(room_id, "status", {"status": "ended"})
     return room
 
 
@@ -188,7 +188,7 @@ def pin(body, offset, room_id):
     `stream_offset_ms` (query): where the player is, for the replay to seek to; also every other verb's."""
     segment = pinning.pin(db.session, actor=current_actor(), room_id=room_id, **body, **offset)
     pinned = _pinned(segment)
-    _committed(room_id, "pin", pinned)
+    committed(room_id, "pin", pinned)
     return segment
 
 
@@ -200,7 +200,7 @@ def pin_next(body, room_id):
     """The next item in lineup order that can be pinned (409 live.no_next_item when none)."""
     segment = pinning.pin_next(db.session, actor=current_actor(), room_id=room_id, **body)
     pinned = _pinned(segment)
-    _committed(room_id, "pin", pinned)
+    committed(room_id, "pin", pinned)
     return segment
 
 
@@ -211,7 +211,7 @@ def pin_next(body, room_id):
 def unpin(body, room_id):
     closed = pinning.unpin(db.session, actor=current_actor(), room_id=room_id, **body)
     unpinned = None if closed is None else {"segment_id": closed.id, "product_id": closed.product_id}
-    _committed(room_id, "unpin" if closed is not None else None, unpinned)
+    committed(room_id, "unpin" if closed is not None else None, unpinned)
 
 
 # Viewers ---------------------------------------------------------------------------------------------------
