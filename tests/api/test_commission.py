@@ -298,3 +298,78 @@ def test_a_refund_after_settlement_and_payout_goes_negative(world, app):
     assert dashboard_refund(world, order["id"], "re_late", 1000) == "refunded_rest"
     assert world.facts(line_id) == [("earn", "available", 100), ("reverse", "available", -100)]
     assert world.balance() == (0, -100, 0) and world.audit() == []  # later earnings offset it
+
+
+# reading the ledger, and who may ----------------------------------------------------------------------------
+
+MINE, WHY, ADMIN_WHY = "/api/v1/guide/commission", "/api/v1/guide/commission/why", "/api/v1/admin/guides/commission/why"
+
+
+def test_a_guide_pages_their_entries_by_state_and_reads_their_balance(world, client):
+    sku, _ = world.sku(1000)
+    world.card(scope="brand", basis_points=1000)
+    orders = [world.buy([(sku, 1)]) for _ in range(3)]
+    ask_refund(world, orders[0]["sub_id"], orders[0]["line_ids"][sku], 1)
+    headers = world.guide["headers"]
+
+    first = client.get(MINE, query_string={"limit": 3}, headers=headers).get_json()
+    assert [(e["kind"], e["amount"]) for e in first["items"]] == [("reverse", -100), ("earn", 100), ("earn", 100)]
+    assert (
+        first["items"][0]["order_line_id"] == orders[0]["line_ids"][sku] and first["items"][0]["reason"]["units"] == 1
+    )
+    rest = client.get(MINE, query_string={"limit": 3, "before_id": first["next_before_id"]}, headers=headers).get_json()
+    assert [(e["kind"], e["order_id"]) for e in rest["items"]] == [("earn", orders[0]["id"])]
+    assert rest["next_before_id"] is None
+    assert client.get(MINE, query_string={"state": "available"}, headers=headers).get_json()["items"] == []
+    balance = client.get(f"{MINE}/balance", headers=headers).get_json()
+    assert balance == {"guide_id": world.guide["id"],
+                       "balances": [{"currency": "CNY", "pending": 200, "available": 0, "on_hold": 0}]}  # fmt: skip
+    assert client.get(MINE, headers=world.shopper).status_code == 403
+
+
+def test_why_a_line_was_or_was_not_credited_for_the_guide_the_admin_and_no_one_else(world, shop, client):
+    sku, _ = world.sku(1000)
+    world.card(scope="brand", basis_points=1000)
+    rival = world.guides.guide(world.admin, world.brand)
+    refused = world.guides.opened(world.shopper, world.guides.link(rival))  # the brand's rule keeps the first guide
+    assert refused["kind"] == "refused"
+    order = world.buy([(sku, 1)])
+    line_id = order["line_ids"][sku]
+
+    mine = client.get(WHY, query_string={"order_line_id": line_id}, headers=world.guide["headers"]).get_json()
+    assert (mine["verdict"], mine["guide_id"]) == ("pending_settlement", world.guide["id"])
+    assert mine["binding"]["guide_id"] == world.guide["id"] and mine["binding"]["reason"]
+    assert [(e["kind"], e["amount"], e["reason"]["rule"]) for e in mine["entries"]] == [("earn", 100, "rate_card")]
+    admin = client.get(ADMIN_WHY, query_string={"order_line_id": line_id}, headers=world.admin).get_json()
+    assert admin["verdict"] == "pending_settlement" and len(admin["binding_events"]) >= 2
+
+    theirs = client.get(WHY, query_string={"order_line_id": line_id}, headers=rival["headers"])
+    body = theirs.get_json()  # the rival's link was refused before the order: they may read why, not who got it
+    assert (body["verdict"], body["guide_id"], body["entries"], body["binding"]) == (
+        "bound_to_another_guide", None, [], None)  # fmt: skip
+    assert [e["kind"] for e in body["binding_events"]] == ["refused"]
+
+    other = Commission(shop)
+    assert_problem(client.get(WHY, query_string={"order_line_id": line_id}, headers=other.guide["headers"]), 404,
+                   "guides.order_line_not_found")  # fmt: skip
+    assert client.get(ADMIN_WHY, query_string={"order_line_id": line_id}, headers=other.admin).status_code == 404
+    listing = client.get("/api/v1/admin/guides/commission", query_string={"guide_id": world.guide["id"]},
+                         headers=other.admin)  # fmt: skip
+    assert listing.status_code == 404
+    assert client.get(MINE, headers=other.guide["headers"]).get_json()["items"] == []
+    own = client.get("/api/v1/admin/guides/commission", query_string={"guide_id": world.guide["id"]},
+                     headers=world.admin).get_json()  # fmt: skip
+    assert [e["order_line_id"] for e in own["items"]] == [line_id]
+
+
+def test_why_not_credited_names_the_missing_card_and_the_missing_binding(world, shop, client):
+    sku, _ = world.sku(1000)
+    order = world.buy([(sku, 1)])
+    body = client.get(WHY, query_string={"order_line_id": order["line_ids"][sku]}, headers=world.guide["headers"])
+    assert body.get_json()["verdict"] == "no_rate_card"
+    stranger = shop.shopper()
+    placed = shop.place(stranger, [shop.add(stranger, sku)], shop.address(stranger)).get_json()
+    line_id = placed["sub_orders"][0]["lines"][0]["id"]
+    body = client.get(ADMIN_WHY, query_string={"order_line_id": line_id}, headers=world.admin).get_json()
+    assert (body["verdict"], body["guide_id"], body["entries"]) == ("not_bound_at_placement", None, [])
+    assert client.get(WHY, query_string={"order_line_id": line_id}, headers=world.guide["headers"]).status_code == 404
