@@ -1,0 +1,59 @@
+"""Commission holds (ADR 0024): a brand admin's hold thresholds and guide-owned coupons, the held entries and their
+review (release or void)."""
+
+from __future__ import annotations
+
+from api.auth import MallBlueprint, acting_brand, current_actor
+from api.extensions import db
+from api.guides.hold_schemas import BrandArgs, GuideCouponSchema, HoldSettingsSchema
+from api.tx import commit, read_only
+from mall.guides import hold_admin
+from mall.identity.roles import Role
+
+blp = MallBlueprint("guide_holds", __name__, description="Guides (导购): commission fraud holds and their review")
+
+MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
+_CODE = "guides.brand_required"
+
+
+@blp.get("/admin/guides/commission/hold-settings")
+@blp.auth(*MERCHANT)
+@blp.arguments(BrandArgs, location="query")
+@blp.response(200, HoldSettingsSchema)
+def get_settings(args):
+    """The brand's hold thresholds (the defaults until changed)."""
+    read_only()
+    brand_id = acting_brand(args["brand_id"], code=_CODE)
+    return hold_admin.get_thresholds(db.session, actor=current_actor(), brand_id=brand_id)
+
+
+@blp.put("/admin/guides/commission/hold-settings")
+@blp.auth(*MERCHANT)
+@blp.arguments(HoldSettingsSchema)
+@blp.response(200, HoldSettingsSchema)
+def set_settings(body):
+    """Change some thresholds (the others kept; 0 turns a rule off), in force for orders paid from now."""
+    brand_id = acting_brand(body.pop("brand_id"), code=_CODE)
+    limits = hold_admin.set_thresholds(db.session, actor=current_actor(), brand_id=brand_id, **body)
+    commit()
+    return limits
+
+
+@blp.post("/admin/guides/<int:guide_id>/coupons")
+@blp.auth(*MERCHANT)
+@blp.arguments(GuideCouponSchema)
+@blp.response(201, GuideCouponSchema)
+def own_coupon(body, guide_id):
+    """Make a coupon template of the brand this guide's own (导购专属券): its spread beyond the guide's customers is
+    watched. 422 guides.coupon_unknown, 409 guides.coupon_owned (another guide's)."""
+    owned = hold_admin.own_coupon(db.session, actor=current_actor(), guide_id=guide_id, **body)
+    commit()
+    return owned
+
+
+@blp.get("/admin/guides/<int:guide_id>/coupons")
+@blp.auth(*MERCHANT)
+@blp.response(200, GuideCouponSchema(many=True))
+def guide_coupons(guide_id):
+    read_only()
+    return hold_admin.guide_coupons(db.session, actor=current_actor(), guide_id=guide_id)
