@@ -139,9 +139,10 @@ def test_established_shoppers_do_not_make_a_fresh_cluster(h):
     assert [h.reason(h.a, h.buy(s, _elsewhere(i))) for i, s in enumerate(old)] == [None, None]
 
     # A young account with two other paid orders is not fresh either.
-    regular = h.shopper(h.a)
+    regular = h.shopper()  # two orders of their own before a guide's link bound them
     h.buy(regular, _elsewhere(7))
     h.buy(regular, _elsewhere(7))
+    assert h.guides.opened(regular, h.link_a)["kind"] == "bound"
     assert h.reason(h.a, h.buy(regular, _elsewhere(7))) is None
     young = h.shopper(h.a)
     assert h.reason(h.a, h.buy(young, _elsewhere(8))) is None  # the only fresh one of the window
@@ -235,8 +236,8 @@ def test_the_rules_cost_a_few_indexed_statements_per_order(h, app):
     reads orders other than the buyer's (by the indexed user_id)."""
     shopper = h.shopper(h.a)
     order_id = h.buy(shopper, _elsewhere(1))
-    for _ in range(3):
-        h.buy(h.shopper(h.a), _elsewhere(1))
+    for n in range(2, 5):
+        h.buy(h.shopper(h.a), _elsewhere(n))
     statements: list[str] = []
     with app.app_context():
         order = db.session.get(Order, order_id)

@@ -1,7 +1,7 @@
 """commission holds: thresholds, order signals, guide coupons and their uses
 
 Revision ID: 0028_commission_holds
-Revises: 0024_guides
+Revises: 0025_commission
 Create Date: 2026-12-03 09:43:56.662812
 
 """
@@ -13,7 +13,7 @@ import mall.db
 
 # revision identifiers, used by Alembic.
 revision = "0028_commission_holds"
-down_revision = "0024_guides"
+down_revision = "0025_commission"
 branch_labels = None
 depends_on = None
 
