@@ -34,3 +34,60 @@ class GuideCouponSchema(Schema):
     guide_id = fields.Integer(dump_only=True)
     brand_id = fields.Integer(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
+
+
+class HeldArgs(BrandArgs):
+    guide_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
+    before = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID),
+                            metadata={"description": "entries older than this id (the next page)"})  # fmt: skip
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+
+
+class ReviewSchema(Schema):
+    brand_id = Id(load_default=None, metadata={"description": "a platform admin names the brand"})
+    entry_ids = fields.List(Id(), required=True, validate=validate.Length(1, 200))
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class HoldReviewSchema(Schema):
+    action = fields.String(metadata={"description": "released or voided"})
+    from_state = fields.String()
+    to_state = fields.String()
+    reason = fields.String()
+    by = fields.Integer()
+    created_at = fields.AwareDateTime()
+
+
+class HeldEntrySchema(Schema):
+    id = fields.Integer()
+    guide_id = fields.Integer()
+    brand_id = fields.Integer()
+    kind = fields.String()
+    state = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    order_id = fields.Integer(allow_none=True)
+    sub_order_id = fields.Integer(allow_none=True)
+    order_line_id = fields.Integer(allow_none=True)
+    created_at = fields.AwareDateTime()
+    hold = fields.Dict(allow_none=True, metadata={"description": "why it was held: rule, match, evidence"})
+    review = fields.Nested(HoldReviewSchema, allow_none=True, metadata={"description": "the latest review"})
+
+
+class ReviewedSchema(Schema):
+    changed = fields.List(fields.Integer(), metadata={"description": "entries this request moved"})
+    unchanged = fields.List(fields.Integer(), metadata={"description": "entries already decided this way"})
+    entries = fields.List(fields.Nested(HeldEntrySchema))
+
+
+class GuideHeldEntrySchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    state = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    order_id = fields.Integer(allow_none=True)
+    sub_order_id = fields.Integer(allow_none=True)
+    order_line_id = fields.Integer(allow_none=True)
+    created_at = fields.AwareDateTime()
+    reason = fields.Dict(metadata={"description": "for a held entry only {code: under_review, text}"})

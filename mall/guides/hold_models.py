@@ -10,9 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mall.db import Base
+from mall.guides.ledger_models import CommissionEntry
 
 FRESH = sa.text("fresh")
 OUTSIDE = sa.text("outside")
+HELD = sa.text("state = 'on_hold'")
 
 
 class HoldSettings(Base):
@@ -91,3 +93,30 @@ class CouponUse(Base):
     shopper_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     outside: Mapped[bool]
     paid_at: Mapped[datetime]
+
+
+class HoldReview(Base):
+    """A brand admin's decision on a held entry: `released` (to pending or available) or `voided`, with why."""
+
+    __tablename__ = "guide_hold_reviews"
+    __table_args__ = (
+        sa.CheckConstraint("action IN ('released', 'voided')", name="action"),
+        sa.Index("ix_guide_hold_reviews_entry", "entry_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(sa.ForeignKey("guide_commission_entries.id"))
+    brand_id: Mapped[int] = mapped_column(sa.ForeignKey("brands.id"))
+    guide_id: Mapped[int] = mapped_column(sa.ForeignKey("guides.id"))
+    action: Mapped[str] = mapped_column(sa.String(16))
+    from_state: Mapped[str] = mapped_column(sa.String(16))
+    to_state: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+
+
+# A brand's held entries, newest first (the review list); partial: few entries are ever held.
+_ENTRIES = CommissionEntry.__table__
+sa.Index("ix_guide_commission_entries_held", _ENTRIES.c.brand_id, _ENTRIES.c.id, postgresql_where=HELD,
+         sqlite_where=HELD)  # fmt: skip

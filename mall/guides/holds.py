@@ -35,6 +35,16 @@ from mall.orders.models import Order, OrderLine
 from mall.promotions.coupons.models import Coupon
 
 NEUTRAL = {"code": "under_review", "text": "Under review"}  # all a guide is told about a hold
+REVIEWED = {"code": "reviewed", "text": "Reviewed"}  # ... and about one decided
+
+
+def for_guide(state: str, reason: dict | None) -> dict:
+    """An entry's reason as its guide reads it: a hold's rule and evidence are replaced by a neutral word (telling a
+    fraudster which signal caught them teaches them to avoid it)."""
+    reason = dict(reason or {})
+    if "hold" in reason:
+        reason["hold"] = NEUTRAL if state == "on_hold" else REVIEWED
+    return reason
 
 
 @dataclass(frozen=True, slots=True)
