@@ -6,7 +6,8 @@ from empty registries and installs, from the settings:
 
 - in-transaction reactions to domain events: the outbox messages (`mall.notifications.reactions`), coupon
   lock / use / release and the sign-up grant, group-buy on payment and cancellation, flash-sale units given
-  back on cancellation, coupons returned on a full refund (only if COUPON_RETURN_ON_FULL_REFUND);
+  back on cancellation, coupons returned on a full refund (only if COUPON_RETURN_ON_FULL_REFUND), the uses of
+  guide-owned coupons noted at payment (commission holds, ADR 0024);
 - after-commit subscribers: the jobs a commit schedules (`workers.subscriptions`), batched per release;
 - pricing steps: live prices (and the live quota counted at placement, given back on cancellation), coupons
   (and the shopper fact that lets a quote skip them);
@@ -24,7 +25,7 @@ from __future__ import annotations
 from mall import events, wiring
 from mall.checkout import pricing
 from mall.config import Settings
-from mall.guides import binding, commission
+from mall.guides import binding, commission, holds
 from mall.identity import tokens
 from mall.live import announce
 from mall.live import wiring as live
@@ -47,6 +48,7 @@ def install(settings: Settings) -> None:
     group_buy.install()
     live.install()
     pricing.register_shopper_fact("guide_bound", binding.bound)  # placements skip the binding read without one
+    events.react("order.paid", holds.note_coupon_uses)  # a guide-owned coupon's uses, for the spread hold rule
     events.react("order.paid", commission.earn)  # guided lines earn, in the payment's transaction
     events.react("refund_lines.written", commission.reverse)  # every refund path, per refunded part of a line
     settlement.ON_SETTLED[:] = [commission.settle]  # a settled batch's pending entries become available

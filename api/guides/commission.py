@@ -17,13 +17,20 @@ from api.guides.commission_schemas import (
     WhyLineSchema,
 )
 from api.tx import commit, read_only
-from mall.guides import commission, rates
+from mall.guides import commission, holds, rates
+from mall.guides.ledger_models import CommissionEntry
 from mall.identity.roles import Role
 
 blp = MallBlueprint("guide_commission", __name__, description="Guide commission: rate cards and the ledger")
 
 MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 _CODE = "guides.brand_required"
+_COLUMNS = tuple(c.key for c in CommissionEntry.__table__.columns)
+
+
+def _for_guide(entries) -> list[dict]:
+    """Entries as their guide reads them: a hold's rule and evidence replaced by a neutral word (ADR 0024)."""
+    return [{**{c: getattr(e, c) for c in _COLUMNS}, "reason": holds.for_guide(e.state, e.reason)} for e in entries]
 
 
 @blp.post("/admin/guides/rate-cards")
@@ -68,7 +75,7 @@ def my_entries(args):
     """My ledger entries, newest first, with state, amount, reason and order/line refs; `state` filters."""
     read_only()
     items, next_id = commission.entries(db.session, actor=current_actor(), **args)
-    return {"items": items, "next_before_id": next_id}
+    return {"items": _for_guide(items), "next_before_id": next_id}
 
 
 @blp.get("/guide/commission/balance")
@@ -88,7 +95,8 @@ def my_balance():
 def my_why(args):
     """Why an order line was (not) credited to me: the binding snapshot and my entries for it, and a verdict."""
     read_only()
-    return commission.why(db.session, actor=current_actor(), order_line_id=args["order_line_id"])
+    why = commission.why(db.session, actor=current_actor(), order_line_id=args["order_line_id"])
+    return {**why, "entries": _for_guide(why["entries"])}
 
 
 @blp.get("/admin/guides/commission")

@@ -56,7 +56,9 @@ def test_the_guides_own_purchase_through_a_linked_identity_is_held(world):
     order = world.buy([(sku, 1)])
     [entry] = world.entries(order["line_ids"][sku])
     assert (entry.state, entry.amount) == ("on_hold", 100)
-    assert entry.reason["hold"] == {"rule": "self_purchase", "signal": "linked_identity", "buyer_id": world.shopper_id}
+    hold = entry.reason["hold"]
+    assert (hold["rule"], hold["match"], hold["evidence"]) == ("self_purchase", "linked_identity",
+                                                               {"shopper_id": world.shopper_id})  # fmt: skip
     assert world.balance() == (0, 0, 100) and world.audit() == []
 
 
