@@ -32,6 +32,10 @@ class Payouts:
         self.terms(gateway=gateway, min_days_between=min_days_between)
         self.account(stripe_account_id=f"acct_{self.guide['id']:04d}", bank_account=f"CN-BANK-{self.guide['id']}")
 
+    def own_client(self):
+        """A client of its own (for another thread)."""
+        return self.app.test_client()
+
     def terms(self, **body) -> dict:
         resp = self.client.put(TERMS, json=body, headers=self.admin)
         assert resp.status_code == 200, resp.get_json()

@@ -377,9 +377,11 @@ def reconcile(session: Session, *, gateways: dict[str, PayoutGateway | None], no
     since = now - timedelta(days=RECONCILE_DAYS)
     payouts = list(session.execute(sa.select(Payout.id, Payout.brand_id, Payout.gateway, Payout.state, Payout.amount,
                                              Payout.currency, Payout.reference).where(Payout.requested_at >= since)))  # fmt: skip
-    sums = dict(session.execute(sa.select(CommissionEntry.payout_id, sa.func.sum(CommissionEntry.amount)).where(
-        CommissionEntry.payout_id.in_([p.id for p in payouts] or [0]),
-        CommissionEntry.kind.in_(("payout", "payout_return"))).group_by(CommissionEntry.payout_id)))  # fmt: skip
+    recent = sa.select(Payout.id).where(Payout.requested_at >= since).scalar_subquery()
+    sums = dict(session.execute(
+        sa.select(CommissionEntry.payout_id, sa.func.sum(CommissionEntry.amount))
+        .where(CommissionEntry.payout_id.in_(recent), CommissionEntry.kind.in_(("payout", "payout_return")))
+        .group_by(CommissionEntry.payout_id)).all())  # fmt: skip
     differences: list[dict] = []
     held: dict[str, dict[int, list[Record]]] = {}
     for name in sorted({p.gateway for p in payouts} | {n for n, g in gateways.items() if g is not None}):
