@@ -63,7 +63,9 @@ class Payouts:
         return resp.get_json()
 
     def act(self, payout_id: int, action: str, headers: dict | None = None, **body):
-        return self.client.post(f"{ADMIN}/{payout_id}/{action}", json=body or None, headers=headers or self.admin)
+        sends = body or action in ("reject", "cancel", "mark-paid", "mark-failed")  # those take a body ({} at least)
+        return self.client.post(f"{ADMIN}/{payout_id}/{action}", json=body if sends else None,
+                                headers=headers or self.admin)  # fmt: skip
 
     def approved(self, amount: int) -> dict:
         payout = self.asked(amount)

@@ -136,24 +136,24 @@ def approve(payout_id):
 
 @blp.post(f"{ADMIN}/<int:payout_id>/reject")
 @blp.auth(*MERCHANT)
-@blp.arguments(NoteSchema, required=False)
+@blp.arguments(NoteSchema)
 @blp.response(200, PayoutSchema)
 @blp.problems(409)
 def reject(body, payout_id):
     """A requested or approved payout refused: cancelled with `rejected`, the money available again."""
-    payout = payouts.reject(db.session, actor=current_actor(), payout_id=payout_id, note=(body or {}).get("note"))
+    payout = payouts.reject(db.session, actor=current_actor(), payout_id=payout_id, note=body["note"])
     commit()
     return payout
 
 
 @blp.post(f"{ADMIN}/<int:payout_id>/cancel")
 @blp.auth(*MERCHANT)
-@blp.arguments(NoteSchema, required=False)
+@blp.arguments(NoteSchema)
 @blp.response(200, PayoutSchema)
 @blp.problems(409)
 def cancel(body, payout_id):
     """A requested or approved payout cancelled (not yet sent): the money available again."""
-    payout = payouts.cancel(db.session, actor=current_actor(), payout_id=payout_id, note=(body or {}).get("note"))
+    payout = payouts.cancel(db.session, actor=current_actor(), payout_id=payout_id, note=body["note"])
     commit()
     return payout
 
