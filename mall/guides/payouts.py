@@ -370,7 +370,8 @@ def reconcile(session: Session, *, gateways: dict[str, PayoutGateway | None], no
     holds; store the differences (a row, and a `payout.reconciled` event). Kinds: ledger_mismatch (the entries'
     sum is not what the state says), missing_payment (paid, no gateway record), amount_mismatch, returned_at_gateway
     (reversed there, still paid here), paid_but_not_booked (a gateway payment for a payout failed/cancelled/open
-    here), unknown_payout (a gateway payment naming no payout of ours), gateway_unavailable."""
+    here), unrecorded_transfer (processing here: the sweep will record it), unknown_payout (a gateway payment
+    naming no payout of ours), gateway_unavailable."""
     from mall.payments.services import installation_id
 
     now = now or clock.now()
@@ -414,7 +415,8 @@ def reconcile(session: Session, *, gateways: dict[str, PayoutGateway | None], no
             differences.append({**base, "kind": "amount_mismatch", "gateway_amount": sum(r.amount for r in kept),
                                 "references": [r.reference for r in kept]})  # fmt: skip
         elif p.state != "paid" and kept:
-            differences.append({**base, "kind": "paid_but_not_booked", "references": [r.reference for r in kept]})
+            kind = "unrecorded_transfer" if p.state == "processing" else "paid_but_not_booked"
+            differences.append({**base, "kind": kind, "references": [r.reference for r in kept]})
     for name, records in held.items():
         for payout_id, found in sorted((records or {}).items()):
             if payout_id not in known:

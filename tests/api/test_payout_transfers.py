@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from api import create_app
+from api.extensions import db
 from mall import clock
 from mall.guides import payouts
 from mall.guides.payout_gateways import Manual, StripeConnect
@@ -193,7 +194,6 @@ def test_the_nightly_reconciliation_reports_what_differs_between_ledger_and_gate
     manual = world.approved(1000)
     world.act(manual["id"], "mark-paid", reference="BANK-9")
     with world.app.app_context():
-        from api.extensions import db
         from mall.payments.services import installation_id
 
         ours = installation_id(db.session)
@@ -201,14 +201,25 @@ def test_the_nightly_reconciliation_reports_what_differs_between_ledger_and_gate
                     metadata={"payout_id": 999999, "installation": ours})  # fmt: skip
     stripe.transfer(amount=800, currency="CNY", destination="acct_y", idempotency_key="not-ours",
                     metadata={"payout_id": 1, "installation": "another"})  # fmt: skip
+    world.terms(gateway="stripe")
+    unrecorded = world.approved(1000)
+    died_after_the_call(world, stripe, unrecorded["id"])
+    world.fund(3000)
+    with world.app.app_context():  # an entry no payout move wrote: the ledger no longer says `kept` was paid out
+        from mall.guides import ledger
+
+        ledger.post(db.session, guide_id=world.guide["id"], brand_id=world.brand, currency="CNY", amount=3000,
+                    kind="payout_return", state="available", key="stray-return", reason={"rule": "test"},
+                    payout_id=kept["id"])  # fmt: skip
+        db.session.commit()
     assert world.client.get(f"{ADMIN}/reconciliation", headers=world.admin).status_code == 404
     outcome = payout_jobs.reconcile_payouts()
-    assert outcome["checked"] == 3 and outcome["differences"] == 2
+    assert outcome["checked"] == 4 and outcome["differences"] == 4
     platform = world.shop.login("platform_admin")
     report = world.client.get(f"{ADMIN}/reconciliation", headers=platform).get_json()
     found = {(d["kind"], d["payout_id"]) for d in report["differences"]}
-    assert found == {("returned_at_gateway", reversed_behind_our_back["id"]), ("unknown_payout", 999999)}
+    assert found == {("returned_at_gateway", reversed_behind_our_back["id"]), ("unknown_payout", 999999),
+                     ("ledger_mismatch", kept["id"]), ("unrecorded_transfer", unrecorded["id"])}  # fmt: skip
     mine = world.client.get(f"{ADMIN}/reconciliation", headers=world.admin).get_json()
-    assert [(d["kind"], d["payout_id"]) for d in mine["differences"]] == [("returned_at_gateway",
-                                                                            reversed_behind_our_back["id"])]  # fmt: skip
-    assert kept["id"] not in {d["payout_id"] for d in report["differences"]}
+    assert {(d["kind"], d["payout_id"]) for d in mine["differences"]} == found - {("unknown_payout", 999999)}
+    assert manual["id"] not in {d["payout_id"] for d in report["differences"]}  # its bank reference is recorded
