@@ -22,6 +22,7 @@ from workers.jobs.notifications import (
 )
 from workers.jobs.orders import auto_confirm_receipts, settle_sub_orders, sweep_unpaid_orders
 from workers.jobs.payments import sweep_gateway_calls, sweep_unprocessed_webhooks
+from workers.jobs.payouts import reconcile_payouts, sweep_payout_transfers
 
 runtime.configure(Settings.from_env())  # the composition root, as in every entry point
 
@@ -39,3 +40,5 @@ cron.register(birthday_coupons, queue_name="low", cron="30 1 * * *")
 cron.register(reconcile_flash_sales, queue_name="low", interval=300)
 cron.register(sweep_due_groups, queue_name="low", interval=60)
 cron.register(release_unclaimed_prizes, queue_name="low", interval=300)
+cron.register(sweep_payout_transfers, queue_name="low", interval=60)
+cron.register(reconcile_payouts, queue_name="low", cron="40 3 * * *")

@@ -49,6 +49,8 @@ class Guide(Timestamped, Base):
     shopper_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     name: Mapped[str] = mapped_column(sa.String(100), default="")
     grade: Mapped[str | None] = mapped_column(sa.String(32))  # rate cards may be per grade (mall/guides/rates.py)
+    stripe_account_id: Mapped[str | None] = mapped_column(sa.String(64))  # Connect account payouts transfer to
+    bank_account: Mapped[str | None] = mapped_column(sa.String(128))  # manual payouts' bank-transfer CSV
     invited_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
 
 

@@ -22,6 +22,25 @@ class RefundResult:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """A transfer of the platform's money to a connected account (Stripe Connect), as the provider holds it."""
+
+    transfer_id: str
+    amount: int
+    currency: str  # upper case, as the mall writes currencies
+    destination: str
+    amount_reversed: int = 0
+    metadata: dict = field(default_factory=dict)
+
+
+def transfer_of(obj: dict) -> Transfer:
+    """A transfer object (an API answer or a `transfer.*` webhook's data.object) as the mall reads it."""
+    return Transfer(transfer_id=obj["id"], amount=int(obj["amount"]), currency=str(obj["currency"]).upper(),
+                    destination=str(obj.get("destination") or ""), amount_reversed=int(obj.get("amount_reversed") or 0),
+                    metadata=dict(obj.get("metadata") or {}))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class WebhookPayload:
     event_id: str
     type: str

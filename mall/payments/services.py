@@ -374,3 +374,13 @@ _HANDLERS = {
     "payment_intent.payment_failed": _on_failed,
     "charge.refunded": _on_charge_refunded,
 }
+
+
+def handle_webhooks(handlers: dict) -> None:
+    """More event types for the provider's webhook (the composition root: `transfer.*` for guide payouts). Each is
+    (session, gateway, data.object) -> outcome, run once per stored event by the same job."""
+    _HANDLERS.update(handlers)
+
+
+def webhook_types() -> list[str]:
+    return sorted(_HANDLERS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stripe
 
 from mall.errors import BadRequest, Invalid, Unavailable
-from mall.payments.gateway import Intent, RefundResult, WebhookPayload
+from mall.payments.gateway import Intent, RefundResult, Transfer, WebhookPayload, transfer_of
 
 
 class StripeGateway:
@@ -42,6 +42,21 @@ class StripeGateway:
         refund = self._call(self.client.v1.refunds.create, params, idempotency_key)
         status = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}.get(refund.status, "pending")
         return RefundResult(refund_id=refund.id, status=status, intent_id=refund.payment_intent)
+
+    def transfer(self, *, amount: int, currency: str, destination: str, idempotency_key: str,
+                 metadata: dict) -> Transfer:  # fmt: skip
+        """A Connect transfer to `destination` (guide payouts, ADR 0023): the same key answers the same transfer."""
+        params = {"amount": amount, "currency": currency.lower(), "destination": destination,
+                  "metadata": {k: str(v) for k, v in metadata.items()}}  # fmt: skip
+        return transfer_of(self._call(self.client.v1.transfers.create, params, idempotency_key).to_dict())
+
+    def transfers(self, *, created_since: int) -> list[Transfer]:
+        """Every transfer created since `created_since` (unix seconds), all pages: for the reconciliation."""
+        try:
+            page = self.client.v1.transfers.list(params={"limit": 100, "created": {"gte": created_since}})
+            return [transfer_of(item.to_dict()) for item in page.auto_paging_iter()]
+        except stripe.StripeError as exc:
+            raise Unavailable("payment.gateway_unavailable", "The payment provider is unavailable.") from exc
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> WebhookPayload:
         """Verify the Stripe-Signature over the raw body; reject bad or stale (>5 min) signatures."""

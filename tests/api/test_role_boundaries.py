@@ -161,6 +161,21 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/guide/commission"): GUIDES,
     ("GET", "/api/v1/guide/commission/balance"): GUIDES,
     ("GET", "/api/v1/guide/commission/why"): GUIDES,
+    ("POST", "/api/v1/guide/payouts"): GUIDES,
+    ("GET", "/api/v1/guide/payouts"): GUIDES,
+    ("POST", "/api/v1/guide/payouts/<int:payout_id>/cancel"): GUIDES,
+    ("GET", "/api/v1/admin/guides/payout-terms"): MERCHANT,
+    ("PUT", "/api/v1/admin/guides/payout-terms"): MERCHANT,
+    ("PUT", "/api/v1/admin/guides/<int:guide_id>/payout-account"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/payouts"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/payouts/<int:payout_id>/approve"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/payouts/<int:payout_id>/reject"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/payouts/<int:payout_id>/cancel"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/payouts/process"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/payouts/export.csv"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/payouts/<int:payout_id>/mark-paid"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/payouts/<int:payout_id>/mark-failed"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/payouts/reconciliation"): MERCHANT,
 }
 
 # Routes anyone may call without a token.

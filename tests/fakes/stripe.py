@@ -1,4 +1,4 @@
-"""A local stand-in for Stripe's HTTP API (PaymentIntents and Refunds), plus webhook signing.
+"""A local stand-in for Stripe's HTTP API (PaymentIntents, Refunds, Connect Transfers), plus webhook signing.
 
 It parses form-encoded bodies as Stripe does, honours Idempotency-Key (same key replays the first
 response), and signs webhook payloads exactly as Stripe does (`t=...,v1=HMAC-SHA256(t.payload)`).
@@ -33,10 +33,12 @@ class FakeStripe:
     def __init__(self):
         self.intents: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
+        self.transfers: dict[str, dict] = {}  # in creation order, as GET /v1/transfers lists them (newest first)
         self.idempotent: dict[str, tuple[int, dict]] = {}
         self.calls: list[tuple[str, dict]] = []
         self.keys: list[str | None] = []  # the Idempotency-Key of every request, replays too
         self.faults: list[dict] = []  # see `fail` and `stall`
+        self.unconnected: set[str] = set()  # acct_ ids Stripe answers "No such destination" for
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -56,8 +58,15 @@ class FakeStripe:
 
     def reset(self) -> None:
         with self._lock:
-            self.intents.clear(), self.refunds.clear(), self.idempotent.clear(), self.calls.clear(), self.keys.clear()
-            self.faults.clear()
+            (
+                self.intents.clear(),
+                self.refunds.clear(),
+                self.transfers.clear(),
+                self.idempotent.clear(),
+                self.calls.clear(),
+                self.keys.clear(),
+            )
+            self.faults.clear(), self.unconnected.clear()
 
     def fail(self, path: str, *, times: int = 1, status: int = 503, when=lambda params: True) -> None:
         """The next `times` requests to `path` (matching `when(params)`) answer `status`, with nothing done and
@@ -124,7 +133,46 @@ class FakeStripe:
             }
             self.refunds[refund["id"]] = refund
             return 200, refund
+        if method == "POST" and path == "/v1/transfers":
+            return self._transfer(params)
+        if method == "GET" and path == "/v1/transfers":
+            return 200, self._list_transfers(params)
         return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL {path}"}}
+
+    def _transfer(self, params: dict) -> tuple[int, dict]:
+        """A Connect transfer: the destination must be a connected account (acct_...), else 400 as Stripe."""
+        destination = params.get("destination", "")
+        if not destination.startswith("acct_") or destination in self.unconnected:
+            return 400, {"error": {"type": "invalid_request_error", "code": "account_invalid",
+                                   "message": f"No such destination: '{destination}'"}}  # fmt: skip
+        transfer = {"id": f"tr_{next(self._ids):06d}", "object": "transfer", "amount": int(params["amount"]),
+                    "currency": params["currency"], "destination": destination, "amount_reversed": 0,
+                    "reversed": False, "created": int(time.time()), "metadata": params.get("metadata", {}),
+                    "reversals": {"object": "list", "data": [], "has_more": False}}  # fmt: skip
+        self.transfers[transfer["id"]] = transfer
+        return 200, transfer
+
+    def _list_transfers(self, params: dict) -> dict:
+        items = sorted(self.transfers.values(), key=lambda t: t["id"], reverse=True)
+        since = int((params.get("created") or {}).get("gte", 0))
+        items = [t for t in items if t["created"] >= since]
+        if params.get("starting_after"):
+            ids = [t["id"] for t in items]
+            items = items[ids.index(params["starting_after"]) + 1 :] if params["starting_after"] in ids else []
+        limit = int(params.get("limit", 10))
+        return {"object": "list", "url": "/v1/transfers", "data": items[:limit], "has_more": len(items) > limit}
+
+    def reverse(self, transfer_id: str, amount: int | None = None) -> dict:
+        """The connected account's money taken back (a reversal made in the dashboard): the transfer as now."""
+        with self._lock:
+            transfer = self.transfers[transfer_id]
+            transfer["amount_reversed"] += transfer["amount"] if amount is None else amount
+            transfer["reversed"] = transfer["amount_reversed"] >= transfer["amount"]
+            return dict(transfer)
+
+    def paid_transfers(self) -> list[dict]:
+        """The transfers the connected accounts kept (not fully reversed)."""
+        return [t for t in self.transfers.values() if not t["reversed"]]
 
     def _handler(self):
         fake = self
@@ -137,6 +185,13 @@ class FakeStripe:
                 payload = json.dumps(body).encode()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that timed out
                     self._answer(status, payload)
+
+            def do_GET(self):
+                path, _, query = self.path.partition("?")
+                params = _nest(parse_qsl(query))
+                status, body = fake.handle("GET", path, params, None)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._answer(status, json.dumps(body).encode())
 
             def _answer(self, status: int, payload: bytes) -> None:
                 self.send_response(status)
