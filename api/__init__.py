@@ -102,6 +102,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.guides.holds import blp as guide_holds
     from api.guides.payouts import blp as guide_payouts
     from api.guides.routes import blp as guides
+    from api.guides.workbench import blp as guide_workbench
     from api.health import bp as health
     from api.identity.routes import blp as identity
     from api.live.attribution import blp as live_attribution
@@ -118,7 +119,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(console)
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
                   coupons, flash_sales, group_buy, live, live_links, live_attribution, live_lucky_bags,
-                  live_promotions, guides, guide_commission, guide_holds, guide_payouts)  # fmt: skip
+                  live_promotions, guides, guide_commission, guide_holds, guide_payouts, guide_workbench)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 

@@ -16,6 +16,9 @@ from mall.catalog import bundles, services, taxonomy
 from mall.catalog.models import Brand, Product
 from mall.checkout.services import set_shipping_policy
 from mall.config import ConfigError
+from mall.guides import rates
+from mall.guides import services as guides
+from mall.guides.models import GuideLink
 from mall.identity import services as identity
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
@@ -23,6 +26,7 @@ from mall.live import links, pinning, rooms
 from mall.live.models import LiveLink
 from mall.notifications import journeys
 from mall.orders import services as orders
+from mall.orders import settlement
 from mall.orders.models import Order
 from mall.orders.policy import OrderPolicy
 from mall.payments import services as payments
@@ -31,6 +35,10 @@ from mall.payments.gateway import OfflineGateway
 DEMO_ADMIN_EMAIL = "admin@demo.mall"
 DEMO_ADMIN_PASSWORD = "demo-password-123"
 DEMO_HOST_EMAIL = "host@demo.mall"  # demo-host signs in to the host console with the same password
+DEMO_GUIDE_EMAIL = "guide@demo.mall"  # demo-guide-lin signs in to the guide workbench with the same password
+# The first brand's guide shoppers: (name, days ago they opened a guide's product link and paid, units, guide index)
+GUIDE_SALES = [("Wang Fang", 26, 1, 0), ("Li Na", 21, 2, 0), ("Zhang Wei", 17, 1, 1), ("Liu Yang", 12, 1, 0),
+               ("Chen Jing", 8, 3, 0), ("Yang Min", 5, 1, 1), ("Zhao Lei", 2, 2, 0), ("Huang Li", 0, 1, 0)]  # fmt: skip
 
 BRANDS = [
     ("lumiere", "Lumière Beauty", "Beauty", ["Skincare", "Makeup"], ["Serum", "Cream", "Lipstick", "Cushion"]),
@@ -52,6 +60,8 @@ TOKEN_HELP = [
     f"  or log in as the platform admin: POST /api/v1/auth/password {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}",
     "  a live room is on air: viewers GET /api/v1/live/rooms/<id>; its host (demo-host) lists it at GET /api/v1/admin/live/rooms",
     f"  host console: http://localhost:8000/console/live, signed in as {DEMO_HOST_EMAIL} / {DEMO_ADMIN_PASSWORD}",
+    "  guide workbench: http://localhost:8000/console/guide, signed in with a token of demo-guide (role guide,",
+    f'  "brand_id": 1) or as {DEMO_GUIDE_EMAIL} / {DEMO_ADMIN_PASSWORD}; both have customers and paid orders',
 ]
 
 
@@ -74,6 +84,7 @@ def load(session: Session, *, env: str) -> bool:
     journeys.seed(session)
     _load_users(session, actor)
     _load_live_room(session, actor)
+    _load_guides(session, actor)
     return True
 
 
@@ -170,11 +181,13 @@ def _load_live_room(session: Session, actor: Actor) -> None:
         paid_order(session, shopper_id=viewer.id, line_ids=[opened.line_id])
 
 
-def paid_order(session: Session, *, shopper_id: int, line_ids: list[int]) -> Order:
-    """A demo shopper's order of these cart lines, shipped to a demo address and paid offline."""
-    address = identity.save_address(session, user_id=shopper_id, recipient="Demo 收货人", phone="13800000000",
-                                    province="上海市", city="上海市", district="黄浦区", detail="南京东路 1 号")  # fmt: skip
-    order = orders.place_order(session, shopper_id=shopper_id, line_ids=line_ids, address_id=address.id,
+def paid_order(session: Session, *, shopper_id: int, line_ids: list[int], address_id: int | None = None) -> Order:
+    """A demo shopper's order of these cart lines, shipped to `address_id` (else a demo address) and paid offline."""
+    if address_id is None:
+        address_id = identity.save_address(session, user_id=shopper_id, recipient="Demo 收货人", phone="13800000000",
+                                           province="上海市", city="上海市", district="黄浦区",
+                                           detail="南京东路 1 号").id  # fmt: skip
+    order = orders.place_order(session, shopper_id=shopper_id, line_ids=line_ids, address_id=address_id,
                                policy=OrderPolicy())  # fmt: skip
     payments.pay(session, gateway=OfflineGateway(), shopper_id=shopper_id, order_id=order.id)
     return order
@@ -192,3 +205,57 @@ def live_link_help(session: Session, *, secret: str) -> list[str]:
         f"    QR code: GET /api/v1/live/links/qr.png?t={token}",
         f'    a shopper opens it: POST /api/v1/live/links/open {{"token": "{token}"}}',
     ]
+
+
+def _load_guides(session: Session, actor: Actor) -> None:
+    """The first brand's store and two guides (demo-guide, and demo-guide-lin who signs in with a password), each
+    with a storefront link (its QR code) and product links; shoppers who opened those links over the last weeks, were
+    bound and paid (the clock moved back for each, so the workbench's chart has days to show)."""
+    brand_id = session.scalar(sa.select(Brand.id).order_by(Brand.id).limit(1))
+    store = guides.create_store(session, actor=actor, brand_id=brand_id, name="West Lake store")
+    users = [session.scalar(sa.select(User).filter_by(role=Role.GUIDE, display_name="demo-guide")),
+             identity.create_staff(session, actor=actor, role=Role.GUIDE, name="demo-guide-lin", email=DEMO_GUIDE_EMAIL,
+                                   password=DEMO_ADMIN_PASSWORD, brand_id=brand_id)]  # fmt: skip
+    products = session.scalars(sa.select(Product).filter_by(brand_id=brand_id, min_member_level=None)
+                               .order_by(Product.id).limit(3)).all()  # fmt: skip
+    links = []
+    for user in users:
+        guide = guides.invite(session, actor=actor, brand_id=brand_id, user_id=user.id, store_id=store.id)
+        guides.move(session, actor=actor, guide_id=guide.id, action="activate")
+        as_guide = Actor(user_id=user.id, role=Role.GUIDE, brand_id=brand_id)
+        guides.create_link(session, actor=as_guide, target="storefront")
+        guides.create_link(session, actor=as_guide, target="store", store_id=store.id)
+        links.append([guides.create_link(session, actor=as_guide, target="product", product_id=p.id,
+                                         sku_id=p.skus[0].id) for p in products])  # fmt: skip
+    month = timedelta(days=30)
+    clock.advance(-month)  # the brand's rate card, in force before the first sale: 8% of what each line paid
+    try:
+        rates.create(session, actor=actor, brand_id=brand_id, scope="brand", basis_points=800)
+    finally:
+        clock.advance(month)
+    for n, (name, days_ago, units, which) in enumerate(GUIDE_SALES):
+        _guide_sale(session, actor, name, links[which][n % len(products)], units, timedelta(days=days_ago, hours=n % 5))
+    settlement.settle_due(session)  # the older sales' return windows have closed: their commission is available
+
+
+def _guide_sale(session: Session, actor: Actor, name: str, link: GuideLink, units: int, ago: timedelta) -> None:
+    """A shopper opens the link (a visit, a binding, the product in the cart), places the order and pays, `ago`;
+    sales older than ten days were shipped and received the next day (their return window has closed since)."""
+    shopper = identity.dev_login(session, role=Role.SHOPPER, name=name, brand_id=None)
+    address = identity.save_address(session, user_id=shopper.id, recipient=name, phone=f"1390000{shopper.id:04d}",
+                                    province="Zhejiang", city="Hangzhou", detail="1 West Lake Road")  # fmt: skip
+    as_shopper = Actor(user_id=shopper.id, role=Role.SHOPPER)
+    clock.advance(-ago)
+    try:
+        token = guides.token(link, secret="demo")
+        opened = guides.open_link(session, actor=as_shopper, link_token=token, secret="demo", quantity=units)
+        order = paid_order(session, shopper_id=shopper.id, line_ids=[opened.line_id], address_id=address.id)
+        if ago > timedelta(days=10):
+            clock.advance(timedelta(days=1))
+            sub, policy = order.sub_orders[0], OrderPolicy()
+            orders.ship(session, actor=actor, sub_order_id=sub.id, carrier="SF", tracking_number=f"SF{order.id:08d}",
+                        policy=policy)  # fmt: skip
+            orders.confirm_receipt(session, shopper_id=shopper.id, sub_order_id=sub.id, policy=policy)
+            clock.advance(-timedelta(days=1))
+    finally:
+        clock.advance(ago)
