@@ -32,6 +32,7 @@ SUITES = {
     "flash_sale": "bench.flash_sale",
     "paid_message": "bench.paid_message",
     "live": "bench.live",
+    "guides": "bench.guides",
 }
 BACKENDS = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
 
@@ -46,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per scenario (default 10)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
     p.add_argument("--concurrency", type=int, default=32, help="concurrent keep-alive clients (default 32)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="guides: alternating rounds of the checkout loop with and without a guide (default 3)")  # fmt: skip
     p.add_argument("--scenario", action="append", dest="scenarios", help="run only this scenario (repeatable)")
     # gthread, 3 workers x 3 threads: what gunicorn.conf.py runs on this 2-core machine (see its notes).
     p.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")
