@@ -98,6 +98,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.coupons.routes import blp as coupons
     from api.flash_sales.routes import blp as flash_sales
     from api.group_buy.routes import blp as group_buy
+    from api.guides.commission import blp as guide_commission
     from api.guides.routes import blp as guides
     from api.health import bp as health
     from api.identity.routes import blp as identity
@@ -115,7 +116,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(console)
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
                   coupons, flash_sales, group_buy, live, live_links, live_attribution, live_lucky_bags,
-                  live_promotions, guides)  # fmt: skip
+                  live_promotions, guides, guide_commission)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 

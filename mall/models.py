@@ -4,6 +4,7 @@ from mall import events  # noqa: F401
 from mall.cart import models as cart_models  # noqa: F401
 from mall.catalog import models as catalog_models  # noqa: F401
 from mall.checkout import models as checkout_models  # noqa: F401
+from mall.guides import ledger_models  # noqa: F401
 from mall.guides import models as guide_models  # noqa: F401
 from mall.identity import models as identity_models  # noqa: F401
 from mall.live import lucky_bag_models  # noqa: F401

@@ -24,11 +24,12 @@ from __future__ import annotations
 from mall import events, wiring
 from mall.checkout import pricing
 from mall.config import Settings
-from mall.guides import binding
+from mall.guides import binding, commission
 from mall.identity import tokens
 from mall.live import announce
 from mall.live import wiring as live
 from mall.notifications import guards, nudges, reactions
+from mall.orders import settlement
 from mall.promotions.coupons import services as coupon_services
 from mall.promotions.coupons import wiring as coupons
 from mall.promotions.flash_sale import wiring as flash_sales
@@ -46,6 +47,9 @@ def install(settings: Settings) -> None:
     group_buy.install()
     live.install()
     pricing.register_shopper_fact("guide_bound", binding.bound)  # placements skip the binding read without one
+    events.react("order.paid", commission.earn)  # guided lines earn, in the payment's transaction
+    events.react("refund_lines.written", commission.reverse)  # every refund path, per refunded part of a line
+    settlement.ON_SETTLED[:] = [commission.settle]  # a settled batch's pending entries become available
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
     tokens.use_cache(flash.token_cache)
@@ -66,5 +70,6 @@ def describe() -> dict:
         "coupon issued": [wiring.name_of(h) for h in coupon_services.ON_ISSUED],
         "nudge recovery coupon": [wiring.name_of(h) for h in (nudges.recovery_coupon,) if h],
         "token cache": [wiring.name_of(h) for h in (tokens.cache_factory(),) if h],
+        "sub-orders settled": [wiring.name_of(h) for h in settlement.ON_SETTLED],
     }
     return {**events.installed(), "pricing": pricing.installed(), "guards": guards.installed(), "hooks": hooks}

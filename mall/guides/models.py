@@ -48,6 +48,7 @@ class Guide(Timestamped, Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="invited")
     shopper_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     name: Mapped[str] = mapped_column(sa.String(100), default="")
+    grade: Mapped[str | None] = mapped_column(sa.String(32))  # rate cards may be per grade (mall/guides/rates.py)
     invited_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
 
 

@@ -153,6 +153,14 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/guide/links"): GUIDES,
     ("GET", "/api/v1/guide/links"): GUIDES,
     ("POST", "/api/v1/guide/links/open"): SHOPPERS,
+    ("POST", "/api/v1/admin/guides/rate-cards"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/rate-cards"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/rate-cards/<int:card_id>/close"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/commission"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/commission/why"): MERCHANT,
+    ("GET", "/api/v1/guide/commission"): GUIDES,
+    ("GET", "/api/v1/guide/commission/balance"): GUIDES,
+    ("GET", "/api/v1/guide/commission/why"): GUIDES,
 }
 
 # Routes anyone may call without a token.
