@@ -49,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32, help="concurrent keep-alive clients (default 32)")
     p.add_argument("--rounds", type=int, default=3,
                    help="guides: alternating rounds of the checkout loop with and without a guide (default 3)")  # fmt: skip
+    p.add_argument("--entries", type=int, default=1_000_000,
+                   help="guides: entries settled per settlement round (default 1000000; 0 skips it)")  # fmt: skip
+    p.add_argument("--entries-per-sub-order", type=int, default=2,
+                   help="guides: entries per due sub-order in the settlement scenario (default 2)")  # fmt: skip
     p.add_argument("--scenario", action="append", dest="scenarios", help="run only this scenario (repeatable)")
     # gthread, 3 workers x 3 threads: what gunicorn.conf.py runs on this 2-core machine (see its notes).
     p.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")

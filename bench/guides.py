@@ -36,6 +36,9 @@ NAME = "guides"
 DESCRIPTION = "checkout with every line credited to a bound guide vs without (same run)"
 
 CHECKOUT_RATIO = 0.85
+SETTLE_RATE = 5_000  # entries/s
+RATE_BP = 500  # the brand's card: 5% of what a line paid
+SETTLE_GUIDES = 1_000  # the settled entries belong to this many guides (each batch bumps many balance rows)
 BRAND = 0  # the checkout product's brand (index in checkout.BRANDS): the guide's
 REDIS_URL = os.environ.get("BENCH_GUIDES_REDIS_URL", "redis://127.0.0.1:6379/4")
 API = checkout.API
@@ -50,11 +53,14 @@ class Mall:
     plain: checkout.Shopper
     guided: checkout.Shopper
     seconds: float = 0.0
+    template_order: int = 0  # a guided, paid order of the preflight: what the settlement's seed copies
+    settle_guides: int = 0  # the first of SETTLE_GUIDES guides the settlement's entries belong to (0: not made yet)
 
 
 def seed(database_url: str, redis_url: str) -> Mall:
     from api.extensions import db
     from mall import events
+    from mall.guides import rates
     from mall.guides import services as guides
     from mall.identity import services as identity
     from mall.identity.roles import Actor, Role
@@ -72,6 +78,7 @@ def seed(database_url: str, redis_url: str) -> Mall:
         guide = guides.invite(s, actor=admin, brand_id=brand_id, user_id=user.id)
         guides.move(s, actor=admin, guide_id=guide.id, action="activate")
         link = guides.create_link(s, actor=Actor(user.id, Role.GUIDE, brand_id), target="storefront")
+        rates.create(s, actor=admin, brand_id=brand_id, scope="brand", basis_points=RATE_BP)  # guided lines earn
         s.commit()
         events.discard(s)  # nothing for the (absent) workers
         mall = Mall(brand_id, guide.id, guides.token(link, secret=harness.SECRET_KEY), skus, plain, guided)
@@ -88,17 +95,21 @@ def bind(base_url: str, mall: Mall) -> dict:
 
 
 def line_guides(database_url: str, redis_url: str, order_ids: list[int]) -> dict[int, list]:
-    """order id -> its lines' (guide_id, guide_binding_id), read from the database."""
+    """order id -> its lines' (guide_id, guide_binding_id, their entries' (kind, state, amount)), from the database."""
     import sqlalchemy as sa
 
+    from mall.guides.ledger_models import CommissionEntry as Entry
     from mall.orders.models import OrderLine
 
     with harness.app_engine(database_url, redis_url) as engine, engine.connect() as conn:
-        rows = conn.execute(sa.select(OrderLine.order_id, OrderLine.guide_id, OrderLine.guide_binding_id)
+        rows = conn.execute(sa.select(OrderLine.order_id, OrderLine.guide_id, OrderLine.guide_binding_id, OrderLine.id)
                             .where(OrderLine.order_id.in_(order_ids))).all()  # fmt: skip
+        entries = conn.execute(sa.select(Entry.order_line_id, Entry.kind, Entry.state, Entry.amount)
+                               .where(Entry.order_id.in_(order_ids))).all()  # fmt: skip
     found: dict[int, list] = {}
-    for order_id, guide_id, binding_id in rows:
-        found.setdefault(order_id, []).append((guide_id, binding_id))
+    for order_id, guide_id, binding_id, line_id in rows:
+        earned = [tuple(e[1:]) for e in entries if e[0] == line_id]
+        found.setdefault(order_id, []).append((guide_id, binding_id, earned))
     return found
 
 
@@ -140,6 +151,163 @@ def checkout_target(pairs) -> dict:
     return {"scenario": "checkout+guide", "met": ratio >= CHECKOUT_RATIO and not errors, "detail": detail}
 
 
+# ---- settlement: N due sub-orders' pending entries become available -------------------------------------------
+
+
+def _clone(conn, table: str, template_id: int, count: int, values: dict[str, str]) -> int:
+    """`count` copies of row `template_id` of `table` in one INSERT ... SELECT over generate_series(1, count) g:
+    ids :base + g (base: the table's max id, returned), column c set to the SQL expression values[c] (of g, :base,
+    :now) or the template's value; the id sequence is moved past them."""
+    import sqlalchemy as sa
+
+    columns = [row[0] for row in conn.execute(sa.text(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = :t AND table_schema = current_schema() "
+        "ORDER BY ordinal_position"), {"t": table})]  # fmt: skip
+    base = conn.scalar(sa.text(f"SELECT COALESCE(MAX(id), 0) FROM {table}"))
+    chosen = {"id": ":base + g", **values}
+    conn.execute(sa.text(
+        f"INSERT INTO {table} ({', '.join(_quoted(c) for c in columns)}) "
+        f"SELECT {', '.join(chosen.get(c, 't.' + _quoted(c)) for c in columns)} "
+        f"FROM {table} t CROSS JOIN generate_series(1, :count) g WHERE t.id = :template"
+    ), {"base": base, "count": count, "template": template_id, "now": _now()})  # fmt: skip
+    conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), :last)"), {"last": base + count})
+    return base
+
+
+def _quoted(column: str) -> str:
+    return '"' + column + '"'
+
+
+def _now():
+    from mall import clock
+
+    return clock.now()
+
+
+def settle_rounds(opts) -> int:
+    return 0 if getattr(opts, "entries", 0) <= 0 else max(1, getattr(opts, "rounds", 3))
+
+
+def seed_due(conn, mall: Mall, entries: int, per_sub: int, label: str) -> dict:
+    """`entries` pending earn entries over entries / per_sub sub-orders (of as many orders) whose after-sale
+    window closed yesterday with no case open, for SETTLE_GUIDES guides; their cached balances added. Copies of
+    the preflight's guided order, sub-order and earn entry, made set-based (no ORM, no per-row round trip)."""
+    import sqlalchemy as sa
+
+    started = time.perf_counter()
+    template = conn.execute(sa.text(
+        "SELECT o.id, s.id, e.id, g.user_id FROM orders o JOIN sub_orders s ON s.order_id = o.id "
+        "JOIN guide_commission_entries e ON e.sub_order_id = s.id AND e.kind = 'earn' "
+        "JOIN guides g ON g.id = e.guide_id WHERE o.id = :o"), {"o": mall.template_order}).one()  # fmt: skip
+    order_id, sub_id, entry_id, user_id = template
+    if not mall.settle_guides:
+        users = _clone(
+            conn,
+            "users",
+            user_id,
+            SETTLE_GUIDES,
+            {"email": "'bench-guide-' || g || '@bench.invalid'", "display_name": "'Bench guide ' || g"},
+        )
+        guide_id = conn.scalar(sa.text("SELECT id FROM guides WHERE user_id = :u"), {"u": user_id})
+        mall.settle_guides = 1 + _clone(conn, "guides", guide_id, SETTLE_GUIDES,
+                                        {"user_id": f"{users} + g", "name": "'Bench guide ' || g"})  # fmt: skip
+    subs = -(-entries // per_sub)
+    orders = _clone(conn, "orders", order_id, subs, {"number": "NULL", "status": "'completed'"})
+    # after_sale_deadline: closed yesterday, a millisecond apart (the sweep takes the oldest first)
+    subs_base = _clone(conn, "sub_orders", sub_id, subs, {
+        "order_id": f"{orders} + g", "status": "'completed'", "completed_at": ":now - interval '8 days'",
+        "after_sale_deadline": ":now - interval '1 day' - (:count - g) * interval '1 millisecond'",
+        "open_after_sales": "0", "settled_at": "NULL"})  # fmt: skip
+    sub_of = f"(((g - 1) / {per_sub}) + 1)"
+    first_entry = 1 + _clone(conn, "guide_commission_entries", entry_id, entries, {
+        "sub_order_id": f"{subs_base} + {sub_of}", "order_id": f"{orders} + {sub_of}",
+        "order_line_id": "NULL", "guide_id": f"{mall.settle_guides} + ({sub_of} % {SETTLE_GUIDES})",
+        "amount": "100 + g % 900", "state": "'pending'", "idempotency_key": f"'bench-{label}:' || g",
+        "created_at": ":now - interval '9 days'", "state_changed_at": ":now - interval '9 days'"})  # fmt: skip
+    conn.execute(sa.text(
+        "INSERT INTO guide_balances (guide_id, currency, pending, available, on_hold, updated_at) "
+        "SELECT guide_id, currency, SUM(amount), 0, 0, :now FROM guide_commission_entries WHERE id >= :first "
+        "GROUP BY guide_id, currency ON CONFLICT (guide_id, currency) DO UPDATE "
+        "SET pending = guide_balances.pending + excluded.pending, updated_at = excluded.updated_at"),
+        {"first": first_entry, "now": _now()})  # fmt: skip
+    return {"entries": entries, "sub_orders": subs, "first_entry": first_entry, "first_sub_order": subs_base + 1,
+            "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+
+
+def _vacuum(engine, tables: tuple[str, ...]) -> None:
+    import sqlalchemy as sa
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
+
+
+def settle_round(database_url: str, redis_url: str, mall: Mall, opts, n: int, log) -> dict:
+    """Seed opts.entries due entries, then run the settlement sweep (workers.jobs.orders.settle_sub_orders: the
+    cron's job, bounded batches of settlement.BATCH sub-orders, each its own transaction, the ledger's hook moving
+    the batch's pending entries to available) until nothing is due; entries/s over the sweep's wall time."""
+    import sqlalchemy as sa
+
+    from mall.guides import ledger
+    from mall.orders import settlement
+    from workers.jobs.orders import settle_sub_orders
+
+    per_sub = max(1, getattr(opts, "entries_per_sub_order", 2))
+    with harness.app_engine(database_url, redis_url) as engine:
+        with engine.begin() as conn:
+            seeded = seed_due(conn, mall, opts.entries, per_sub, f"r{n + 1}")
+        _vacuum(engine, ("users", "guides", "orders", "sub_orders", "guide_commission_entries", "guide_balances"))
+        log(f"  [postgres] settle#{n + 1}: seeded {seeded['entries']:,} pending entries of {seeded['sub_orders']:,} "
+            f"due sub-orders ({SETTLE_GUIDES:,} guides) in {seeded['seconds']}s, set-based")  # fmt: skip
+        busy = harness.wait_for_quiet(getattr(opts, "quiet_wait", 0), log=log)
+        database = engine.url.database
+        cpu0 = harness.CpuSample.take([], database)
+        started = time.perf_counter()
+        swept = 0
+        while (batch := settle_sub_orders(max_batches=1_000)) > 0:
+            swept += batch
+        seconds = time.perf_counter() - started
+        cpu1 = harness.CpuSample.take([], database)
+        with engine.connect() as conn:
+            states = dict(conn.execute(sa.text(
+                "SELECT state, COUNT(*) FROM guide_commission_entries WHERE id >= :first GROUP BY state"),
+                {"first": seeded["first_entry"]}).all())  # fmt: skip
+            unsettled = conn.scalar(sa.text("SELECT COUNT(*) FROM sub_orders WHERE id >= :first AND settled_at IS NULL"),
+                                    {"first": seeded["first_sub_order"]})  # fmt: skip
+    with harness.app_engine(database_url, redis_url):
+        from api.extensions import db
+
+        drift = ledger.audit(db.session)
+    moved = states.get("available", 0)
+    result = {**seeded, "round": n + 1, "swept_sub_orders": swept, "unsettled": unsettled, "available": moved,
+              "states": states, "audit_mismatches": len(drift), "sweep_seconds": round(seconds, 2),
+              "entries_per_s": round(moved / seconds, 1) if seconds else 0.0,
+              "sub_orders_per_s": round(swept / seconds, 1) if seconds else 0.0, "batch": settlement.BATCH,
+              "cpu_bench_pct": round(100 * (cpu1.client - cpu0.client) / seconds, 1),
+              "cpu_database_pct": round(100 * (cpu1.database - cpu0.database) / seconds, 1),
+              "cpu_other_pct": round(max(0.0, 100 * ((cpu1.machine - cpu0.machine) - (cpu1.client - cpu0.client)
+                                                     - (cpu1.database - cpu0.database)) / seconds), 1),
+              "machine_busy_before_pct": round(busy, 1)}  # fmt: skip
+    log(f"  [postgres] settle#{n + 1}: {swept:,} sub-orders settled, {moved:,} entries available in {seconds:.1f}s = "
+        f"{result['entries_per_s']:,.0f} entries/s ({result['sub_orders_per_s']:,.0f} sub-orders/s); CPU bench "
+        f"{result['cpu_bench_pct']}% / db {result['cpu_database_pct']}% / other {result['cpu_other_pct']}%; "
+        f"audit mismatches {len(drift)}")  # fmt: skip
+    return result
+
+
+def settle_target(rounds: list[dict]) -> dict:
+    rates_ = [r["entries_per_s"] for r in rounds]
+    sound = all(r["unsettled"] == 0 and r["available"] == r["entries"] and not r["audit_mismatches"] for r in rounds)
+    best = statistics.median(rates_)
+    detail = (
+        f"{rounds[0]['entries']:,} entries of {rounds[0]['sub_orders']:,} due sub-orders settled at "
+        f"{best:,.0f} entries/s (median of {len(rounds)} rounds: {_spread(rates_)}; target >= {SETTLE_RATE:,})"
+    )
+    if not sound:
+        detail += "; NOT all entries available / sub-orders settled / balances audited"
+    return {"scenario": "settle", "met": best >= SETTLE_RATE and sound, "detail": detail}
+
+
 def run(backend: str, opts, log=print) -> dict:
     config = harness.ServerConfig(workers=opts.workers, worker_class=opts.worker_class, threads=opts.threads)
     report = {"suite": NAME, "backend": backend, "server": config.describe(), "concurrency": opts.concurrency,
@@ -154,9 +322,7 @@ def run(backend: str, opts, log=print) -> dict:
     ):
         harness.migrate(database_url, redis_url)
         mall = seed(database_url, redis_url)
-        log(
-            f"  [{backend}] seeded a brand's guide, its storefront link and two checkout shoppers in {mall.seconds:.1f}s"
-        )
+        log(f"  [{backend}] seeded a guide, its link and two checkout shoppers in {mall.seconds:.1f}s")
         server = harness.Server(config, database_url=database_url, redis_url=redis_url)
         server.env.update(PAYMENT_GATEWAY="offline", MALL_ENV="production", SECRET_KEY=harness.SECRET_KEY)
         with server:
@@ -168,14 +334,24 @@ def run(backend: str, opts, log=print) -> dict:
                 log(f"  [{backend}] preflight failed; gunicorn's log ends with:\n{server.log_tail()}")
                 raise
             lines = line_guides(database_url, redis_url, orders)
-            assert lines[orders[0]] == [(None, None)], lines
-            assert lines[orders[1]] == [(mall.guide_id, binding["binding_id"])], (lines, binding)
+            assert lines[orders[0]] == [(None, None, [])], lines
+            ((guide_id, binding_id, earned),) = lines[orders[1]]
+            assert (guide_id, binding_id) == (mall.guide_id, binding["binding_id"]), (lines, binding)
+            assert len(earned) == 1 and earned[0][:2] == ("earn", "pending") and earned[0][2] > 0, earned
             log(f"  [{backend}] preflight: guided shopper bound ({binding['reason']['rule']}), its order's line "
-                f"credited to guide {mall.guide_id}; the plain shopper's to nobody")  # fmt: skip
+                f"credited to guide {mall.guide_id} and earning {earned[0][2]} pending; the plain shopper's to "
+                "nobody")  # fmt: skip
+            mall.template_order = orders[1]
             results.append(checkout.measure(checkout.livez(), opts.concurrency, server, opts, backend, log))
-            pairs = checkout_rounds(server, mall, opts, backend, log)
-            results += [r for pair in pairs for r in pair]
-            targets.append(checkout_target(pairs))
+            if checkout._wanted("checkout", opts.scenarios):
+                pairs = checkout_rounds(server, mall, opts, backend, log)
+                results += [r for pair in pairs for r in pair]
+                targets.append(checkout_target(pairs))
+        rounds = settle_rounds(opts) if checkout._wanted("settle", opts.scenarios) else 0
+        settled = [settle_round(database_url, redis_url, mall, opts, n, log) for n in range(rounds)]
+        if settled:
+            report["settlement"] = settled
+            targets.append(settle_target(settled))
     report["results"] = [harness.as_dict(r) for r in results]
     report["targets"] = targets
     return report
