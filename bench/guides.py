@@ -22,7 +22,10 @@ to be quiet.
 
 from __future__ import annotations
 
+import cProfile
+import io
 import os
+import pstats
 import secrets
 import statistics
 import time
@@ -262,11 +265,17 @@ def settle_round(database_url: str, redis_url: str, mall: Mall, opts, n: int, lo
         busy = harness.wait_for_quiet(getattr(opts, "quiet_wait", 0), log=log)
         database = engine.url.database
         cpu0 = harness.CpuSample.take([], database)
+        profile = cProfile.Profile() if getattr(opts, "profile", False) else None
         started = time.perf_counter()
         swept = 0
+        if profile:
+            profile.enable()
         while (batch := settle_sub_orders(max_batches=1_000)) > 0:
             swept += batch
         seconds = time.perf_counter() - started
+        if profile:
+            profile.disable()
+            _log_profile(profile, log)
         cpu1 = harness.CpuSample.take([], database)
         with engine.connect() as conn:
             states = dict(conn.execute(sa.text(
@@ -293,6 +302,12 @@ def settle_round(database_url: str, redis_url: str, mall: Mall, opts, n: int, lo
         f"{result['cpu_bench_pct']}% / db {result['cpu_database_pct']}% / other {result['cpu_other_pct']}%; "
         f"audit mismatches {len(drift)}")  # fmt: skip
     return result
+
+
+def _log_profile(profile, log, top: int = 25) -> None:
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
+    log(out.getvalue())
 
 
 def settle_target(rounds: list[dict]) -> dict:
