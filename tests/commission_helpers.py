@@ -131,3 +131,31 @@ def settle_all() -> int:
 
 def at(moment: datetime) -> None:
     clock.freeze(moment)
+
+
+def ask_refund(world: Commission, sub_id: int, line_id: int, quantity: int, *, approve: bool = True) -> int:
+    """An after-sale request for `quantity` units of a line, approved (refunded) unless told otherwise: its id."""
+    from tests.api.test_after_sale import ask, decide
+
+    resp = ask(world.client, world.shopper, sub_id, line_id, quantity)
+    assert resp.status_code == 201, resp.get_json()
+    case_id = resp.get_json()["id"]
+    if approve:
+        done = decide(world.client, world.shop, world.brand, case_id)
+        assert done.status_code == 200, done.get_json()
+    return case_id
+
+
+def dashboard_refund(world: Commission, order_id: int, refund_id: str, amount: int) -> str:
+    """A refund made in the payment provider's dashboard (tests/test_external_refunds.py), committed."""
+    from mall.payments.models import Payment
+    from tests.test_external_refunds import dashboard
+
+    with world.app.app_context():
+        payment = db.session.scalar(sa.select(Payment).filter_by(order_id=order_id))
+        outcome = dashboard(db.session, payment, refund_id, amount)
+        db.session.commit()
+        from mall import events
+
+        events.release(db.session)
+        return outcome

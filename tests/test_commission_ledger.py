@@ -69,3 +69,17 @@ def test_lock_balance_creates_the_row_and_reads_it(app, world):
         assert ledger.lock_balance(db.session, world.guide["id"], "CNY") == ledger.Balance(0, 700, 0)
         db.session.commit()
         assert ledger.audit(db.session) == []
+
+
+def test_the_audit_command_says_whether_every_cache_holds(app, world):
+    with app.app_context():
+        _post(world, "earn:1", 500)
+        db.session.commit()
+    runner = app.test_cli_runner()
+    ok = runner.invoke(args=["mall", "commission-audit"])
+    assert ok.exit_code == 0 and "every cache equals" in ok.output
+    with app.app_context():
+        db.session.execute(sa.text("UPDATE guide_balances SET pending = 1"))
+        db.session.commit()
+    bad = runner.invoke(args=["mall", "commission-audit"])
+    assert bad.exit_code == 1 and f"guide {world.guide['id']} CNY" in bad.output
