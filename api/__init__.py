@@ -100,6 +100,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.group_buy.routes import blp as group_buy
     from api.guides.commission import blp as guide_commission
     from api.guides.routes import blp as guides
+    from api.guides.workbench import blp as guide_workbench
     from api.health import bp as health
     from api.identity.routes import blp as identity
     from api.live.attribution import blp as live_attribution
@@ -116,7 +117,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(console)
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
                   coupons, flash_sales, group_buy, live, live_links, live_attribution, live_lucky_bags,
-                  live_promotions, guides, guide_commission)  # fmt: skip
+                  live_promotions, guides, guide_commission, guide_workbench)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 

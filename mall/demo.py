@@ -15,16 +15,26 @@ from mall.catalog import bundles, services, taxonomy
 from mall.catalog.models import Brand, Product
 from mall.checkout.services import set_shipping_policy
 from mall.config import ConfigError
+from mall.guides import services as guides
+from mall.guides.models import GuideLink
 from mall.identity import services as identity
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
 from mall.live import links, pinning, rooms
 from mall.live.models import LiveLink
 from mall.notifications import journeys
+from mall.orders import services as orders
+from mall.orders.policy import OrderPolicy
+from mall.payments import services as payments
+from mall.payments.gateway import OfflineGateway
 
 DEMO_ADMIN_EMAIL = "admin@demo.mall"
 DEMO_ADMIN_PASSWORD = "demo-password-123"
 DEMO_HOST_EMAIL = "host@demo.mall"  # demo-host signs in to the host console with the same password
+DEMO_GUIDE_EMAIL = "guide@demo.mall"  # demo-guide-lin signs in to the guide workbench with the same password
+# The first brand's guide shoppers: (name, days ago they opened a guide's product link and paid, units, guide index)
+GUIDE_SALES = [("Wang Fang", 26, 1, 0), ("Li Na", 21, 2, 0), ("Zhang Wei", 17, 1, 1), ("Liu Yang", 12, 1, 0),
+               ("Chen Jing", 8, 3, 0), ("Yang Min", 5, 1, 1), ("Zhao Lei", 2, 2, 0), ("Huang Li", 0, 1, 0)]  # fmt: skip
 
 BRANDS = [
     ("lumiere", "Lumière Beauty", "Beauty", ["Skincare", "Makeup"], ["Serum", "Cream", "Lipstick", "Cushion"]),
@@ -46,6 +56,8 @@ TOKEN_HELP = [
     f"  or log in as the platform admin: POST /api/v1/auth/password {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}",
     "  a live room is on air: viewers GET /api/v1/live/rooms/<id>; its host (demo-host) lists it at GET /api/v1/admin/live/rooms",
     f"  host console: http://localhost:8000/console/live, signed in as {DEMO_HOST_EMAIL} / {DEMO_ADMIN_PASSWORD}",
+    "  guide workbench: http://localhost:8000/console/guide, signed in with a token of demo-guide (role guide,",
+    f'  "brand_id": 1) or as {DEMO_GUIDE_EMAIL} / {DEMO_ADMIN_PASSWORD}; both have customers and paid orders',
 ]
 
 
@@ -65,6 +77,7 @@ def load(session: Session, *, env: str) -> bool:
     journeys.seed(session)
     _load_users(session, actor)
     _load_live_room(session, actor)
+    _load_guides(session, actor)
     return True
 
 
@@ -165,3 +178,44 @@ def live_link_help(session: Session, *, secret: str) -> list[str]:
         f"    QR code: GET /api/v1/live/links/qr.png?t={token}",
         f'    a shopper opens it: POST /api/v1/live/links/open {{"token": "{token}"}}',
     ]
+
+
+def _load_guides(session: Session, actor: Actor) -> None:
+    """The first brand's store and two guides (demo-guide, and demo-guide-lin who signs in with a password), each
+    with a storefront link (its QR code) and product links; shoppers who opened those links over the last weeks, were
+    bound and paid (the clock moved back for each, so the workbench's chart has days to show)."""
+    brand_id = session.scalar(sa.select(Brand.id).order_by(Brand.id).limit(1))
+    store = guides.create_store(session, actor=actor, brand_id=brand_id, name="West Lake store")
+    users = [session.scalar(sa.select(User).filter_by(role=Role.GUIDE, display_name="demo-guide")),
+             identity.create_staff(session, actor=actor, role=Role.GUIDE, name="demo-guide-lin", email=DEMO_GUIDE_EMAIL,
+                                   password=DEMO_ADMIN_PASSWORD, brand_id=brand_id)]  # fmt: skip
+    products = session.scalars(sa.select(Product).filter_by(brand_id=brand_id, min_member_level=None)
+                               .order_by(Product.id).limit(3)).all()  # fmt: skip
+    links = []
+    for user in users:
+        guide = guides.invite(session, actor=actor, brand_id=brand_id, user_id=user.id, store_id=store.id)
+        guides.move(session, actor=actor, guide_id=guide.id, action="activate")
+        as_guide = Actor(user_id=user.id, role=Role.GUIDE, brand_id=brand_id)
+        guides.create_link(session, actor=as_guide, target="storefront")
+        guides.create_link(session, actor=as_guide, target="store", store_id=store.id)
+        links.append([guides.create_link(session, actor=as_guide, target="product", product_id=p.id,
+                                         sku_id=p.skus[0].id) for p in products])  # fmt: skip
+    for n, (name, days_ago, units, which) in enumerate(GUIDE_SALES):
+        _guide_sale(session, name, links[which][n % len(products)], units, timedelta(days=days_ago, hours=n % 5))
+
+
+def _guide_sale(session: Session, name: str, link: GuideLink, units: int, ago: timedelta) -> None:
+    """A shopper opens the link (a visit, a binding, the product in the cart), places the order and pays, `ago`."""
+    shopper = identity.dev_login(session, role=Role.SHOPPER, name=name, brand_id=None)
+    address = identity.save_address(session, user_id=shopper.id, recipient=name, phone=f"1390000{shopper.id:04d}",
+                                    province="Zhejiang", city="Hangzhou", detail="1 West Lake Road")  # fmt: skip
+    as_shopper = Actor(user_id=shopper.id, role=Role.SHOPPER)
+    clock.advance(-ago)
+    try:
+        token = guides.token(link, secret="demo")
+        opened = guides.open_link(session, actor=as_shopper, link_token=token, secret="demo", quantity=units)
+        order = orders.place_order(session, shopper_id=shopper.id, line_ids=[opened.line_id], address_id=address.id,
+                                   policy=OrderPolicy())  # fmt: skip
+        payments.pay(session, gateway=OfflineGateway(), shopper_id=shopper.id, order_id=order.id)
+    finally:
+        clock.advance(ago)

@@ -21,9 +21,9 @@ class Guides:
         self.shop, self.client = shop, shop.client
         self._people: list[tuple[dict, str, str, int | None]] = []
 
-    def login(self, role: str = "shopper", brand_id: int | None = None) -> dict:
+    def login(self, role: str = "shopper", brand_id: int | None = None, name: str | None = None) -> dict:
         """Headers that `later` keeps valid (tokens expire after days; bindings are tested over weeks)."""
-        name = f"{role}-{uuid.uuid4().hex[:6]}"
+        name = name or f"{role}-{uuid.uuid4().hex[:6]}"
         headers = self.shop.login(role, name=name, brand_id=brand_id)
         self._people.append((headers, role, name, brand_id))
         return headers
@@ -72,3 +72,12 @@ class Guides:
         with self.shop.app.app_context():
             return list(db.session.scalars(sa.select(Binding).where(
                 Binding.shopper_id == shopper_id, Binding.brand_id == brand_id, Binding.ended_at.is_(None))))  # fmt: skip
+
+    def buy(self, shopper: dict, link: dict, *, quantity: int = 1, extra_lines: tuple[int, ...] = ()) -> dict:
+        """The shopper opens a product link, places the order (with `extra_lines` of the cart) and pays it."""
+        line_id = self.open(shopper, link, quantity=quantity).get_json()["line_id"]
+        placed = self.shop.place(shopper, [line_id, *extra_lines], self.shop.address(shopper))
+        assert placed.status_code == 201, placed.get_json()
+        paid = self.shop.pay(shopper, placed.get_json()["id"])
+        assert paid.status_code == 200, paid.get_json()
+        return placed.get_json()

@@ -167,3 +167,28 @@ def test_a_demo_bundle_can_be_bought(app, client, login):
     order = shop.place(me, [line["id"]], shop.address(me))
     assert order.status_code == 201, order.get_json()
     assert order.get_json()["items_total"] - order.get_json()["discount_total"] == price
+
+
+def test_demo_guides_have_stores_links_bound_shoppers_and_paid_orders(session):
+    from mall.guides import workbench
+    from mall.guides.models import Binding, Guide, GuideLink, Store
+    from mall.orders.models import Order, OrderLine
+
+    demo.load(session, env="test")
+    commit()
+    guides = session.scalars(sa.select(Guide).order_by(Guide.id)).all()
+    assert len(guides) == 2 and all(g.status == "active" and g.store_id for g in guides)
+    assert {g.store_id for g in guides} <= set(session.scalars(sa.select(Store.id)))
+    targets = set(session.execute(sa.select(GuideLink.guide_id, GuideLink.target)))
+    assert targets == {(g.id, t) for g in guides for t in ("storefront", "store", "product")}
+    bound = session.scalars(sa.select(Binding.shopper_id).where(Binding.ended_at.is_(None))).all()
+    assert len(bound) == len(demo.GUIDE_SALES)
+    guided = session.execute(sa.select(OrderLine.guide_id, Order.paid_at).join(Order)
+                             .where(OrderLine.guide_id.is_not(None))).all()  # fmt: skip
+    assert len(guided) == len(demo.GUIDE_SALES) and all(paid_at is not None for _, paid_at in guided)
+    assert {g for g, _ in guided} == {g.id for g in guides}
+    first = workbench.orders(session, guides[0], limit=100).items
+    assert [o["paid_at"] for o in first] == sorted((o["paid_at"] for o in first), reverse=True)  # spread over days
+    assert (first[0]["paid_at"] - first[-1]["paid_at"]).days >= 20
+    lin = identity.password_login(session, email=demo.DEMO_GUIDE_EMAIL, password=demo.DEMO_ADMIN_PASSWORD)
+    assert lin.role == Role.GUIDE and lin.id == guides[1].user_id

@@ -60,3 +60,19 @@ def test_every_periodic_sweep_goes_on_the_low_queue(tmp_path, redis_url):
     assert "sweep_unpaid_orders" in sweeps and "sweep_due_messages" in sweeps
     assert "release_unclaimed_prizes" in sweeps  # lucky-bag gifts not claimed in 24 h
     assert set(sweeps.values()) == {"low"}, sweeps
+
+
+def test_one_batch_takes_a_scheduled_job_and_one_due_now(app):
+    """A commit that schedules a job and queues another (the demo's place-and-pay in one transaction) writes both:
+    RQ puts a pipeline it is given in MULTI mode, which redis-py refused once commands were buffered."""
+    from datetime import timedelta
+
+    from mall import clock
+    from workers import queues
+
+    with queues.batch():
+        queues.enqueue_at(clock.now() + timedelta(hours=1), horse_state, job_id="later-1")
+        queues.enqueue(horse_state, queue_name=queues.HIGH, job_id="now-1")
+
+    assert "now-1" in queues.queue(queues.HIGH).job_ids
+    assert "later-1" in queues.queue(queues.DEFAULT).scheduled_job_registry.get_job_ids()

@@ -49,6 +49,9 @@ def batch() -> Iterator[None]:
         yield
         return
     pipe = queue().connection.pipeline(transaction=False)
+    # MULTI from the start: RQ's enqueue puts a pipeline it is given in MULTI mode, which redis-py refuses once
+    # commands are buffered (an enqueue after an enqueue_at in one batch raised "Commands without an initial WATCH")
+    pipe.multi()
     token = _batch.set(pipe)
     try:
         yield

@@ -1,5 +1,7 @@
 """Web consoles (DESIGN.md §7): small pages served by Flask that sign in with a bearer token and call the
-same JSON API as any client. `/console/live` is the host's console for running a show."""
+same JSON API as any client. `/console/live` is the host's console for running a show, `/console/guide` a guide's
+workbench. Both pages share one layout (templates/console/base.html), script (static/console.js) and sheet
+(static/console.css), and add their own."""
 
 from __future__ import annotations
 
@@ -20,12 +22,23 @@ SECURITY_HEADERS = {
 }
 
 
+def _page(name: str, title: str) -> Response:
+    resp = Response(render_template(f"console/{name}.html", page=name, title=title))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 @bp.get("/console/live")
 def live() -> Response:
     """The host console: sign in, pick a room, start/end it, pin/unpin/next, watch the numbers."""
-    resp = Response(render_template("console/live.html"))
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return _page("live", "Live console")
+
+
+@bp.get("/console/guide")
+def guide() -> Response:
+    """The guide workbench: today's visits and orders, earnings by state and per day, the storefront QR code to show
+    a customer, and "why (not) credited" lookups."""
+    return _page("guide", "Guide workbench")
 
 
 @bp.after_request

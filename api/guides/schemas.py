@@ -128,3 +128,120 @@ class WhyArgs(Schema):
 class GuideQrArgs(Schema):
     t = fields.String(required=True, validate=validate.Length(1, 300), metadata={"description": "a link's token"})
     scale = fields.Integer(load_default=8, validate=validate.Range(1, 20), metadata={"description": "px per module"})
+
+
+# ---- the workbench (a guide's own figures) and the brand admin's reads ---------------------------------------------
+
+
+class PageArgs(Schema):
+    before = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID),
+                            metadata={"description": "the previous page's next_before"})  # fmt: skip
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+class GuideVisitSchema(Schema):
+    id = fields.Integer()
+    visited_at = fields.AwareDateTime()
+    link_id = fields.Integer()
+    target = fields.String(metadata={"description": "product, live_room, storefront or store"})
+    product_id = fields.Integer(allow_none=True)
+    room_id = fields.Integer(allow_none=True)
+    store_id = fields.Integer(allow_none=True)
+    shopper_id = fields.Integer()
+    shopper = fields.String(metadata={"description": "the shopper's name, masked"})
+
+
+class GuideCustomerSchema(Schema):
+    binding_id = fields.Integer()
+    shopper_id = fields.Integer()
+    name = fields.String(metadata={"description": "masked"})
+    phone = fields.String(allow_none=True, metadata={"description": "masked: the latest address's phone"})
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime(allow_none=True, metadata={"description": "when the binding ends (none: no end)"})
+    mode = fields.String(allow_none=True, metadata={"description": "the binding rule it was made under"})
+    setting_version = fields.Integer(allow_none=True)
+
+
+class GuideOrderSchema(Schema):
+    order_id = fields.Integer()
+    number = fields.String(allow_none=True)
+    status = fields.String()
+    currency = fields.String()
+    placed_at = fields.AwareDateTime()
+    paid_at = fields.AwareDateTime(allow_none=True)
+    lines = fields.Integer(metadata={"description": "the order's lines attributed to me"})
+    quantity = fields.Integer()
+    amount = fields.Integer(metadata={"description": "what my lines paid (minor units; 0 while unpaid)"})
+    refunded = fields.Integer(metadata={"description": "what was refunded of my lines"})
+    buyer = fields.String(metadata={"description": "masked"})
+    buyer_phone = fields.String(allow_none=True, metadata={"description": "masked"})
+
+
+def page_of(item) -> type[Schema]:
+    return Schema.from_dict({"items": fields.List(fields.Nested(item)), "next_before": fields.Integer(allow_none=True)},
+                            name=f"{item.__name__.removesuffix('Schema')}PageSchema")  # fmt: skip
+
+
+class SummaryArgs(Schema):
+    days = fields.Integer(load_default=30, validate=validate.Range(1, 90))
+
+
+class SummarySchema(Schema):
+    guide_id = fields.Integer()
+    today = fields.Dict(metadata={"description": "date (shop's time zone), visits, orders paid"})
+    currency = fields.String(allow_none=True)
+    earnings = fields.Dict(allow_none=True, metadata={"description": "pending, available, on_hold (minor units)"})
+    days = fields.List(fields.Dict(), metadata={"description": "per day, oldest first: date, earned (net)"})
+
+
+class GuideListArgs(Schema):
+    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
+    status = fields.String(load_default=None, validate=validate.OneOf(("invited", "active", "suspended", "removed")))
+
+
+class RuleArgs(Schema):
+    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
+
+
+class RuleVersionSchema(BindingRuleSchema):
+    created_by = fields.Integer(allow_none=True)
+
+
+class RuleReadSchema(Schema):
+    brand_id = fields.Integer()
+    in_force = fields.Dict(metadata={"description": "mode, days, order_days, version (0: the default)"})
+    versions = fields.List(fields.Nested(RuleVersionSchema), metadata={"description": "newest first"})
+
+
+class ReportArgs(RuleArgs):
+    # `from`/`to` are query names; Python keywords cannot be attribute names, hence data_key
+    start = fields.Date(load_default=None, data_key="from", metadata={"description": "first day (default: to - 29)"})
+    end = fields.Date(load_default=None, data_key="to", metadata={"description": "last day, inclusive (today)"})
+
+    @validates_schema
+    def _order(self, data, **kwargs):
+        if data.get("start") and data.get("end") and (data["end"] - data["start"]).days not in range(0, 367):
+            raise ValidationError("`to` is on or after `from`, at most 366 days later.", field_name="to")
+
+
+class GuideReportRowSchema(Schema):
+    guide_id = fields.Integer()
+    name = fields.String()
+    status = fields.String()
+    store_id = fields.Integer(allow_none=True)
+    visits = fields.Integer()
+    new_customers = fields.Integer()
+    bound_customers = fields.Integer(metadata={"description": "bound now"})
+    orders = fields.Integer(metadata={"description": "orders paid in the period with a line attributed to the guide"})
+    paid_gmv = fields.Integer(metadata={"description": "what the guide's lines of those orders paid"})
+    refunded = fields.Integer(metadata={"description": "refunded of those lines so far (refund_lines)"})
+    net_gmv = fields.Integer()
+    commission = fields.Dict(allow_none=True, metadata={"description": "the period's commission entries by state"})
+
+
+class GuideReportSchema(Schema):
+    brand_id = fields.Integer()
+    start = fields.Date(data_key="from")
+    end = fields.Date(data_key="to")
+    time_zone = fields.String()
+    guides = fields.List(fields.Nested(GuideReportRowSchema))

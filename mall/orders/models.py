@@ -99,8 +99,9 @@ class OrderLine(Base):
         sa.Index("ix_order_lines_live_room", "live_room_id", "live_segment_id",
                  postgresql_where=LIVE, sqlite_where=LIVE),
         sa.Index("ix_order_lines_live_host", "live_host_id", postgresql_where=LIVE, sqlite_where=LIVE),
-        # The guide binding in force at placement (mall.guides.binding): partial, most lines have no guide.
-        sa.Index("ix_order_lines_guide", "guide_id", postgresql_where=GUIDED, sqlite_where=GUIDED),
+        # The guide binding in force at placement (mall.guides.binding): partial, most lines have no guide. With the
+        # order id, a guide's orders are an index-only walk newest first (mall.guides.workbench, ADR 0025).
+        sa.Index("ix_order_lines_guide", "guide_id", "order_id", postgresql_where=GUIDED, sqlite_where=GUIDED),
         sa.Index("ix_order_lines_guide_binding", "guide_binding_id", postgresql_where=GUIDED, sqlite_where=GUIDED),
     )  # fmt: skip
 

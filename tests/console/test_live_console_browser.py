@@ -168,7 +168,7 @@ def test_the_numbers_panel_shows_the_current_segment_and_a_chart_of_net_gmv_per_
     expect(page.locator('#total-numbers [data-figure="net_gmv"] dd')).to_contain_text("1,341.00")
     bars = page.locator("#chart svg rect.bar")
     expect(bars).to_have_count(2)
-    expect(page.locator("#chart svg rect.bar.current")).to_have_attribute("data-segment-id", str(segment_id))
+    expect(page.locator("#chart svg rect.bar.current")).to_have_attribute("data-id", str(segment_id))
     legend = page.locator("#chart ol.legend li")
     expect(legend).to_have_count(2)
     expect(legend.nth(0)).to_contain_text("<b>Earlier</b>")

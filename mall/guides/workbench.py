@@ -1,0 +1,166 @@
+"""A guide's own figures (the workbench, ADR 0025): their link visits, the customers bound to them, the orders
+whose lines were attributed to them at placement, and today's numbers. Every read is scoped to one guide and walks
+an index that starts with the guide's id; shoppers appear masked (mall.guides.masking).
+
+Lists are newest first with a keyset cursor (`before`: the last id of the previous page), so a page costs the
+same however long the guide's history is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall.guides import masking
+from mall.guides.models import Binding, Guide, GuideLink, GuideVisit
+from mall.identity.models import Address, User
+from mall.orders.models import Order, OrderLine, RefundLine
+
+_WALK = 500  # order ids per step of today's-orders walk
+
+
+class Page(NamedTuple):
+    items: list[dict]
+    next_before: int | None
+
+
+def day_start(now: datetime, tz: str, days_back: int = 0) -> datetime:
+    """Midnight (in the shop's time zone) of the day `days_back` days before `now`'s, as an aware datetime."""
+    zone = ZoneInfo(tz)
+    local = now.astimezone(zone).date() - timedelta(days=days_back)
+    return datetime.combine(local, time(), tzinfo=zone)
+
+
+def _page(rows: list, limit: int, key) -> Page:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, key(rows[-1]) if more else None)
+
+
+def _names(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
+    ids = set(user_ids)
+    if not ids:
+        return {}
+    return dict(session.execute(sa.select(User.id, User.display_name).where(User.id.in_(ids))).all())
+
+
+def visits(session: Session, guide: Guide, *, before: int | None = None, limit: int = 20) -> Page:
+    """The guide's link visits, newest first: when, which link (and what it points at), which shopper (masked)."""
+    query = (
+        sa.select(GuideVisit.id, GuideVisit.visited_at, GuideVisit.link_id, GuideVisit.shopper_id, GuideLink.target,
+                  GuideLink.product_id, GuideLink.room_id, GuideLink.store_id)
+        .join(GuideLink, GuideLink.id == GuideVisit.link_id)
+        .where(GuideVisit.guide_id == guide.id)
+        .order_by(GuideVisit.id.desc()).limit(limit + 1)
+    )  # fmt: skip
+    if before is not None:
+        query = query.where(GuideVisit.id < before)
+    rows = [dict(row._mapping) for row in session.execute(query)]
+    names = _names(session, (r["shopper_id"] for r in rows))
+    for row in rows:
+        row["shopper"] = masking.name(names.get(row["shopper_id"]))
+    return _page(rows, limit, lambda r: r["id"])
+
+
+def _phones(session: Session, user_ids: Iterable[int]) -> dict[int, str | None]:
+    """Each shopper's latest address phone, masked."""
+    ids = set(user_ids)
+    if not ids:
+        return {}
+    latest = (sa.select(sa.func.max(Address.id)).where(Address.user_id.in_(ids)).group_by(Address.user_id)
+              .scalar_subquery())  # fmt: skip
+    rows = session.execute(sa.select(Address.user_id, Address.phone).where(Address.id.in_(latest)))
+    return {user_id: masking.phone(value) for user_id, value in rows}
+
+
+def customers(session: Session, guide: Guide, *, now: datetime, before: int | None = None, limit: int = 20) -> Page:
+    """The shoppers bound to the guide now (a binding not ended whose window, if any, is still open), newest
+    binding first: since when, under which mode, until when; name and phone masked."""
+    query = (
+        sa.select(Binding)
+        .where(Binding.guide_id == guide.id, Binding.ended_at.is_(None),
+               sa.or_(Binding.until.is_(None), Binding.until > now))
+        .order_by(Binding.id.desc()).limit(limit + 1)
+    )  # fmt: skip
+    if before is not None:
+        query = query.where(Binding.id < before)
+    bindings = list(session.scalars(query))
+    shoppers = [b.shopper_id for b in bindings]
+    names, phones = _names(session, shoppers), _phones(session, shoppers)
+    rows = [{"binding_id": b.id, "shopper_id": b.shopper_id, "name": masking.name(names.get(b.shopper_id)),
+             "phone": phones.get(b.shopper_id), "since": b.since, "until": b.until, "mode": b.reason.get("rule"),
+             "setting_version": b.reason.get("setting_version")} for b in bindings]  # fmt: skip
+    return _page(rows, limit, lambda r: r["binding_id"])
+
+
+def _order_ids(session: Session, guide_id: int, before: int | None, limit: int) -> list[int]:
+    """The guide's order ids, newest first: an index-only walk of ix_order_lines_guide (guide_id, order_id)."""
+    query = (sa.select(OrderLine.order_id).where(OrderLine.guide_id == guide_id).group_by(OrderLine.order_id)
+             .order_by(OrderLine.order_id.desc()).limit(limit))  # fmt: skip
+    if before is not None:
+        query = query.where(OrderLine.order_id < before)
+    return list(session.scalars(query))
+
+
+def orders(session: Session, guide: Guide, *, before: int | None = None, limit: int = 20) -> Page:
+    """Orders with lines attributed to the guide at placement, newest first: number, placed and paid times, status,
+    what the guide's lines paid and what of that was refunded (refund_lines, per line), the buyer masked."""
+    ids = _order_ids(session, guide.id, before, limit + 1)
+    page = ids[:limit]
+    if not page:
+        return Page([], None)
+    mine = sa.and_(OrderLine.order_id.in_(page), OrderLine.guide_id == guide.id)
+    lines = {order_id: (count, quantity, paid) for order_id, count, quantity, paid in session.execute(
+        sa.select(OrderLine.order_id, sa.func.count(), sa.func.sum(OrderLine.quantity), sa.func.sum(OrderLine.payable))
+        .where(mine).group_by(OrderLine.order_id))}  # fmt: skip
+    refunded = dict(session.execute(
+        sa.select(RefundLine.order_id, sa.func.sum(RefundLine.amount))
+        .join(OrderLine, OrderLine.id == RefundLine.order_line_id).where(mine).group_by(RefundLine.order_id)
+    ).all())  # fmt: skip
+    found = {o.id: o for o in session.scalars(sa.select(Order).where(Order.id.in_(page)))}
+    names = _names(session, (o.user_id for o in found.values()))
+    rows = []
+    for order_id in page:
+        order, (count, quantity, paid) = found[order_id], lines[order_id]
+        rows.append({"order_id": order.id, "number": order.number, "status": order.status, "currency": order.currency,
+                     "placed_at": order.created_at, "paid_at": order.paid_at, "lines": count, "quantity": int(quantity),
+                     "amount": int(paid) if order.paid_at else 0, "refunded": int(refunded.get(order_id) or 0),
+                     "buyer": masking.name(names.get(order.user_id)),
+                     "buyer_phone": masking.phone((order.address or {}).get("phone"))})  # fmt: skip
+    return Page(rows, page[-1] if len(ids) > limit else None)
+
+
+def visits_since(session: Session, guide_id: int, start: datetime) -> int:
+    """A range of ix_guide_visits_guide (guide_id, visited_at)."""
+    query = sa.select(sa.func.count()).where(GuideVisit.guide_id == guide_id, GuideVisit.visited_at >= start)
+    return session.scalar(query)
+
+
+def orders_paid_since(session: Session, guide_id: int, start: datetime) -> int:
+    """How many of the guide's orders were paid at or after `start`. Walks the guide's order ids newest first, a
+    step at a time, and stops at a step whose oldest order's payment window had closed before `start` (order ids
+    grow with placement time and every order's window is the same length, so older ones closed earlier): the cost
+    follows the guide's recent orders, not their history."""
+    count, before = 0, None
+    while True:
+        ids = _order_ids(session, guide_id, before, _WALK)
+        if not ids:
+            return count
+        rows = session.execute(sa.select(Order.paid_at, Order.expires_at).where(Order.id.in_(ids))).all()
+        count += sum(1 for paid_at, _ in rows if paid_at is not None and paid_at >= start)
+        if len(ids) < _WALK or min(expires_at for _, expires_at in rows) < start:
+            return count
+        before = ids[-1]
+
+
+def summary(session: Session, guide: Guide, *, now: datetime, tz: str, days: int = 30) -> dict:
+    """The workbench's head: today's visits and paid orders (the shop's day), earnings by state and per day."""
+    today = day_start(now, tz)
+    return {"guide_id": guide.id,
+            "today": {"date": today.date().isoformat(), "visits": visits_since(session, guide.id, today),
+                      "orders": orders_paid_since(session, guide.id, today)},
+            "currency": None, "earnings": None, "days": []}  # fmt: skip

@@ -1,0 +1,126 @@
+"""The guide workbench end to end in headless Chromium at a phone's width: a guide signs in with a token, sees
+today's visits, orders and earnings change after a shopper opens their link and pays, shows their storefront QR
+code, and looks up why a customer is bound to them; a shopper's token gets the API's refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.console.conftest import browser_missing
+from tests.guide_helpers import Guides
+from tests.live_helpers import Live
+from tests.shop_helpers import Shop
+
+pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
+
+SNEAKY = '<img src=x onerror="window.__owned=1">Mei'
+
+
+@pytest.fixture
+def team(shop):
+    """A brand with a ¥50 product, its admin, an active guide with a storefront link, and a shopper whose name
+    carries markup."""
+    guides = Guides(shop)
+    brand_id = shop.brand()
+    admin = guides.login("brand_admin", brand_id)
+    product = Live(shop).product(brand_id, price=5000)
+    guide = guides.guide(admin, brand_id)
+    storefront = guides.link(guide)
+    shopper = guides.login(name=SNEAKY)
+    return {"guides": guides, "brand": brand_id, "admin": admin, "product": product, "guide": guide,
+            "storefront": storefront, "shopper": shopper}  # fmt: skip
+
+
+@pytest.fixture
+def shop(app, client, login) -> Shop:
+    return Shop(app, client, login)
+
+
+def token_sign_in(page, base: str, headers: dict) -> None:
+    page.goto(f"{base}/console/guide")
+    page.click("details summary")
+    page.fill("#token", headers["Authorization"].removeprefix("Bearer "))
+    page.click("#token-form button")
+
+
+def figure(page, box: str, key: str):
+    return page.locator(f'#{box} [data-figure="{key}"] dd')
+
+
+def test_a_guide_sees_a_sale_through_their_link_shows_their_qr_code_and_asks_why(client, shop, live_server, phone,
+                                                                                 team):  # fmt: skip
+    from playwright.sync_api import expect
+
+    page, guides, guide = phone, team["guides"], team["guide"]
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    token_sign_in(page, live_server, guide["headers"])
+
+    expect(page.locator("#workbench")).to_be_visible()
+    expect(figure(page, "today", "visits")).to_have_text("0")
+    expect(figure(page, "today", "orders")).to_have_text("0")
+    expect(page.locator("#orders-empty")).to_be_visible()
+
+    # The storefront QR code: the link's PNG, loaded (a real image), its mini-program path under it.
+    qr = page.locator("#qr-image")
+    expect(qr).to_be_visible()
+    expect(page.locator("#qr-path")).to_have_text(team["storefront"]["path"])
+    page.wait_for_function("document.getElementById('qr-image').complete")
+    assert page.evaluate("document.getElementById('qr-image').naturalWidth") > 100
+    box = qr.bounding_box()
+    assert box["width"] >= 200 and box["x"] >= 0 and box["x"] + box["width"] <= 390
+
+    # A shopper opens the guide's product link and pays: the page shows it on refresh.
+    link = guides.link(guide, "product", product_id=team["product"])
+    order = guides.buy(team["shopper"], link, quantity=2)
+    page.click("#refresh")
+    expect(figure(page, "today", "visits")).to_have_text("1")
+    expect(figure(page, "today", "orders")).to_have_text("1")
+    row = page.locator(f'#orders li[data-order-id="{order["id"]}"]')
+    expect(row).to_contain_text("100.00")
+    expect(row).to_contain_text("<**")  # the buyer masked (and their markup shown as text, never parsed)
+    expect(page.locator("#visits li").first).to_contain_text("product")
+    assert page.evaluate("window.__owned") is None
+
+    # Why is this customer mine? The binding's history, with its rule.
+    shopper_id = shop.user_id(team["shopper"])
+    page.select_option("#why-kind", "customer")
+    page.fill("#why-ref", str(shopper_id))
+    page.click("#why-button")
+    answer = page.locator("#why-answer li").first
+    expect(answer).to_contain_text("bound")
+    expect(answer).to_contain_text("rule: protected")
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling on a phone
+    token = page.evaluate("sessionStorage.getItem('mall.console.token')")
+    assert token and not [url for url in requested if token in url]
+    assert page.evaluate("localStorage.length") == 0
+
+
+def test_a_guide_without_a_storefront_link_makes_one_from_the_page(live_server, phone, team, client):
+    from playwright.sync_api import expect
+
+    guides = team["guides"]
+    other = guides.guide(team["admin"], team["brand"])  # no links yet
+    token_sign_in(phone, live_server, other["headers"])
+
+    expect(phone.locator("#make-qr")).to_be_visible()
+    expect(phone.locator("#qr")).to_be_hidden()
+    phone.click("#make-qr")
+    expect(phone.locator("#qr-image")).to_be_visible()
+    links = client.get("/api/v1/guide/links", headers=other["headers"]).get_json()
+    assert [link["target"] for link in links] == ["storefront"]
+    expect(phone.locator("#qr-path")).to_have_text(links[0]["path"])
+
+
+def test_a_shoppers_token_is_refused_with_the_apis_words(client, live_server, phone, team):
+    from playwright.sync_api import expect
+
+    refusal = client.get("/api/v1/guide/summary", headers=team["shopper"])
+    assert refusal.status_code == 403
+    token_sign_in(phone, live_server, team["shopper"])
+
+    expect(phone.locator("#notice")).to_have_text(refusal.get_json()["detail"])
+    expect(phone.locator("#signin")).to_be_visible()
+    expect(phone.locator("#workbench")).to_be_hidden()
+    assert phone.evaluate("sessionStorage.length") == 0
