@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from bench import checkout, harness
 from bench.flash_sale import spare_redis
+from bench.live import _paths
 
 NAME = "guides"
 DESCRIPTION = "checkout with every line credited to a bound guide vs without (same run)"
@@ -41,6 +42,9 @@ DESCRIPTION = "checkout with every line credited to a bound guide vs without (sa
 CHECKOUT_RATIO = 0.85
 SETTLE_RATE = 5_000  # entries/s
 RATE_BP = 500  # the brand's card: 5% of what a line paid
+SUMMARY_P99_MS = 50.0
+SUMMARY_SPAN_DAYS = 90  # the summary guide's entries (one per paid guided line) spread over this many days
+SUMMARY_CLIENTS = 1  # the target is a latency: one guide opening the workbench on an otherwise idle server
 SETTLE_GUIDES = 1_000  # the settled entries belong to this many guides (each batch bumps many balance rows)
 BRAND = 0  # the checkout product's brand (index in checkout.BRANDS): the guide's
 REDIS_URL = os.environ.get("BENCH_GUIDES_REDIS_URL", "redis://127.0.0.1:6379/4")
@@ -56,6 +60,7 @@ class Mall:
     plain: checkout.Shopper
     guided: checkout.Shopper
     seconds: float = 0.0
+    guide_token: str = ""
     template_order: int = 0  # a guided, paid order of the preflight: what the settlement's seed copies
     settle_guides: int = 0  # the first of SETTLE_GUIDES guides the settlement's entries belong to (0: not made yet)
 
@@ -66,6 +71,7 @@ def seed(database_url: str, redis_url: str) -> Mall:
     from mall.guides import rates
     from mall.guides import services as guides
     from mall.identity import services as identity
+    from mall.identity import tokens
     from mall.identity.roles import Actor, Role
 
     started = time.perf_counter()
@@ -85,6 +91,7 @@ def seed(database_url: str, redis_url: str) -> Mall:
         s.commit()
         events.discard(s)  # nothing for the (absent) workers
         mall = Mall(brand_id, guide.id, guides.token(link, secret=harness.SECRET_KEY), skus, plain, guided)
+        mall.guide_token = tokens.issue(user, secret=harness.SECRET_KEY, ttl_seconds=checkout.TOKEN_TTL)[0]
     mall.seconds = time.perf_counter() - started
     return mall
 
@@ -227,14 +234,105 @@ def seed_due(conn, mall: Mall, entries: int, per_sub: int, label: str) -> dict:
         "order_line_id": "NULL", "guide_id": f"{mall.settle_guides} + ({sub_of} % {SETTLE_GUIDES})",
         "amount": "100 + g % 900", "state": "'pending'", "idempotency_key": f"'bench-{label}:' || g",
         "created_at": ":now - interval '9 days'", "state_changed_at": ":now - interval '9 days'"})  # fmt: skip
-    conn.execute(sa.text(
-        "INSERT INTO guide_balances (guide_id, currency, pending, available, on_hold, updated_at) "
-        "SELECT guide_id, currency, SUM(amount), 0, 0, :now FROM guide_commission_entries WHERE id >= :first "
-        "GROUP BY guide_id, currency ON CONFLICT (guide_id, currency) DO UPDATE "
-        "SET pending = guide_balances.pending + excluded.pending, updated_at = excluded.updated_at"),
-        {"first": first_entry, "now": _now()})  # fmt: skip
+    _add_balances(conn, first_entry)
     return {"entries": entries, "sub_orders": subs, "first_entry": first_entry, "first_sub_order": subs_base + 1,
             "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+
+
+def _add_balances(conn, first_entry: int) -> None:
+    """Add the entries from `first_entry` on to their guides' cached balances (as ledger.post would have)."""
+    import sqlalchemy as sa
+
+    sums = ", ".join(f"SUM(CASE WHEN state = '{state}' THEN amount ELSE 0 END)" for state in ("pending", "available",
+                                                                                              "on_hold"))  # fmt: skip
+    conn.execute(sa.text(
+        "INSERT INTO guide_balances AS b (guide_id, currency, pending, available, on_hold, updated_at) "
+        f"SELECT guide_id, currency, {sums}, :now FROM guide_commission_entries WHERE id >= :first "
+        "GROUP BY guide_id, currency ON CONFLICT (guide_id, currency) DO UPDATE "
+        "SET pending = b.pending + excluded.pending, available = b.available + excluded.available, "
+        "on_hold = b.on_hold + excluded.on_hold, updated_at = excluded.updated_at"),
+        {"first": first_entry, "now": _now()})  # fmt: skip
+
+
+# ---- a guide's workbench summary over a long history ------------------------------------------------------------
+
+
+def seed_history(conn, mall: Mall, entries: int) -> dict:
+    """The bench guide's history: `entries` paid orders of one guided line each (copies of the preflight's guided
+    order, sub-order and line), placed and paid evenly over SUMMARY_SPAN_DAYS up to now (ids grow with time), each
+    line's earn entry (older than 15 days available, else pending; every 50th on hold), and two link visits per
+    order. Set-based; the guide's cached balance gets the sums."""
+    import sqlalchemy as sa
+
+    started = time.perf_counter()
+    order_id, sub_id, line_id, entry_id = conn.execute(sa.text(
+        "SELECT o.id, s.id, l.id, e.id FROM orders o JOIN sub_orders s ON s.order_id = o.id "
+        "JOIN order_lines l ON l.sub_order_id = s.id JOIN guide_commission_entries e ON e.order_line_id = l.id "
+        "WHERE o.id = :o"), {"o": mall.template_order}).one()  # fmt: skip
+    visit_id = conn.scalar(sa.text("SELECT MIN(id) FROM guide_visits WHERE guide_id = :g"), {"g": mall.guide_id})
+    at = f":now - (:count - g) * (interval '{SUMMARY_SPAN_DAYS} days' / :count)"
+    orders = _clone(conn, "orders", order_id, entries, {
+        "number": "NULL", "created_at": f"{at} - interval '1 minute'", "updated_at": at, "paid_at": at,
+        "expires_at": f"{at} + interval '14 minutes'"})  # fmt: skip
+    subs = _clone(conn, "sub_orders", sub_id, entries, {"order_id": f"{orders} + g", "created_at": at,
+                                                        "updated_at": at})  # fmt: skip
+    lines = _clone(conn, "order_lines", line_id, entries, {"order_id": f"{orders} + g", "sub_order_id": f"{subs} + g"})
+    first_entry = 1 + _clone(conn, "guide_commission_entries", entry_id, entries, {
+        "order_id": f"{orders} + g", "sub_order_id": f"{subs} + g", "order_line_id": f"{lines} + g",
+        "amount": "100 + g % 900", "idempotency_key": "'bench-history:' || g", "created_at": at,
+        "state_changed_at": at, "state": f"CASE WHEN g % 50 = 0 THEN 'on_hold' WHEN {at} < :now - interval '15 days' "
+                                          "THEN 'available' ELSE 'pending' END"})  # fmt: skip
+    _clone(
+        conn,
+        "guide_visits",
+        visit_id,
+        2 * entries,
+        {"visited_at": ":now - (:count - g) * (interval '90 days' / :count)"},
+    )
+    _add_balances(conn, first_entry)
+    return {
+        "entries": entries,
+        "orders": entries,
+        "visits": 2 * entries,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def summary_history(database_url: str, redis_url: str, mall: Mall, opts, backend: str, log) -> dict:
+    with harness.app_engine(database_url, redis_url) as engine:
+        with engine.begin() as conn:
+            seeded = seed_history(conn, mall, opts.summary_entries)
+        _vacuum(engine, ("orders", "sub_orders", "order_lines", "guide_commission_entries", "guide_visits"))
+    log(f"  [{backend}] summary: guide {mall.guide_id} given {seeded['entries']:,} entries of as many paid orders and "
+        f"{seeded['visits']:,} visits over {SUMMARY_SPAN_DAYS} days in {seeded['seconds']}s, set-based")  # fmt: skip
+    return seeded
+
+
+def summary_scenarios(mall: Mall, concurrency: int) -> list[tuple[harness.Scenario, int]]:
+    auth = f"Authorization: Bearer {mall.guide_token}\r\n"
+    path = f"{API}/guide/summary?days=30"
+    return [(_paths(f"summary@{n}", "GET /guide/summary?days=30, the guide's 100k-entry history", path, auth), n)
+            for n in (SUMMARY_CLIENTS, concurrency)]  # fmt: skip
+
+
+def summary_target(results: list[harness.ScenarioResult], livez: harness.ScenarioResult) -> dict:
+    one = [r for r in results if r.name == f"summary@{SUMMARY_CLIENTS}"]
+    p99s = [r.p99_ms for r in one]
+    worst = max(p99s)
+    loaded = [r for r in results if r not in one]
+    errors = sum(r.errors for r in results)
+    detail = (
+        f"p99 {statistics.median(p99s):.1f} ms at {SUMMARY_CLIENTS} client (median of {len(one)} rounds: "
+        f"{_spread(p99s)}; p50 {statistics.median(r.p50_ms for r in one):.1f} ms; target < {SUMMARY_P99_MS:.0f})"
+    )
+    if loaded:
+        rate = statistics.median(r.requests_per_s for r in loaded)
+        detail += (f"; at {loaded[0].concurrency} clients {rate:,.0f} req/s = {rate / livez.requests_per_s:.2f} x livez "
+                   f"{livez.requests_per_s:,.0f}, p99 {statistics.median(r.p99_ms for r in loaded):.1f} ms")  # fmt: skip
+    if errors:
+        detail += f"; {errors} errors"
+    met = statistics.median(p99s) < SUMMARY_P99_MS and not errors
+    return {"scenario": "summary", "met": met, "detail": detail + f" (worst round {worst:.1f} ms)"}
 
 
 def _vacuum(engine, tables: tuple[str, ...]) -> None:
@@ -358,10 +456,18 @@ def run(backend: str, opts, log=print) -> dict:
                 "nobody")  # fmt: skip
             mall.template_order = orders[1]
             results.append(checkout.measure(checkout.livez(), opts.concurrency, server, opts, backend, log))
+            livez = results[0]
             if checkout._wanted("checkout", opts.scenarios):
                 pairs = checkout_rounds(server, mall, opts, backend, log)
                 results += [r for pair in pairs for r in pair]
                 targets.append(checkout_target(pairs))
+            if checkout._wanted("summary", opts.scenarios) and opts.summary_entries > 0:
+                report["summary_history"] = summary_history(database_url, redis_url, mall, opts, backend, log)
+                summary = [checkout.measure(scenario, clients, server, opts, backend, log)
+                           for _ in range(max(1, opts.rounds)) for scenario, clients in
+                           summary_scenarios(mall, opts.concurrency)]  # fmt: skip
+                results += summary
+                targets.append(summary_target(summary, livez))
         rounds = settle_rounds(opts) if checkout._wanted("settle", opts.scenarios) else 0
         settled = [settle_round(database_url, redis_url, mall, opts, n, log) for n in range(rounds)]
         if settled:
