@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--summary-entries", type=int, default=100_000,
                    help="guides: entries in the summary guide's history (default 100000; 0 skips the summary)")  # fmt: skip
     p.add_argument("--profile", action="store_true",
-                   help="guides: cProfile the settlement sweep (in the bench process) and print where its time goes")  # fmt: skip
+                   help="guides: cProfile the settlement sweep and 100 summaries (in this process); print the top")  # fmt: skip
     p.add_argument("--scenario", action="append", dest="scenarios", help="run only this scenario (repeatable)")
     # gthread, 3 workers x 3 threads: what gunicorn.conf.py runs on this 2-core machine (see its notes).
     p.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")

@@ -404,8 +404,28 @@ def settle_round(database_url: str, redis_url: str, mall: Mall, opts, n: int, lo
 
 def _log_profile(profile, log, top: int = 25) -> None:
     out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
+    stats = pstats.Stats(profile, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(r"/(mall|api)/", top)  # the project's own functions, by inclusive time
     log(out.getvalue())
+
+
+def profile_summary(database_url: str, redis_url: str, mall: Mall, log, requests: int = 100) -> None:
+    """`requests` summaries answered in this process (the app's test client, the same database), under cProfile."""
+    from api import create_app
+
+    app = create_app(harness.app_settings(database_url, redis_url))
+    headers = {"Authorization": f"Bearer {mall.guide_token}"}
+    with app.test_client() as client:
+        assert client.get(f"{API}/guide/summary?days=30", headers=headers).status_code == 200
+        profile = cProfile.Profile()
+        started = time.perf_counter()
+        profile.enable()
+        for _ in range(requests):
+            client.get(f"{API}/guide/summary?days=30", headers=headers)
+        profile.disable()
+        log(f"  summary in-process: {1000 * (time.perf_counter() - started) / requests:.1f} ms per request (profiled)")
+    _log_profile(profile, log)
 
 
 def settle_target(rounds: list[dict]) -> dict:
@@ -468,6 +488,8 @@ def run(backend: str, opts, log=print) -> dict:
                            summary_scenarios(mall, opts.concurrency)]  # fmt: skip
                 results += summary
                 targets.append(summary_target(summary, livez))
+                if getattr(opts, "profile", False):
+                    profile_summary(database_url, redis_url, mall, log)
         rounds = settle_rounds(opts) if checkout._wanted("settle", opts.scenarios) else 0
         settled = [settle_round(database_url, redis_url, mall, opts, n, log) for n in range(rounds)]
         if settled:
