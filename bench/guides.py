@@ -368,8 +368,12 @@ def settle_round(database_url: str, redis_url: str, mall: Mall, opts, n: int, lo
         swept = 0
         if profile:
             profile.enable()
-        while (batch := settle_sub_orders(max_batches=1_000)) > 0:
+        limit = getattr(opts, "settle_limit", 0.0)
+        # one cron run's worth a call (50 batches of settlement.BATCH) until nothing is due, or --settle-limit is up
+        while (batch := settle_sub_orders()) > 0:
             swept += batch
+            if limit and time.perf_counter() - started > limit:
+                break
         seconds = time.perf_counter() - started
         if profile:
             profile.disable()
@@ -435,7 +439,8 @@ def profile_summary(database_url: str, redis_url: str, mall: Mall, log, requests
 
 def settle_target(rounds: list[dict]) -> dict:
     rates_ = [r["entries_per_s"] for r in rounds]
-    sound = all(r["unsettled"] == 0 and r["available"] == r["entries"] and not r["audit_mismatches"] for r in rounds)
+    sound = all(r["available"] == r["swept_sub_orders"] * r["entries"] // r["sub_orders"] and not r["audit_mismatches"]
+                for r in rounds)  # fmt: skip
     best = statistics.median(rates_)
     detail = (
         f"{rounds[0]['entries']:,} entries of {rounds[0]['sub_orders']:,} due sub-orders settled at "
@@ -443,8 +448,12 @@ def settle_target(rounds: list[dict]) -> dict:
     )
     per_cpu = [r["entries_per_cpu_s"] for r in rounds]
     detail += f"; {statistics.median(per_cpu):,.0f} entries per CPU second (sweep + PostgreSQL)"
+    partial = [r for r in rounds if r["unsettled"]]
+    if partial:
+        detail += (f"; stopped by --settle-limit in {len(partial)} round(s): {partial[0]['available']:,} of "
+                   f"{partial[0]['entries']:,} entries settled in {partial[0]['sweep_seconds']} s")  # fmt: skip
     if not sound:
-        detail += "; NOT all entries available / sub-orders settled / balances audited"
+        detail += "; NOT every settled sub-order's entries available / balances audited"
     return {"scenario": "settle", "met": best >= SETTLE_RATE and sound, "detail": detail}
 
 
@@ -463,7 +472,8 @@ def run(backend: str, opts, log=print) -> dict:
         harness.migrate(database_url, redis_url)
         mall = seed(database_url, redis_url)
         log(f"  [{backend}] seeded a guide, its link and two checkout shoppers in {mall.seconds:.1f}s")
-        server = harness.Server(config, database_url=database_url, redis_url=redis_url)
+        # a long start timeout: on this 2-core machine other work can starve gunicorn's boot
+        server = harness.Server(config, database_url=database_url, redis_url=redis_url, start_timeout=240)
         server.env.update(PAYMENT_GATEWAY="offline", MALL_ENV="production", SECRET_KEY=harness.SECRET_KEY)
         with server:
             try:
