@@ -37,6 +37,9 @@ EARN, REVERSE = "earn", "reverse"
 
 def earn(session: Session, event) -> None:
     """Reaction to `order.paid`: the guided lines' earn entries (none for an order without a guide)."""
+    order = session.get(Order, event.aggregate_id)  # in the session already: the payment just moved it
+    if not any(line.guide_id is not None for line in order.lines):
+        return  # no guide: nothing more read (paying loads the lines anyway)
     rows = session.execute(
         sa.select(OrderLine, SubOrder.brand_id, Category.path)
         .join(SubOrder, SubOrder.id == OrderLine.sub_order_id)
@@ -45,9 +48,6 @@ def earn(session: Session, event) -> None:
         .where(OrderLine.order_id == event.aggregate_id, OrderLine.guide_id.is_not(None))
         .order_by(OrderLine.id)
     ).all()  # fmt: skip
-    if not rows:
-        return
-    order = session.get(Order, event.aggregate_id)
     paid_at = order.paid_at or clock.now()
     guides = {g.id: g for g in session.scalars(sa.select(Guide).where(Guide.id.in_({r[0].guide_id for r in rows})))}
     cards = rates.in_force(session, {brand_id for _, brand_id, _ in rows}, paid_at)
