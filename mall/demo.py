@@ -15,6 +15,7 @@ from mall.catalog import bundles, services, taxonomy
 from mall.catalog.models import Brand, Product
 from mall.checkout.services import set_shipping_policy
 from mall.config import ConfigError
+from mall.guides import rates
 from mall.guides import services as guides
 from mall.guides.models import GuideLink
 from mall.identity import services as identity
@@ -24,6 +25,7 @@ from mall.live import links, pinning, rooms
 from mall.live.models import LiveLink
 from mall.notifications import journeys
 from mall.orders import services as orders
+from mall.orders import settlement
 from mall.orders.policy import OrderPolicy
 from mall.payments import services as payments
 from mall.payments.gateway import OfflineGateway
@@ -200,12 +202,20 @@ def _load_guides(session: Session, actor: Actor) -> None:
         guides.create_link(session, actor=as_guide, target="store", store_id=store.id)
         links.append([guides.create_link(session, actor=as_guide, target="product", product_id=p.id,
                                          sku_id=p.skus[0].id) for p in products])  # fmt: skip
+    month = timedelta(days=30)
+    clock.advance(-month)  # the brand's rate card, in force before the first sale: 8% of what each line paid
+    try:
+        rates.create(session, actor=actor, brand_id=brand_id, scope="brand", basis_points=800)
+    finally:
+        clock.advance(month)
     for n, (name, days_ago, units, which) in enumerate(GUIDE_SALES):
-        _guide_sale(session, name, links[which][n % len(products)], units, timedelta(days=days_ago, hours=n % 5))
+        _guide_sale(session, actor, name, links[which][n % len(products)], units, timedelta(days=days_ago, hours=n % 5))
+    settlement.settle_due(session)  # the older sales' return windows have closed: their commission is available
 
 
-def _guide_sale(session: Session, name: str, link: GuideLink, units: int, ago: timedelta) -> None:
-    """A shopper opens the link (a visit, a binding, the product in the cart), places the order and pays, `ago`."""
+def _guide_sale(session: Session, actor: Actor, name: str, link: GuideLink, units: int, ago: timedelta) -> None:
+    """A shopper opens the link (a visit, a binding, the product in the cart), places the order and pays, `ago`;
+    sales older than ten days were shipped and received the next day (their return window has closed since)."""
     shopper = identity.dev_login(session, role=Role.SHOPPER, name=name, brand_id=None)
     address = identity.save_address(session, user_id=shopper.id, recipient=name, phone=f"1390000{shopper.id:04d}",
                                     province="Zhejiang", city="Hangzhou", detail="1 West Lake Road")  # fmt: skip
@@ -217,5 +227,12 @@ def _guide_sale(session: Session, name: str, link: GuideLink, units: int, ago: t
         order = orders.place_order(session, shopper_id=shopper.id, line_ids=[opened.line_id], address_id=address.id,
                                    policy=OrderPolicy())  # fmt: skip
         payments.pay(session, gateway=OfflineGateway(), shopper_id=shopper.id, order_id=order.id)
+        if ago > timedelta(days=10):
+            clock.advance(timedelta(days=1))
+            sub, policy = order.sub_orders[0], OrderPolicy()
+            orders.ship(session, actor=actor, sub_order_id=sub.id, carrier="SF", tracking_number=f"SF{order.id:08d}",
+                        policy=policy)  # fmt: skip
+            orders.confirm_receipt(session, shopper_id=shopper.id, sub_order_id=sub.id, policy=policy)
+            clock.advance(-timedelta(days=1))
     finally:
         clock.advance(ago)

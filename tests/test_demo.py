@@ -192,3 +192,19 @@ def test_demo_guides_have_stores_links_bound_shoppers_and_paid_orders(session):
     assert (first[0]["paid_at"] - first[-1]["paid_at"]).days >= 20
     lin = identity.password_login(session, email=demo.DEMO_GUIDE_EMAIL, password=demo.DEMO_ADMIN_PASSWORD)
     assert lin.role == Role.GUIDE and lin.id == guides[1].user_id
+
+
+def test_demo_guides_have_commission_pending_and_available_and_a_month_to_chart(session):
+    from mall import clock
+    from mall.guides import ledger, workbench
+    from mall.guides.models import Guide
+
+    demo.load(session, env="test")
+    commit()
+    guide = session.scalars(sa.select(Guide).order_by(Guide.id)).first()
+    balance = ledger.balance(session, guide.id, "CNY")
+    assert balance.pending > 0 and balance.available > 0 and balance.on_hold == 0
+    assert ledger.audit(session) == []
+    summary = workbench.summary(session, guide, now=clock.now(), tz="Asia/Shanghai", days=30)
+    assert summary["earnings"] == balance._asdict()
+    assert len([d for d in summary["days"] if d["earned"]]) >= 4

@@ -139,6 +139,11 @@ class PageArgs(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
 
+class GuideOrderArgs(PageArgs):
+    number = fields.String(load_default=None, validate=validate.Length(1, 32),
+                           metadata={"description": "just this order (by its number), if it has a line of mine"})  # fmt: skip
+
+
 class GuideVisitSchema(Schema):
     id = fields.Integer()
     visited_at = fields.AwareDateTime()
@@ -170,6 +175,7 @@ class GuideOrderSchema(Schema):
     placed_at = fields.AwareDateTime()
     paid_at = fields.AwareDateTime(allow_none=True)
     lines = fields.Integer(metadata={"description": "the order's lines attributed to me"})
+    line_ids = fields.List(fields.Integer(), metadata={"description": "those lines (GET /guide/commission/why)"})
     quantity = fields.Integer()
     amount = fields.Integer(metadata={"description": "what my lines paid (minor units; 0 while unpaid)"})
     refunded = fields.Integer(metadata={"description": "what was refunded of my lines"})
@@ -236,7 +242,7 @@ class GuideReportRowSchema(Schema):
     paid_gmv = fields.Integer(metadata={"description": "what the guide's lines of those orders paid"})
     refunded = fields.Integer(metadata={"description": "refunded of those lines so far (refund_lines)"})
     net_gmv = fields.Integer()
-    commission = fields.Dict(allow_none=True, metadata={"description": "the period's commission entries by state"})
+    commission = fields.Dict(metadata={"description": "commission posted in the period: currency -> state -> amount"})
 
 
 class GuideReportSchema(Schema):

@@ -12,6 +12,7 @@ from api.extensions import db
 from api.guides.schemas import (
     GuideCustomerSchema,
     GuideListArgs,
+    GuideOrderArgs,
     GuideOrderSchema,
     GuideReportSchema,
     GuideSchema,
@@ -25,7 +26,7 @@ from api.guides.schemas import (
     page_of,
 )
 from api.settings import settings
-from api.tx import read_only
+from api.tx import commit, read_only
 from mall import clock
 from mall.guides import reports, services, workbench
 from mall.identity.roles import Role
@@ -61,7 +62,7 @@ def my_customers(args):
 
 @blp.get("/guide/orders")
 @blp.auth(Role.GUIDE)
-@blp.arguments(PageArgs, location="query")
+@blp.arguments(GuideOrderArgs, location="query")
 @blp.response(200, page_of(GuideOrderSchema))
 def my_orders(args):
     """Orders with lines attributed to me at placement, newest first: what my lines paid and what was refunded."""
@@ -73,8 +74,12 @@ def my_orders(args):
 @blp.arguments(SummaryArgs, location="query")
 @blp.response(200, SummarySchema)
 def my_summary(args):
-    """Today's visits and paid orders (the shop's day), my earnings by state, and per day over `days` days."""
-    return workbench.summary(db.session, _mine(), now=clock.now(), tz=settings().shop_timezone, days=args["days"])
+    """Today's visits and paid orders (the shop's day), my earnings by state, and credited per day over `days` days
+    (closed days are kept once summed: the first view of a day writes them, hence the commit)."""
+    guide = services.own_guide(db.session, current_actor())
+    body = workbench.summary(db.session, guide, now=clock.now(), tz=settings().shop_timezone, days=args["days"])
+    commit()
+    return body
 
 
 @blp.get("/admin/guides")

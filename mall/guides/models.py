@@ -3,7 +3,7 @@ a shopper belongs to in a brand, why, and every take-over refused or handed over
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -163,3 +163,16 @@ class BindingEvent(Base):
     kind: Mapped[str] = mapped_column(sa.String(16))
     reason: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime]
+
+
+class EarningsDay(Base):
+    """A closed day's commission credited to a guide (earn, reverse and adjust entries not void, by the day they were
+    posted, in the shop's time zone), kept once the day is over so the workbench's chart reads 30 rows, not the
+    day's entries (mall.guides.earnings_days, ADR 0025). A cache: rebuilt from the ledger at will."""
+
+    __tablename__ = "guide_earnings_days"
+
+    guide_id: Mapped[int] = mapped_column(sa.ForeignKey("guides.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(sa.String(3), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from mall.errors import NotFound
 from mall.guides import binding
+from mall.guides.earnings_days import CREDITS
+from mall.guides.ledger_models import CommissionEntry
 from mall.guides.models import Binding, BindingSetting, Guide, GuideVisit
 from mall.identity.roles import Actor
 from mall.orders.models import Order, OrderLine, RefundLine
@@ -48,7 +50,8 @@ def _by_guide(session: Session, query) -> dict[int, int]:
 
 def report(session: Session, *, brand_id: int, start: datetime, end: datetime, now: datetime) -> list[dict]:
     """Per guide of the brand, over [start, end): visits, customers newly bound and bound now, orders paid and
-    their paid GMV (the guide's lines), what was refunded of those lines (refund_lines) and the net."""
+    their paid GMV (the guide's lines), what was refunded of those lines (refund_lines) and the net, and the
+    commission posted in the period (earn, reverse, adjust) by currency and state."""
     rows = guides(session, brand_id=brand_id)
     ids = [g.id for g in rows]
     if not ids:
@@ -70,6 +73,14 @@ def report(session: Session, *, brand_id: int, start: datetime, end: datetime, n
     refunded = _by_guide(session, sa.select(paid_lines.c.guide_id, sa.func.sum(RefundLine.amount))
                          .join(RefundLine, RefundLine.order_line_id == paid_lines.c.id)
                          .group_by(paid_lines.c.guide_id))  # fmt: skip
+    commission: dict[int, dict] = {}
+    for guide_id, currency, state, amount in session.execute(
+        sa.select(CommissionEntry.guide_id, CommissionEntry.currency, CommissionEntry.state,
+                  sa.func.sum(CommissionEntry.amount))
+        .where(CommissionEntry.guide_id.in_(ids), CommissionEntry.kind.in_(CREDITS),
+               CommissionEntry.created_at >= start, CommissionEntry.created_at < end)
+        .group_by(CommissionEntry.guide_id, CommissionEntry.currency, CommissionEntry.state)):  # fmt: skip
+        commission.setdefault(guide_id, {}).setdefault(currency, {})[state] = int(amount or 0)
     out = []
     for guide in rows:
         orders, paid = sales.get(guide.id, (0, 0))
@@ -77,5 +88,5 @@ def report(session: Session, *, brand_id: int, start: datetime, end: datetime, n
         out.append({"guide_id": guide.id, "name": guide.name, "status": guide.status, "store_id": guide.store_id,
                     "visits": visits.get(guide.id, 0), "new_customers": new.get(guide.id, 0),
                     "bound_customers": bound.get(guide.id, 0), "orders": orders, "paid_gmv": paid,
-                    "refunded": back, "net_gmv": paid - back})  # fmt: skip
+                    "refunded": back, "net_gmv": paid - back, "commission": commission.get(guide.id, {})})  # fmt: skip
     return out

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall.guides import masking
+from mall.guides import earnings_days, ledger, masking
+from mall.guides.ledger_models import Balance as BalanceRow
 from mall.guides.models import Binding, Guide, GuideLink, GuideVisit
 from mall.identity.models import Address, User
 from mall.orders.models import Order, OrderLine, RefundLine
@@ -97,26 +98,32 @@ def customers(session: Session, guide: Guide, *, now: datetime, before: int | No
     return _page(rows, limit, lambda r: r["binding_id"])
 
 
-def _order_ids(session: Session, guide_id: int, before: int | None, limit: int) -> list[int]:
+def _order_ids(session: Session, guide_id: int, before: int | None, limit: int, number: str | None = None) -> list[int]:
     """The guide's order ids, newest first: an index-only walk of ix_order_lines_guide (guide_id, order_id)."""
     query = (sa.select(OrderLine.order_id).where(OrderLine.guide_id == guide_id).group_by(OrderLine.order_id)
              .order_by(OrderLine.order_id.desc()).limit(limit))  # fmt: skip
     if before is not None:
         query = query.where(OrderLine.order_id < before)
+    if number is not None:
+        query = query.where(OrderLine.order_id == sa.select(Order.id).where(Order.number == number).scalar_subquery())
     return list(session.scalars(query))
 
 
-def orders(session: Session, guide: Guide, *, before: int | None = None, limit: int = 20) -> Page:
-    """Orders with lines attributed to the guide at placement, newest first: number, placed and paid times, status,
-    what the guide's lines paid and what of that was refunded (refund_lines, per line), the buyer masked."""
-    ids = _order_ids(session, guide.id, before, limit + 1)
+def orders(session: Session, guide: Guide, *, before: int | None = None, limit: int = 20,
+           number: str | None = None) -> Page:  # fmt: skip
+    """Orders with lines attributed to the guide at placement, newest first (or the one numbered `number`): number,
+    placed and paid times, status, the guide's lines, what they paid and what of that was refunded (refund_lines,
+    per line), the buyer masked."""
+    ids = _order_ids(session, guide.id, before, limit + 1, number)
     page = ids[:limit]
     if not page:
         return Page([], None)
     mine = sa.and_(OrderLine.order_id.in_(page), OrderLine.guide_id == guide.id)
-    lines = {order_id: (count, quantity, paid) for order_id, count, quantity, paid in session.execute(
-        sa.select(OrderLine.order_id, sa.func.count(), sa.func.sum(OrderLine.quantity), sa.func.sum(OrderLine.payable))
-        .where(mine).group_by(OrderLine.order_id))}  # fmt: skip
+    lines: dict[int, list] = {}
+    for order_id, line_id, quantity, paid in session.execute(
+        sa.select(OrderLine.order_id, OrderLine.id, OrderLine.quantity, OrderLine.payable).where(mine)
+        .order_by(OrderLine.id)):  # fmt: skip
+        lines.setdefault(order_id, []).append((line_id, quantity, paid))
     refunded = dict(session.execute(
         sa.select(RefundLine.order_id, sa.func.sum(RefundLine.amount))
         .join(OrderLine, OrderLine.id == RefundLine.order_line_id).where(mine).group_by(RefundLine.order_id)
@@ -125,9 +132,11 @@ def orders(session: Session, guide: Guide, *, before: int | None = None, limit: 
     names = _names(session, (o.user_id for o in found.values()))
     rows = []
     for order_id in page:
-        order, (count, quantity, paid) = found[order_id], lines[order_id]
+        order, mine_lines = found[order_id], lines[order_id]
+        paid = sum(p for _, _, p in mine_lines)
         rows.append({"order_id": order.id, "number": order.number, "status": order.status, "currency": order.currency,
-                     "placed_at": order.created_at, "paid_at": order.paid_at, "lines": count, "quantity": int(quantity),
+                     "placed_at": order.created_at, "paid_at": order.paid_at, "lines": len(mine_lines),
+                     "line_ids": [i for i, _, _ in mine_lines], "quantity": sum(q for _, q, _ in mine_lines),
                      "amount": int(paid) if order.paid_at else 0, "refunded": int(refunded.get(order_id) or 0),
                      "buyer": masking.name(names.get(order.user_id)),
                      "buyer_phone": masking.phone((order.address or {}).get("phone"))})  # fmt: skip
@@ -158,9 +167,16 @@ def orders_paid_since(session: Session, guide_id: int, start: datetime) -> int:
 
 
 def summary(session: Session, guide: Guide, *, now: datetime, tz: str, days: int = 30) -> dict:
-    """The workbench's head: today's visits and paid orders (the shop's day), earnings by state and per day."""
+    """The workbench's head: today's visits and paid orders (the shop's day), earnings by state (the ledger's cached
+    balance) and credited per day over `days` days, in the guide's currency (that of their latest balance row)."""
     today = day_start(now, tz)
+    currency = session.scalar(sa.select(BalanceRow.currency).where(BalanceRow.guide_id == guide.id)
+                              .order_by(BalanceRow.updated_at.desc()).limit(1))  # fmt: skip
+    earnings = ledger.balance(session, guide.id, currency)._asdict() if currency else None
+    per_day = (earnings_days.per_day(session, guide_id=guide.id, currency=currency, now=now, tz=tz, days=days)
+               if currency else [{"date": (today.date() - timedelta(days=n)).isoformat(), "earned": 0}
+                                 for n in range(days - 1, -1, -1)])  # fmt: skip
     return {"guide_id": guide.id,
             "today": {"date": today.date().isoformat(), "visits": visits_since(session, guide.id, today),
                       "orders": orders_paid_since(session, guide.id, today)},
-            "currency": None, "earnings": None, "days": []}  # fmt: skip
+            "currency": currency, "earnings": earnings, "days": per_day}  # fmt: skip

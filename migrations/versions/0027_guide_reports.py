@@ -1,5 +1,5 @@
 """guide reports: a guide's order lines indexed by (guide_id, order_id), so the workbench walks a guide's orders
-newest first without sorting their history
+newest first without sorting their history; guide_earnings_days keeps closed days' commission for the chart
 
 Revision ID: 0027_guide_reports
 Revises: 0025_commission
@@ -30,7 +30,17 @@ def _index(*columns: str) -> None:
 
 def upgrade():
     _index("guide_id", "order_id")
+    op.create_table(
+        "guide_earnings_days",
+        sa.Column("guide_id", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["guide_id"], ["guides.id"], name=op.f("fk_guide_earnings_days_guide_id_guides")),
+        sa.PrimaryKeyConstraint("guide_id", "currency", "day", name=op.f("pk_guide_earnings_days")),
+    )
 
 
 def downgrade():
+    op.drop_table("guide_earnings_days")
     _index("guide_id")

@@ -18,13 +18,16 @@ SNEAKY = '<img src=x onerror="window.__owned=1">Mei'
 
 @pytest.fixture
 def team(shop):
-    """A brand with a ¥50 product, its admin, an active guide with a storefront link, and a shopper whose name
-    carries markup."""
+    """A brand with a ¥50 product and a 10% rate card, its admin, an active guide with a storefront link, and a
+    shopper whose name carries markup."""
     guides = Guides(shop)
     brand_id = shop.brand()
     admin = guides.login("brand_admin", brand_id)
     product = Live(shop).product(brand_id, price=5000)
     guide = guides.guide(admin, brand_id)
+    card = shop.client.post("/api/v1/admin/guides/rate-cards", json={"scope": "brand", "basis_points": 1000},
+                            headers=admin)  # 10% on every line  # fmt: skip
+    assert card.status_code == 201, card.get_json()
     storefront = guides.link(guide)
     shopper = guides.login(name=SNEAKY)
     return {"guides": guides, "brand": brand_id, "admin": admin, "product": product, "guide": guide,
@@ -60,6 +63,8 @@ def test_a_guide_sees_a_sale_through_their_link_shows_their_qr_code_and_asks_why
     expect(figure(page, "today", "visits")).to_have_text("0")
     expect(figure(page, "today", "orders")).to_have_text("0")
     expect(page.locator("#orders-empty")).to_be_visible()
+    expect(page.locator("#earnings-empty")).to_have_text("No commission yet.")
+    expect(page.locator("#chart svg rect.bar")).to_have_count(30)  # a month of zeros
 
     # The storefront QR code: the link's PNG, loaded (a real image), its mini-program path under it.
     qr = page.locator("#qr-image")
@@ -81,6 +86,27 @@ def test_a_guide_sees_a_sale_through_their_link_shows_their_qr_code_and_asks_why
     expect(row).to_contain_text("<**")  # the buyer masked (and their markup shown as text, never parsed)
     expect(page.locator("#visits li").first).to_contain_text("product")
     assert page.evaluate("window.__owned") is None
+    # 10% of 100.00 earned, pending until the return window closes; today's bar is the one that stands out.
+    expect(figure(page, "earnings", "pending")).to_contain_text("10.00")
+    expect(figure(page, "earnings", "available")).to_contain_text("0.00")
+    today = page.locator("#chart svg rect.bar.current")
+    expect(today).to_have_attribute("data-value", "1000")
+    assert float(today.get_attribute("height")) > 100
+    page.click("#per-day summary")
+    expect(page.locator("#per-day-list li")).to_have_count(1)
+    expect(page.locator("#per-day-list li")).to_contain_text("10.00")
+
+    # Why was this order credited? From the order's row: the ledger's verdict and entry, with its rule.
+    row.locator("button.why-button").click()
+    line = page.locator("#why-answer .line")
+    expect(line).to_have_attribute("data-verdict", "pending_settlement")
+    expect(line.locator(".verdict")).to_have_text("Credited: pending until the return window closes.")
+    expect(line.locator("li").first).to_contain_text("earn · pending")
+    expect(line.locator("li").first).to_contain_text("10.00")
+    # An order number that is not theirs: said so, no more.
+    page.fill("#why-ref", "NOT-MINE-1")
+    page.click("#why-button")
+    expect(page.locator("#why-answer")).to_contain_text("No line of this order was yours")
 
     # Why is this customer mine? The binding's history, with its rule.
     shopper_id = shop.user_id(team["shopper"])

@@ -9,8 +9,14 @@
   const TODAY = [["visits", "Link visits today", "count"], ["orders", "Orders paid today", "count"]];
   const EARNINGS = [["pending", "Pending", "money"], ["available", "Available", "money"],
                     ["on_hold", "On hold", "money"]];
-  const WHY = { customer: (ref) => `/guide/customers/${ref}/why`,
-                order: (ref) => `/guide/commission/why?order_number=${encodeURIComponent(ref)}` };
+  const VERDICTS = {
+    credited: "Credited: available to withdraw.", pending_settlement: "Credited: pending until the return window closes.",
+    held_for_review: "On hold for review by your brand.", refunded: "Refunded: the commission was reversed.",
+    no_rate_card: "Not credited: no rate card covers this product.", zero: "Not credited: the line paid nothing.",
+    campaign_line_excluded: "Not credited: a campaign price (flash, group-buy, live) that the card excludes.",
+    not_paid: "Not credited yet: the order is not paid.", not_bound_at_placement: "Not credited: the customer was not bound to a guide when ordering.",
+    bound_to_another_guide: "Not credited to you: the customer was bound to another guide when ordering.",
+  };
 
   const state = { timer: null, loading: false };
 
@@ -94,6 +100,11 @@
                      `${o.buyer} · ${o.status} · ${when(o.paid_at || o.placed_at)}` +
                      (o.refunded ? ` · refunded ${money(o.refunded, o.currency)}` : ""));
       li.dataset.orderId = o.order_id;
+      const why = el("button", "link why-button", "Why?");
+      why.type = "button";
+      why.setAttribute("aria-label", `Why was order ${o.number} (not) credited?`);
+      why.addEventListener("click", () => askWhy(o.number));
+      li.append(why);
       return li;
     }));
   }
@@ -148,33 +159,72 @@
       .join(" · ");
   }
 
-  function renderWhy(answer) {
-    const entries = Array.isArray(answer) ? answer : answer.items || answer.entries || answer.lines || [answer];
-    if (!entries.length) return [el("p", "muted", "Nothing about you here.")];
+  function entryList(entries, render) {
     const list = el("ol");
-    for (const entry of entries) {
-      const { kind, state: st, created_at: at, reason, why, ...rest } = entry;
+    for (const entry of entries) list.append(render(entry));
+    return list;
+  }
+
+  function eventItem(event) {
+    const li = el("li");
+    li.append(el("span", "kind", event.kind), el("span", "muted", ` ${when(event.created_at)}`),
+              el("p", "reason", reasonText(event.reason)));
+    return li;
+  }
+
+  /* The binding history of a customer with me (GET /guide/customers/<id>/why). */
+  function customerAnswer(events) {
+    return events.length ? [entryList(events, eventItem)] : [el("p", "muted", "Nothing about you and this customer.")];
+  }
+
+  /* The ledger's answer for one of my lines (GET /guide/commission/why): its verdict, entries and binding. */
+  function lineAnswer(why) {
+    const box = el("div", "line");
+    box.dataset.lineId = why.order_line_id;
+    box.dataset.verdict = why.verdict;
+    box.append(el("p", "verdict", VERDICTS[why.verdict] || why.verdict));
+    box.append(entryList(why.entries || [], (entry) => {
       const li = el("li");
-      li.append(el("span", "kind", [kind, st].filter(Boolean).join(" · ") || "answer"), el("span", "muted",
-                at ? ` ${when(at)}` : ""), el("p", "reason", reasonText(why || reason || rest)));
-      list.append(li);
+      li.append(el("span", "kind", `${entry.kind} · ${entry.state}`), el("span", "figure", ` ${money(entry.amount,
+                entry.currency)}`), el("p", "reason", reasonText(entry.reason)));
+      return li;
+    }));
+    if (why.binding) box.append(el("p", "reason", `Binding: ${reasonText(why.binding.reason)}`));
+    return box;
+  }
+
+  async function orderAnswer(number) {
+    const found = (await call("GET", `/guide/orders?number=${encodeURIComponent(number)}`)).body.items;
+    if (!found.length) {
+      return [el("p", "warn", "No line of this order was yours when it was placed. Look the customer up by their id " +
+                               "to see why.")];  // the API tells no more of another guide's order
     }
-    const head = !Array.isArray(answer) && answer.summary ? [el("p", "", reasonText(answer.summary))] : [];
-    return [...head, list];
+    const order = found[0];
+    const answers = await Promise.all(order.line_ids.map((id) => call("GET", `/guide/commission/why?order_line_id=${id}`)));
+    return [el("p", "", `Order ${order.number} · ${money(order.amount, order.currency)}`),
+            ...answers.map((answer) => lineAnswer(answer.body))];
   }
 
   async function lookUp(event) {
-    event.preventDefault();
+    if (event) event.preventDefault();
     const kind = $("why-kind").value, ref = $("why-ref").value.trim();
     if (kind === "customer" && !/^\d+$/.test(ref)) { notice("A customer is named by their id (digits).", "error"); return; }
     $("why-button").disabled = true;
     try {
-      fill($("why-answer"), renderWhy((await call("GET", WHY[kind](ref))).body));
+      fill($("why-answer"), kind === "order" ? await orderAnswer(ref)
+        : customerAnswer((await call("GET", `/guide/customers/${ref}/why`)).body));
     } catch (e) {
       fill($("why-answer"), e.status === 401 ? [] : [el("p", "warn", e.message)]);
     } finally {
       $("why-button").disabled = false;
     }
+  }
+
+  function askWhy(number) {
+    $("why-kind").value = "order";
+    $("why-ref").value = number;
+    lookUp();
+    $("why-form").scrollIntoView({ block: "start" });
   }
 
   // ---- start -----------------------------------------------------------------------------------------------------
