@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 FLASK  := $(BIN)/flask --app wsgi
 
-.PHONY: setup run test test-pg lint migrate demo worker bench bench-paid-message bench-live clean
+.PHONY: setup run test test-pg lint migrate demo worker bench bench-paid-message bench-live bench-guides clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -46,6 +46,9 @@ bench-paid-message: setup  ## payment -> 'paid' message at (fake) WeChat through
 
 bench-live: setup  ## viewer poll, cart link opens, 1,000 SSE streams and a pin's fan-out, each beside /livez (PostgreSQL)
 	$(BIN)/python -m bench live --backend postgres
+
+bench-guides: setup  ## checkout with a bound guide vs without, settling commission entries, a guide's summary (PostgreSQL)
+	$(BIN)/python -m bench guides --backend postgres
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

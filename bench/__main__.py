@@ -32,6 +32,7 @@ SUITES = {
     "flash_sale": "bench.flash_sale",
     "paid_message": "bench.paid_message",
     "live": "bench.live",
+    "guides": "bench.guides",
 }
 BACKENDS = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
 
@@ -46,6 +47,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per scenario (default 10)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
     p.add_argument("--concurrency", type=int, default=32, help="concurrent keep-alive clients (default 32)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="guides: alternating rounds of the checkout loop with and without a guide (default 3)")  # fmt: skip
+    p.add_argument("--entries", type=int, default=1_000_000,
+                   help="guides: entries settled per settlement round (default 1000000; 0 skips it)")  # fmt: skip
+    p.add_argument("--entries-per-sub-order", type=int, default=2,
+                   help="guides: entries per due sub-order in the settlement scenario (default 2)")  # fmt: skip
+    p.add_argument("--settle-limit", type=float, default=0.0,
+                   help="guides: stop a settlement round's sweep after this many seconds (default 0: until done)")  # fmt: skip
+    p.add_argument("--summary-entries", type=int, default=100_000,
+                   help="guides: entries in the summary guide's history (default 100000; 0 skips the summary)")  # fmt: skip
+    p.add_argument("--profile", action="store_true",
+                   help="guides: cProfile the settlement sweep and 100 summaries (in this process); print the top")  # fmt: skip
     p.add_argument("--scenario", action="append", dest="scenarios", help="run only this scenario (repeatable)")
     # gthread, 3 workers x 3 threads: what gunicorn.conf.py runs on this 2-core machine (see its notes).
     p.add_argument("--workers", type=int, default=3, help="gunicorn worker processes (default 3)")

@@ -355,12 +355,12 @@ def _line_of(cart: dict, sku_id: int) -> int:
     return next(line["id"] for line in cart["lines"] if line["sku_id"] == sku_id)
 
 
-def checkout_script(shop: Shop):
-    s = shop.checkout
+def checkout_script(s: Shopper, skus: list[int]):
+    """One shopper's whole checkouts in a loop, each of a random SKU of `skus` (bench/guides.py runs it too)."""
 
     def script(index, rng):
         while True:
-            sku = rng.choice(shop.checkout_skus)
+            sku = rng.choice(skus)
             cart = yield flows.Request("POST", f"{API}/cart/lines", {"sku_id": sku, "quantity": 1}, s.auth)
             line = _line_of(cart.json(), sku)
             quote = yield flows.Request("POST", f"{API}/checkout/quote", {"line_ids": [line], "address_id": s.address_id},
@@ -409,13 +409,21 @@ def quote_script(shoppers: list[Shopper]):
     return script
 
 
+def livez(name: str = "livez") -> harness.Scenario:
+    return harness.Scenario(name, "GET /livez", lambda rng: harness.RandomPaths(lambda r: "/livez", rng))
+
+
+def checkout_flow(name: str, shopper: Shopper, skus: list[int], note: str = "") -> flows.Flow:
+    """The whole-checkout loop of one shopper as a scenario (one client)."""
+    return flows.Flow(name, f"add to cart, quote, place, pay offline; per checkout{note}", checkout_script(shopper, skus),
+                      unit="checkout")  # fmt: skip
+
+
 def scenarios(shop: Shop, concurrency: int) -> list[tuple[object, int]]:
     """(scenario, clients): harness.Scenario for GETs, flows.Flow for scripted clients."""
-    livez = harness.Scenario("livez", "GET /livez", lambda rng: harness.RandomPaths(lambda r: "/livez", rng))
     return [
-        (livez, concurrency),
-        (flows.Flow("checkout@1", "add to cart, quote, place, pay offline; per checkout", checkout_script(shop),
-                    unit="checkout"), 1),
+        (livez(), concurrency),
+        (checkout_flow("checkout@1", shop.checkout, shop.checkout_skus), 1),
         (flows.Flow(f"place@{concurrency}", "POST /orders, 2 lines of 2 brands, distinct SKUs per client",
                     place_script(shop), unit="order"), concurrency),
         (flows.Flow(f"quote20@{QUOTE_CLIENTS}", "POST /checkout/quote, 20 lines, 5 brands, no coupons",
@@ -439,10 +447,8 @@ def _call(base_url: str, method: str, path: str, body=None, headers=None) -> tup
         return err.code, json.loads(err.read() or b"{}")
 
 
-def preflight(base_url: str, shop: Shop) -> dict:
-    """The flows work and the data is what the scenarios promise, before anything is timed."""
-    s = shop.checkout
-    sku = shop.checkout_skus[0]
+def checkout_once(base_url: str, s: Shopper, sku: int) -> dict:
+    """One whole checkout of `sku` by `s`, untimed, each answer checked; returns the order placed (and paid)."""
     status, cart = _call(base_url, "POST", f"{API}/cart/lines", {"sku_id": sku}, s.auth)
     assert status == 200, (status, cart)
     line = _line_of(cart, sku)
@@ -453,6 +459,12 @@ def preflight(base_url: str, shop: Shop) -> dict:
     assert status == 201 and order["payable_total"] == quote["totals"]["payable"], (status, order)
     status, paid = _call(base_url, "POST", f"{API}/orders/{order['id']}/pay", None, {**s.auth, **_key()})
     assert status == 200 and paid["status"] == "succeeded", (status, paid)
+    return order
+
+
+def preflight(base_url: str, shop: Shop) -> dict:
+    """The flows work and the data is what the scenarios promise, before anything is timed."""
+    order = checkout_once(base_url, shop.checkout, shop.checkout_skus[0])
 
     q = shop.quoters[0]
     status, plain = _call(base_url, "POST", f"{API}/checkout/quote", {"line_ids": q.line_ids, "address_id": q.address_id},
@@ -505,6 +517,23 @@ def _wanted(name: str, wanted: list[str] | None) -> bool:
     return not wanted or name in wanted or name.split("@")[0] in wanted
 
 
+def measure(scenario, clients: int, server: harness.Server, opts, backend: str, log=print) -> harness.ScenarioResult:
+    """One scenario (a harness.Scenario of GETs or a flows.Flow) at `clients`, once the machine is quiet; logged."""
+    busy_before = harness.wait_for_quiet(getattr(opts, "quiet_wait", 0), log=log)
+    if isinstance(scenario, flows.Flow):
+        result = flows.measure(scenario, server, concurrency=clients, warmup=opts.warmup, duration=opts.duration)
+    else:
+        result = harness.measure(scenario, server, concurrency=clients, warmup=opts.warmup, duration=opts.duration)
+        result.extra["unit"] = "request"
+    result.extra["machine_busy_before_pct"] = round(busy_before, 1)
+    unit = result.extra["unit"]
+    log(f"  [{backend}] {result.name:<18} {result.requests_per_s:>8,.1f} {unit}s/s  "
+        f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}")  # fmt: skip
+    for sample in result.extra.get("error_samples", []):
+        log(f"      {sample}")
+    return result
+
+
 def run(backend: str, opts, log=print) -> dict:
     placers = opts.concurrency
     capacity = int(PLACE_CAPACITY * (opts.warmup + opts.duration))
@@ -531,23 +560,8 @@ def run(backend: str, opts, log=print) -> dict:
             log(f"  [{backend}] preflight: a whole checkout, quotes of 20 lines; best coupons "
                 f"{checked['coupons_applied']} take {checked['coupon_discount']} off")  # fmt: skip
             for scenario, clients in scenarios(shop, opts.concurrency):
-                if not _wanted(scenario.name, opts.scenarios):
-                    continue
-                busy_before = harness.wait_for_quiet(getattr(opts, "quiet_wait", 0), log=log)
-                if isinstance(scenario, flows.Flow):
-                    result = flows.measure(scenario, server, concurrency=clients, warmup=opts.warmup,
-                                           duration=opts.duration)  # fmt: skip
-                else:
-                    result = harness.measure(scenario, server, concurrency=clients, warmup=opts.warmup,
-                                             duration=opts.duration)  # fmt: skip
-                    result.extra["unit"] = "request"
-                result.extra["machine_busy_before_pct"] = round(busy_before, 1)
-                unit = result.extra["unit"]
-                log(f"  [{backend}] {result.name:<18} {result.requests_per_s:>8,.1f} {unit}s/s  "
-                    f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}")  # fmt: skip
-                for sample in result.extra.get("error_samples", []):
-                    log(f"      {sample}")
-                results.append(result)
+                if _wanted(scenario.name, opts.scenarios):
+                    results.append(measure(scenario, clients, server, opts, backend, log))
         readds = sum(p.readds for p in shop.placers)
         for r in results:
             if r.name.startswith("place@"):
