@@ -2,7 +2,7 @@
 newest first without sorting their history; guide_earnings_days keeps closed days' commission for the chart
 
 Revision ID: 0027_guide_reports
-Revises: 0025_commission
+Revises: 0026_payouts
 Create Date: 2026-12-03 10:00:00
 
 Replaces ix_order_lines_guide (guide_id) by (guide_id, order_id), still partial (guided lines only): one index
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0027_guide_reports"
-down_revision = "0025_commission"
+down_revision = "0026_payouts"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 held entries' partial index
 
 Revision ID: 0028_commission_holds
-Revises: 0025_commission
+Revises: 0027_guide_reports
 Create Date: 2026-12-03 10:03:32.480749
 
 """
@@ -14,7 +14,7 @@ import mall.db
 
 # revision identifiers, used by Alembic.
 revision = "0028_commission_holds"
-down_revision = "0025_commission"
+down_revision = "0027_guide_reports"
 branch_labels = None
 depends_on = None
 
