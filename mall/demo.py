@@ -243,7 +243,7 @@ def _guide_sale(session: Session, actor: Actor, name: str, link: GuideLink, unit
     sales older than ten days were shipped and received the next day (their return window has closed since)."""
     shopper = identity.dev_login(session, role=Role.SHOPPER, name=name, brand_id=None)
     address = identity.save_address(session, user_id=shopper.id, recipient=name, phone=f"1390000{shopper.id:04d}",
-                                    province="Zhejiang", city="Hangzhou", detail="1 West Lake Road")  # fmt: skip
+                                    province="Zhejiang", city="Hangzhou", detail=f"{shopper.id} West Lake Road")  # fmt: skip
     as_shopper = Actor(user_id=shopper.id, role=Role.SHOPPER)
     clock.advance(-ago)
     try:
