@@ -65,7 +65,6 @@ class CommissionArgs(Schema):
 
 class AdminCommissionArgs(CommissionArgs):
     guide_id = fields.Integer(required=True, validate=validate.Range(1, MAX_ID))
-    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
 
 
 class CommissionEntrySchema(Schema):
@@ -106,7 +105,6 @@ class CommissionBalancesSchema(Schema):
 
 class WhyLineArgs(Schema):
     order_line_id = fields.Integer(required=True, validate=validate.Range(1, MAX_ID))
-    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
 
 
 class BindingSnapshotSchema(Schema):
