@@ -161,6 +161,13 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/guide/commission"): GUIDES,
     ("GET", "/api/v1/guide/commission/balance"): GUIDES,
     ("GET", "/api/v1/guide/commission/why"): GUIDES,
+    ("GET", "/api/v1/guide/visits"): GUIDES,
+    ("GET", "/api/v1/guide/customers"): GUIDES,
+    ("GET", "/api/v1/guide/orders"): GUIDES,
+    ("GET", "/api/v1/guide/summary"): GUIDES,
+    ("GET", "/api/v1/admin/guides"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/binding-rule"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/report"): MERCHANT,
 }
 
 # Routes anyone may call without a token.
@@ -192,6 +199,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/docs"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/console/live"),  # the page signs in itself and calls the API with the token
+    ("GET", "/console/guide"),  # likewise
     ("GET", "/console/static/<path:filename>"),
 }
 
