@@ -176,6 +176,13 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/admin/guides/payouts/<int:payout_id>/mark-paid"): MERCHANT,
     ("POST", "/api/v1/admin/guides/payouts/<int:payout_id>/mark-failed"): MERCHANT,
     ("GET", "/api/v1/admin/guides/payouts/reconciliation"): MERCHANT,
+    ("GET", "/api/v1/guide/visits"): GUIDES,
+    ("GET", "/api/v1/guide/customers"): GUIDES,
+    ("GET", "/api/v1/guide/orders"): GUIDES,
+    ("GET", "/api/v1/guide/summary"): GUIDES,
+    ("GET", "/api/v1/admin/guides"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/binding-rule"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/report"): MERCHANT,
 }
 
 # Routes anyone may call without a token.
@@ -207,6 +214,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/docs"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/console/live"),  # the page signs in itself and calls the API with the token
+    ("GET", "/console/guide"),  # likewise
     ("GET", "/console/static/<path:filename>"),
 }
 
