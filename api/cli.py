@@ -54,3 +54,17 @@ def show_wiring():
         for name, handlers in entries.items() if isinstance(entries, dict) else ((None, entries),):
             for handler in handlers:
                 click.echo(f"  {name + ': ' if name else ''}{handler}")
+
+
+@mall_cli.command("commission-audit")
+def commission_audit():
+    """Check every guide's cached commission balance against the sum of their ledger entries (exit 1 if any differ)."""
+    from mall.guides import ledger
+
+    wrong = ledger.audit(db.session)
+    db.session.rollback()
+    for guide_id, currency in wrong:
+        click.echo(f"guide {guide_id} {currency}: guide_balances differs from the sum of its entries")
+    if wrong:
+        raise click.exceptions.Exit(1)
+    click.echo("commission balances: every cache equals the sum of its entries")

@@ -117,5 +117,4 @@ def guide_entries(args):
 def admin_why(args):
     """Why an order line of the brand was (not) credited: the binding snapshot, its events and the entries."""
     read_only()
-    return commission.why(db.session, actor=current_actor(), order_line_id=args["order_line_id"],
-                          brand_id=args["brand_id"])  # fmt: skip
+    return commission.why(db.session, actor=current_actor(), order_line_id=args["order_line_id"])

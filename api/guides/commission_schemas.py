@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from api.fields import MAX_ID, Id
+from api.fields import MAX_ID, Bool, Id, QueryBool
 from api.guides.schemas import BindingEventSchema
 from mall.guides.ledger_models import SCOPES, STATES
 
@@ -21,7 +21,7 @@ class NewRateCardSchema(Schema):
     amount_per_unit = fields.Integer(strict=True, load_default=None, validate=validate.Range(0, 10**12),
                                      metadata={"description": "minor units per unit, capped at what the line paid"})  # fmt: skip
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
-    includes_campaign_lines = fields.Boolean(load_default=False,
+    includes_campaign_lines = Bool(load_default=False,
                                              metadata={"description": "flash, group-buy and live-price lines earn"})  # fmt: skip
     replaces = Id(load_default=None, metadata={"description": "a card of the brand closed now (a change of terms)"})
 
@@ -53,7 +53,7 @@ class RateCardSchema(Schema):
 class RateCardListArgs(Schema):
     brand_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID),
                               metadata={"description": "a platform admin names the brand"})  # fmt: skip
-    include_closed = fields.Boolean(load_default=False)
+    include_closed = QueryBool(load_default=False)
 
 
 class CommissionArgs(Schema):
@@ -65,7 +65,6 @@ class CommissionArgs(Schema):
 
 class AdminCommissionArgs(CommissionArgs):
     guide_id = fields.Integer(required=True, validate=validate.Range(1, MAX_ID))
-    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
 
 
 class CommissionEntrySchema(Schema):
@@ -106,7 +105,6 @@ class CommissionBalancesSchema(Schema):
 
 class WhyLineArgs(Schema):
     order_line_id = fields.Integer(required=True, validate=validate.Range(1, MAX_ID))
-    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ID))
 
 
 class BindingSnapshotSchema(Schema):

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from mall import clock
 from mall.catalog.models import Category, Product
-from mall.errors import Invalid, NotFound
+from mall.errors import NotFound
 from mall.guides import holds, ledger, rates
 from mall.guides.ledger_models import CommissionEntry as Entry
 from mall.guides.models import Binding, BindingEvent, Guide
@@ -37,6 +37,9 @@ EARN, REVERSE = "earn", "reverse"
 
 def earn(session: Session, event) -> None:
     """Reaction to `order.paid`: the guided lines' earn entries (none for an order without a guide)."""
+    order = session.get(Order, event.aggregate_id)  # in the session already: the payment just moved it
+    if not any(line.guide_id is not None for line in order.lines):
+        return  # no guide: nothing more read (paying loads the lines anyway)
     rows = session.execute(
         sa.select(OrderLine, SubOrder.brand_id, Category.path)
         .join(SubOrder, SubOrder.id == OrderLine.sub_order_id)
@@ -45,9 +48,6 @@ def earn(session: Session, event) -> None:
         .where(OrderLine.order_id == event.aggregate_id, OrderLine.guide_id.is_not(None))
         .order_by(OrderLine.id)
     ).all()  # fmt: skip
-    if not rows:
-        return
-    order = session.get(Order, event.aggregate_id)
     paid_at = order.paid_at or clock.now()
     guides = {g.id: g for g in session.scalars(sa.select(Guide).where(Guide.id.in_({r[0].guide_id for r in rows})))}
     cards = rates.in_force(session, {brand_id for _, brand_id, _ in rows}, paid_at)
@@ -123,28 +123,21 @@ def settle(session: Session, sub_order_ids: list[int], now: datetime) -> int:
 # --- reading -------------------------------------------------------------------------------------------------
 
 
-def _reader(session: Session, actor: Actor, brand_id: int | None) -> tuple[Guide | None, int | None]:
-    """(the guide reading their own, None) or (None, the brand an admin reads)."""
+def _guide_for(session: Session, actor: Actor, guide_id: int | None) -> Guide:
+    """A guide reads their own; a brand admin a guide of their brand (a platform admin any); anyone else 404."""
     if actor.role == Role.GUIDE:
-        return own_guide(session, actor), None
-    brand = brand_id if brand_id is not None else actor.brand_id
-    if brand is None:
-        raise Invalid("guides.brand_required", "Name the brand.", field="brand_id")
-    if not actor.can_manage_brand(brand):
-        raise NotFound("guides.brand_not_found", f"Brand {brand} not found.")
-    return None, brand
+        return own_guide(session, actor)
+    guide = session.get(Guide, guide_id) if guide_id is not None else None
+    if guide is None or not actor.can_manage_brand(guide.brand_id):
+        raise NotFound("guides.guide_not_found", f"Guide {guide_id} not found.")
+    return guide
 
 
 def entries(session: Session, *, actor: Actor, state: str | None = None, guide_id: int | None = None,
-            brand_id: int | None = None, before_id: int | None = None,
-            limit: int = 50) -> tuple[list[Entry], int | None]:  # fmt: skip
+            before_id: int | None = None, limit: int = 50) -> tuple[list[Entry], int | None]:  # fmt: skip
     """A guide's entries (a guide: their own; a brand admin: a guide of the brand), newest first, `limit` a page;
     the next page starts before the returned id (None: no more)."""
-    guide, brand = _reader(session, actor, brand_id)
-    if guide is None:
-        guide = session.get(Guide, guide_id) if guide_id is not None else None
-        if guide is None or guide.brand_id != brand:
-            raise NotFound("guides.guide_not_found", f"Guide {guide_id} not found.")
+    guide = _guide_for(session, actor, guide_id)
     query = sa.select(Entry).where(Entry.guide_id == guide.id)
     if state is not None:
         query = query.where(Entry.state == state)
@@ -161,34 +154,32 @@ def balances(session: Session, *, actor: Actor) -> tuple[Guide, list[dict]]:
     return guide, [{"currency": c, **ledger.balance(session, guide.id, c)._asdict()} for c in currencies]
 
 
-def why(session: Session, *, actor: Actor, order_line_id: int, brand_id: int | None = None) -> dict:
+def why(session: Session, *, actor: Actor, order_line_id: int) -> dict:
     """Why an order line was (not) credited: the binding snapshot taken at placement (and its events) and the
     ledger's entries for it, with a one-word `verdict`. A guide sees lines credited to them and lines of shoppers
-    whose binding history names them (to read why another guide got it, without that guide's name); a brand admin
-    the brand's lines; anyone else 404."""
+    whose binding history up to the order names them (to read why another guide got it, without that guide's
+    name); a brand admin the brand's lines; anyone else 404."""
     line = session.get(OrderLine, order_line_id)
-    sub = session.get(SubOrder, line.sub_order_id) if line is not None else None
     if line is None:
         raise _no_line(order_line_id)
-    order = session.get(Order, line.order_id)
-    guide, brand = _reader(session, actor, brand_id if brand_id is not None else sub.brand_id)
+    sub, order = session.get(SubOrder, line.sub_order_id), session.get(Order, line.order_id)
     events_query = (sa.select(BindingEvent)
                     .where(BindingEvent.shopper_id == order.user_id, BindingEvent.brand_id == sub.brand_id,
                            BindingEvent.created_at <= order.created_at)
                     .order_by(BindingEvent.id))  # fmt: skip
-    if guide is not None:
+    guide = own_guide(session, actor) if actor.role == Role.GUIDE else None
+    if guide is None:
+        if not actor.can_manage_brand(sub.brand_id):
+            raise _no_line(order_line_id)
+        mine = True
+    else:
         if guide.brand_id != sub.brand_id:
             raise _no_line(order_line_id)
         events_query = events_query.where(BindingEvent.guide_id == guide.id)
         mine = line.guide_id == guide.id
-        history = list(session.scalars(events_query))
-        if not mine and not history:
-            raise _no_line(order_line_id)
-    else:
-        if brand != sub.brand_id and actor.role != Role.PLATFORM_ADMIN:
-            raise _no_line(order_line_id)
-        mine = True
-        history = list(session.scalars(events_query))
+    history = list(session.scalars(events_query))
+    if not mine and not history:
+        raise _no_line(order_line_id)
     binding = session.get(Binding, line.guide_binding_id) if line.guide_binding_id and mine else None
     ledger_rows = ledger.entries_of_lines(session, [line.id]) if mine else []
     return {

@@ -362,6 +362,8 @@ def test_why_a_line_was_or_was_not_credited_for_the_guide_the_admin_and_no_one_e
     own = client.get("/api/v1/admin/guides/commission", query_string={"guide_id": world.guide["id"]},
                      headers=world.admin).get_json()  # fmt: skip
     assert [e["order_line_id"] for e in own["items"]] == [line_id]
+    platform = shop.login("platform_admin", name="ops")
+    assert client.get(ADMIN_WHY, query_string={"order_line_id": line_id}, headers=platform).status_code == 200
 
 
 def test_why_not_credited_names_the_missing_card_and_the_missing_binding(world, shop, client):
