@@ -183,6 +183,14 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/admin/guides"): MERCHANT,
     ("GET", "/api/v1/admin/guides/binding-rule"): MERCHANT,
     ("GET", "/api/v1/admin/guides/report"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/commission/hold-settings"): MERCHANT,
+    ("PUT", "/api/v1/admin/guides/commission/hold-settings"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/<int:guide_id>/coupons"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/<int:guide_id>/coupons"): MERCHANT,
+    ("GET", "/api/v1/admin/guides/commission/holds"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/commission/holds/release"): MERCHANT,
+    ("POST", "/api/v1/admin/guides/commission/holds/void"): MERCHANT,
+    ("GET", "/api/v1/guide/commission/holds"): GUIDES,
 }
 
 # Routes anyone may call without a token.
