@@ -48,7 +48,7 @@ bench-live: setup  ## viewer poll, cart link opens, 1,000 SSE streams and a pin'
 	$(BIN)/python -m bench live --backend postgres
 
 bench-guides: setup  ## checkout with a bound guide vs without, settling commission entries, a guide's summary (PostgreSQL)
-	$(BIN)/python -m bench guides --backend postgres
+	$(BIN)/python -m bench guides --backend postgres --time-limit 90
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

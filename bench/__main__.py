@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="guides: entries settled per settlement round (default 1000000; 0 skips it)")  # fmt: skip
     p.add_argument("--entries-per-sub-order", type=int, default=2,
                    help="guides: entries per due sub-order in the settlement scenario (default 2)")  # fmt: skip
+    p.add_argument("--summary-days", type=int, default=90,
+                   help="guides: days the summary guide's history spans (default 90: ~1,100 orders a day)")  # fmt: skip
     p.add_argument("--settle-limit", type=float, default=0.0,
                    help="guides: stop a settlement round's sweep after this many seconds (default 0: until done)")  # fmt: skip
     p.add_argument("--summary-entries", type=int, default=100_000,

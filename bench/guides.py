@@ -257,9 +257,9 @@ def _add_balances(conn, first_entry: int) -> None:
 # ---- a guide's workbench summary over a long history ------------------------------------------------------------
 
 
-def seed_history(conn, mall: Mall, entries: int) -> dict:
+def seed_history(conn, mall: Mall, entries: int, span_days: int = SUMMARY_SPAN_DAYS) -> dict:
     """The bench guide's history: `entries` paid orders of one guided line each (copies of the preflight's guided
-    order, sub-order and line), placed and paid evenly over SUMMARY_SPAN_DAYS up to now (ids grow with time), each
+    order, sub-order and line), placed and paid evenly over `span_days` up to now (ids grow with time), each
     line's earn entry (older than 15 days available, else pending; every 50th on hold), and two link visits per
     order. Set-based; the guide's cached balance gets the sums."""
     import sqlalchemy as sa
@@ -270,7 +270,7 @@ def seed_history(conn, mall: Mall, entries: int) -> dict:
         "JOIN order_lines l ON l.sub_order_id = s.id JOIN guide_commission_entries e ON e.order_line_id = l.id "
         "WHERE o.id = :o"), {"o": mall.template_order}).one()  # fmt: skip
     visit_id = conn.scalar(sa.text("SELECT MIN(id) FROM guide_visits WHERE guide_id = :g"), {"g": mall.guide_id})
-    at = f":now - (:count - g) * (interval '{SUMMARY_SPAN_DAYS} days' / :count)"
+    at = f":now - (:count - g) * (interval '{int(span_days)} days' / :count)"
     orders = _clone(conn, "orders", order_id, entries, {
         "number": "NULL", "created_at": f"{at} - interval '1 minute'", "updated_at": at, "paid_at": at,
         "expires_at": f"{at} + interval '14 minutes'"})  # fmt: skip
@@ -282,29 +282,20 @@ def seed_history(conn, mall: Mall, entries: int) -> dict:
         "amount": "100 + g % 900", "idempotency_key": "'bench-history:' || g", "created_at": at,
         "state_changed_at": at, "state": f"CASE WHEN g % 50 = 0 THEN 'on_hold' WHEN {at} < :now - interval '15 days' "
                                           "THEN 'available' ELSE 'pending' END"})  # fmt: skip
-    _clone(
-        conn,
-        "guide_visits",
-        visit_id,
-        2 * entries,
-        {"visited_at": ":now - (:count - g) * (interval '90 days' / :count)"},
-    )
+    visits = f":now - (:count - g) * (interval '{int(span_days)} days' / :count)"
+    _clone(conn, "guide_visits", visit_id, 2 * entries, {"visited_at": visits})
     _add_balances(conn, first_entry)
-    return {
-        "entries": entries,
-        "orders": entries,
-        "visits": 2 * entries,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    return {"entries": entries, "orders": entries, "visits": 2 * entries, "span_days": span_days,
+            "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
 
 
 def summary_history(database_url: str, redis_url: str, mall: Mall, opts, backend: str, log) -> dict:
     with harness.app_engine(database_url, redis_url) as engine:
         with engine.begin() as conn:
-            seeded = seed_history(conn, mall, opts.summary_entries)
+            seeded = seed_history(conn, mall, opts.summary_entries, getattr(opts, "summary_days", SUMMARY_SPAN_DAYS))
         _vacuum(engine, ("orders", "sub_orders", "order_lines", "guide_commission_entries", "guide_visits"))
     log(f"  [{backend}] summary: guide {mall.guide_id} given {seeded['entries']:,} entries of as many paid orders and "
-        f"{seeded['visits']:,} visits over {SUMMARY_SPAN_DAYS} days in {seeded['seconds']}s, set-based")  # fmt: skip
+        f"{seeded['visits']:,} visits over {seeded['span_days']} days in {seeded['seconds']}s, set-based")  # fmt: skip
     return seeded
 
 
@@ -500,9 +491,10 @@ def run(backend: str, opts, log=print) -> dict:
                 targets.append(checkout_target(pairs))
             if checkout._wanted("summary", opts.scenarios) and opts.summary_entries > 0:
                 report["summary_history"] = summary_history(database_url, redis_url, mall, opts, backend, log)
-                summary = [checkout.measure(scenario, clients, server, opts, backend, log)
-                           for _ in range(max(1, opts.rounds)) for scenario, clients in
-                           summary_scenarios(mall, opts.concurrency)]  # fmt: skip
+                # the 1-client rounds first: a loaded round leaves gunicorn a backlog the next round would wait behind
+                one, loaded = summary_scenarios(mall, opts.concurrency)
+                summary = [checkout.measure(*one, server, opts, backend, log) for _ in range(max(1, opts.rounds))]
+                summary.append(checkout.measure(*loaded, server, opts, backend, log))
                 results += summary
                 targets.append(summary_target(summary, livez))
                 if getattr(opts, "profile", False):
