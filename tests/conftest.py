@@ -19,8 +19,11 @@ Where the tests keep their data:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import sys
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -122,8 +125,14 @@ def _prepare_template(url: str) -> None:
     _ensure_database(url)
     app = create_app(Settings.from_env({}, env="test", secret_key=TEST_SECRET, database_url=url,
                                        redis_url=os.environ.get("TEST_REDIS_URL", "")))  # fmt: skip
+    log = io.StringIO()  # Alembic's INFO lines, shown only if the migration fails (as pytest shows a test's)
     with app.app_context():
-        upgrade()
+        try:
+            with contextlib.redirect_stderr(log):
+                upgrade()
+        except BaseException:
+            sys.stderr.write(log.getvalue())
+            raise
         _empty_tables(app)  # left behind by an interrupted run, they would be in every copy
         db.session.remove()
         db.engine.dispose()
