@@ -29,9 +29,23 @@ worker: setup
 	$(BIN)/python scripts/run_local.py --only worker
 
 # On the embedded default every xdist worker has its own scratch SQLite and embedded Redis: the suite runs on
-# the cores. A TEST_DATABASE_URL / TEST_REDIS_URL (`.ci/run`) is one shared database: run serially there.
+# the cores. With TEST_DATABASE_URL / TEST_REDIS_URL (PostgreSQL and a real Redis: `make test-pg`, `.ci/run`) each
+# of TEST_PG_WORKERS xdist workers gets its own copy of the database and its own Redis db (tests/conftest.py);
+# then the tests marked `serial` (they subscribe to Redis pub/sub, which no db number separates) run alone.
+# Both passes run; the result fails if either failed.
+TEST_PG_WORKERS ?= 3
+PYTEST   := $(BIN)/python -m pytest -q
+PG_SUITE := rc=0; $(PYTEST) -n $(TEST_PG_WORKERS) -m "not serial" || rc=$$?; $(PYTEST) -m serial || rc=$$?; exit $$rc
+
 test: setup
-	$(BIN)/python -m pytest -q $(if $(TEST_DATABASE_URL),,-n auto --maxprocesses 4)
+	$(if $(TEST_DATABASE_URL),$(PG_SUITE),$(PYTEST) -n auto --maxprocesses 4)
+
+# The PostgreSQL + Redis suite for developers: a throw-away database (created if missing, copied per worker) and
+# Redis dbs n .. n + TEST_PG_WORKERS - 1 (at most 15), all emptied by the tests.
+test-pg: export TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/mall_test
+test-pg: export TEST_REDIS_URL ?= redis://127.0.0.1:6379/12
+test-pg: setup
+	$(PG_SUITE)
 
 lint: setup
 	$(BIN)/ruff check .

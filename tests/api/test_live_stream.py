@@ -18,6 +18,10 @@ from mall.live import announce
 from tests.live_helpers import Live
 from tests.shop_helpers import Shop
 
+# The stream server pattern-subscribes to `live:room:*`, and Redis pub/sub ignores db numbers: on a shared Redis
+# another xdist worker's rooms (same ids, other database) would reach these streams: the tests using the
+# stream server are `serial` (tests/conftest.py).
+
 
 @pytest.fixture
 def live(app, client, login) -> Live:
@@ -103,6 +107,7 @@ def events_path(room_id: int) -> str:
     return f"/api/v1/live/rooms/{room_id}/events"
 
 
+@pytest.mark.serial
 def test_a_pin_unpin_and_end_reach_an_open_stream_with_the_rooms_version(live, show, stream_server):
     room, host, (a, b) = show["room"], show["host"], show["products"]
     assert live.act(host, room["id"], "start").status_code == 200
@@ -134,6 +139,7 @@ def test_a_pin_unpin_and_end_reach_an_open_stream_with_the_rooms_version(live, s
     stream.close()
 
 
+@pytest.mark.serial
 def test_another_rooms_changes_do_not_reach_the_stream(live, show, stream_server):
     room, host, (a, _) = show["room"], show["host"], show["products"]
     other = Stream(stream_server.port, events_path(room["id"] + 1000))
@@ -144,6 +150,7 @@ def test_another_rooms_changes_do_not_reach_the_stream(live, show, stream_server
     other.close()
 
 
+@pytest.mark.serial
 def test_a_client_reconnecting_with_an_older_last_event_id_is_told_to_reread_the_room(live, show, stream_server):
     room, host, (a, _) = show["room"], show["host"], show["products"]
     live.act(host, room["id"], "start")
@@ -161,6 +168,7 @@ def test_a_client_reconnecting_with_an_older_last_event_id_is_told_to_reread_the
     current.close()
 
 
+@pytest.mark.serial
 def test_an_idle_stream_gets_heartbeats_and_other_paths_are_404(stream_server):
     stream = Stream(stream_server.port, events_path(1))
     assert stream.next_event()["event"] == "hello"
@@ -174,6 +182,7 @@ def test_an_idle_stream_gets_heartbeats_and_other_paths_are_404(stream_server):
         assert sock.recv(1024).startswith(b"HTTP/1.1 200")
 
 
+@pytest.mark.serial
 def test_an_announcement_without_a_version_takes_the_viewer_caches(live, show, stream_server):
     room, host = show["room"], show["host"]
     live.act(host, room["id"], "start")
