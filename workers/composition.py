@@ -7,6 +7,9 @@ from empty registries and installs, from the settings:
 - in-transaction reactions to domain events: the outbox messages (`mall.notifications.reactions`), coupon
   lock / use / release and the sign-up grant, group-buy on payment and cancellation, flash-sale units given
   back on cancellation, coupons returned on a full refund (only if COUPON_RETURN_ON_FULL_REFUND);
+- points (ADR 0027): earned at payment, reversed per refunded part of a line (`refund_lines.written`), the
+  sign-up grant, available when a settlement batch settles their sub-orders (`settlement.ON_SETTLED`), the
+  `points_left` outbox guard of the expiry reminder;
 - after-commit subscribers: the jobs a commit schedules (`workers.subscriptions`), batched per release;
 - pricing steps: live prices (and the live quota counted at placement, given back on cancellation), coupons
   (and the shopper fact that lets a quote skip them);
@@ -28,7 +31,10 @@ from mall.guides import binding
 from mall.identity import tokens
 from mall.live import announce
 from mall.live import wiring as live
+from mall.members import earning
+from mall.members import wiring as points
 from mall.notifications import guards, nudges, reactions
+from mall.orders import settlement
 from mall.promotions.coupons import services as coupon_services
 from mall.promotions.coupons import wiring as coupons
 from mall.promotions.flash_sale import wiring as flash_sales
@@ -46,6 +52,8 @@ def install(settings: Settings) -> None:
     group_buy.install()
     live.install()
     pricing.register_shopper_fact("guide_bound", binding.bound)  # placements skip the binding read without one
+    points.install(settings.points_policy)  # earn at payment, reversed per refunded part of a line
+    settlement.ON_SETTLED[:] = [earning.settle]  # a settled batch's pending lots become available
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
     tokens.use_cache(flash.token_cache)
@@ -66,5 +74,6 @@ def describe() -> dict:
         "coupon issued": [wiring.name_of(h) for h in coupon_services.ON_ISSUED],
         "nudge recovery coupon": [wiring.name_of(h) for h in (nudges.recovery_coupon,) if h],
         "token cache": [wiring.name_of(h) for h in (tokens.cache_factory(),) if h],
+        "sub-orders settled": [wiring.name_of(h) for h in settlement.ON_SETTLED],
     }
     return {**events.installed(), "pricing": pricing.installed(), "guards": guards.installed(), "hooks": hooks}

@@ -9,7 +9,9 @@ provider's dashboard) writes it here, per order line, before (or without) asking
   its payable, never a cent more or less;
 - a sub-order's shipping fee comes back as one part of its own (a ledger row with no line);
 - every part is a `refund_lines` row, and `sub_orders.refunded_total` / `orders.refunded_total` grow by the
-  same sum in the same transaction: they always equal the sum of their lines' and shipping refunds.
+  same sum in the same transaction: they always equal the sum of their lines' and shipping refunds;
+- one `refund_lines.written` event names the rows a refund wrote, in its transaction: the hook of everything
+  that follows refunds per line (guide commission reversal, points), installed by the composition root.
 
 Refunds of one sub-order are serialised by a lock on its row (taken first), so "is everything refunded
 now?" (shipping back, closing) is decided on what the others committed.
@@ -23,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from mall import clock
+from mall import clock, events
 from mall.errors import Conflict
 from mall.orders import states
 from mall.orders.models import Order, OrderLine, RefundLine, SubOrder
@@ -150,6 +152,9 @@ def fresh_lines(session: Session, sub: SubOrder) -> list[OrderLine]:
     return list(session.scalars(query.execution_options(populate_existing=True)))
 
 
+_INSERT_PARTS = sa.insert(RefundLine).returning(RefundLine.id)  # built once
+
+
 def _write(session: Session, sub: SubOrder, done: Refunded, reason: str, reference: str) -> None:
     """The ledger rows and the totals they add up to."""
     now = clock.now()
@@ -161,7 +166,10 @@ def _write(session: Session, sub: SubOrder, done: Refunded, reason: str, referen
                      "amount": done.shipping, "reason": reason, "reference": reference, "created_at": now})  # fmt: skip
     if not rows:
         return
-    session.execute(sa.insert(RefundLine), rows)
+    ids = session.scalars(_INSERT_PARTS, rows).all()
+    # What reacts to refunded lines (commission reversal, ...) reads them by these ids, in this transaction.
+    events.record(session, "refund_lines.written", aggregate="order", aggregate_id=sub.order_id, sub_order_id=sub.id,
+                  refund_line_ids=sorted(ids), reason=reason, reference=reference)  # fmt: skip
     for model, row_id in ((SubOrder, sub.id), (Order, sub.order_id)):
         session.execute(sa.update(model).where(model.id == row_id)
                         .values(refunded_total=model.refunded_total + done.amount),

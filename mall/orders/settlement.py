@@ -9,6 +9,7 @@ Commission and points react to that event; after it nothing of the sub-order can
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -19,6 +20,9 @@ from mall import clock, events
 from mall.orders.models import SubOrder
 
 BATCH = 200
+# What else moves with a batch of settled sub-orders, in its transaction: (session, settled ids, now), installed
+# by the composition root (commission entries become available). Set-based: called once per batch.
+ON_SETTLED: list[Callable[[Session, list[int], datetime], None]] = []
 
 _SUBS = SubOrder.__table__
 _SETTLEABLE = (_SUBS.c.settled_at.is_(None), _SUBS.c.open_after_sales == 0,
@@ -59,4 +63,8 @@ def settle(session: Session, *, sub_order_ids: list[int], now: datetime) -> list
         events.record(session, "sub_order.settled", aggregate="order", aggregate_id=order_id, sub_order_id=sub_id,
                       brand_id=brand_id, settled_at=now.isoformat(), payable_total=payable, refunded_total=refunded,
                       settled_total=payable - refunded)  # fmt: skip
-    return [row[0] for row in settled]
+    ids = sorted(row[0] for row in settled)
+    if ids:
+        for hook in ON_SETTLED:
+            hook(session, ids, now)
+    return ids
