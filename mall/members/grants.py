@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock
-from mall.errors import Invalid, NotFound
+from mall.errors import Forbidden, Invalid, NotFound
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
 from mall.members import ledger, policy
@@ -48,10 +48,8 @@ def adjust(session: Session, *, actor: Actor, user_id: int, points: int, reason:
            brand_id: int | None = None) -> ledger.Balance:  # fmt: skip
     """An operator's adjustment with its reason: a credit is a new lot (funded by `brand_id`, or the platform); a
     debit takes available points oldest expiry first (all or nothing). `key` makes a retry a no-op."""
-    if actor.role == Role.BRAND_ADMIN:
-        brand_id = actor.brand_id
-    elif actor.role != Role.PLATFORM_ADMIN:
-        raise NotFound("points.member_not_found", "No such member.")
+    if actor.role != Role.PLATFORM_ADMIN:
+        raise Forbidden("points.adjust_forbidden", "Only platform operators adjust points.")
     if session.scalar(sa.select(User.role).where(User.id == user_id)) != Role.SHOPPER:
         raise NotFound("points.member_not_found", f"No member {user_id}.")
     if points == 0:
