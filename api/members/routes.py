@@ -9,14 +9,14 @@ from api.auth import MallBlueprint, current_actor
 from api.extensions import db
 from api.idempotency import HEADER, idempotent
 from api.members.schemas import (
-    AdjustedSchema,
-    AdjustmentSchema,
-    BalanceSchema,
-    CheckInSchema,
-    EntryPageSchema,
-    HistoryArgs,
-    LiabilityArgs,
-    LiabilitySchema,
+    PointsAdjustedSchema,
+    PointsAdjustmentSchema,
+    PointsBalanceSchema,
+    PointsCheckInSchema,
+    PointsEntryPageSchema,
+    PointsHistoryArgs,
+    PointsLiabilityArgs,
+    PointsLiabilitySchema,
 )  # fmt: skip
 from api.tx import commit, read_only
 from mall.errors import NotFound
@@ -29,7 +29,7 @@ ADMINS = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 @blp.get("/me/points")
 @blp.auth(Role.SHOPPER)
-@blp.response(200, BalanceSchema)
+@blp.response(200, PointsBalanceSchema)
 def my_balance():
     """Available, pending (earned on orders not settled yet) and reserved points, and what expires next."""
     read_only()
@@ -38,8 +38,8 @@ def my_balance():
 
 @blp.get("/me/points/entries")
 @blp.auth(Role.SHOPPER)
-@blp.arguments(HistoryArgs, location="query")
-@blp.response(200, EntryPageSchema)
+@blp.arguments(PointsHistoryArgs, location="query")
+@blp.response(200, PointsEntryPageSchema)
 def my_entries(args):
     """The member's ledger, newest first; page with `before_id` = the previous page's `next_before_id`."""
     read_only()
@@ -49,7 +49,7 @@ def my_entries(args):
 
 @blp.post("/me/points/check-in")
 @blp.auth(Role.SHOPPER)
-@blp.response(200, CheckInSchema)
+@blp.response(200, PointsCheckInSchema)
 def check_in():
     """Today's check-in (the shop's calendar day): points once a day; again the same day grants nothing."""
     user_id = current_actor().user_id
@@ -62,8 +62,8 @@ def check_in():
 @blp.post("/admin/points/adjustments")
 @blp.auth(Role.PLATFORM_ADMIN)
 @idempotent("points.adjust")
-@blp.arguments(AdjustmentSchema)
-@blp.response(201, AdjustedSchema)
+@blp.arguments(PointsAdjustmentSchema)
+@blp.response(201, PointsAdjustedSchema)
 def adjust(body):
     """A platform operator's adjustment with its reason: + a new lot (funded by `brand_id` if named, else the
     platform), - taken from available points oldest first (409 `points.insufficient` if there are not enough). Needs an
@@ -77,8 +77,8 @@ def adjust(body):
 
 @blp.get("/admin/points/liability")
 @blp.auth(*ADMINS)
-@blp.arguments(LiabilityArgs, location="query")
-@blp.response(200, LiabilitySchema)
+@blp.arguments(PointsLiabilityArgs, location="query")
+@blp.response(200, PointsLiabilitySchema)
 def liability(args):
     """Outstanding points by funder (brands, the platform) as a count, money value and value net of expected
     breakage, with the method. Brand admins see their brand's only."""

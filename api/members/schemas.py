@@ -3,25 +3,25 @@ from marshmallow import Schema, fields, validate
 Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1), **kw)  # noqa: E731
 
 
-class MoneySchema(Schema):
+class PointsMoneySchema(Schema):
     amount = fields.Integer()
     currency = fields.String()
 
 
-class NextExpirySchema(Schema):
+class PointsNextExpirySchema(Schema):
     points = fields.Integer()
     expires_at = fields.AwareDateTime()
 
 
-class BalanceSchema(Schema):
+class PointsBalanceSchema(Schema):
     available = fields.Integer(metadata={"description": "usable now"})
     pending = fields.Integer(metadata={"description": "earned on orders not settled yet"})
     reserved = fields.Integer(metadata={"description": "held by unpaid orders"})
-    value = fields.Nested(MoneySchema, metadata={"description": "what the available points are worth"})
-    next_expiry = fields.Nested(NextExpirySchema, allow_none=True)
+    value = fields.Nested(PointsMoneySchema, metadata={"description": "what the available points are worth"})
+    next_expiry = fields.Nested(PointsNextExpirySchema, allow_none=True)
 
 
-class EntrySchema(Schema):
+class PointsEntrySchema(Schema):
     id = fields.Integer()
     kind = fields.String()
     amount = fields.Integer(metadata={"description": "signed: + granted, - taken"})
@@ -34,42 +34,45 @@ class EntrySchema(Schema):
     created_at = fields.AwareDateTime()
 
 
-class EntryPageSchema(Schema):
-    items = fields.List(fields.Nested(EntrySchema))
+class PointsEntryPageSchema(Schema):
+    items = fields.List(fields.Nested(PointsEntrySchema))
     next_before_id = fields.Integer(allow_none=True, metadata={"description": "pass as before_id for the next page"})
 
 
-class HistoryArgs(Schema):
-    before_id = Id(load_default=None)
+QueryId = lambda **kw: fields.Integer(validate=validate.Range(1, 2**31 - 1), **kw)  # noqa: E731
+
+
+class PointsHistoryArgs(Schema):
+    before_id = QueryId(load_default=None)
     limit = fields.Integer(strict=False, load_default=20, validate=validate.Range(1, 100))
 
 
-class CheckInSchema(Schema):
+class PointsCheckInSchema(Schema):
     day = fields.String(metadata={"description": "the shop's calendar day"})
     points = fields.Integer()
     granted = fields.Boolean(metadata={"description": "false: today's check-in was done already"})
-    balance = fields.Nested(BalanceSchema)
+    balance = fields.Nested(PointsBalanceSchema)
 
 
-class AdjustmentSchema(Schema):
+class PointsAdjustmentSchema(Schema):
     user_id = Id(required=True)
     points = fields.Integer(strict=True, required=True, validate=validate.Range(-(10**9), 10**9))
     reason = fields.String(required=True, validate=validate.Length(3, 200))
     brand_id = Id(load_default=None, metadata={"description": "platform admins: the brand funding a credit"})
 
 
-class AdjustedSchema(Schema):
+class PointsAdjustedSchema(Schema):
     user_id = fields.Integer()
     available = fields.Integer()
     pending = fields.Integer()
     reserved = fields.Integer()
 
 
-class LiabilityArgs(Schema):
-    brand_id = Id(load_default=None)
+class PointsLiabilityArgs(Schema):
+    brand_id = QueryId(load_default=None)
 
 
-class FunderSchema(Schema):
+class PointsFunderSchema(Schema):
     brand_id = fields.Integer(allow_none=True, metadata={"description": "null: the platform funded these points"})
     available = fields.Integer()
     pending = fields.Integer()
@@ -81,7 +84,7 @@ class FunderSchema(Schema):
     net_value = fields.Integer(metadata={"description": "value less expected breakage, minor units"})
 
 
-class TotalSchema(Schema):
+class PointsTotalSchema(Schema):
     available = fields.Integer()
     pending = fields.Integer()
     points = fields.Integer()
@@ -89,10 +92,10 @@ class TotalSchema(Schema):
     net_value = fields.Integer()
 
 
-class LiabilitySchema(Schema):
+class PointsLiabilitySchema(Schema):
     as_of = fields.AwareDateTime()
     currency = fields.String()
     points_per_unit = fields.Integer()
-    funders = fields.List(fields.Nested(FunderSchema))
-    total = fields.Nested(TotalSchema)
+    funders = fields.List(fields.Nested(PointsFunderSchema))
+    total = fields.Nested(PointsTotalSchema)
     method = fields.String()
