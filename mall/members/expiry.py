@@ -50,7 +50,8 @@ _EMPTY = _LOTS.update().where(*_LEFT).values(remaining=0, expired_at=sa.bindpara
 
 
 def expire_due(session: Session, *, limit: int = BATCH, now: datetime | None = None) -> int:
-    """One batch: up to `limit` due lots expire. Returns how many."""
+    """One batch: up to `limit` due lots expire. Returns how many this call expired (a concurrent sweep that read
+    the same lots finds them empty once it holds their members' locks, and writes nothing for them)."""
     now = now or clock.now()
     due = session.execute(_DUE, {"_now": now, "_limit": limit}).all()
     if not due:
@@ -59,8 +60,7 @@ def expire_due(session: Session, *, limit: int = BATCH, now: datetime | None = N
     ledger.lock(session, users, now)
     session.execute(_WRITE_ENTRIES, {"_ids": ids, "_now": now, "_reason": {"rule": "expired"}})
     session.execute(_LOWER, {"_ids": ids, "_users": users, "_now": now})
-    session.execute(_EMPTY, {"_ids": ids, "_now": now})
-    return len(due)
+    return session.execute(_EMPTY, {"_ids": ids, "_now": now}).rowcount  # another sweep may have taken some
 
 
 # --- reminders -----------------------------------------------------------------------------------------------

@@ -38,8 +38,12 @@ def balance(session: Session, user_id: int) -> Balance:
 
 
 def lock(session: Session, user_ids: list[int], now: datetime) -> None:
-    """Take the members' balance rows in user id order (one statement); a member without one gets it first."""
+    """Take the members' balance rows in user id order; a member without one gets it first. PostgreSQL: row locks
+    (SELECT ... FOR UPDATE, ordered). SQLite: a write to the rows, which takes the database's one write lock
+    before anything is read (pysqlite begins the transaction at the first write)."""
     ids = sorted(set(user_ids))
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(_BALANCES.update().where(_BALANCES.c.user_id.in_(ids)).values(updated_at=now))
     query = sa.select(_BALANCES.c.user_id).where(_BALANCES.c.user_id.in_(ids)).order_by(_BALANCES.c.user_id)
     found = set(session.scalars(query.with_for_update()))
     for user_id in ids:
@@ -92,7 +96,7 @@ def take_from_lot(session: Session, *, lot_id: int, amount: int, kind: str, key:
     lot = session.execute(sa.select(_LOTS).where(_LOTS.c.id == lot_id)).one()
     took = min(amount, lot.remaining)
     if took > 0:
-        session.execute(_LOTS.update().where(_LOTS.c.id == lot_id).values(remaining=_LOTS.c.remaining - took))
+        _lower(session, lot_id, took)
         _add(session, lot.user_id, now, **{_BUCKET[lot.state]: -took})
     _entries(session, [dict(user_id=lot.user_id, lot_id=lot_id, brand_id=lot.brand_id, kind=kind, amount=-took,
                             key=key, reason={**reason, "due": amount, "uncollected": amount - took},
@@ -121,7 +125,7 @@ def take(session: Session, *, user_id: int, amount: int, kind: str, key: str, re
         if left == 0:
             break
         part = min(left, lot.remaining)
-        session.execute(_LOTS.update().where(_LOTS.c.id == lot.id).values(remaining=_LOTS.c.remaining - part))
+        _lower(session, lot.id, part)
         rows.append(dict(user_id=user_id, lot_id=lot.id, brand_id=lot.brand_id, kind=kind, amount=-part,
                          key=key if not rows else f"{key}#{len(rows) + 1}", reason=reason, actor_id=actor_id))  # fmt: skip
         taken.append((lot.id, part))
@@ -129,6 +133,15 @@ def take(session: Session, *, user_id: int, amount: int, kind: str, key: str, re
     _entries(session, rows, now)
     _add(session, user_id, now, available=-amount)
     return taken
+
+
+def _lower(session: Session, lot_id: int, points: int) -> None:
+    """A conditional UPDATE (never below zero): under the member's lock it always applies; if it did not, the
+    lock order was broken somewhere and the change is refused rather than overdrawn."""
+    lowered = session.execute(_LOTS.update().where(_LOTS.c.id == lot_id, _LOTS.c.remaining >= points)
+                              .values(remaining=_LOTS.c.remaining - points)).rowcount  # fmt: skip
+    if lowered != 1:
+        raise Conflict("points.changed", "The points changed meanwhile; try again.", lot_id=lot_id)
 
 
 def make_available(session: Session, sub_order_ids: list[int], now: datetime) -> int:
