@@ -10,6 +10,7 @@ One batch (`expire_due`), one transaction, a handful of statements whatever its 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -48,15 +49,39 @@ _LOWER = (
 )  # fmt: skip
 _EMPTY = _LOTS.update().where(*_LEFT).values(remaining=0, expired_at=sa.bindparam("_now"))
 
+# PostgreSQL: the same, in two statements with array parameters (one parse and plan whatever the batch size,
+# instead of thousands of IN-list parameters in four statements). The ledger's lock order still holds: the
+# balance rows first (ordered), then the lots, read under those locks by the CTE and written from it.
+_REASON = json.dumps({"rule": "expired"})
+_PG_LOCK = sa.text("SELECT user_id FROM points_balances WHERE user_id = ANY(:users) ORDER BY user_id FOR UPDATE")
+_PG_EXPIRE = sa.text("""
+WITH due AS (
+    SELECT id, user_id, brand_id, remaining FROM points_lots
+    WHERE id = ANY(:ids) AND remaining > 0 AND state = 'available'
+), entries AS (
+    INSERT INTO points_entries (user_id, lot_id, brand_id, kind, amount, key, reason, created_at)
+    SELECT user_id, id, brand_id, 'expire', -remaining, 'expire:' || id, CAST(:reason AS jsonb), :now FROM due
+), balances AS (
+    UPDATE points_balances b SET available = b.available - s.total, updated_at = :now
+    FROM (SELECT user_id, sum(remaining) AS total FROM due GROUP BY user_id) s WHERE b.user_id = s.user_id
+)
+UPDATE points_lots l SET remaining = 0, expired_at = :now FROM due WHERE l.id = due.id
+""")
 
-def expire_due(session: Session, *, limit: int = BATCH, now: datetime | None = None) -> int:
+
+def expire_due(session: Session, *, limit: int = BATCH, now: datetime | None = None, fast: bool = True) -> int:
     """One batch: up to `limit` due lots expire. Returns how many this call expired (a concurrent sweep that read
-    the same lots finds them empty once it holds their members' locks, and writes nothing for them)."""
+    the same lots finds them empty once it holds their members' locks, and writes nothing for them).
+    On PostgreSQL (unless `fast` is off) steps 2-5 are two statements with array parameters (`_PG_LOCK`,
+    `_PG_EXPIRE`); elsewhere, the portable statements below. tests/test_points_expiry.py compares the two."""
     now = now or clock.now()
     due = session.execute(_DUE, {"_now": now, "_limit": limit}).all()
     if not due:
         return 0
     ids, users = [row.id for row in due], sorted({row.user_id for row in due})
+    if fast and session.get_bind().dialect.name == "postgresql":
+        session.execute(_PG_LOCK, {"users": users})
+        return session.execute(_PG_EXPIRE, {"ids": ids, "now": now, "reason": _REASON}).rowcount
     ledger.lock(session, users, now)
     session.execute(_WRITE_ENTRIES, {"_ids": ids, "_now": now, "_reason": {"rule": "expired"}})
     session.execute(_LOWER, {"_ids": ids, "_users": users, "_now": now})

@@ -116,8 +116,6 @@ def upgrade():
             "kind IN ('earn', 'signup', 'checkin', 'adjust', 'redeem', 'return', 'expire', 'recredit', 'clawback')",
             name=op.f("ck_points_entries_kind"),
         ),
-        sa.ForeignKeyConstraint(["lot_id"], ["points_lots.id"], name=op.f("fk_points_entries_lot_id_points_lots")),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_points_entries_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_points_entries")),
         sa.UniqueConstraint("key", name=op.f("uq_points_entries_key")),
     )
