@@ -11,12 +11,12 @@ ledger audit clean. Target: 1,000,000 due lots in under 60 s.
 
 from __future__ import annotations
 
-import io
 import random
 import time
 from datetime import UTC, datetime, timedelta
 
 from bench import harness
+from bench.abandoned_carts import _copy
 
 NAME = "points_expiry"
 DESCRIPTION = "points expiry sweep: --lots due lots expired FIFO in bounded batches, entries and balances"
@@ -24,17 +24,6 @@ SEED = 20261203
 DB_SUITE = "points"
 LOTS_PER_MEMBER = 5
 TARGET_SECONDS = 60.0
-
-
-def _copy(conn, table: str, columns: tuple[str, ...], lines) -> None:
-    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        buf = io.StringIO()
-        for line in lines:
-            buf.write(line)
-            if buf.tell() > 4_000_000:
-                copy.write(buf.getvalue())
-                buf = io.StringIO()
-        copy.write(buf.getvalue())
 
 
 def seed(engine, n: int, now: datetime) -> dict:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from api.extensions import db
-from mall import clock
 from mall.members import ledger
 from mall.members.points_models import PointsEntry, PointsLot
+from tests.guide_helpers import Guides
 from tests.shop_helpers import Shop
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -23,7 +23,7 @@ class Points:
 
     def __init__(self, shop: Shop, *, fee: int = 0):
         self.shop, self.client, self.app = shop, shop.client, shop.app
-        self._people: list[tuple[dict, str, str, int | None]] = []
+        self._people = Guides(shop)  # its `login` / `later`: headers that stay valid while the clock moves on
         self.brand = shop.brand(fee=fee)
         self.admin = self.login("brand_admin", self.brand)
         self.operator = self.login("platform_admin")
@@ -32,16 +32,11 @@ class Points:
         self.address = shop.address(self.shopper)
 
     def login(self, role: str = "shopper", brand_id: int | None = None) -> dict:
-        name = f"{role}-{uuid.uuid4().hex[:6]}"
-        headers = self.shop.login(role, name=name, brand_id=brand_id)
-        self._people.append((headers, role, name, brand_id))
-        return headers
+        return self._people.login(role, brand_id)
 
     def later(self, delta: timedelta) -> None:
         """Move the clock on, and sign everyone in again (tokens expire after days)."""
-        clock.advance(delta)
-        for headers, role, name, brand_id in self._people:
-            headers.update(self.shop.login(role, name=name, brand_id=brand_id))
+        self._people.later(delta)
 
     def sku(self, price: int) -> int:
         return self.shop.sku(self.brand, price=price)
