@@ -68,3 +68,16 @@ def commission_audit():
     if wrong:
         raise click.exceptions.Exit(1)
     click.echo("commission balances: every cache equals the sum of its entries")
+@mall_cli.command("points-audit")
+def points_audit():
+    """Check every points lot against its entries and every member's cached balance against their entries and lots
+    (exit 1 if any differ)."""
+    from mall.members import ledger
+
+    wrong = ledger.audit(db.session)
+    db.session.rollback()
+    for what, row_id in wrong:
+        click.echo(f"{what} {row_id}: the cached points differ from the ledger")
+    if wrong:
+        raise click.exceptions.Exit(1)
+    click.echo("points: every lot and balance equals the sum of its entries")

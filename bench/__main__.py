@@ -33,6 +33,7 @@ SUITES = {
     "paid_message": "bench.paid_message",
     "live": "bench.live",
     "guides": "bench.guides",
+    "points_expiry": "bench.points_expiry",
 }
 BACKENDS = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
 
@@ -43,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", choices=list(BACKENDS), default="both", help="database backend(s) (default both)")
     p.add_argument("--products", type=int, default=100_000, help="catalog size (default 100000)")
     p.add_argument("--carts", type=int, default=1_000_000, help="abandoned_carts: carts (default 1000000)")
+    p.add_argument("--lots", type=int, default=1_000_000, help="points_expiry: due lots (default 1000000)")
     p.add_argument("--repeats", type=int, default=50, help="abandoned_carts: timed runs per query (default 50)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per scenario (default 10)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")

@@ -44,6 +44,20 @@ def _wechat_apps(raw: str) -> dict[str, str]:
     return apps
 
 
+def _multipliers(raw: str) -> dict[int, int]:
+    """`1:1.2,2:1.5` (member level: points multiplier) -> {1: 12000, 2: 15000} in basis points."""
+    from decimal import Decimal, InvalidOperation
+
+    found = {}
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        level, _, factor = pair.partition(":")
+        try:
+            found[int(level)] = int(Decimal(factor) * 10_000)
+        except (ValueError, InvalidOperation):
+            raise ConfigError(f"POINTS_LEVEL_MULTIPLIERS must look like 1:1.2,2:1.5, not {raw!r}") from None
+    return found
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -78,6 +92,15 @@ class Settings:
     # Coupons
     coupon_expiry_reminder_hours: int = 24
     coupon_return_on_full_refund: bool = False
+    # Points (ADR 0027)
+    points_earn_per_unit: int = 1  # points per whole currency unit a line actually paid
+    points_level_multipliers: dict[int, int] = field(default_factory=dict)  # member level -> basis points (1.0 = 10000)
+    points_expiry_years: int = 1  # lots expire at the end of the Nth calendar year after they were earned
+    points_expiry_days: int = 0  # > 0: instead N days after they were earned
+    points_signup_grant: int = 0
+    points_checkin_grant: int = 10
+    points_per_unit: int = 100  # N points are worth 1 currency unit (liability value, later redemption)
+    points_expiry_reminder_days: int = 30
 
     @property
     def is_production(self) -> bool:
@@ -124,6 +147,14 @@ class Settings:
             coupon_expiry_reminder_hours=_int(e, "COUPON_EXPIRY_REMINDER_HOURS", 24),
             coupon_return_on_full_refund=e.get("COUPON_RETURN_ON_FULL_REFUND", "false").lower() in ("1", "true", "yes"),
             miniprogram_state=e.get("WECHAT_MINIPROGRAM_STATE", "formal"),
+            points_earn_per_unit=_int(e, "POINTS_EARN_PER_UNIT", 1),
+            points_level_multipliers=_multipliers(e.get("POINTS_LEVEL_MULTIPLIERS", "")),
+            points_expiry_years=_int(e, "POINTS_EXPIRY_YEARS", 1),
+            points_expiry_days=_int(e, "POINTS_EXPIRY_DAYS", 0),
+            points_signup_grant=_int(e, "POINTS_SIGNUP_GRANT", 0),
+            points_checkin_grant=_int(e, "POINTS_CHECKIN_GRANT", 10),
+            points_per_unit=_int(e, "POINTS_PER_UNIT", 100),
+            points_expiry_reminder_days=_int(e, "POINTS_EXPIRY_REMINDER_DAYS", 30),
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -142,6 +173,18 @@ class Settings:
             auto_confirm_after=timedelta(days=self.auto_confirm_days),
             after_sale_window=timedelta(days=self.after_sale_days),
         )
+
+    @property
+    def points_policy(self):
+        from mall.members.policy import PointsPolicy
+
+        return PointsPolicy(
+            earn_per_unit=self.points_earn_per_unit, level_multipliers_bp=dict(self.points_level_multipliers),
+            expiry_years=self.points_expiry_years, expiry_days=self.points_expiry_days,
+            signup_grant=self.points_signup_grant, checkin_grant=self.points_checkin_grant,
+            points_per_unit=self.points_per_unit, currency=self.default_currency,
+            remind_days=self.points_expiry_reminder_days, timezone=self.shop_timezone,
+        )  # fmt: skip
 
     @property
     def marketing_rules(self):
@@ -165,5 +208,9 @@ class Settings:
             raise ConfigError("NOTIFY_TRANSPORT must be log or wechat")
         if self.miniprogram_state not in ("formal", "trial", "developer"):
             raise ConfigError("WECHAT_MINIPROGRAM_STATE must be formal, trial or developer")
+        if self.points_per_unit <= 0 or self.points_earn_per_unit < 0 or self.points_expiry_years < 0:
+            raise ConfigError(
+                "POINTS_PER_UNIT must be positive, POINTS_EARN_PER_UNIT and POINTS_EXPIRY_YEARS not negative"
+            )
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")

@@ -8,6 +8,9 @@ from empty registries and installs, from the settings:
   lock / use / release and the sign-up grant, group-buy on payment and cancellation, flash-sale units given
   back on cancellation, coupons returned on a full refund (only if COUPON_RETURN_ON_FULL_REFUND), the uses of
   guide-owned coupons noted at payment (commission holds, ADR 0024);
+- points (ADR 0027): earned at payment, reversed per refunded part of a line (`refund_lines.written`), the
+  sign-up grant, available when a settlement batch settles their sub-orders (`settlement.ON_SETTLED`), the
+  `points_left` outbox guard of the expiry reminder;
 - after-commit subscribers: the jobs a commit schedules (`workers.subscriptions`), batched per release;
 - pricing steps: live prices (and the live quota counted at placement, given back on cancellation), coupons
   (and the shopper fact that lets a quote skip them);
@@ -29,6 +32,8 @@ from mall.guides import binding, commission, holds, payouts
 from mall.identity import tokens
 from mall.live import announce
 from mall.live import wiring as live
+from mall.members import earning
+from mall.members import wiring as points
 from mall.notifications import guards, nudges, reactions
 from mall.orders import settlement
 from mall.payments import services as payment_services
@@ -49,11 +54,14 @@ def install(settings: Settings) -> None:
     group_buy.install()
     live.install()
     pricing.register_shopper_fact("guide_bound", binding.bound)  # placements skip the binding read without one
+<<<<<<< HEAD
     events.react("order.paid", holds.note_coupon_uses)  # a guide-owned coupon's uses, for the spread hold rule
     events.react("order.paid", commission.earn)  # guided lines earn, in the payment's transaction
     events.react("refund_lines.written", commission.reverse)  # every refund path, per refunded part of a line
-    settlement.ON_SETTLED[:] = [commission.settle]  # a settled batch's pending entries become available
+    settlement.ON_SETTLED[:] = [commission.settle]  # pending entries become available; points below
     payment_services.handle_webhooks(payouts.WEBHOOKS)  # transfer.* of guide payouts, verified like payments'
+    points.install(settings.points_policy)  # earn at payment, reversed per refunded part of a line
+    settlement.ON_SETTLED.append(earning.settle)  # a settled batch's pending lots become available
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
     tokens.use_cache(flash.token_cache)

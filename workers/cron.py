@@ -23,6 +23,7 @@ from workers.jobs.notifications import (
 from workers.jobs.orders import auto_confirm_receipts, settle_sub_orders, sweep_unpaid_orders
 from workers.jobs.payments import sweep_gateway_calls, sweep_unprocessed_webhooks
 from workers.jobs.payouts import reconcile_payouts, sweep_payout_transfers
+from workers.jobs.points import expire_points, remind_expiring_points
 
 runtime.configure(Settings.from_env())  # the composition root, as in every entry point
 
@@ -42,3 +43,5 @@ cron.register(sweep_due_groups, queue_name="low", interval=60)
 cron.register(release_unclaimed_prizes, queue_name="low", interval=300)
 cron.register(sweep_payout_transfers, queue_name="low", interval=60)
 cron.register(reconcile_payouts, queue_name="low", cron="40 3 * * *")
+cron.register(expire_points, queue_name="low", cron="20 * * * *")
+cron.register(remind_expiring_points, queue_name="low", cron="0 3 * * *")

@@ -35,6 +35,12 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/me/addresses/<int:address_id>"): SHOPPERS,
     ("PATCH", "/api/v1/me/addresses/<int:address_id>"): SHOPPERS,
     ("DELETE", "/api/v1/me/addresses/<int:address_id>"): SHOPPERS,
+    # points (ADR 0027)
+    ("GET", "/api/v1/me/points"): SHOPPERS,
+    ("GET", "/api/v1/me/points/entries"): SHOPPERS,
+    ("POST", "/api/v1/me/points/check-in"): SHOPPERS,
+    ("POST", "/api/v1/admin/points/adjustments"): PLATFORM,
+    ("GET", "/api/v1/admin/points/liability"): MERCHANT,
     ("POST", "/api/v1/admin/staff"): MERCHANT,
     ("POST", "/api/v1/admin/brands"): PLATFORM,
     ("GET", "/api/v1/admin/brands"): PLATFORM,

@@ -1,0 +1,212 @@
+"""The points ledger (ADR 0027): grants as lots, every change of a lot as an append-only entry, and the
+member's cached balance changed in the same transaction.
+
+Lock order, everywhere: the member's balance row first (`lock`), then their lots. A grant only inserts a lot, so
+it needs no lot lock; everything that lowers a lot (a clawback, a debit, the expiry sweep) holds the member's
+balance row while it reads and changes their lots, so two of them on one member run one after the other and a
+lot's `remaining` read under that lock is the one the change applies to.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall.db import insert_on_conflict
+from mall.errors import Conflict
+from mall.members.points_models import PointsBalance, PointsEntry, PointsLot
+
+_LOTS, _ENTRIES, _BALANCES = PointsLot.__table__, PointsEntry.__table__, PointsBalance.__table__
+_BUCKET = {"pending": "pending", "available": "available"}
+
+
+@dataclass(frozen=True)
+class Balance:
+    available: int
+    pending: int
+    reserved: int
+
+
+def balance(session: Session, user_id: int) -> Balance:
+    row = session.execute(sa.select(_BALANCES.c.available, _BALANCES.c.pending, _BALANCES.c.reserved)
+                          .where(_BALANCES.c.user_id == user_id)).first()  # fmt: skip
+    return Balance(*row) if row else Balance(0, 0, 0)
+
+
+def lock(session: Session, user_ids: list[int], now: datetime) -> None:
+    """Take the members' balance rows in user id order; a member without one gets it first. PostgreSQL: row locks
+    (SELECT ... FOR UPDATE, ordered). SQLite: a write to the rows, which takes the database's one write lock
+    before anything is read (pysqlite begins the transaction at the first write)."""
+    ids = sorted(set(user_ids))
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(_BALANCES.update().where(_BALANCES.c.user_id.in_(ids)).values(updated_at=now))
+    query = sa.select(_BALANCES.c.user_id).where(_BALANCES.c.user_id.in_(ids)).order_by(_BALANCES.c.user_id)
+    found = set(session.scalars(query.with_for_update()))
+    for user_id in ids:
+        if user_id not in found:  # a member's first points (single-member changes only: expiry never gets here)
+            row = {"user_id": user_id, "available": 0, "pending": 0, "reserved": 0, "updated_at": now}
+            insert_on_conflict(session, _BALANCES, index_elements=["user_id"], values=row)
+            session.execute(query.where(_BALANCES.c.user_id == user_id).with_for_update())
+
+
+def _add(session: Session, user_id: int, now: datetime, **deltas: int) -> None:
+    values = {name: getattr(_BALANCES.c, name) + delta for name, delta in deltas.items() if delta}
+    session.execute(_BALANCES.update().where(_BALANCES.c.user_id == user_id).values(updated_at=now, **values))
+
+
+def grant(session: Session, *, user_id: int, amount: int, kind: str, key: str, reason: dict, now: datetime,
+          expires_at: datetime, state: str = "available", brand_id: int | None = None, actor_id: int | None = None,
+          order_id: int | None = None, sub_order_id: int | None = None,
+          order_line_id: int | None = None) -> int | None:  # fmt: skip
+    """A new lot of `amount` points and its entry (`key`); None if `key` granted already (a replay)."""
+    lock(session, [user_id], now)
+    written = insert_on_conflict(session, _LOTS, index_elements=["key"], values={
+        "user_id": user_id, "brand_id": brand_id, "source": kind, "state": state, "amount": amount,
+        "remaining": amount, "earned_at": now, "available_at": now if state == "available" else None,
+        "expires_at": expires_at, "expired_at": None, "order_id": order_id, "sub_order_id": sub_order_id,
+        "order_line_id": order_line_id, "key": key})  # fmt: skip
+    if written is None:
+        return None
+    _entries(session, [dict(user_id=user_id, lot_id=written.id, brand_id=brand_id, kind=kind, amount=amount, key=key,
+                            reason=reason, order_id=order_id, order_line_id=order_line_id, actor_id=actor_id)], now)  # fmt: skip
+    _add(session, user_id, now, **{_BUCKET[state]: amount})
+    return written.id
+
+
+def _entries(session: Session, rows: list[dict], now: datetime) -> None:
+    defaults = {"brand_id": None, "order_id": None, "order_line_id": None, "refund_line_id": None, "actor_id": None,
+                "reason": {}, "created_at": now}  # fmt: skip
+    session.execute(sa.insert(_ENTRIES), [{**defaults, **row} for row in rows])
+
+
+def known(session: Session, key: str) -> bool:
+    return session.scalar(sa.select(_ENTRIES.c.id).where(_ENTRIES.c.key == key)) is not None
+
+
+def take_from_lot(session: Session, *, lot_id: int, amount: int, kind: str, key: str, reason: dict, now: datetime,
+                  refund_line_id: int | None = None, actor_id: int | None = None) -> int:  # fmt: skip
+    """Lower one lot by up to `amount` (what it has left): the entry, the balance. Returns what it took. The caller
+    holds the member's balance row (`lock`)."""
+    if known(session, key):
+        return 0
+    lot = session.execute(sa.select(_LOTS).where(_LOTS.c.id == lot_id)).one()
+    took = min(amount, lot.remaining)
+    if took > 0:
+        _lower(session, lot_id, took)
+        _add(session, lot.user_id, now, **{_BUCKET[lot.state]: -took})
+    _entries(session, [dict(user_id=lot.user_id, lot_id=lot_id, brand_id=lot.brand_id, kind=kind, amount=-took,
+                            key=key, reason={**reason, "due": amount, "uncollected": amount - took},
+                            order_id=lot.order_id, order_line_id=lot.order_line_id, refund_line_id=refund_line_id,
+                            actor_id=actor_id)], now)  # fmt: skip
+    return took
+
+
+def take(session: Session, *, user_id: int, amount: int, kind: str, key: str, reason: dict, now: datetime,
+         actor_id: int | None = None) -> list[tuple[int, int]]:  # fmt: skip
+    """Take `amount` available points, oldest expiry first, all or nothing: one entry per lot touched (`key`,
+    then `key#2`, ...). A replay of `key` takes nothing. Returns [(lot id, points taken)]."""
+    lock(session, [user_id], now)
+    if known(session, key):
+        return []
+    lots = session.execute(
+        sa.select(_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.brand_id)
+        .where(_LOTS.c.user_id == user_id, _LOTS.c.remaining > 0, _LOTS.c.state == "available",
+               _LOTS.c.expires_at > now)
+        .order_by(_LOTS.c.expires_at, _LOTS.c.id)
+    ).all()  # fmt: skip
+    if sum(lot.remaining for lot in lots) < amount:
+        raise Conflict("points.insufficient", "Not enough available points.", available=sum(r.remaining for r in lots))
+    taken, left, rows = [], amount, []
+    for lot in lots:
+        if left == 0:
+            break
+        part = min(left, lot.remaining)
+        _lower(session, lot.id, part)
+        rows.append(dict(user_id=user_id, lot_id=lot.id, brand_id=lot.brand_id, kind=kind, amount=-part,
+                         key=key if not rows else f"{key}#{len(rows) + 1}", reason=reason, actor_id=actor_id))  # fmt: skip
+        taken.append((lot.id, part))
+        left -= part
+    _entries(session, rows, now)
+    _add(session, user_id, now, available=-amount)
+    return taken
+
+
+def _lower(session: Session, lot_id: int, points: int) -> None:
+    """A conditional UPDATE (never below zero): under the member's lock it always applies; if it did not, the
+    lock order was broken somewhere and the change is refused rather than overdrawn."""
+    lowered = session.execute(_LOTS.update().where(_LOTS.c.id == lot_id, _LOTS.c.remaining >= points)
+                              .values(remaining=_LOTS.c.remaining - points)).rowcount  # fmt: skip
+    if lowered != 1:
+        raise Conflict("points.changed", "The points changed meanwhile; try again.", lot_id=lot_id)
+
+
+def make_available(session: Session, sub_order_ids: list[int], now: datetime) -> int:
+    """The pending lots earned on these (just settled) sub-orders become available: set-based for the batch (one
+    UPDATE of the lots, one balance UPDATE per member). Returns how many lots moved."""
+    owners = session.scalars(sa.select(_LOTS.c.user_id).distinct()
+                             .where(_LOTS.c.sub_order_id.in_(sub_order_ids), _LOTS.c.state == "pending")).all()  # fmt: skip
+    if not owners:
+        return 0
+    lock(session, list(owners), now)
+    moved = session.execute(
+        _LOTS.update().where(_LOTS.c.sub_order_id.in_(sub_order_ids), _LOTS.c.state == "pending")
+        .values(state="available", available_at=now).returning(_LOTS.c.user_id, _LOTS.c.remaining)
+    ).all()  # fmt: skip
+    by_user: dict[int, int] = defaultdict(int)
+    for user_id, remaining in moved:
+        by_user[user_id] += remaining
+    for user_id, points in sorted(by_user.items()):
+        if points:
+            _add(session, user_id, now, pending=-points, available=points)
+    return len(moved)
+
+
+# --- the audit ---------------------------------------------------------------------------------------------
+
+
+def audit(session: Session) -> list[tuple[str, int]]:
+    """Every lot's `remaining` against the sum of its entries, every member's cached balance against the sum of
+    their entries and of their pending / available lots: [("lot" | "member", id)] of those that differ."""
+    by_lot = (
+        sa.select(_ENTRIES.c.lot_id, sa.func.sum(_ENTRIES.c.amount).label("total"))
+        .group_by(_ENTRIES.c.lot_id)
+        .subquery()
+    )
+    lots = session.execute(
+        sa.select(_LOTS.c.id).outerjoin(by_lot, by_lot.c.lot_id == _LOTS.c.id)
+        .where(_LOTS.c.remaining != sa.func.coalesce(by_lot.c.total, 0))
+    ).scalars().all()  # fmt: skip
+    return [("lot", lot_id) for lot_id in lots] + [("member", user_id) for user_id in _members_off(session)]
+
+
+def _members_off(session: Session) -> list[int]:
+    entries = (
+        sa.select(_ENTRIES.c.user_id, sa.func.sum(_ENTRIES.c.amount).label("total"))
+        .group_by(_ENTRIES.c.user_id)
+        .subquery()
+    )
+    pending = sa.func.sum(sa.case((_LOTS.c.state == "pending", _LOTS.c.remaining), else_=0))
+    available = sa.func.sum(sa.case((_LOTS.c.state == "available", _LOTS.c.remaining), else_=0))
+    lots = (sa.select(_LOTS.c.user_id, pending.label("pending"), available.label("available"))
+            .group_by(_LOTS.c.user_id).subquery())  # fmt: skip
+    b = _BALANCES.c
+    members = sa.union(sa.select(b.user_id), sa.select(entries.c.user_id), sa.select(lots.c.user_id)).subquery()
+    zero = sa.literal(0)
+    off = (
+        sa.select(members.c.user_id)
+        .outerjoin(_BALANCES, b.user_id == members.c.user_id)
+        .outerjoin(entries, entries.c.user_id == members.c.user_id)
+        .outerjoin(lots, lots.c.user_id == members.c.user_id)
+        .where(sa.or_(
+            sa.func.coalesce(b.available, zero) != sa.func.coalesce(lots.c.available, zero),
+            sa.func.coalesce(b.pending, zero) != sa.func.coalesce(lots.c.pending, zero),
+            sa.func.coalesce(b.reserved, zero) != zero,  # no redemption yet: nothing may be reserved
+            sa.func.coalesce(b.available, zero) + sa.func.coalesce(b.pending, zero) != sa.func.coalesce(entries.c.total, zero),
+        ))
+        .order_by(members.c.user_id)
+    )  # fmt: skip
+    return list(session.scalars(off))

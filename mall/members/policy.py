@@ -1,0 +1,60 @@
+"""The deployment's points policy (from Settings, installed by the composition root)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from mall.money import CURRENCY_EXPONENT
+
+ONE = 10_000  # a multiplier of 1.0, in basis points
+
+
+@dataclass(frozen=True)
+class PointsPolicy:
+    earn_per_unit: int = 1  # points per whole currency unit a line actually paid
+    level_multipliers_bp: dict[int, int] = field(default_factory=dict)  # member level -> bp (absent: 1.0)
+    expiry_years: int = 1  # a lot expires at the end of the Nth calendar year after the one it was earned in
+    expiry_days: int = 0  # > 0: instead, N days after it was earned
+    signup_grant: int = 0
+    checkin_grant: int = 10
+    points_per_unit: int = 100  # N points are worth 1 currency unit
+    currency: str = "CNY"
+    remind_days: int = 30
+    timezone: str = "Asia/Shanghai"
+
+    def multiplier_bp(self, level: int) -> int:
+        return self.level_multipliers_bp.get(level, ONE)
+
+    def earned(self, paid: int, currency: str, level: int) -> int:
+        """Points for `paid` minor units of `currency` at member `level` (rounded down)."""
+        scale = 10 ** CURRENCY_EXPONENT[currency] * ONE
+        return paid * self.earn_per_unit * self.multiplier_bp(level) // scale
+
+    def expires_at(self, earned_at: datetime) -> datetime:
+        """Default: the end of the following calendar year in the shop's time zone (the first instant of the
+        year after it; a lot is expired from that instant on)."""
+        if self.expiry_days > 0:
+            return earned_at + timedelta(days=self.expiry_days)
+        local = earned_at.astimezone(ZoneInfo(self.timezone))
+        return datetime(local.year + self.expiry_years + 1, 1, 1, tzinfo=ZoneInfo(self.timezone)).astimezone(UTC)
+
+    def local_day(self, moment: datetime) -> str:
+        return moment.astimezone(ZoneInfo(self.timezone)).date().isoformat()
+
+    def value(self, points: int) -> int:
+        """Minor units of `currency` that `points` are worth (rounded down)."""
+        return points * 10 ** CURRENCY_EXPONENT[self.currency] // self.points_per_unit
+
+
+POLICY = PointsPolicy()
+
+
+def install(policy: PointsPolicy) -> None:
+    global POLICY
+    POLICY = policy
+
+
+def current() -> PointsPolicy:
+    return POLICY
