@@ -68,6 +68,8 @@ def commission_audit():
     if wrong:
         raise click.exceptions.Exit(1)
     click.echo("commission balances: every cache equals the sum of its entries")
+
+
 @mall_cli.command("points-audit")
 def points_audit():
     """Check every points lot against its entries and every member's cached balance against their entries and lots

@@ -54,7 +54,6 @@ def install(settings: Settings) -> None:
     group_buy.install()
     live.install()
     pricing.register_shopper_fact("guide_bound", binding.bound)  # placements skip the binding read without one
-<<<<<<< HEAD
     events.react("order.paid", holds.note_coupon_uses)  # a guide-owned coupon's uses, for the spread hold rule
     events.react("order.paid", commission.earn)  # guided lines earn, in the payment's transaction
     events.react("refund_lines.written", commission.reverse)  # every refund path, per refunded part of a line
