@@ -8,6 +8,7 @@ from empty registries and installs, from the settings:
   lock / use / release and the sign-up grant, group-buy on payment and cancellation, flash-sale units given
   back on cancellation, coupons returned on a full refund (only if COUPON_RETURN_ON_FULL_REFUND);
 - after-commit subscribers: the jobs a commit schedules (`workers.subscriptions`), batched per release;
+- members: the sign-up channel as first touch, tag and segment coupon audiences, the `in_segment` journey guard;
 - pricing steps: live prices (and the live quota counted at placement, given back on cancellation), coupons
   (and the shopper fact that lets a quote skip them);
 - outbox guards (`coupon_unused`, `group_forming`, besides the built-in ones) and hooks: the coupon expiry
@@ -28,6 +29,7 @@ from mall.guides import binding
 from mall.identity import tokens
 from mall.live import announce
 from mall.live import wiring as live
+from mall.members import wiring as members
 from mall.notifications import guards, nudges, reactions
 from mall.promotions.coupons import services as coupon_services
 from mall.promotions.coupons import wiring as coupons
@@ -45,6 +47,7 @@ def install(settings: Settings) -> None:
     flash_sales.install(flash.gate)
     group_buy.install()
     live.install()
+    members.install()
     pricing.register_shopper_fact("guide_bound", binding.bound)  # placements skip the binding read without one
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip

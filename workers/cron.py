@@ -14,6 +14,7 @@ from workers.jobs.coupons import birthday_coupons, expire_coupons
 from workers.jobs.flash_sales import reconcile_flash_sales
 from workers.jobs.group_buy import sweep_due_groups
 from workers.jobs.lucky_bags import release_unclaimed_prizes
+from workers.jobs.members import members_nightly
 from workers.jobs.notifications import (
     enter_inactivity_journeys,
     nudge_abandoned_carts,
@@ -39,3 +40,4 @@ cron.register(birthday_coupons, queue_name="low", cron="30 1 * * *")
 cron.register(reconcile_flash_sales, queue_name="low", interval=300)
 cron.register(sweep_due_groups, queue_name="low", interval=60)
 cron.register(release_unclaimed_prizes, queue_name="low", interval=300)
+cron.register(members_nightly, queue_name="low", cron="45 3 * * *", job_timeout=3600)  # RFM, lifecycle, tags (ADR 0028)
