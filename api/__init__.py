@@ -106,6 +106,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.live.lucky_bag_routes import blp as live_lucky_bags
     from api.live.promotions import blp as live_promotions
     from api.live.routes import blp as live
+    from api.members.routes import blp as members
     from api.notifications.routes import blp as notifications
     from api.orders.admin_routes import blp as orders_admin
     from api.orders.routes import blp as orders
@@ -115,7 +116,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(console)
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
                   coupons, flash_sales, group_buy, live, live_links, live_attribution, live_lucky_bags,
-                  live_promotions, guides)  # fmt: skip
+                  live_promotions, guides, members)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 
