@@ -13,7 +13,7 @@ BrandIds = lambda: fields.List(UserId(), validate=validate.Length(max=50))  # no
 
 
 class ScopeArgs(Schema):
-    brand_id = fields.Integer(strict=True, load_default=None, validate=validate.Range(1, 2**31 - 1))
+    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, 2**31 - 1))
 
 
 class TagArgs(ScopeArgs):
@@ -86,8 +86,8 @@ class PreviewSchema(Schema):
 
 
 class PageArgs(Schema):
-    after = fields.Integer(strict=False, load_default=0, validate=validate.Range(0, 2**31 - 1))
-    limit = fields.Integer(strict=False, load_default=100, validate=validate.Range(1, 500))
+    after = fields.Integer(load_default=0, validate=validate.Range(0, 2**31 - 1))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
 
 
 class MemberSchema(Schema):
