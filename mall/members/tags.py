@@ -21,6 +21,7 @@ BATCH = 20_000  # user ids per refresh batch
 MAX_UPLOAD = 10_000  # user ids per manual assignment call
 HIGH_REFUND_SHARE = (3, 10)  # refunded >= 30% of paid, over at least two paid orders
 SYSTEM_CODES = ("cross_brand_buyer", "high_refund_rate", "coupon_only_buyer")
+COUNTED = {"preserve_rowcount": True}  # INSERT … SELECT: SQLAlchemy drops the row count otherwise (psycopg)
 RESERVED_PREFIXES = ("channel:", "bought_brand:", "bought_category:")
 
 
@@ -108,8 +109,8 @@ def _assign_from(session: Session, tag_id: int, user_ids: sa.Select, actor_id: i
     rows = (sa.select(sa.literal(tag_id), User.id, sa.literal(clock.now(), type_=TagAssignment.assigned_at.type),
                       sa.literal(actor_id, type_=sa.Integer))
             .where(User.id.in_(sa.select(ids.c[0])), User.role == Role.SHOPPER, ~sa.exists(held)))  # fmt: skip
-    stmt = sa.insert(TagAssignment).from_select(["tag_id", "user_id", "assigned_at", "assigned_by"], rows)
-    return session.execute(stmt).rowcount
+    stmt = sa.insert(TagAssignment.__table__).from_select(["tag_id", "user_id", "assigned_at", "assigned_by"], rows)
+    return session.execute(stmt, execution_options=COUNTED).rowcount
 
 
 def unassign(session: Session, *, actor: Actor, tag_id: int, user_ids: Iterable[int]) -> int:
@@ -167,8 +168,10 @@ def _touch_candidates(lo: int, hi: int) -> sa.Select:
 
 
 def record_first_touches(session: Session, *, lo: int, hi: int) -> int:
-    stmt = sa.insert(FirstTouch).from_select(["user_id", "channel", "ref", "touched_at"], _touch_candidates(lo, hi))
-    return session.execute(stmt).rowcount
+    stmt = sa.insert(FirstTouch.__table__).from_select(
+        ["user_id", "channel", "ref", "touched_at"], _touch_candidates(lo, hi)
+    )
+    return session.execute(stmt, execution_options=COUNTED).rowcount
 
 
 def _ensure_tags(session: Session, kind: str, codes: sa.Select) -> None:
@@ -179,7 +182,9 @@ def _ensure_tags(session: Session, kind: str, codes: sa.Select) -> None:
     rows = sa.select(sa.literal(PLATFORM), sa.literal(kind), found.c[0], found.c[0],
                      sa.literal(now, type_=Tag.created_at.type), sa.literal(now, type_=Tag.created_at.type)
                      ).where(~sa.exists(exists)).distinct()  # fmt: skip
-    session.execute(sa.insert(Tag).from_select(["scope", "kind", "code", "name", "created_at", "updated_at"], rows))
+    session.execute(
+        sa.insert(Tag.__table__).from_select(["scope", "kind", "code", "name", "created_at", "updated_at"], rows)
+    )
 
 
 def _channel_codes(lo: int, hi: int) -> list[sa.Select]:
@@ -197,8 +202,8 @@ def _insert_assignments(session: Session, kind: str, pairs: list[sa.Select]) -> 
     rows = (sa.select(Tag.id, found.c[1], sa.literal(clock.now(), type_=TagAssignment.assigned_at.type))
             .join(found, sa.and_(Tag.scope == PLATFORM, Tag.kind == kind, Tag.code == found.c[0]))
             .where(~sa.exists(held)))  # fmt: skip
-    stmt = sa.insert(TagAssignment).from_select(["tag_id", "user_id", "assigned_at"], rows)
-    return session.execute(stmt).rowcount
+    stmt = sa.insert(TagAssignment.__table__).from_select(["tag_id", "user_id", "assigned_at"], rows)
+    return session.execute(stmt, execution_options=COUNTED).rowcount
 
 
 # -- system tags -------------------------------------------------------------------------------------------------
