@@ -19,9 +19,9 @@ def run(unit_of_work: UnitOfWork, *, thresholds: rfm.Thresholds = rfm.Thresholds
     """Score every brand and the platform, pair brands, finish the run, then tags and pruning in batches."""
     started = time.perf_counter()
     with unit_of_work() as session:
-        run_id, brands = rfm.start(session).id, rfm.brand_ids(session)
+        run_id = rfm.start(session).id
     try:
-        figures = _score(unit_of_work, run_id, brands, thresholds)
+        figures = _score(unit_of_work, run_id, thresholds)
     except BaseException:
         with unit_of_work() as session:
             session.get(RfmRun, run_id).status = "failed"
@@ -36,12 +36,12 @@ def run(unit_of_work: UnitOfWork, *, thresholds: rfm.Thresholds = rfm.Thresholds
     return figures
 
 
-def _score(unit_of_work: UnitOfWork, run_id: int, brands: list[int], thresholds: rfm.Thresholds) -> dict:
+def _score(unit_of_work: UnitOfWork, run_id: int, thresholds: rfm.Thresholds) -> dict:
     scored = {}
-    for brand_id in [*brands, None]:  # one transaction per brand, then the platform
+    for brands in (True, False):  # the brands, then the platform: a transaction each
         with unit_of_work() as session:
-            n = rfm.score_scope(session, run=session.get(RfmRun, run_id), brand_id=brand_id, thresholds=thresholds)
-        scored["platform" if brand_id is None else str(brand_id)] = n
+            counts = rfm.score(session, run=session.get(RfmRun, run_id), brands=brands, thresholds=thresholds)
+        scored.update({("platform" if scope == 0 else str(scope)): n for scope, n in counts.items()})
     with unit_of_work() as session:
         pairs = rfm.pair_brands(session, run=session.get(RfmRun, run_id))
     return {"members": scored, "brand_pairs": pairs}
