@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mall.identity.models import User
 from mall.members import nightly, segments, tags
 from mall.members.models import Segment
 from workers.runtime import unit_of_work
@@ -18,10 +19,10 @@ def tag_segment(tag_id: int, segment_id: int, actor_id: int | None = None) -> in
         with unit_of_work() as session:
             segment = session.get(Segment, segment_id)
             ids = segments.member_ids(session, scope=segment.scope, definition=segment.definition)
-            batch = list(session.scalars(ids.where(segments.User.id > after).limit(tags.BATCH // 4)))
+            batch = list(session.scalars(ids.where(User.id > after).limit(tags.BATCH // 4)))
             if batch:
                 tagged += tags.assign_query(session, tag_id=tag_id, user_ids=ids.where(
-                    segments.User.id.in_(batch)), actor_id=actor_id)  # fmt: skip
+                    User.id.in_(batch)), actor_id=actor_id)  # fmt: skip
         if len(batch) < tags.BATCH // 4:
             return tagged
         after = batch[-1]
