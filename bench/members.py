@@ -12,6 +12,7 @@ the third also prunes the first in batches. Target: a run in under 60 s at 1,000
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -91,11 +92,11 @@ def run(backend: str, opts, log=print) -> dict:
     with harness.throwaway_database(backend, DB_SUITE, pg_admin_url=opts.pg_admin_url) as database_url:
         harness.migrate(database_url, opts.redis_url)
         with harness.app_engine(database_url, opts.redis_url) as engine:
-            report.update(_measure(engine, members, orders, log))
+            report.update(_measure(engine, members, orders, log, engine.url.database))
     return report
 
 
-def _measure(engine, members: int, orders: int, log) -> dict:
+def _measure(engine, members: int, orders: int, log, database: str) -> dict:
     from mall import clock
     from mall.members import nightly
 
@@ -106,11 +107,14 @@ def _measure(engine, members: int, orders: int, log) -> dict:
     try:
         for day, label in enumerate(("first run", "second run (movements)", "third run (+ pruning)")):
             clock.freeze(now + timedelta(days=day))
-            started = time.perf_counter()
+            cpu0, started = harness.CpuSample.take([], database), time.perf_counter()
             figures = nightly.run(unit_of_work_on(engine), with_tags=False)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu1 = time.perf_counter() - started, harness.CpuSample.take([], database)
+            figures["database_cpu_s"] = round(cpu1.database - cpu0.database, 2)
+            figures["load_average"] = os.getloadavg()[0]
             scored = sum(figures["members"].values())
-            log(f"  [postgres] {label}: {elapsed:.1f}s ({scored:,} score rows, pruned {figures['pruned']:,})")
+            log(f"  [postgres] {label}: {elapsed:.1f}s, PostgreSQL CPU {figures['database_cpu_s']:.1f}s, load "
+                f"{figures['load_average']:.1f} ({scored:,} score rows, pruned {figures['pruned']:,})")  # fmt: skip
             results.append(_result(label, f"nightly RFM over {members:,} members / {orders:,} orders", elapsed,
                                    figures["members"]["platform"], figures))  # fmt: skip
     finally:
