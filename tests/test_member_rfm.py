@@ -136,3 +136,41 @@ def test_system_and_channel_tags(members, example, app):
     with app.app_context():
         again = db.session.scalar(sa.select(sa.func.count()).select_from(TagAssignment))
     assert again == len(held)
+
+
+def test_the_sign_up_channel_is_the_first_touch_and_a_channel_tag(app, client, fake_wechat, members):
+    from mall.members.models import FirstTouch
+
+    fake_wechat.issue_code("c-1", openid="o-1")
+    resp = client.post("/api/v1/auth/wechat", json={"code": "c-1", "channel": "poster-spring"})
+    assert resp.status_code == 200, resp.get_json()
+    user_id = resp.get_json()["user"]["id"]
+    brand = members.brand()
+    members.order(user_id, {brand: 100}, T0 - DAY, live_room_id=3)  # a later live order does not move it
+    members.run(T0)
+    with app.app_context():
+        touch = db.session.get(FirstTouch, user_id)
+        codes = set(db.session.scalars(sa.select(Tag.code).join(TagAssignment, TagAssignment.tag_id == Tag.id)
+                                       .where(TagAssignment.user_id == user_id)))  # fmt: skip
+    assert (touch.channel, touch.ref) == ("signup", "poster-spring")
+    assert {"channel:signup", "channel:signup:poster-spring"} <= codes and "channel:live_room" not in codes
+
+
+def test_a_journey_step_on_the_in_segment_condition(app, members, example):
+    from mall.members.models import Segment
+    from mall.notifications import guards, journeys
+    from mall.notifications.models import Message
+
+    _, _, u = example
+    members.run(T0)
+    with app.app_context():
+        segment = Segment(scope=PLATFORM, name="champions", definition={"rfm_groups": ["champions"]})
+        db.session.add(segment)
+        db.session.flush()
+        step = {"offset_minutes": 60, "template_key": "journey.welcome", "condition": f"in_segment:{segment.id}"}
+        journeys.define(db.session, name="VIP welcome", anchor="signed_up", steps=[step])
+        for n in (1, 2):
+            journeys.enter(db.session, user_id=u[n], anchor="signed_up", anchor_ref="signup")
+        held = {m.user_id: guards.holds(db.session, m.user_id, m.guard) for m in db.session.scalars(sa.select(Message))}
+        db.session.rollback()
+    assert held == {u[1]: True, u[2]: False}  # re-checked when the step fires: only the champion gets it
