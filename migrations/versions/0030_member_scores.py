@@ -105,6 +105,8 @@ def upgrade():
         sa.Column("prev_stage", sa.String(length=10), nullable=True),
         sa.PrimaryKeyConstraint("run_id", "scope", "user_id", name=op.f("pk_member_rfm_scores")),
     )
+    if op.get_bind().dialect.name == "postgresql":  # derived nightly, rewritten in full: no WAL (ADR 0028)
+        op.execute("ALTER TABLE member_rfm_scores SET UNLOGGED")
     op.create_table(
         "member_brand_pairs",
         sa.Column("run_id", sa.Integer(), nullable=False),
