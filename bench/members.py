@@ -121,7 +121,8 @@ def _measure(engine, members: int, orders: int, log, database: str) -> dict:
         clock.reset()
     worst = max(r.duration_s for r in results)
     scale = (1_000_000 / members + 5_000_000 / orders) / 2
-    targets.append({"scenario": "nightly run", "met": worst < TARGET_SECONDS,
+    at_size = members >= 1_000_000 and orders >= 5_000_000  # smaller runs cannot meet the target, only hint at it
+    targets.append({"scenario": "nightly run", "met": at_size and worst < TARGET_SECONDS,
                     "detail": f"slowest run {worst:.1f}s at {members:,}/{orders:,} (target < {TARGET_SECONDS:.0f}s at "
                               f"1,000,000/5,000,000; about {worst * scale:.0f}s there if linear)"})  # fmt: skip
     return {"results": [r.__dict__ for r in results], "targets": targets, "members": members, "orders": orders}
