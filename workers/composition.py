@@ -12,6 +12,7 @@ from empty registries and installs, from the settings:
   sign-up grant, available when a settlement batch settles their sub-orders (`settlement.ON_SETTLED`), the
   `points_left` outbox guard of the expiry reminder;
 - after-commit subscribers: the jobs a commit schedules (`workers.subscriptions`), batched per release;
+- members: the sign-up channel as first touch, tag and segment coupon audiences, the `in_segment` journey guard;
 - pricing steps: live prices (and the live quota counted at placement, given back on cancellation), coupons
   (and the shopper fact that lets a quote skip them);
 - outbox guards (`coupon_unused`, `group_forming`, besides the built-in ones) and hooks: the coupon expiry
@@ -33,7 +34,8 @@ from mall.identity import tokens
 from mall.live import announce
 from mall.live import wiring as live
 from mall.members import earning
-from mall.members import wiring as points
+from mall.members import points_wiring as points
+from mall.members import wiring as members
 from mall.notifications import guards, nudges, reactions
 from mall.orders import settlement
 from mall.payments import services as payment_services
@@ -53,6 +55,7 @@ def install(settings: Settings) -> None:
     flash_sales.install(flash.gate)
     group_buy.install()
     live.install()
+    members.install()
     pricing.register_shopper_fact("guide_bound", binding.bound)  # placements skip the binding read without one
     events.react("order.paid", holds.note_coupon_uses)  # a guide-owned coupon's uses, for the spread hold rule
     events.react("order.paid", commission.earn)  # guided lines earn, in the payment's transaction

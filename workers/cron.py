@@ -14,6 +14,7 @@ from workers.jobs.coupons import birthday_coupons, expire_coupons
 from workers.jobs.flash_sales import reconcile_flash_sales
 from workers.jobs.group_buy import sweep_due_groups
 from workers.jobs.lucky_bags import release_unclaimed_prizes
+from workers.jobs.members import members_nightly
 from workers.jobs.notifications import (
     enter_inactivity_journeys,
     nudge_abandoned_carts,
@@ -45,3 +46,4 @@ cron.register(sweep_payout_transfers, queue_name="low", interval=60)
 cron.register(reconcile_payouts, queue_name="low", cron="40 3 * * *")
 cron.register(expire_points, queue_name="low", cron="20 * * * *")
 cron.register(remind_expiring_points, queue_name="low", cron="0 3 * * *")
+cron.register(members_nightly, queue_name="low", cron="45 3 * * *", job_timeout=3600)  # RFM, lifecycle, tags (ADR 0028)

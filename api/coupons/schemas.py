@@ -38,10 +38,13 @@ class TemplateSchema(Schema):
                                   metadata={"description": "promotion prices the coupon applies on top of "
                                                            "(default: member prices only)"})  # fmt: skip
     audience = fields.String(
-        load_default="anyone", validate=validate.OneOf(["anyone", "new_shoppers", "levels", "tags"])
+        load_default="anyone", validate=validate.OneOf(["anyone", "new_shoppers", "levels", "tags", "segment"])
     )
     audience_levels = fields.List(fields.Integer(strict=True, validate=validate.Range(0, 100)), load_default=list)
     audience_tags = fields.List(fields.String(validate=validate.Length(1, 40)), load_default=list)
+    audience_segment_id = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 2**31 - 1)
+    )
     auto_grant = fields.String(load_default=None, allow_none=True,
                                validate=validate.OneOf(["signup", "birthday", "cart_recovery"]))  # fmt: skip
     status = fields.String(dump_only=True)
@@ -77,11 +80,12 @@ class SegmentSchema(Schema):
     user_ids = fields.List(fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1)),
                            validate=validate.Length(1, 100_000))  # fmt: skip
     min_level = fields.Integer(strict=True, validate=validate.Range(0, 100))
+    segment_id = fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1))  # a member segment
 
     @validates_schema
     def _one(self, data, **kwargs):
         if len(data) != 1:
-            raise ValidationError("Give exactly one of user_ids or min_level.")
+            raise ValidationError("Give exactly one of user_ids, min_level or segment_id.")
 
 
 class BulkGrantSchema(Schema):

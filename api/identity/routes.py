@@ -38,7 +38,8 @@ def _token_response(user: User) -> dict:
 def wechat_login(body):
     """Exchange a wx.login() code for the platform's bearer token (shoppers)."""
     app_id = body["app_id"] or settings().wechat_default_app
-    user = services.login_with_wechat(db.session, wechat=wechat_client(), app_id=app_id, code=body["code"])
+    user = services.login_with_wechat(db.session, wechat=wechat_client(), app_id=app_id, code=body["code"],
+                                      channel=body["channel"])  # fmt: skip
     commit()
     return _token_response(user)
 

@@ -23,6 +23,8 @@ class TrimmedEmail(fields.Email):
 class WeChatLoginSchema(Schema):
     code = fields.String(required=True, validate=validate.Length(1, 128))
     app_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+    # The channel parameter the mini-program was opened with (scene / query), kept as the member's first touch.
+    channel = fields.String(load_default=None, validate=validate.Length(1, 64))
 
 
 class DevLoginSchema(Schema):

@@ -1,101 +1,161 @@
+"""Request and response shapes of the members operator API (tags, segments, RFM, lifecycle, cross-brand)."""
+
+from __future__ import annotations
+
 from marshmallow import Schema, fields, validate
 
-Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1), **kw)  # noqa: E731
+from mall.members.models import GROUPS, STAGES
+
+UserId = lambda: fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1))  # noqa: E731
+Code = lambda **kw: fields.String(validate=validate.Length(1, 80), **kw)  # noqa: E731
+Codes = lambda: fields.List(Code(), validate=validate.Length(max=50))  # noqa: E731
+BrandIds = lambda: fields.List(UserId(), validate=validate.Length(max=50))  # noqa: E731
 
 
-class PointsMoneySchema(Schema):
-    amount = fields.Integer()
-    currency = fields.String()
+class ScopeArgs(Schema):
+    brand_id = fields.Integer(load_default=None, validate=validate.Range(1, 2**31 - 1))
 
 
-class PointsNextExpirySchema(Schema):
-    points = fields.Integer()
-    expires_at = fields.AwareDateTime()
+class TagArgs(ScopeArgs):
+    kind = fields.String(load_default=None, validate=validate.OneOf(["channel", "system", "manual"]))
 
 
-class PointsBalanceSchema(Schema):
-    available = fields.Integer(metadata={"description": "usable now"})
-    pending = fields.Integer(metadata={"description": "earned on orders not settled yet"})
-    reserved = fields.Integer(metadata={"description": "held by unpaid orders"})
-    value = fields.Nested(PointsMoneySchema, metadata={"description": "what the available points are worth"})
-    next_expiry = fields.Nested(PointsNextExpirySchema, allow_none=True)
+class TagSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    brand_id = fields.Integer(strict=True, load_only=True, load_default=None, validate=validate.Range(1, 2**31 - 1))
+    scope = fields.Integer(dump_only=True, metadata={"description": "0: the platform, else the brand's id"})
+    kind = fields.String(dump_only=True)
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_\-:.]{1,80}$"))
+    name = fields.String(load_default="", validate=validate.Length(max=80))
 
 
-class PointsEntrySchema(Schema):
-    id = fields.Integer()
-    kind = fields.String()
-    amount = fields.Integer(metadata={"description": "signed: + granted, - taken"})
-    lot_id = fields.Integer()
-    brand_id = fields.Integer(allow_none=True)
-    order_id = fields.Integer(allow_none=True)
-    order_line_id = fields.Integer(allow_none=True)
-    refund_line_id = fields.Integer(allow_none=True)
-    reason = fields.Dict()
-    created_at = fields.AwareDateTime()
+class TagPatchSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 80))
 
 
-class PointsEntryPageSchema(Schema):
-    items = fields.List(fields.Nested(PointsEntrySchema))
-    next_before_id = fields.Integer(allow_none=True, metadata={"description": "pass as before_id for the next page"})
+class UserIdsSchema(Schema):
+    user_ids = fields.List(UserId(), required=True, validate=validate.Length(1, 10_000))
 
 
-QueryId = lambda **kw: fields.Integer(validate=validate.Range(1, 2**31 - 1), **kw)  # noqa: E731
+class SegmentRefSchema(Schema):
+    segment_id = UserId()
 
 
-class PointsHistoryArgs(Schema):
-    before_id = QueryId(load_default=None)
-    limit = fields.Integer(strict=False, load_default=20, validate=validate.Range(1, 100))
+class CountSchema(Schema):
+    count = fields.Integer()
 
 
-class PointsCheckInSchema(Schema):
-    day = fields.String(metadata={"description": "the shop's calendar day"})
-    points = fields.Integer()
-    granted = fields.Boolean(metadata={"description": "false: today's check-in was done already"})
-    balance = fields.Nested(PointsBalanceSchema)
+class QueuedSchema(Schema):
+    job_id = fields.String()
 
 
-class PointsAdjustmentSchema(Schema):
-    user_id = Id(required=True)
-    points = fields.Integer(strict=True, required=True, validate=validate.Range(-(10**9), 10**9))
-    reason = fields.String(required=True, validate=validate.Length(3, 200))
-    brand_id = Id(load_default=None, metadata={"description": "platform admins: the brand funding a credit"})
+class DefinitionSchema(Schema):
+    """Every filter given must hold (AND); within a list, any value (OR) except tags_all."""
+
+    tags_any = Codes()
+    tags_all = Codes()
+    tags_none = Codes()
+    levels = fields.List(fields.Integer(strict=True, validate=validate.Range(0, 100)), validate=validate.Length(max=50))
+    min_level = fields.Integer(strict=True, validate=validate.Range(0, 100))
+    rfm_groups = fields.List(fields.String(validate=validate.OneOf(GROUPS)), validate=validate.Length(max=11))
+    stages = fields.List(fields.String(validate=validate.OneOf(STAGES)), validate=validate.Length(max=5))
+    bought_brands = BrandIds()
+    not_bought_brands = BrandIds()
+    first_touch = fields.List(fields.String(validate=validate.OneOf(["signup", "live_room", "guide", "campaign"])),
+                              validate=validate.Length(max=4))  # fmt: skip
+    min_orders = fields.Integer(strict=True, validate=validate.Range(0, 10**6))
+    min_spend = fields.Integer(strict=True, validate=validate.Range(0, 10**12))
 
 
-class PointsAdjustedSchema(Schema):
+class MemberSegmentSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    brand_id = fields.Integer(strict=True, load_only=True, load_default=None, validate=validate.Range(1, 2**31 - 1))
+    scope = fields.Integer(dump_only=True)
+    name = fields.String(required=True, validate=validate.Length(1, 80))
+    definition = fields.Nested(DefinitionSchema, required=True)
+
+
+class MemberSegmentPatchSchema(Schema):
+    name = fields.String(validate=validate.Length(1, 80))
+    definition = fields.Nested(DefinitionSchema)
+
+
+class PreviewSchema(Schema):
+    brand_id = fields.Integer(strict=True, load_default=None, validate=validate.Range(1, 2**31 - 1))
+    definition = fields.Nested(DefinitionSchema, required=True)
+
+
+class PageArgs(Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(0, 2**31 - 1))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+
+
+class MemberSchema(Schema):
     user_id = fields.Integer()
-    available = fields.Integer()
-    pending = fields.Integer()
-    reserved = fields.Integer()
+    display_name = fields.String()
+    member_level = fields.Integer()
+    rfm_group = fields.String(allow_none=True)
+    stage = fields.String(allow_none=True)
 
 
-class PointsLiabilityArgs(Schema):
-    brand_id = QueryId(load_default=None)
+class RunAbout(Schema):
+    scope = fields.Integer()
+    run_id = fields.Integer(allow_none=True)
+    as_of = fields.AwareDateTime(allow_none=True)
 
 
-class PointsFunderSchema(Schema):
-    brand_id = fields.Integer(allow_none=True, metadata={"description": "null: the platform funded these points"})
-    available = fields.Integer()
-    pending = fields.Integer()
-    points = fields.Integer()
-    value = fields.Integer(metadata={"description": "minor units"})
-    breakage_bp = fields.Integer()
-    cohort_points = fields.Integer()
-    cohort_expired = fields.Integer()
-    net_value = fields.Integer(metadata={"description": "value less expected breakage, minor units"})
+class Cell(Schema):
+    r = fields.Integer()
+    f = fields.Integer()
+    members = fields.Integer()
 
 
-class PointsTotalSchema(Schema):
-    available = fields.Integer()
-    pending = fields.Integer()
-    points = fields.Integer()
-    value = fields.Integer()
-    net_value = fields.Integer()
+class GroupCount(Schema):
+    group = fields.String()
+    members = fields.Integer()
 
 
-class PointsLiabilitySchema(Schema):
-    as_of = fields.AwareDateTime()
-    currency = fields.String()
-    points_per_unit = fields.Integer()
-    funders = fields.List(fields.Nested(PointsFunderSchema))
-    total = fields.Nested(PointsTotalSchema)
-    method = fields.String()
+class GridSchema(RunAbout):
+    cells = fields.List(fields.Nested(Cell))
+    groups = fields.List(fields.Nested(GroupCount))
+
+
+class Move(Schema):
+    from_ = fields.String(data_key="from", attribute="from", allow_none=True)
+    to = fields.String()
+    members = fields.Integer()
+    because = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                          metadata={"description": "members per changed score (r, f, m), or new_member"})  # fmt: skip
+
+
+class MovementsSchema(RunAbout):
+    previous_run_id = fields.Integer(allow_none=True)
+    moves = fields.List(fields.Nested(Move))
+
+
+class StageCount(Schema):
+    stage = fields.String()
+    members = fields.Integer()
+
+
+class Transition(Schema):
+    from_ = fields.String(data_key="from", attribute="from", allow_none=True)
+    to = fields.String()
+    members = fields.Integer()
+
+
+class LifecycleSchema(RunAbout):
+    stages = fields.List(fields.Nested(StageCount))
+    transitions = fields.List(fields.Nested(Transition))
+
+
+class Pair(Schema):
+    brand_a = fields.Integer()
+    brand_b = fields.Integer()
+    buyers = fields.Integer()
+    repurchased = fields.Integer()
+    rate_bp = fields.Integer()
+
+
+class CrossBrandSchema(RunAbout):
+    pairs = fields.List(fields.Nested(Pair))

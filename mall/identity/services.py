@@ -16,10 +16,13 @@ from mall.identity.roles import BRAND_SCOPED, Actor, Role
 from mall.identity.wechat import WeChatClient, WeChatSession
 
 
-def login_with_wechat(session: Session, *, wechat: WeChatClient, app_id: str, code: str) -> User:
-    """One shopper per (app id, openid); a known unionid attaches the new app to that shopper."""
+def login_with_wechat(
+    session: Session, *, wechat: WeChatClient, app_id: str, code: str, channel: str | None = None
+) -> User:  # fmt: skip
+    """One shopper per (app id, openid); a known unionid attaches the new app to that shopper. `channel`: the
+    channel parameter the mini-program was opened with (a poster, a campaign), kept on the sign-up event."""
     ws = wechat.code2session(app_id, code)
-    account = _wechat_account(session, app_id, ws.openid) or _first_login(session, app_id, ws)
+    account = _wechat_account(session, app_id, ws.openid) or _first_login(session, app_id, ws, channel)
     account.session_key = ws.session_key
     account.unionid = ws.unionid or account.unionid
     account.last_login_at = clock.now()
@@ -33,7 +36,7 @@ def _wechat_account(session: Session, app_id: str, openid: str) -> WeChatAccount
     return session.scalar(sa.select(WeChatAccount).filter_by(app_id=app_id, openid=openid))
 
 
-def _first_login(session: Session, app_id: str, ws: WeChatSession) -> WeChatAccount:
+def _first_login(session: Session, app_id: str, ws: WeChatSession, channel: str | None = None) -> WeChatAccount:
     """The account for a first login. wx.login() can fire twice at launch: when two first logins
     race, the account insert that loses the race writes nothing and both use the winner's shopper."""
     user = _user_for_unionid(session, ws.unionid)
@@ -51,7 +54,8 @@ def _first_login(session: Session, app_id: str, ws: WeChatSession) -> WeChatAcco
         index_elements=["app_id", "openid"],
     )  # fmt: skip
     if new_shopper and inserted:
-        events.record(session, "shopper.signed_up", aggregate="user", aggregate_id=user.id)
+        extra = {"channel": channel} if channel else {}
+        events.record(session, "shopper.signed_up", aggregate="user", aggregate_id=user.id, **extra)
     elif new_shopper:
         session.delete(user)  # the concurrent login made the shopper
         session.flush()

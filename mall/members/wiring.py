@@ -1,17 +1,15 @@
-"""Plug points into orders, refunds, sign-up and the outbox (called by the composition root, which also installs
-`earning.settle` as a settlement hook)."""
+"""Plug members into sign-up, coupons (tag and segment audiences, bulk grants) and journeys (called at start-up)."""
 
 from __future__ import annotations
 
 from mall import events
-from mall.members import earning, expiry, grants, policy
-from mall.members.policy import PointsPolicy
+from mall.members import segments, tags
 from mall.notifications import guards
+from mall.promotions.coupons import services as coupons
 
 
-def install(rules: PointsPolicy) -> None:
-    policy.install(rules)
-    events.react("order.paid", earning.earn)  # pending lots, in the payment's transaction
-    events.react("refund_lines.written", earning.reverse)  # every refund path, per refunded part of a line
-    events.react("shopper.signed_up", grants.on_signed_up)
-    guards.register("points_left", expiry.points_left)
+def install() -> None:
+    events.react("shopper.signed_up", tags.on_signed_up)
+    coupons.tag_lookup = tags.codes_of
+    coupons.segment_audience = segments.audience
+    guards.register("in_segment", segments.in_segment_guard)

@@ -53,6 +53,7 @@ class JourneyEnrollment(Base):
 
 
 CONDITIONS = {"no_order_since_anchor"}
+IN_SEGMENT = "in_segment:"  # `in_segment:<segment id>`: the shopper is in that member segment when the step fires
 INACTIVE_LOOKBACK_DAYS = 2  # the daily inactivity run looks this far past the threshold (catch-up)
 
 
@@ -68,13 +69,26 @@ def define(session: Session, *, name: str, anchor: str, steps: list[dict], inact
                       field="inactive_days")  # fmt: skip
     for step in steps:
         templates.get(step["template_key"])
-        if step.get("condition") and step["condition"] not in CONDITIONS:
+        if step.get("condition") and step["condition"] not in CONDITIONS and not _segment_condition(step["condition"]):
             raise Invalid("journey.condition_unknown", f"Unknown condition {step['condition']!r}.", field="steps")
     journey = Journey(name=name, anchor=anchor, inactive_days=inactive_days,
                       steps=[JourneyStep(**step) for step in steps])  # fmt: skip
     session.add(journey)
     session.flush()
     return journey
+
+
+def _segment_condition(condition: str) -> bool:
+    return condition.startswith(IN_SEGMENT) and condition.removeprefix(IN_SEGMENT).isdigit()
+
+
+def _guard(condition: str | None, anchor_at: datetime) -> dict | None:
+    """The outbox guard a step's condition becomes (re-checked when the message fires)."""
+    if not condition:
+        return None
+    if _segment_condition(condition):  # the members capability registers the `in_segment` guard
+        return {"type": "in_segment", "segment_id": int(condition.removeprefix(IN_SEGMENT))}
+    return {"type": "no_order_since", "since": anchor_at.isoformat()}
 
 
 def enter(
@@ -99,7 +113,7 @@ def enter(
 
 def _queue_steps(session: Session, journey: Journey, user_id: int, anchor_ref: str, anchor_at: datetime) -> None:
     for step in journey.steps:
-        guard = {"type": "no_order_since", "since": anchor_at.isoformat()} if step.condition else None
+        guard = _guard(step.condition, anchor_at)
         notify(session, user_id=user_id, template_key=step.template_key, payload=dict(step.payload),
                send_after=anchor_at + timedelta(minutes=step.offset_minutes), guard=guard,
                dedupe_key=f"journey-{journey.id}-{user_id}-{anchor_ref}-{step.id}")  # fmt: skip

@@ -1,7 +1,7 @@
 """points: lots, an append-only ledger of entries and a cached balance per member; a cursor for the expiry reminder
 
 Revision ID: 0029_points
-Revises: 0024_guides
+Revises: 0028_commission_holds
 Create Date: 2026-12-03 10:12:04
 
 The expiry sweep reads the partial index ix_points_lots_due (available lots with points left, by expiry) (ADR 0027).
@@ -14,7 +14,7 @@ import mall.db
 
 # revision identifiers, used by Alembic.
 revision = "0029_points"
-down_revision = "0024_guides"
+down_revision = "0028_commission_holds"
 branch_labels = None
 depends_on = None
 

@@ -197,6 +197,27 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/admin/guides/commission/holds/release"): MERCHANT,
     ("POST", "/api/v1/admin/guides/commission/holds/void"): MERCHANT,
     ("GET", "/api/v1/guide/commission/holds"): GUIDES,
+    # members
+    ("GET", "/api/v1/admin/members/tags"): MERCHANT,
+    ("POST", "/api/v1/admin/members/tags"): MERCHANT,
+    ("PATCH", "/api/v1/admin/members/tags/<int:tag_id>"): MERCHANT,
+    ("DELETE", "/api/v1/admin/members/tags/<int:tag_id>"): MERCHANT,
+    ("POST", "/api/v1/admin/members/tags/<int:tag_id>/assign"): MERCHANT,
+    ("POST", "/api/v1/admin/members/tags/<int:tag_id>/unassign"): MERCHANT,
+    ("POST", "/api/v1/admin/members/tags/<int:tag_id>/assign-segment"): MERCHANT,
+    ("GET", "/api/v1/admin/members/segments"): MERCHANT,
+    ("POST", "/api/v1/admin/members/segments"): MERCHANT,
+    ("POST", "/api/v1/admin/members/segments/count"): MERCHANT,
+    ("GET", "/api/v1/admin/members/segments/<int:segment_id>"): MERCHANT,
+    ("PATCH", "/api/v1/admin/members/segments/<int:segment_id>"): MERCHANT,
+    ("DELETE", "/api/v1/admin/members/segments/<int:segment_id>"): MERCHANT,
+    ("GET", "/api/v1/admin/members/segments/<int:segment_id>/count"): MERCHANT,
+    ("GET", "/api/v1/admin/members/segments/<int:segment_id>/members"): MERCHANT,
+    ("GET", "/api/v1/admin/members/rfm/grid"): MERCHANT,
+    ("GET", "/api/v1/admin/members/rfm/movements"): MERCHANT,
+    ("GET", "/api/v1/admin/members/lifecycle"): MERCHANT,
+    ("GET", "/api/v1/admin/members/cross-brand"): MERCHANT,
+    ("POST", "/api/v1/admin/members/runs"): PLATFORM,
 }
 
 # Routes anyone may call without a token.

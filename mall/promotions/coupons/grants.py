@@ -9,7 +9,7 @@ from mall import clock
 from mall.events import DomainEvent
 from mall.identity.models import User
 from mall.promotions.coupons.models import BulkGrant, Coupon, CouponTemplate
-from mall.promotions.coupons.services import ensure_issuing, get_template, issue
+from mall.promotions.coupons.services import ensure_issuing, get_template, issue, segment_clause
 
 BATCH = 500
 
@@ -54,14 +54,18 @@ def start_bulk_grant(session: Session, *, actor, template_id: int, segment: dict
     template = get_template(session, template_id)
     set_template_status(session, actor=actor, template_id=template_id, status=template.status)  # ownership check
     ensure_issuing(template)  # a paused or ended template would grant nothing: say so now, not after the job
-    bulk = BulkGrant(template_id=template_id, segment=segment, total=_segment(session, segment, count=True))
+    bulk = BulkGrant(template_id=template_id, segment=segment,
+                     total=_segment(session, segment, count=True, brand_id=template.brand_id))  # fmt: skip
     session.add(bulk)
     session.flush()
     return bulk
 
 
-def _segment(session: Session, segment: dict, *, count: bool = False, after: int = 0, limit: int | None = None):
+def _segment(session: Session, segment: dict, *, count: bool = False, after: int = 0, limit: int | None = None,
+             brand_id: int | None = None):  # fmt: skip
     query = sa.select(sa.func.count() if count else User.id).where(User.role == "shopper")
+    if "segment_id" in segment:  # a member segment (ADR 0028), evaluated as it is at each batch
+        query = query.where(segment_clause(session, segment["segment_id"], brand_id))
     if "user_ids" in segment:
         query = query.where(User.id.in_(segment["user_ids"]))
     if "min_level" in segment:
@@ -84,7 +88,7 @@ def run_bulk_batch(session: Session, *, bulk_id: int) -> bool:
         return True
     bulk = session.get(BulkGrant, bulk_id, populate_existing=True)
     template = get_template(session, bulk.template_id)
-    users = _segment(session, bulk.segment, after=bulk.last_user_id)
+    users = _segment(session, bulk.segment, after=bulk.last_user_id, brand_id=template.brand_id)
     for user_id in users:
         coupon = issue(session, template=template, user_id=user_id, source="bulk", grant_ref=f"bulk-{bulk.id}",
                        strict=False)  # fmt: skip

@@ -43,9 +43,11 @@ class CouponTemplate(Timestamped, Base):
     # Promotion prices whose lines the coupon still applies to: flash_sale | group_buy | member_price | bundle | live.
     # By default not flash-sale or group-buy lines; member prices do take coupons.
     combinable_with: Mapped[list] = mapped_column(JSONType, default=lambda: list(DEFAULT_COMBINABLE))
-    audience: Mapped[str] = mapped_column(sa.String(16), default="anyone")  # anyone | new_shoppers | levels | tags
+    # anyone | new_shoppers | levels | tags | segment
+    audience: Mapped[str] = mapped_column(sa.String(16), default="anyone")
     audience_levels: Mapped[list] = mapped_column(JSONType, default=list)
     audience_tags: Mapped[list] = mapped_column(JSONType, default=list)
+    audience_segment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("member_segments.id"))  # ADR 0028
     auto_grant: Mapped[str | None] = mapped_column(sa.String(16), index=True)  # signup | birthday | cart_recovery
     status: Mapped[str] = mapped_column(sa.String(10), default="active")  # active | paused | ended
 
@@ -86,7 +88,7 @@ class BulkGrant(Timestamped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     template_id: Mapped[int] = mapped_column(sa.ForeignKey("coupon_templates.id"))
-    segment: Mapped[dict] = mapped_column(JSONType)  # {"user_ids": [...]} | {"min_level": 2} | {"tags": [...]}
+    segment: Mapped[dict] = mapped_column(JSONType)  # {"user_ids": [...]} | {"min_level": 2} | {"segment_id": 3}
     status: Mapped[str] = mapped_column(sa.String(10), default="queued")  # queued | running | done
     total: Mapped[int] = mapped_column(default=0)
     done: Mapped[int] = mapped_column(default=0)

@@ -19,9 +19,11 @@ from mall.promotions.coupons.models import ROOM_ONLY, Coupon, CouponTemplate
 
 # Hooks the composition root fills (workers/composition.py), never configuration read from here:
 # what runs when a coupon is issued (the expiry reminder, at the lead the settings give), and the
-# shopper's tags for tag-targeted coupons (the members capability).
+# shopper's tags for tag-targeted coupons and a member segment's clause on users.id for segment audiences and
+# bulk grants (segment id, the template's brand id; raises if the brand may not use it) (the members capability).
 ON_ISSUED: list[Callable[[Session, Coupon], None]] = []
 tag_lookup: Callable[[Session, int], set[str]] | None = None
+segment_audience: Callable[[Session, int, int | None], sa.ColumnElement[bool]] | None = None
 
 
 def create_template(session: Session, *, actor: Actor, brand_id: int | None, **fields) -> CouponTemplate:
@@ -36,6 +38,8 @@ def create_template(session: Session, *, actor: Actor, brand_id: int | None, **f
     if fields["funded_by"] == "brand" and brand_id is None:
         raise Invalid("coupon.funding_invalid", "A platform coupon has no brand to fund it.", field="funded_by")
     _check_template(fields)
+    if fields.get("audience") == "segment":
+        segment_clause(session, fields.get("audience_segment_id"), brand_id)
     template = CouponTemplate(brand_id=brand_id, **fields)
     session.add(template)
     session.flush()
@@ -61,6 +65,13 @@ def _check_template(f: dict) -> None:
         raise Invalid(
             "coupon.scope_ids_required", "Name the brands, categories or products in scope.", field="scope_ids"
         )
+
+
+def segment_clause(session: Session, segment_id: int | None, brand_id: int | None) -> sa.ColumnElement[bool]:
+    """The members of a segment this brand (None: the platform) may target, as a clause on users.id."""
+    if segment_id is None or segment_audience is None:
+        raise Invalid("coupon.segment_unknown", "Name the member segment.", field="audience_segment_id")
+    return segment_audience(session, segment_id, brand_id)
 
 
 def get_template(session: Session, template_id: int) -> CouponTemplate:
@@ -211,6 +222,9 @@ def _check_audience(session: Session, template: CouponTemplate, user_id: int) ->
         ok = user.member_level in (template.audience_levels or [])
     elif template.audience == "tags":
         ok = tag_lookup is not None and bool(tag_lookup(session, user_id) & set(template.audience_tags or []))
+    elif template.audience == "segment":
+        clause = segment_clause(session, template.audience_segment_id, template.brand_id)
+        ok = session.scalar(sa.select(User.id).where(User.id == user_id, clause)) is not None
     else:
         ok = True
     if not ok:

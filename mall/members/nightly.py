@@ -1,0 +1,68 @@
+"""The nightly members job, step by step: each step one short transaction (the caller's unit of work), so a
+failure leaves finished steps in place, the run marked failed, and the next night starts over (ADR 0028)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from sqlalchemy.orm import Session
+
+from mall.members import rfm, tags
+from mall.members.models import RfmRun
+
+UnitOfWork = Callable[[], AbstractContextManager[Session]]
+
+
+def run(unit_of_work: UnitOfWork, *, thresholds: rfm.Thresholds = rfm.Thresholds(), with_tags: bool = True) -> dict:
+    """Score every brand and the platform, pair brands, finish the run, then tags and pruning in batches."""
+    started = time.perf_counter()
+    with unit_of_work() as session:
+        run_id = rfm.start(session).id
+    try:
+        figures = _score(unit_of_work, run_id, thresholds)
+    except BaseException:
+        with unit_of_work() as session:
+            session.get(RfmRun, run_id).status = "failed"
+        raise
+    figures["scores_seconds"] = round(time.perf_counter() - started, 3)
+    with unit_of_work() as session:
+        rfm.finish(session, run=session.get(RfmRun, run_id), figures=figures)
+    if with_tags:
+        figures["tags"] = refresh_tags(unit_of_work, run_id=run_id)
+    figures["pruned"] = prune(unit_of_work)
+    figures["run_id"] = run_id
+    return figures
+
+
+def _score(unit_of_work: UnitOfWork, run_id: int, thresholds: rfm.Thresholds) -> dict:
+    scored = {}
+    for brands in (True, False):  # the brands, then the platform: a transaction each
+        with unit_of_work() as session:
+            counts = rfm.score(session, run=session.get(RfmRun, run_id), brands=brands, thresholds=thresholds)
+        scored.update({("platform" if scope == 0 else str(scope)): n for scope, n in counts.items()})
+    with unit_of_work() as session:
+        pairs = rfm.pair_brands(session, run=session.get(RfmRun, run_id))
+    return {"members": scored, "brand_pairs": pairs}
+
+
+def refresh_tags(unit_of_work: UnitOfWork, *, run_id: int | None) -> dict:
+    with unit_of_work() as session:
+        batches = tags.user_id_batches(session)
+    total: dict[str, int] = {}
+    for lo, hi in batches:
+        with unit_of_work() as session:
+            for key, n in tags.refresh_batch(session, lo=lo, hi=hi, run_id=run_id).items():
+                total[key] = total.get(key, 0) + n
+    return total
+
+
+def prune(unit_of_work: UnitOfWork) -> int:
+    pruned = 0
+    while True:
+        with unit_of_work() as session:
+            n = rfm.prune_batch(session)
+        pruned += n
+        if n == 0:
+            return pruned
