@@ -65,7 +65,7 @@ def due_unpaid_reminders(session: Session, *, delay: timedelta, limit: int = 100
         sa.select(Order.id, Order.created_at, Order.expires_at)
         .where(_UNPAID, Order.expires_at > now)  # the status as written in the partial index's predicate
         .where(sa.or_(Order.created_at <= now - delay, Order.expires_at <= now + REMINDER_LEAD), ~written.exists())
-        .order_by(Order.expires_at)
+        .order_by(Order.expires_at, Order.id)  # ties (one checkout, many orders) in placement order
         .limit(limit)
     )
     return [
