@@ -56,13 +56,16 @@ def settle(session: Session, *, sub_order_ids: list[int], now: datetime) -> list
     if not sub_order_ids:
         return []
     settled = session.execute(_SETTLE, {"_ids": sorted(sub_order_ids), "_now": now}).all()
+    batch = []
     for sub_id, order_id, brand_id, payable, refunded in sorted(settled):
         loaded = session.identity_map.get(identity_key(SubOrder, sub_id))
         if loaded is not None:
             session.expire(loaded, ["settled_at", "updated_at"])
-        events.record(session, "sub_order.settled", aggregate="order", aggregate_id=order_id, sub_order_id=sub_id,
-                      brand_id=brand_id, settled_at=now.isoformat(), payable_total=payable, refunded_total=refunded,
-                      settled_total=payable - refunded)  # fmt: skip
+        batch.append(events.new("sub_order.settled", aggregate="order", aggregate_id=order_id, actor=None,
+                                occurred_at=clock.now(), sub_order_id=sub_id, brand_id=brand_id,
+                                settled_at=now.isoformat(), payable_total=payable, refunded_total=refunded,
+                                settled_total=payable - refunded))  # fmt: skip
+    events.write_many(session, batch)  # one statement for the batch: a round trip per event was most of a sweep
     ids = sorted(row[0] for row in settled)
     if ids:
         for hook in ON_SETTLED:
