@@ -22,6 +22,7 @@ from mall.guides.models import GuideLink
 from mall.identity import services as identity
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
+from mall.live import attribution as live_attribution
 from mall.live import links, pinning, rooms
 from mall.live.models import LiveLink
 from mall.notifications import journeys
@@ -176,6 +177,7 @@ def _load_live_room(session: Session, actor: Actor) -> None:
     token = links.token(link, secret=DEMO_SIGNING)
     for n, quantity in enumerate((1, 2, 1), start=1):
         viewer = identity.dev_login(session, role=Role.SHOPPER, name=f"demo-viewer-{n}", brand_id=None)
+        live_attribution.record_visit(session, user_id=viewer.id, room_id=room.id)  # watching when they tapped
         opened = links.open_link(session, actor=Actor(viewer.id, Role.SHOPPER), link_token=token,
                                  secret=DEMO_SIGNING, quantity=quantity)  # fmt: skip
         paid_order(session, shopper_id=viewer.id, line_ids=[opened.line_id])

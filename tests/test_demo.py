@@ -89,7 +89,7 @@ def test_demo_has_a_live_room_on_air_with_a_lineup_and_its_host(session):
 
     figures = numbers.room_numbers(session, actor=Actor(host.id, Role.HOST), room_id=room.id)
     pinned = next(s for s in figures["segments"] if s["segment_id"] == view["pinned"]["segment_id"])
-    assert (pinned["orders"], pinned["cart_adds"]) == (3, 3)
+    assert (pinned["orders"], pinned["cart_adds"], figures["totals"]["viewers"]) == (3, 3, 3)
     assert pinned["paid_gmv"] == 4 * view["lineup"][0]["live_price"] == figures["totals"]["net_gmv"]
 
 
