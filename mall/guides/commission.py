@@ -26,9 +26,11 @@ from mall import clock
 from mall.catalog.models import Category, Product
 from mall.errors import NotFound
 from mall.guides import holds, ledger, rates
+from mall.guides.hold_models import HoldSettings
 from mall.guides.ledger_models import CommissionEntry as Entry
 from mall.guides.models import Binding, BindingEvent, Guide
 from mall.guides.services import own_guide
+from mall.identity.models import User
 from mall.identity.roles import Actor, Role
 from mall.orders.models import Order, OrderLine, RefundLine, SubOrder
 
@@ -40,25 +42,28 @@ def earn(session: Session, event) -> None:
     order = session.get(Order, event.aggregate_id)  # in the session already: the payment just moved it
     if not any(line.guide_id is not None for line in order.lines):
         return  # no guide: nothing more read (paying loads the lines anyway)
-    rows = session.execute(
-        sa.select(OrderLine, SubOrder.brand_id, Category.path)
+    buyer_since = sa.select(User.created_at).where(User.id == order.user_id).scalar_subquery()
+    rows = session.execute(  # the lines with what deciding needs: brand, category, guide, hold thresholds, buyer
+        sa.select(OrderLine, SubOrder.brand_id, Category.path, Guide, HoldSettings, buyer_since)
         .join(SubOrder, SubOrder.id == OrderLine.sub_order_id)
         .join(Product, Product.id == OrderLine.product_id)
         .join(Category, Category.id == Product.category_id)
-        .where(OrderLine.order_id == event.aggregate_id, OrderLine.guide_id.is_not(None))
+        .join(Guide, Guide.id == OrderLine.guide_id)
+        .outerjoin(HoldSettings, HoldSettings.brand_id == Guide.brand_id)
+        .where(OrderLine.order_id == event.aggregate_id)
         .order_by(OrderLine.id)
     ).all()  # fmt: skip
     paid_at = order.paid_at or clock.now()
-    guides = {g.id: g for g in session.scalars(sa.select(Guide).where(Guide.id.in_({r[0].guide_id for r in rows})))}
-    cards = rates.in_force(session, {brand_id for _, brand_id, _ in rows}, paid_at)
+    cards = rates.in_force(session, {row[1] for row in rows}, paid_at)
     by_guide: dict[int, list] = defaultdict(list)
     for row in rows:
         by_guide[row[0].guide_id].append(row)
     now = clock.now()
     for guide_id, guided in sorted(by_guide.items()):
-        guide = guides[guide_id]
-        hold = holds.hold_reason(session, guide=guide, order=order, lines=[line for line, _, _ in guided])
-        for line, brand_id, path in guided:
+        _, _, _, guide, settings, since = guided[0]
+        hold = holds.hold_reason(session, guide=guide, order=order, lines=[row[0] for row in guided],
+                                 limits=holds.of_row(settings), buyer_since=since)  # fmt: skip
+        for line, brand_id, path, *_ in guided:
             decision = rates.decide(cards, line=line, brand_id=brand_id, currency=order.currency,
                                     category_path=path, grade=guide.grade)  # fmt: skip
             reason = {**decision.reason, "binding_id": line.guide_binding_id}

@@ -39,7 +39,7 @@ def per_day(session: Session, *, guide_id: int, currency: str, now: datetime, tz
     first_open = today if now - _midnight(today, zone) >= GRACE else today - timedelta(days=1)
     closed = [d for d in window if d < first_open]
     figures = _closed(session, guide_id, currency, closed, zone) if closed else {}
-    figures.update(_open(session, guide_id, currency, _midnight(max(first_open, window[0]), zone), zone))
+    figures.update(_open(session, guide_id, currency, _midnight(max(first_open, window[0]), zone), today, zone))
     return [{"date": d.isoformat(), "earned": figures.get(d, 0)} for d in window]
 
 
@@ -68,8 +68,13 @@ def _closed(session: Session, guide_id: int, currency: str, closed: list[date], 
     return kept
 
 
-def _open(session: Session, guide_id: int, currency: str, start: datetime, zone: ZoneInfo) -> dict[date, int]:
-    """The open days' figures, from the guide's entries posted since `start`, walked newest first."""
+def _open(session: Session, guide_id: int, currency: str, start: datetime, today: date,
+          zone: ZoneInfo) -> dict[date, int]:  # fmt: skip
+    """The open days' figures, from the guide's entries posted since `start`, walked newest first: each step is
+    summed by the database (per open day), so only a row of figures per step comes back."""
+    first = start.astimezone(zone).date()
+    days = [first + timedelta(days=n) for n in range((today - first).days + 1)]  # today, and yesterday in the grace
+    bounds = [_midnight(d, zone) for d in days] + [_midnight(days[-1] + timedelta(days=1), zone)]
     figures: dict[date, int] = {}
     before = None
     while True:
@@ -77,11 +82,17 @@ def _open(session: Session, guide_id: int, currency: str, start: datetime, zone:
                  .where(Entry.guide_id == guide_id).order_by(Entry.id.desc()).limit(STEP))  # fmt: skip
         if before is not None:
             query = query.where(Entry.id < before)
-        rows = session.execute(query).all()
-        for _, at, amount, cur, kind, state in rows:
-            if at >= start and cur == currency and kind in CREDITS and state != "void":
-                day = at.astimezone(zone).date()
-                figures[day] = figures.get(day, 0) + int(amount)
-        if len(rows) < STEP or min(at for _, at, *_ in rows) < start - GRACE:
+        step = query.subquery()
+        credited = sa.and_(step.c.currency == currency, step.c.kind.in_(CREDITS), step.c.state != "void")
+        sums = [sa.func.coalesce(sa.func.sum(sa.case((sa.and_(credited, step.c.created_at >= low,
+                                                              step.c.created_at < high), step.c.amount), else_=0)), 0)
+                for low, high in zip(bounds, bounds[1:], strict=False)]  # fmt: skip
+        seen, last, oldest, *amounts = session.execute(
+            sa.select(sa.func.count(), sa.func.min(step.c.id), sa.func.min(step.c.created_at), *sums)
+        ).one()
+        for d, amount in zip(days, amounts, strict=True):
+            if amount:
+                figures[d] = figures.get(d, 0) + int(amount)
+        if seen < STEP or oldest < start - GRACE:
             return figures
-        before = rows[-1][0]
+        before = last

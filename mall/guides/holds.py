@@ -63,7 +63,11 @@ NAMES = tuple(f.name for f in fields(Thresholds))
 
 
 def thresholds(session: Session, brand_id: int) -> Thresholds:
-    row = session.get(HoldSettings, brand_id)
+    return of_row(session.get(HoldSettings, brand_id))
+
+
+def of_row(row: HoldSettings | None) -> Thresholds:
+    """A brand's thresholds from its settings row (None: the defaults)."""
     return DEFAULTS if row is None else Thresholds(**{name: getattr(row, name) for name in NAMES})
 
 
@@ -76,21 +80,19 @@ def set_thresholds(session: Session, *, brand_id: int, by: int | None, **changes
     return thresholds(session, brand_id)
 
 
-def hold_reason(session: Session, *, guide: Guide, order: Order, lines: list[OrderLine]) -> dict | None:
+def hold_reason(session: Session, *, guide: Guide, order: Order, lines: list[OrderLine],
+                limits: Thresholds | None = None, buyer_since: datetime | None = None) -> dict | None:  # fmt: skip
     """Why the guide's commission on `order` (its `lines` attributed to them) should be held, or None. Records the
-    order's signal for the cluster rules (once per order and guide: safe to call again)."""
-    limits, now = thresholds(session, guide.brand_id), clock.now()
-    fresh = _freshness(session, order, limits, now)
+    order's signal for the cluster rules (once per order and guide: safe to call again). `limits` (the brand's
+    thresholds) and `buyer_since` (when the buyer's account was made) are read here unless the caller has them."""
+    limits, now = limits or thresholds(session, guide.brand_id), clock.now()
+    fresh = _freshness(session, order, limits, now, buyer_since)
     key = address_key(order.address)
     insert_on_conflict(session, OrderSignal.__table__, index_elements=["order_id", "guide_id"], values={
         "guide_id": guide.id, "brand_id": guide.brand_id, "order_id": order.id, "shopper_id": order.user_id,
         "fresh": fresh is not None, "address_key": key, "paid_at": order.paid_at or now})  # fmt: skip
-    found = (
-        self_purchase(session, guide=guide, order=order)
-        or _fresh_cluster(session, guide, order, fresh, limits, now)
-        or _address_cluster(session, guide, order, key, limits, now)
-        or _coupon_spread(session, guide, order, limits)
-    )
+    found = self_purchase(session, guide=guide, order=order) or _cluster(session, guide, order, fresh, key, limits, now)
+    found = found or _coupon_spread(session, guide, order, limits)
     return None if found is None else {**found, "detected_at": now.isoformat()}
 
 
@@ -144,11 +146,13 @@ def _same_address_book(session: Session, order: Order, own: list[int]) -> dict |
 # clusters -----------------------------------------------------------------------------------------------------
 
 
-def _freshness(session: Session, order: Order, limits: Thresholds, now: datetime) -> dict | None:
+def _freshness(session: Session, order: Order, limits: Thresholds, now: datetime,
+               created: datetime | None) -> dict | None:  # fmt: skip
     """The buyer's account age and other paid orders, if the account counts as fresh (else None)."""
     if not limits.fresh_account_days:
         return None
-    created = session.scalar(sa.select(User.created_at).where(User.id == order.user_id))
+    if created is None:
+        created = session.scalar(sa.select(User.created_at).where(User.id == order.user_id))
     age = now - created
     if age >= timedelta(days=limits.fresh_account_days):
         return None
@@ -163,40 +167,41 @@ def _freshness(session: Session, order: Order, limits: Thresholds, now: datetime
     return {"account_age_hours": int(age.total_seconds() // 3600), "other_paid_orders": count}
 
 
-def _others(session: Session, guide: Guide, order: Order, size: int, *where) -> int:
-    """How many other shoppers (up to size - 1) this guide's signals matching `where` name."""
+def _others(guide: Guide, order: Order, size: int, *where):
+    """How many other shoppers (up to size - 1) this guide's signals matching `where` name: a scalar subquery."""
     shoppers = (
         sa.select(OrderSignal.shopper_id)
         .distinct()
         .where(OrderSignal.guide_id == guide.id, OrderSignal.shopper_id != order.user_id, *where)
         .limit(size - 1)
     )
-    return session.scalar(sa.select(sa.func.count()).select_from(shoppers.subquery()))
+    return sa.select(sa.func.count()).select_from(shoppers.subquery()).scalar_subquery()
 
 
-def _fresh_cluster(session, guide, order, fresh, limits: Thresholds, now: datetime) -> dict | None:
-    size, days = limits.fresh_cluster_size, limits.fresh_cluster_days
-    if fresh is None or not size:
+def _cluster(session, guide, order, fresh, key: str, limits: Thresholds, now: datetime) -> dict | None:
+    """The fresh-account cluster, else the one-address cluster: both counts in one statement (each stops at its
+    threshold), asked only for the rules that can apply."""
+    fresh_size, fresh_since = limits.fresh_cluster_size, now - timedelta(days=limits.fresh_cluster_days)
+    address_size, address_since = limits.address_cluster_size, now - timedelta(days=limits.address_cluster_days)
+    counts = {}
+    if fresh is not None and fresh_size:
+        counts["fresh"] = _others(guide, order, fresh_size, OrderSignal.fresh, OrderSignal.paid_at >= fresh_since)
+    if key and address_size:
+        counts["address"] = _others(guide, order, address_size, OrderSignal.address_key == key,
+                                    OrderSignal.paid_at >= address_since)  # fmt: skip
+    if not counts:
         return None
-    since = now - timedelta(days=days)
-    others = _others(session, guide, order, size, OrderSignal.fresh, OrderSignal.paid_at >= since)
-    if others + 1 < size:
-        return None
-    return {"rule": "fresh_cluster", "evidence": {"fresh_shoppers": others + 1, "window_days": days,
-            "since": since.isoformat(), "buyer": fresh, "threshold": size,
-            "fresh_account_days": limits.fresh_account_days, "fresh_max_orders": limits.fresh_max_orders}}  # fmt: skip
-
-
-def _address_cluster(session, guide, order, key: str, limits: Thresholds, now: datetime) -> dict | None:
-    size, days = limits.address_cluster_size, limits.address_cluster_days
-    if not key or not size:
-        return None
-    since = now - timedelta(days=days)
-    others = _others(session, guide, order, size, OrderSignal.address_key == key, OrderSignal.paid_at >= since)
-    if others + 1 < size:
-        return None
-    return {"rule": "address_cluster", "evidence": {"shoppers": others + 1, "window_days": days,
-            "since": since.isoformat(), "address": _short(order.address), "threshold": size}}  # fmt: skip
+    others = dict(zip(counts, session.execute(sa.select(*counts.values())).one(), strict=True))
+    if "fresh" in others and others["fresh"] + 1 >= fresh_size:
+        return {"rule": "fresh_cluster", "evidence": {"fresh_shoppers": others["fresh"] + 1,
+                "window_days": limits.fresh_cluster_days, "since": fresh_since.isoformat(), "buyer": fresh,
+                "threshold": fresh_size, "fresh_account_days": limits.fresh_account_days,
+                "fresh_max_orders": limits.fresh_max_orders}}  # fmt: skip
+    if "address" in others and others["address"] + 1 >= address_size:
+        return {"rule": "address_cluster", "evidence": {"shoppers": others["address"] + 1,
+                "window_days": limits.address_cluster_days, "since": address_since.isoformat(),
+                "address": _short(order.address), "threshold": address_size}}  # fmt: skip
+    return None
 
 
 # guide coupons ------------------------------------------------------------------------------------------------

@@ -48,12 +48,35 @@ def post(session: Session, *, guide_id: int, brand_id: int, currency: str, amoun
     values = {"guide_id": guide_id, "brand_id": brand_id, "currency": currency, "amount": amount, "kind": kind,
               "state": state, **{name: refs.get(name) for name in REFS}, "reason": reason, "idempotency_key": key,
               "created_at": now, "state_changed_at": now}  # fmt: skip
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and amount and state in CACHED:  # entry and balance in one round trip
+        return session.scalar(_post_and_bump(tuple(values)), values)
     written = insert_on_conflict(session, _ENTRIES, values=values, index_elements=["idempotency_key"])
     if written is None:
         return None
     if amount and state in CACHED:
         _bump(session, {(guide_id, currency): {state: amount}}, now)
     return written[0]
+
+
+@functools.cache
+def _post_and_bump(columns: tuple[str, ...]) -> sa.Select:
+    """PostgreSQL: WITH entry AS (INSERT … ON CONFLICT DO NOTHING RETURNING …), bump AS (the balance upsert of
+    what `entry` wrote) SELECT entry.id: a replay writes no entry, so it adds nothing to the balance either."""
+    entry = (postgresql.insert(_ENTRIES).values({name: sa.bindparam(name) for name in columns})
+             .on_conflict_do_nothing(index_elements=["idempotency_key"])
+             .returning(_ENTRIES.c.id, _ENTRIES.c.guide_id, _ENTRIES.c.currency, _ENTRIES.c.state,
+                        _ENTRIES.c.amount, _ENTRIES.c.created_at)
+             .cte("entry"))  # fmt: skip
+    by_state = [sa.case((entry.c.state == state, entry.c.amount), else_=0) for state in CACHED]
+    bump = postgresql.insert(_BALANCES).from_select(
+        ["guide_id", "currency", *CACHED, "updated_at"],
+        sa.select(entry.c.guide_id, entry.c.currency, *by_state, entry.c.created_at),
+    )
+    bump = bump.on_conflict_do_update(index_elements=["guide_id", "currency"], set_={
+        **{state: _BALANCES.c[state] + getattr(bump.excluded, state) for state in CACHED},
+        "updated_at": bump.excluded.updated_at}).returning(_BALANCES.c.guide_id)  # fmt: skip
+    return sa.select(entry.c.id).add_cte(bump.cte("bump"))
 
 
 def move(session: Session, *, from_state: str, to_state: str, entry_ids: list[int] | None = None,
