@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mall import clock
-from mall.db import among, insert_on_conflict
+from mall.db import UTCDateTime, among, insert_on_conflict
 from mall.guides.ledger_models import KINDS, STATES
 from mall.guides.ledger_models import Balance as BalanceRow
 from mall.guides.ledger_models import CommissionEntry as Entry
@@ -85,11 +85,15 @@ def move(session: Session, *, from_state: str, to_state: str, entry_ids: list[in
     their sums from one cached state to the other. Returns how many moved (entries moved meanwhile are not)."""
     if (entry_ids is None) == (sub_order_ids is None):
         raise TypeError("give entry_ids or sub_order_ids")
+    if from_state not in STATES or to_state not in STATES:
+        raise ValueError(f"unknown entry states {from_state}/{to_state}")
     ids = sorted(entry_ids if entry_ids is not None else sub_order_ids)
     if not ids:
         return 0
     now = now or clock.now()
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":  # the entries and the balances in one statement: a settlement batch's round trips
+        return session.scalar(_move_and_bump(entry_ids is not None, from_state, to_state), {"_ids": ids, "_now": now})
     moved = session.execute(_move(dialect, entry_ids is not None),
                             {"_ids": ids, "_from": from_state, "_to": to_state, "_now": now}).all()  # fmt: skip
     changes: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -112,6 +116,30 @@ def _move(dialect: str, by_entry: bool) -> sa.Update:
         .where(among(column, "_ids", dialect), _ENTRIES.c.state == sa.bindparam("_from"))
         .values(state=sa.bindparam("_to"), state_changed_at=sa.bindparam("_now"))
         .returning(_ENTRIES.c.guide_id, _ENTRIES.c.currency, _ENTRIES.c.amount)
+    )
+
+
+@functools.cache
+def _move_and_bump(by_entry: bool, from_state: str, to_state: str) -> sa.TextClause:
+    """PostgreSQL: the UPDATE of `_move` and the balance upsert of its per-guide sums in one statement (balance rows
+    taken in (guide_id, currency) order, like `_bump`); answers how many entries moved."""
+    column = "id" if by_entry else "sub_order_id"
+    deltas = ", ".join(
+        f"{-1 if state == from_state else 1 if state == to_state else 0} * amount" for state in CACHED
+    )  # a state named neither side moves nothing; void is nowhere (not in CACHED)
+    added = ", ".join(f"{state} = guide_balances.{state} + excluded.{state}" for state in CACHED)
+    return sa.text(f"""
+        WITH moved AS (
+            UPDATE guide_commission_entries SET state = '{to_state}', state_changed_at = :_now
+            WHERE {column} = ANY(:_ids) AND state = '{from_state}'
+            RETURNING guide_id, currency, amount),
+        sums AS (SELECT guide_id, currency, SUM(amount) AS amount, COUNT(*) AS n FROM moved GROUP BY guide_id, currency),
+        bump AS (
+            INSERT INTO guide_balances (guide_id, currency, {", ".join(CACHED)}, updated_at)
+            SELECT guide_id, currency, {deltas}, :_now FROM sums WHERE amount <> 0 ORDER BY guide_id, currency
+            ON CONFLICT (guide_id, currency) DO UPDATE SET {added}, updated_at = excluded.updated_at)
+        SELECT COALESCE(SUM(n), 0) FROM sums""").bindparams(
+        sa.bindparam("_ids", type_=postgresql.ARRAY(sa.Integer)), sa.bindparam("_now", type_=UTCDateTime())
     )
 
 

@@ -17,6 +17,7 @@ from mall.orders import settlement
 from mall.orders.models import SubOrder
 from tests.api.test_after_sale import ask, decide
 from tests.shop_helpers import Shop
+from workers.jobs import orders as order_jobs
 from workers.jobs.orders import settle_sub_orders
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -141,7 +142,7 @@ def test_no_case_opens_after_the_window_nor_on_a_settled_sub_order(shop, client,
     assert on_settled.headers["Content-Type"] == "application/problem+json"
 
 
-def test_the_sweep_goes_in_bounded_batches_oldest_deadline_first(shop, client, app):
+def test_the_sweep_goes_in_bounded_batches_oldest_deadline_first(shop, client, app, monkeypatch):
     subs = [Received(shop, client, at=T0 + timedelta(minutes=5 - i)) for i in range(5)]  # the last closes first
     after_window(timedelta(minutes=10))
 
@@ -150,7 +151,10 @@ def test_the_sweep_goes_in_bounded_batches_oldest_deadline_first(shop, client, a
         db.session.commit()
         settled = set(db.session.scalars(sa.select(SubOrder.id).where(SubOrder.settled_at.is_not(None))))
     assert settled == {subs[4].sub_id, subs[3].sub_id}
-    assert settle_sub_orders(batch=2, max_batches=1) == 2  # one batch per run at most here
+    ticks = iter([0.0, 0.0, 241.0])  # the run's start, before its first batch, before its second: past the budget
+    with monkeypatch.context() as clock_of_the_job:
+        clock_of_the_job.setattr(order_jobs.time, "monotonic", lambda: next(ticks))
+        assert settle_sub_orders(batch=2) == 2  # a run ends when its time budget is spent
     assert settle_sub_orders(batch=2) == 1  # the rest, and the short batch ends the run
     assert settle_sub_orders(batch=2) == 0
     with app.app_context():

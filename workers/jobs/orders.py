@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from mall.orders import services as orders
 from mall.orders import settlement
 from workers import runtime
@@ -26,11 +28,13 @@ def auto_confirm_receipts() -> int:
         return orders.auto_confirm_due(session, policy=runtime.settings().order_policy)
 
 
-def settle_sub_orders(batch: int = settlement.BATCH, max_batches: int = 50) -> int:
+def settle_sub_orders(batch: int = settlement.BATCH, max_seconds: float = 240.0) -> int:
     """The settlement sweep: bounded batches, each its own transaction (its events released after its
-    commit), until a batch comes back short or `max_batches` ran; the next run takes the rest."""
-    total = 0
-    for _ in range(max_batches):
+    commit), until a batch comes back short or `max_seconds` have passed (the cron runs it every 10 minutes:
+    a backlog of a million sub-orders drains in a few runs, and a run ends well before the next one starts;
+    two at once would still take different rows)."""
+    total, started = 0, time.monotonic()
+    while time.monotonic() - started < max_seconds:
         with unit_of_work() as session:
             settled = settlement.settle_due(session, limit=batch)
         total += settled
