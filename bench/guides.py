@@ -260,8 +260,9 @@ def _add_balances(conn, first_entry: int) -> None:
 def seed_history(conn, mall: Mall, entries: int, span_days: int = SUMMARY_SPAN_DAYS) -> dict:
     """The bench guide's history: `entries` paid orders of one guided line each (copies of the preflight's guided
     order, sub-order and line), placed and paid evenly over `span_days` up to now (ids grow with time), each
-    line's earn entry (older than 15 days available, else pending; every 50th on hold), and two link visits per
-    order. Set-based; the guide's cached balance gets the sums."""
+    line's earn entry (older than 15 days available, else pending; every 50th on hold), its order's signal row
+    (what the workbench counts today's paid orders by), and two link visits per order. Set-based; the guide's
+    cached balance gets the sums."""
     import sqlalchemy as sa
 
     started = time.perf_counter()
@@ -282,6 +283,8 @@ def seed_history(conn, mall: Mall, entries: int, span_days: int = SUMMARY_SPAN_D
         "amount": "100 + g % 900", "idempotency_key": "'bench-history:' || g", "created_at": at,
         "state_changed_at": at, "state": f"CASE WHEN g % 50 = 0 THEN 'on_hold' WHEN {at} < :now - interval '15 days' "
                                           "THEN 'available' ELSE 'pending' END"})  # fmt: skip
+    signal_id = conn.scalar(sa.text("SELECT id FROM guide_order_signals WHERE order_id = :o"), {"o": order_id})
+    _clone(conn, "guide_order_signals", signal_id, entries, {"order_id": f"{orders} + g", "paid_at": at})
     visits = f":now - (:count - g) * (interval '{int(span_days)} days' / :count)"
     _clone(conn, "guide_visits", visit_id, 2 * entries, {"visited_at": visits})
     _add_balances(conn, first_entry)
@@ -293,7 +296,10 @@ def summary_history(database_url: str, redis_url: str, mall: Mall, opts, backend
     with harness.app_engine(database_url, redis_url) as engine:
         with engine.begin() as conn:
             seeded = seed_history(conn, mall, opts.summary_entries, getattr(opts, "summary_days", SUMMARY_SPAN_DAYS))
-        _vacuum(engine, ("orders", "sub_orders", "order_lines", "guide_commission_entries", "guide_visits"))
+        _vacuum(
+            engine,
+            ("orders", "sub_orders", "order_lines", "guide_commission_entries", "guide_visits", "guide_order_signals"),
+        )
     log(f"  [{backend}] summary: guide {mall.guide_id} given {seeded['entries']:,} entries of as many paid orders and "
         f"{seeded['visits']:,} visits over {seeded['span_days']} days in {seeded['seconds']}s, set-based")  # fmt: skip
     return seeded

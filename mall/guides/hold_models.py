@@ -43,13 +43,15 @@ class HoldSettings(Base):
 
 class OrderSignal(Base):
     """One attributed paid order of a guide, as the cluster rules see it: who bought, whether their account was
-    fresh, and the normalised shipping address's key. Written once per (order, guide) at earn time."""
+    fresh, and the normalised shipping address's key. Written once per (order, guide) at earn time, so it is also
+    the guide's list of paid orders by payment time (the workbench counts today's)."""
 
     __tablename__ = "guide_order_signals"
     __table_args__ = (
         sa.UniqueConstraint("order_id", "guide_id", name="uq_guide_order_signals_order"),
         sa.Index("ix_guide_order_signals_fresh", "guide_id", "paid_at", postgresql_where=FRESH, sqlite_where=FRESH),
         sa.Index("ix_guide_order_signals_address", "guide_id", "address_key", "paid_at"),
+        sa.Index("ix_guide_order_signals_paid", "guide_id", "paid_at"),  # the workbench's orders paid today
     )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)

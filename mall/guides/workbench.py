@@ -16,12 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall.guides import earnings_days, ledger, masking
+from mall.guides.hold_models import OrderSignal
 from mall.guides.ledger_models import Balance as BalanceRow
 from mall.guides.models import Binding, Guide, GuideLink, GuideVisit
 from mall.identity.models import Address, User
 from mall.orders.models import Order, OrderLine, RefundLine
-
-_WALK = 500  # order ids per step of today's-orders walk
 
 
 class Page(NamedTuple):
@@ -150,36 +149,21 @@ def visits_since(session: Session, guide_id: int, start: datetime) -> int:
 
 
 def orders_paid_since(session: Session, guide_id: int, start: datetime) -> int:
-    """How many of the guide's orders were paid at or after `start`. Walks the guide's order ids newest first, a
-    step at a time, and stops at a step whose oldest order's payment window had closed before `start` (order ids
-    grow with placement time and every order's window is the same length, so older ones closed earlier): the cost
-    follows the guide's recent orders, not their history."""
-    count, before = 0, None
-    while True:
-        ids = (sa.select(OrderLine.order_id).where(OrderLine.guide_id == guide_id).group_by(OrderLine.order_id)
-               .order_by(OrderLine.order_id.desc()).limit(_WALK))  # fmt: skip
-        if before is not None:
-            ids = ids.where(OrderLine.order_id < before)
-        step = ids.subquery()
-        # the step's figures in one round trip: its size, where it ends, the paid ones, the earliest window close
-        seen, last, paid, closed = session.execute(
-            sa.select(sa.func.count(), sa.func.min(step.c.order_id),
-                      sa.func.coalesce(sa.func.sum(sa.case((Order.paid_at >= start, 1), else_=0)), 0),
-                      sa.func.min(Order.expires_at))
-            .select_from(step).join(Order, Order.id == step.c.order_id)).one()  # fmt: skip
-        count += int(paid)
-        if seen < _WALK or closed < start:
-            return count
-        before = last
+    """How many of the guide's orders were paid at or after `start`: a range of ix_guide_order_signals_paid (each
+    paid order attributed to the guide has one signal row, written at payment with its payment time)."""
+    query = sa.select(sa.func.count()).where(OrderSignal.guide_id == guide_id, OrderSignal.paid_at >= start)
+    return session.scalar(query)
 
 
 def summary(session: Session, guide: Guide, *, now: datetime, tz: str, days: int = 30) -> dict:
     """The workbench's head: today's visits and paid orders (the shop's day), earnings by state (the ledger's cached
     balance) and credited per day over `days` days, in the guide's currency (that of their latest balance row)."""
     today = day_start(now, tz)
-    currency = session.scalar(sa.select(BalanceRow.currency).where(BalanceRow.guide_id == guide.id)
-                              .order_by(BalanceRow.updated_at.desc()).limit(1))  # fmt: skip
-    earnings = ledger.balance(session, guide.id, currency)._asdict() if currency else None
+    latest = session.execute(  # the guide's currency (that of their latest balance row) with its balance
+        sa.select(BalanceRow.currency, BalanceRow.pending, BalanceRow.available, BalanceRow.on_hold)
+        .where(BalanceRow.guide_id == guide.id).order_by(BalanceRow.updated_at.desc()).limit(1)).first()  # fmt: skip
+    currency = latest.currency if latest else None
+    earnings = ledger.Balance(*(int(v) for v in latest[1:]))._asdict() if latest else None
     per_day = (earnings_days.per_day(session, guide_id=guide.id, currency=currency, now=now, tz=tz, days=days)
                if currency else [{"date": (today.date() - timedelta(days=n)).isoformat(), "earned": 0}
                                  for n in range(days - 1, -1, -1)])  # fmt: skip

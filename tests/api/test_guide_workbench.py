@@ -141,12 +141,8 @@ def test_the_summary_counts_todays_visits_and_paid_orders_in_the_shops_day(clien
     get(client, "/api/v1/guide/summary", brand["a"]["headers"], 422, days=0)
 
 
-def test_todays_orders_walk_past_a_long_history(app, client, shop, guides, brand, monkeypatch):
-    """The walk stops at the first step whose oldest order's payment window closed before today; steps of 2 here,
-    so five orders on three days take several steps and count only today's."""
-    from mall.guides import workbench
-
-    monkeypatch.setattr(workbench, "_WALK", 2)
+def test_todays_orders_count_only_todays_payments_among_a_long_history(app, client, shop, guides, brand):
+    """Orders paid on earlier days stay out of today's count, however many there are."""
     for _ in range(2):
         guides.later(timedelta(days=1))
         guides.buy(brand["shopper"], brand["link"])
@@ -155,6 +151,8 @@ def test_todays_orders_walk_past_a_long_history(app, client, shop, guides, brand
         guides.buy(brand["shopper"], brand["link"])
 
     assert get(client, "/api/v1/guide/summary", brand["a"]["headers"])["today"]["orders"] == 3
+    guides.later(timedelta(days=1))
+    assert get(client, "/api/v1/guide/summary", brand["a"]["headers"])["today"]["orders"] == 0
 
 
 @pytest.mark.parametrize("path", ["visits", "customers", "orders", "summary"])
