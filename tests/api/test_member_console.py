@@ -51,7 +51,7 @@ def test_the_heatmap_names_every_cell_and_counts_the_members_in_it(client, world
     platform = _ok(client.get(f"{API}/rfm/heatmap", headers=ops))
 
     assert [(c["r"], c["fm"]) for c in platform["cells"]] == [(r, fm) for r in range(5, 0, -1) for fm in range(1, 6)]
-    assert [[c["group"] for c in platform["cells"][row * 5:row * 5 + 5]] for row in range(5)] == NAMES
+    assert [[c["group"] for c in platform["cells"][row * 5 : row * 5 + 5]] for row in range(5)] == NAMES
     # R by last paid (s3 T-5, s2 T-2, s1 T-1: 1, 3, 5), F (1, 1, 4 orders: 1, 1, 5), M (¥4, ¥1, ¥12: 3, 1, 5).
     assert _filled(platform) == {(5, 5): ("champions", 1), (3, 1): ("about_to_sleep", 1), (1, 2): ("hibernating", 1)}
     assert platform["members"] == 3 and platform["scope"] == 0 and platform["run_id"] is not None
