@@ -79,7 +79,9 @@ def test_an_operator_reads_the_grid_liability_and_a_segment_then_the_movement_af
     expect(cell(page, 5, 5)).to_have_attribute("data-level", "5")
     expect(cell(page, 4, 1).locator(".cell-group")).to_have_text("Promising")  # empty cells are named too
     expect(page.locator("#run")).to_contain_text("3 members scored")
+    expect(page.locator("#moves-empty")).to_be_visible()
     expect(page.locator("#moves-empty")).to_have_text("One run so far: nothing to compare.")
+    expect(page.locator("#moves li")).to_have_count(0)
     # Liability: 10,013 points of A, 4 of B, 5,000 of the platform's; 100 points a yuan, no breakage yet.
     expect(figure(page, "points")).to_have_text("15017")
     expect(figure(page, "value")).to_contain_text("150.17")

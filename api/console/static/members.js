@@ -122,7 +122,8 @@
   function renderMoves(moved) {
     $("moves-about").textContent = moved.previous_run_id
       ? `Run of ${when(moved.as_of)} compared with the run before it.` : "";
-    const items = [...moved.moves].sort((a, b) => b.members - a.members);
+    // After the first run everyone is "first scored": no movement to show until there is a run to compare with.
+    const items = moved.previous_run_id ? [...moved.moves].sort((a, b) => b.members - a.members) : [];
     $("moves-empty").hidden = items.length > 0;
     $("moves-empty").textContent = !moved.run_id ? "No run yet."
       : moved.previous_run_id ? "No one changed group since the last run." : "One run so far: nothing to compare.";
