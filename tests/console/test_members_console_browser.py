@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.console.conftest import browser_missing
+from tests.console.conftest import browser_missing, token_sign_in
 from tests.member_console_helpers import MemberWorld
 
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
@@ -36,13 +36,6 @@ def world(app, client, login) -> MemberWorld:
     return world
 
 
-def token_sign_in(page, base: str, headers: dict) -> None:
-    page.goto(f"{base}/console/members")
-    page.click("details summary")
-    page.fill("#token", headers["Authorization"].removeprefix("Bearer "))
-    page.click("#token-form button")
-
-
 def cell(page, r: int, fm: int):
     return page.locator(f'#heatmap td[data-r="{r}"][data-fm="{fm}"]')
 
@@ -67,7 +60,7 @@ def test_an_operator_reads_the_grid_liability_and_a_segment_then_the_movement_af
     page = phone
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    token_sign_in(page, live_server, world.admins()["platform"])
+    token_sign_in(page, live_server, "members", world.admins()["platform"])
 
     # The platform: three members in three cells, each named; the fullest cell the darkest.
     expect(page.locator("#members")).to_be_visible()
@@ -109,7 +102,7 @@ def test_an_operator_reads_the_grid_liability_and_a_segment_then_the_movement_af
     # have passed), who moved and why.
     world.second_run()
     page.click("#sign-out")
-    token_sign_in(page, live_server, world.admins()["platform"])
+    token_sign_in(page, live_server, "members", world.admins()["platform"])
     expect(page.locator("#moves li")).to_have_count(4)
     assert filled(page) == {(5, 4): ("1", "Champions"), (4, 1): ("1", "Promising"), (2, 5): ("1", "Cannot lose"),
                             (1, 1): ("1", "Lost")}  # fmt: skip
@@ -131,7 +124,7 @@ def test_an_operator_reads_the_grid_liability_and_a_segment_then_the_movement_af
 def test_a_brand_admin_reads_their_brand_only(live_server, phone, world):
     from playwright.sync_api import expect
 
-    token_sign_in(phone, live_server, world.admins()["b"])
+    token_sign_in(phone, live_server, "members", world.admins()["b"])
 
     expect(phone.locator("#members")).to_be_visible()
     expect(phone.locator("#scope option")).to_have_count(1)
@@ -148,7 +141,7 @@ def test_a_shoppers_token_is_refused_with_the_apis_words(client, live_server, ph
 
     refusal = client.get(f"{API}/scopes", headers=world.heads[1])
     assert refusal.status_code == 403
-    token_sign_in(phone, live_server, world.heads[1])
+    token_sign_in(phone, live_server, "members", world.heads[1])
 
     expect(phone.locator("#notice")).to_have_text(refusal.get_json()["detail"])
     expect(phone.locator("#signin")).to_be_visible()
