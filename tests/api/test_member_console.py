@@ -160,3 +160,11 @@ def test_the_console_apis_are_documented(client):
     assert "/api/v1/admin/members/scopes" in spec["paths"]
     centre = spec["components"]["schemas"]["MemberCentre"]
     assert set(centre["properties"]) >= {"user_id", "points"}
+
+
+def test_before_any_run_the_heatmap_is_all_named_cells_at_zero(client, login):
+    empty = _ok(client.get(f"{API}/rfm/heatmap", headers=login("platform_admin", name="ops")))
+
+    assert (empty["run_id"], empty["as_of"], empty["members"]) == (None, None, 0)
+    assert len(empty["cells"]) == 25 and not _filled(empty)
+    assert [c["group"] for c in empty["cells"][:5]] == NAMES[0]
