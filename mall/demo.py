@@ -1,17 +1,22 @@
 """Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role, a live room
-with paid orders through its cart link.
+with paid orders through its cart link, guides with their sales, and members with histories across the brands:
+points earned, two nightly RFM runs (the members console shows a grid and who moved) and saved segments.
 
 Development and test only: the demo platform admin's password is printed in the README, so a production
 configuration refuses to load any of it (before anything is written)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock
+from mall.attribution import ORGANIC
+from mall.cart import services as cart
 from mall.catalog import bundles, services, taxonomy
 from mall.catalog.models import Brand, Product
 from mall.checkout.services import set_shipping_policy
@@ -25,6 +30,8 @@ from mall.identity.roles import Actor, Role
 from mall.live import attribution as live_attribution
 from mall.live import links, pinning, rooms
 from mall.live.models import LiveLink
+from mall.members import grants, nightly, rfm, segments
+from mall.members.models import RfmScore
 from mall.notifications import journeys
 from mall.orders import services as orders
 from mall.orders import settlement
@@ -37,6 +44,17 @@ DEMO_ADMIN_EMAIL = "admin@demo.mall"
 DEMO_ADMIN_PASSWORD = "demo-password-123"
 DEMO_HOST_EMAIL = "host@demo.mall"  # demo-host signs in to the host console with the same password
 DEMO_GUIDE_EMAIL = "guide@demo.mall"  # demo-guide-lin signs in to the guide workbench with the same password
+# Members who bought across the brands over the last months: (name, days ago of each order, oldest first); order
+# k of member i is of brand (i + k) % 3. The first nightly run was RUN_BEFORE ago, the second now: who bought since
+# moved (or is new).
+MEMBER_HISTORIES = [
+    ("Zhou Xin", (160, 120, 75, 40, 9)), ("Wu Hao", (150, 95, 30, 3)), ("Xu Lan", (140, 60)), ("Sun Yue", (130,)),
+    ("Ma Jun", (110, 80, 50, 20, 6, 1)), ("Zhu Ting", (100, 45)), ("Hu Bo", (90,)), ("Guo Mei", (70, 35, 12)),
+    ("He Qian", (55, 25, 4)), ("Lin Feng", (48,)), ("Luo Yi", (33, 18)), ("Gao Rui", (28, 10, 2)),
+    ("Liang Hua", (22,)), ("Song Jia", (11,)), ("Tang Bin", (6,)), ("Han Xue", (3, 1)),
+]  # fmt: skip
+RUN_BEFORE = timedelta(days=14)
+WELCOME_POINTS = 500  # a brand's welcome-back grant to its drifting members (liability funded by the brand)
 # The first brand's guide shoppers: (name, days ago they opened a guide's product link and paid, units, guide index)
 GUIDE_SALES = [("Wang Fang", 26, 1, 0), ("Li Na", 21, 2, 0), ("Zhang Wei", 17, 1, 1), ("Liu Yang", 12, 1, 0),
                ("Chen Jing", 8, 3, 0), ("Yang Min", 5, 1, 1), ("Zhao Lei", 2, 2, 0), ("Huang Li", 0, 1, 0)]  # fmt: skip
@@ -63,6 +81,8 @@ TOKEN_HELP = [
     f"  host console: http://localhost:8000/console/live, signed in as {DEMO_HOST_EMAIL} / {DEMO_ADMIN_PASSWORD}",
     "  guide workbench: http://localhost:8000/console/guide, signed in with a token of demo-guide (role guide,",
     f'  "brand_id": 1) or as {DEMO_GUIDE_EMAIL} / {DEMO_ADMIN_PASSWORD}; both have customers and paid orders',
+    f"  members console: http://localhost:8000/console/members, signed in as {DEMO_ADMIN_EMAIL} (every brand) or",
+    '  with a token of demo-brand-admin (role brand_admin, "brand_id": 1); two RFM runs, points and segments',
 ]
 
 
@@ -86,6 +106,7 @@ def load(session: Session, *, env: str) -> bool:
     _load_users(session, actor)
     _load_live_room(session, actor)
     _load_guides(session, actor)
+    _load_members(session, actor)
     return True
 
 
@@ -229,12 +250,8 @@ def _load_guides(session: Session, actor: Actor) -> None:
         guides.create_link(session, actor=as_guide, target="store", store_id=store.id)
         links.append([guides.create_link(session, actor=as_guide, target="product", product_id=p.id,
                                          sku_id=p.skus[0].id) for p in products])  # fmt: skip
-    month = timedelta(days=30)
-    clock.advance(-month)  # the brand's rate card, in force before the first sale: 8% of what each line paid
-    try:
+    with _ago(timedelta(days=30)):  # the brand's rate card, in force before the first sale: 8% of what a line paid
         rates.create(session, actor=actor, brand_id=brand_id, scope="brand", basis_points=800)
-    finally:
-        clock.advance(month)
     for n, (name, days_ago, units, which) in enumerate(GUIDE_SALES):
         _guide_sale(session, actor, name, links[which][n % len(products)], units, timedelta(days=days_ago, hours=n % 5))
     settlement.settle_due(session)  # the older sales' return windows have closed: their commission is available
@@ -247,17 +264,62 @@ def _guide_sale(session: Session, actor: Actor, name: str, link: GuideLink, unit
     address = identity.save_address(session, user_id=shopper.id, recipient=name, phone=f"1390000{shopper.id:04d}",
                                     province="Zhejiang", city="Hangzhou", detail=f"{shopper.id} West Lake Road")  # fmt: skip
     as_shopper = Actor(user_id=shopper.id, role=Role.SHOPPER)
-    clock.advance(-ago)
-    try:
+    with _ago(ago):
         token = guides.token(link, secret="demo")
         opened = guides.open_link(session, actor=as_shopper, link_token=token, secret="demo", quantity=units)
         order = paid_order(session, shopper_id=shopper.id, line_ids=[opened.line_id], address_id=address.id)
         if ago > timedelta(days=10):
-            clock.advance(timedelta(days=1))
-            sub, policy = order.sub_orders[0], OrderPolicy()
-            orders.ship(session, actor=actor, sub_order_id=sub.id, carrier="SF", tracking_number=f"SF{order.id:08d}",
-                        policy=policy)  # fmt: skip
-            orders.confirm_receipt(session, shopper_id=shopper.id, sub_order_id=sub.id, policy=policy)
-            clock.advance(-timedelta(days=1))
+            _received_next_day(session, actor, order)
+
+
+@contextmanager
+def _ago(delta: timedelta) -> Iterator[None]:
+    """What happens inside happened `delta` ago (the clock moved back, and on again after)."""
+    clock.advance(-delta)
+    try:
+        yield
     finally:
-        clock.advance(ago)
+        clock.advance(delta)
+
+
+def _received_next_day(session: Session, actor: Actor, order: Order) -> None:
+    """The order's first sub-order shipped and received a day later (its return window starts then)."""
+    with _ago(-timedelta(days=1)):
+        sub, policy = order.sub_orders[0], OrderPolicy()
+        orders.ship(session, actor=actor, sub_order_id=sub.id, carrier="SF", tracking_number=f"SF{order.id:08d}",
+                    policy=policy)  # fmt: skip
+        orders.confirm_receipt(session, shopper_id=order.user_id, sub_order_id=sub.id, policy=policy)
+
+
+def _load_members(session: Session, actor: Actor) -> None:
+    """Members with histories (MEMBER_HISTORIES) bought through the cart and paid, earning points; orders older
+    than ten days received and, their return windows closed, settled (points available). The nightly members run
+    RUN_BEFORE ago and again now, so the console has a grid and movements; a welcome-back grant and saved segments."""
+    brands = list(session.scalars(sa.select(Brand.id).order_by(Brand.id)))
+    skus = {brand_id: [p.skus[0].id for p in session.scalars(
+        sa.select(Product).filter_by(brand_id=brand_id, min_member_level=None).order_by(Product.id.desc()).limit(3))]
+        for brand_id in brands}  # the last products: stock the live room and the guides do not use  # fmt: skip
+    for i, (name, days) in enumerate(MEMBER_HISTORIES):
+        shopper = identity.dev_login(session, role=Role.SHOPPER, name=name, brand_id=None)
+        for k, day in enumerate(days):
+            brand_id = brands[(i + k) % len(brands)]
+            with _ago(timedelta(days=day, hours=i % 7)):
+                line = cart.add_line(session, user_id=shopper.id, sku_id=skus[brand_id][(i + k) % 3], quantity=1,
+                                     source=ORGANIC)  # fmt: skip
+                order = paid_order(session, shopper_id=shopper.id, line_ids=[line])
+                if day > 10:
+                    _received_next_day(session, actor, order)
+    settlement.settle_due(session)
+    with _ago(RUN_BEFORE):
+        nightly.run(lambda: nullcontext(session))
+    nightly.run(lambda: nullcontext(session))
+    drifting = session.scalars(sa.select(RfmScore.user_id).where(
+        RfmScore.run_id == rfm.latest_run_id(session), RfmScore.scope == brands[0],
+        RfmScore.grp.in_(("at_risk", "cannot_lose", "hibernating")))).all()  # fmt: skip
+    for user_id in drifting:
+        grants.adjust(session, actor=actor, user_id=user_id, points=WELCOME_POINTS, reason="welcome back",
+                      key=f"demo-welcome-{user_id}", brand_id=brands[0])  # fmt: skip
+    segments.create(session, actor=actor, brand_id=None, name="Champions and loyal",
+                    definition={"rfm_groups": ["champions", "loyal"]})  # fmt: skip
+    segments.create(session, actor=actor, brand_id=brands[0], name="Drifting away",
+                    definition={"rfm_groups": ["about_to_sleep", "at_risk", "cannot_lose", "hibernating"]})  # fmt: skip

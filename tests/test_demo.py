@@ -217,3 +217,28 @@ def test_demo_guides_have_commission_pending_and_available_and_a_month_to_chart(
     summary = workbench.summary(session, guide, now=clock.now(), tz="Asia/Shanghai", days=30)
     assert summary["earnings"] == balance._asdict()
     assert len([d for d in summary["days"] if d["earned"]]) >= 4
+
+
+def test_demo_members_have_points_two_rfm_runs_with_movement_and_saved_segments(session):
+    from mall.identity.roles import Actor
+    from mall.members import queries, reports
+    from mall.members import segments as member_segments
+    from mall.members.models import RfmRun, Segment
+
+    demo.load(session, env="test")
+    commit()
+    runs = session.scalars(sa.select(RfmRun).order_by(RfmRun.id)).all()
+    assert [r.status for r in runs] == ["done", "done"] and runs[1].as_of - runs[0].as_of >= demo.RUN_BEFORE
+    first_brand = session.scalar(sa.select(Brand.id).order_by(Brand.id).limit(1))
+    for scope in (0, first_brand):
+        heat = reports.heatmap(session, scope=scope)
+        assert heat["members"] >= 8 and len({c["group"] for c in heat["cells"] if c["members"]}) >= 4
+        moved = reports.movements(session, scope=scope)["moves"]
+        assert any(m["from"] for m in moved) and any(not m["from"] for m in moved)  # moved, and new since
+    liability = queries.liability(session)
+    assert liability["total"]["available"] > 0 and liability["total"]["pending"] > 0
+    assert any(f["brand_id"] == first_brand and f["available"] >= demo.WELCOME_POINTS for f in liability["funders"])
+    admin = session.scalar(sa.select(User).filter_by(role=Role.PLATFORM_ADMIN))
+    for segment in session.scalars(sa.select(Segment)):
+        got = member_segments.get(session, actor=Actor(admin.id, Role.PLATFORM_ADMIN), segment_id=segment.id)
+        assert member_segments.count(session, segment=got) > 0, segment.name

@@ -1,7 +1,7 @@
 """Web consoles (DESIGN.md §7): small pages served by Flask that sign in with a bearer token and call the
 same JSON API as any client. `/console/live` is the host's console for running a show, `/console/guide` a guide's
-workbench. Both pages share one layout (templates/console/base.html), script (static/console.js) and sheet
-(static/console.css), and add their own."""
+workbench, `/console/members` the operators' view of members. The pages share one layout
+(templates/console/base.html), script (static/console.js) and sheet (static/console.css), and add their own."""
 
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ def guide() -> Response:
     """The guide workbench: today's visits and orders, earnings by state and per day, the storefront QR code to show
     a customer, and "why (not) credited" lookups."""
     return _page("guide", "Guide workbench")
+
+
+@bp.get("/console/members")
+def members() -> Response:
+    """The operators' members console: the RFM heat map per brand or the platform, movements since the last run,
+    the points liability and a saved segment's size."""
+    return _page("members", "Members")
 
 
 @bp.after_request

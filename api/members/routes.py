@@ -1,6 +1,7 @@
 """Members for operators: tags (CRUD, uploads, a segment's members), segments (CRUD, count, members), the RFM
-grid, movements since the last run, lifecycle counts and the cross-brand repurchase matrix. A brand admin works
-on their brand only; a platform admin on the platform (no brand_id) or any brand."""
+grid and its R x FM heat map, movements since the last run, lifecycle counts and the cross-brand repurchase
+matrix, the scopes the caller may read. A brand admin works on their brand only; a platform admin on the platform
+(no brand_id) or any brand."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from api.members.schemas import (
     CountSchema,
     CrossBrandSchema,
     GridSchema,
+    HeatmapSchema,
     LifecycleSchema,
     MemberSchema,
     MemberSegmentPatchSchema,
@@ -19,6 +21,7 @@ from api.members.schemas import (
     PreviewSchema,
     QueuedSchema,
     ScopeArgs,
+    ScopeSchema,
     SegmentRefSchema,
     TagArgs,
     TagPatchSchema,
@@ -200,6 +203,25 @@ def segment_members(args, segment_id):
 def rfm_grid(args):
     """Members per R x F cell and per group at the latest run, for a brand or the platform."""
     return reports.grid(db.session, scope=_scope(args))
+
+
+@blp.get("/rfm/heatmap")
+@blp.auth(*MERCHANT)
+@blp.arguments(ScopeArgs, location="query")
+@blp.response(200, HeatmapSchema)
+def rfm_heatmap(args):
+    """The 5 x 5 grid of R by FM score at the latest run: every cell's named group and members (the operator
+    console's heat map), and the members per group."""
+    return reports.heatmap(db.session, scope=_scope(args))
+
+
+@blp.get("/scopes")
+@blp.auth(*MERCHANT)
+@blp.response(200, ScopeSchema(many=True))
+def list_scopes():
+    """What the caller may read members of: a brand admin their brand; a platform admin the platform and every
+    brand."""
+    return reports.scopes(db.session, actor=current_actor())
 
 
 @blp.get("/rfm/movements")

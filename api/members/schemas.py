@@ -159,3 +159,22 @@ class Pair(Schema):
 
 class CrossBrandSchema(RunAbout):
     pairs = fields.List(fields.Nested(Pair))
+
+
+class HeatCell(Schema):
+    r = fields.Integer(metadata={"description": "recency score, 5: bought most recently"})
+    fm = fields.Integer(metadata={"description": "the mean of the frequency and monetary scores, rounded half up"})
+    group = fields.String(metadata={"description": "the named group every member of this cell is in"})
+    members = fields.Integer()
+
+
+class HeatmapSchema(RunAbout):
+    members = fields.Integer(metadata={"description": "members scored in this scope"})
+    cells = fields.List(fields.Nested(HeatCell), metadata={"description": "all 25 cells, R 5..1 then FM 1..5"})
+    groups = fields.List(fields.Nested(GroupCount))
+
+
+class ScopeSchema(Schema):
+    scope = fields.Integer(metadata={"description": "0: the platform, else the brand's id"})
+    brand_id = fields.Integer(allow_none=True, metadata={"description": "pass as brand_id; null: the platform"})
+    name = fields.String()

@@ -9,27 +9,46 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock
+from mall.identity.models import User
 from mall.members import ledger, policy
 from mall.members.points_models import PointsEntry, PointsLot
 
 _LOTS, _ENTRIES = PointsLot.__table__, PointsEntry.__table__
 
 
-def summary(session: Session, *, user_id: int) -> dict:
+def summary(session: Session, *, user_id: int, expiries: int = 1) -> dict:
     """The balance and the next expiry: the earliest expiry instant among available lots with points left, and
-    how many points expire then."""
-    now = clock.now()
+    how many points expire then; with `expiries` > 1 also the coming expiries, that many, under `expiring`."""
     balance = ledger.balance(session, user_id)
-    first = session.execute(
+    upcoming = expiring(session, user_id=user_id, limit=max(expiries, 1))
+    rules = policy.current()
+    found = {"available": balance.available, "pending": balance.pending, "reserved": balance.reserved,
+             "value": {"amount": rules.value(balance.available), "currency": rules.currency},
+             "next_expiry": upcoming[0] if upcoming else None}  # fmt: skip
+    return {**found, "expiring": upcoming} if expiries > 1 else found
+
+
+def expiring(session: Session, *, user_id: int, limit: int) -> list[dict]:
+    """The next `limit` expiry instants of the member's available points still left, soonest first, with how many
+    points expire at each."""
+    rows = session.execute(
         sa.select(_LOTS.c.expires_at, sa.func.sum(_LOTS.c.remaining))
         .where(_LOTS.c.user_id == user_id, _LOTS.c.remaining > 0, _LOTS.c.state == "available",
-               _LOTS.c.expires_at > now)
-        .group_by(_LOTS.c.expires_at).order_by(_LOTS.c.expires_at).limit(1)
-    ).first()  # fmt: skip
-    rules = policy.current()
-    return {"available": balance.available, "pending": balance.pending, "reserved": balance.reserved,
-            "value": {"amount": rules.value(balance.available), "currency": rules.currency},
-            "next_expiry": {"points": int(first[1]), "expires_at": first[0]} if first else None}  # fmt: skip
+               _LOTS.c.expires_at > clock.now())
+        .group_by(_LOTS.c.expires_at).order_by(_LOTS.c.expires_at).limit(limit)
+    )  # fmt: skip
+    return [{"points": int(points), "expires_at": at} for at, points in rows]
+
+
+EXPIRING_SHOWN = 3  # the member centre lists this many coming expiries
+
+
+def member_centre(session: Session, *, user_id: int) -> dict:
+    """The member centre (GET /me/member): the member and their points, with the coming expiries. Levels and the
+    points catalogue are sections of their own beside `points`."""
+    user = session.get(User, user_id)
+    return {"user_id": user.id, "display_name": user.display_name, "member_since": user.created_at,
+            "points": summary(session, user_id=user_id, expiries=EXPIRING_SHOWN)}  # fmt: skip
 
 
 def history(session: Session, *, user_id: int, before_id: int | None = None,

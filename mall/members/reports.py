@@ -1,13 +1,16 @@
-"""What operators read of the latest done run: the RFM grid, movements since the run before, lifecycle counts
-and transitions, the cross-brand repurchase matrix. Each is one GROUP BY over the run's rows of one scope."""
+"""What operators read of the latest done run: the RFM grid, the R x FM heat map, movements since the run before,
+lifecycle counts and transitions, the cross-brand repurchase matrix. Each is one GROUP BY over the run's rows of one
+scope. And which scopes an operator may read (the console's brand selector)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from mall.catalog.models import Brand
+from mall.identity.roles import Actor, Role
 from mall.members.models import PLATFORM, BrandPair, RfmRun, RfmScore
-from mall.members.rfm import latest_run_id
+from mall.members.rfm import FM_SQL, GROUP_SQL, latest_run_id
 
 SCORES = ("r", "f", "m")
 
@@ -34,6 +37,39 @@ def grid(session: Session, *, scope: int) -> dict:
                              .group_by(RfmScore.grp).order_by(RfmScore.grp))  # fmt: skip
     return {**_about(run, scope), "cells": [{"r": r, "f": f, "members": n} for r, f, n in cells],
             "groups": [{"group": g, "members": n} for g, n in groups]}  # fmt: skip
+
+
+# Every R x FM cell named by the run's own CASE (one definition of the groups), with the run's members in it.
+HEATMAP_SQL = f"""WITH n(k) AS (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5),
+cells AS (SELECT a.k AS r, b.k AS fm FROM n a CROSS JOIN n b),
+named AS (SELECT r, fm, {GROUP_SQL} AS grp FROM cells),
+counted AS (SELECT r, {FM_SQL} AS fm, COUNT(*) AS members FROM member_rfm_scores
+    WHERE run_id = :run_id AND scope = :scope GROUP BY r, {FM_SQL})
+SELECT named.r, named.fm, named.grp, COALESCE(counted.members, 0)
+    FROM named LEFT JOIN counted ON counted.r = named.r AND counted.fm = named.fm
+    ORDER BY named.r DESC, named.fm"""
+
+
+def heatmap(session: Session, *, scope: int) -> dict:
+    """The 5 x 5 grid of R score by FM score (the mean of F and M, as the groups use it): every cell with its named
+    group and members, most recent buyers first; and the members per group. Empty cells are named too."""
+    run = _run(session)
+    rows = session.execute(sa.text(HEATMAP_SQL), {"run_id": run.id if run else 0, "scope": scope}).all()
+    cells = [{"r": r, "fm": fm, "group": grp, "members": int(n)} for r, fm, grp, n in rows]
+    groups: dict[str, int] = {}
+    for cell in cells:
+        groups[cell["group"]] = groups.get(cell["group"], 0) + cell["members"]
+    return {**_about(run, scope), "members": sum(groups.values()), "cells": cells,
+            "groups": [{"group": g, "members": n} for g, n in sorted(groups.items())]}  # fmt: skip
+
+
+def scopes(session: Session, *, actor: Actor) -> list[dict]:
+    """What an operator may read: a brand admin their brand; a platform admin the platform, then every brand."""
+    own = actor.role == Role.BRAND_ADMIN
+    query = sa.select(Brand.id, Brand.name).order_by(Brand.name, Brand.id)
+    brands = [{"scope": i, "brand_id": i, "name": n}
+              for i, n in session.execute(query.where(Brand.id == actor.brand_id) if own else query)]  # fmt: skip
+    return brands if own else [{"scope": PLATFORM, "brand_id": None, "name": "Platform"}, *brands]
 
 
 def movements(session: Session, *, scope: int) -> dict:

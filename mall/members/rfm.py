@@ -37,6 +37,7 @@ KEEP_RUNS = 2  # the latest run and the one before it (movements are read agains
 PRUNE_BATCH = 50_000
 
 # Classic RFM segment map on R and FM (FM: the mean of F and M, rounded half up). Order matters.
+FM_SQL = "(f + m + 1) / 2"
 GROUP_SQL = """CASE
     WHEN r = 1 AND fm = 1 THEN 'lost'
     WHEN r <= 2 AND fm <= 2 THEN 'hibernating'
@@ -88,7 +89,7 @@ def _score_sql(dialect: str, facts: str) -> str:
 counted AS (SELECT * FROM facts WHERE frequency > 0),
 scored AS (SELECT counted.*, {_quintile(dialect, "last_paid_at")} AS r, {_quintile(dialect, "frequency")} AS f,
         {_quintile(dialect, "monetary")} AS m FROM counted),
-grouped AS (SELECT scored.*, (f + m + 1) / 2 AS fm FROM scored),
+grouped AS (SELECT scored.*, {FM_SQL} AS fm FROM scored),
 named AS (SELECT grouped.*, {GROUP_SQL} AS grp, {STAGE_SQL} AS stage FROM grouped)
 INSERT INTO member_rfm_scores (run_id, scope, user_id, first_paid_at, last_paid_at, frequency, monetary, r, f, m,
         grp, stage, prev_r, prev_f, prev_m, prev_grp, prev_stage)

@@ -37,6 +37,7 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/api/v1/me/addresses/<int:address_id>"): SHOPPERS,
     # points (ADR 0027)
     ("GET", "/api/v1/me/points"): SHOPPERS,
+    ("GET", "/api/v1/me/member"): SHOPPERS,
     ("GET", "/api/v1/me/points/entries"): SHOPPERS,
     ("POST", "/api/v1/me/points/check-in"): SHOPPERS,
     ("POST", "/api/v1/admin/points/adjustments"): PLATFORM,
@@ -214,6 +215,8 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/admin/members/segments/<int:segment_id>/count"): MERCHANT,
     ("GET", "/api/v1/admin/members/segments/<int:segment_id>/members"): MERCHANT,
     ("GET", "/api/v1/admin/members/rfm/grid"): MERCHANT,
+    ("GET", "/api/v1/admin/members/rfm/heatmap"): MERCHANT,
+    ("GET", "/api/v1/admin/members/scopes"): MERCHANT,
     ("GET", "/api/v1/admin/members/rfm/movements"): MERCHANT,
     ("GET", "/api/v1/admin/members/lifecycle"): MERCHANT,
     ("GET", "/api/v1/admin/members/cross-brand"): MERCHANT,
@@ -250,6 +253,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/static/<path:filename>"),
     ("GET", "/console/live"),  # the page signs in itself and calls the API with the token
     ("GET", "/console/guide"),  # likewise
+    ("GET", "/console/members"),  # likewise
     ("GET", "/console/static/<path:filename>"),
 }
 

@@ -67,6 +67,14 @@ def phone(chromium):
     assert not problems, problems
 
 
+def token_sign_in(page, base: str, console: str, headers: dict) -> None:
+    """Open `/console/<console>` and sign in with the bearer token of `headers`, as a person pastes it."""
+    page.goto(f"{base}/console/{console}")
+    page.click("details summary")
+    page.fill("#token", headers["Authorization"].removeprefix("Bearer "))
+    page.click("#token-form button")
+
+
 def pytest_terminal_summary(terminalreporter):
     """`pytest -q` lists no skip reasons: say once, at the end, why the browser tests skipped and how to fix it."""
     skipped = terminalreporter.stats.get("skipped", [])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 STATIC = Path(__file__).resolve().parents[2] / "api" / "console" / "static"
-PAGES = ["live", "guide"]
+PAGES = ["live", "guide", "members"]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console.conftest import browser_missing
+from tests.console.conftest import browser_missing, token_sign_in
 from tests.guide_helpers import Guides
 from tests.live_helpers import Live
 from tests.shop_helpers import Shop
@@ -39,13 +39,6 @@ def shop(app, client, login) -> Shop:
     return Shop(app, client, login)
 
 
-def token_sign_in(page, base: str, headers: dict) -> None:
-    page.goto(f"{base}/console/guide")
-    page.click("details summary")
-    page.fill("#token", headers["Authorization"].removeprefix("Bearer "))
-    page.click("#token-form button")
-
-
 def figure(page, box: str, key: str):
     return page.locator(f'#{box} [data-figure="{key}"] dd')
 
@@ -57,7 +50,7 @@ def test_a_guide_sees_a_sale_through_their_link_shows_their_qr_code_and_asks_why
     page, guides, guide = phone, team["guides"], team["guide"]
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    token_sign_in(page, live_server, guide["headers"])
+    token_sign_in(page, live_server, "guide", guide["headers"])
 
     expect(page.locator("#workbench")).to_be_visible()
     expect(figure(page, "today", "visits")).to_have_text("0")
@@ -128,7 +121,7 @@ def test_a_guide_without_a_storefront_link_makes_one_from_the_page(live_server, 
 
     guides = team["guides"]
     other = guides.guide(team["admin"], team["brand"])  # no links yet
-    token_sign_in(phone, live_server, other["headers"])
+    token_sign_in(phone, live_server, "guide", other["headers"])
 
     expect(phone.locator("#make-qr")).to_be_visible()
     expect(phone.locator("#qr")).to_be_hidden()
@@ -144,7 +137,7 @@ def test_a_shoppers_token_is_refused_with_the_apis_words(client, live_server, ph
 
     refusal = client.get("/api/v1/guide/summary", headers=team["shopper"])
     assert refusal.status_code == 403
-    token_sign_in(phone, live_server, team["shopper"])
+    token_sign_in(phone, live_server, "guide", team["shopper"])
 
     expect(phone.locator("#notice")).to_have_text(refusal.get_json()["detail"])
     expect(phone.locator("#signin")).to_be_visible()
