@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall.db import insert_on_conflict
 from mall.errors import Conflict
-from mall.members.points_models import PointsBalance, PointsEntry, PointsLot
+from mall.members.points_models import PointsBalance, PointsEntry, PointsHold, PointsLot
 
 _LOTS, _ENTRIES, _BALANCES = PointsLot.__table__, PointsEntry.__table__, PointsBalance.__table__
+_HOLDS = PointsHold.__table__
 _BUCKET = {"pending": "pending", "available": "available"}
 
 
@@ -106,9 +107,11 @@ def take_from_lot(session: Session, *, lot_id: int, amount: int, kind: str, key:
 
 
 def take(session: Session, *, user_id: int, amount: int, kind: str, key: str, reason: dict, now: datetime,
-         actor_id: int | None = None) -> list[tuple[int, int]]:  # fmt: skip
+         actor_id: int | None = None, hold_for: int | None = None) -> list[tuple[int, int]]:  # fmt: skip
     """Take `amount` available points, oldest expiry first, all or nothing: one entry per lot touched (`key`,
-    then `key#2`, ...). A replay of `key` takes nothing. Returns [(lot id, points taken)]."""
+    then `key#2`, ...). A replay of `key` takes nothing. Returns [(lot id, points taken)].
+    `hold_for` (an order id): the points are reserved for that unpaid order, not spent: a hold per lot (keyed as
+    its entry) and the balance's `reserved` goes up by what `available` goes down by (ADR 0029)."""
     lock(session, [user_id], now)
     if known(session, key):
         return []
@@ -127,12 +130,54 @@ def take(session: Session, *, user_id: int, amount: int, kind: str, key: str, re
         part = min(left, lot.remaining)
         _lower(session, lot.id, part)
         rows.append(dict(user_id=user_id, lot_id=lot.id, brand_id=lot.brand_id, kind=kind, amount=-part,
-                         key=key if not rows else f"{key}#{len(rows) + 1}", reason=reason, actor_id=actor_id))  # fmt: skip
+                         key=key if not rows else f"{key}#{len(rows) + 1}", reason=reason, actor_id=actor_id,
+                         order_id=hold_for))  # fmt: skip
         taken.append((lot.id, part))
         left -= part
     _entries(session, rows, now)
-    _add(session, user_id, now, available=-amount)
+    if hold_for is None:
+        _add(session, user_id, now, available=-amount)
+        return taken
+    session.execute(sa.insert(_HOLDS), [
+        {"order_id": hold_for, "user_id": user_id, "lot_id": row["lot_id"], "amount": -row["amount"], "recredited": 0,
+         "state": "held", "key": row["key"], "created_at": now, "updated_at": now} for row in rows])  # fmt: skip
+    _add(session, user_id, now, available=-amount, reserved=amount)
     return taken
+
+
+def give_back(session: Session, *, lot_id: int, amount: int, kind: str, key: str, reason: dict, now: datetime,
+              grace_days: int, order_id: int | None = None, refund_line_id: int | None = None) -> int:  # fmt: skip
+    """Put `amount` points back on the lot they were taken from, keeping its expiry; a lot expired by now (swept
+    or not yet) gets a new lot of `kind` instead, expiring `grace_days` from now, funded like the old one
+    (Youzan's and Shopify's apps give returned points a fresh window rather than points that die on arrival).
+    The caller holds the member's lock. Returns the lot credited."""
+    lot = session.execute(sa.select(_LOTS).where(_LOTS.c.id == lot_id)).one()
+    why = {**reason, "lot_id": lot_id}
+    if lot.expires_at <= now or lot.expired_at is not None:
+        return grant(session, user_id=lot.user_id, amount=amount, kind="recredit", key=key, now=now,
+                     expires_at=now + timedelta(days=grace_days), brand_id=lot.brand_id, order_id=order_id,
+                     reason={**why, "expired_lot": lot_id, "grace_days": grace_days})  # fmt: skip
+    raised = session.execute(_LOTS.update().where(_LOTS.c.id == lot_id, _LOTS.c.remaining + amount <= _LOTS.c.amount)
+                             .values(remaining=_LOTS.c.remaining + amount)).rowcount  # fmt: skip
+    if raised != 1:  # more back than was ever taken: a bug upstream, refused rather than minted
+        raise Conflict("points.changed", "The points changed meanwhile; try again.", lot_id=lot_id)
+    _entries(session, [dict(user_id=lot.user_id, lot_id=lot_id, brand_id=lot.brand_id, kind=kind, amount=amount,
+                            key=key, reason=why, order_id=order_id, refund_line_id=refund_line_id)], now)  # fmt: skip
+    _add(session, lot.user_id, now, **{_BUCKET[lot.state]: amount})
+    return lot_id
+
+
+def release_holds(session: Session, *, order_id: int, user_id: int, now: datetime, state: str) -> list:
+    """The order's held holds become `state` (spent at payment, returned at cancellation) and leave `reserved`;
+    the caller gives returned ones back to their lots. Returns the holds moved (none on a replay)."""
+    lock(session, [user_id], now)
+    moved = session.execute(
+        _HOLDS.update().where(_HOLDS.c.order_id == order_id, _HOLDS.c.state == "held")
+        .values(state=state, updated_at=now).returning(_HOLDS.c.id, _HOLDS.c.lot_id, _HOLDS.c.amount)
+    ).all()  # fmt: skip
+    if moved:
+        _add(session, user_id, now, reserved=-sum(hold.amount for hold in moved))
+    return sorted(moved)
 
 
 def _lower(session: Session, lot_id: int, points: int) -> None:
@@ -170,7 +215,8 @@ def make_available(session: Session, sub_order_ids: list[int], now: datetime) ->
 
 def audit(session: Session) -> list[tuple[str, int]]:
     """Every lot's `remaining` against the sum of its entries, every member's cached balance against the sum of
-    their entries and of their pending / available lots: [("lot" | "member", id)] of those that differ."""
+    their entries, of their pending / available lots and (`reserved`) of their held holds: [("lot" | "member",
+    id)] of those that differ."""
     by_lot = (
         sa.select(_ENTRIES.c.lot_id, sa.func.sum(_ENTRIES.c.amount).label("total"))
         .group_by(_ENTRIES.c.lot_id)
@@ -193,18 +239,22 @@ def _members_off(session: Session) -> list[int]:
     available = sa.func.sum(sa.case((_LOTS.c.state == "available", _LOTS.c.remaining), else_=0))
     lots = (sa.select(_LOTS.c.user_id, pending.label("pending"), available.label("available"))
             .group_by(_LOTS.c.user_id).subquery())  # fmt: skip
+    held = (sa.select(_HOLDS.c.user_id, sa.func.sum(_HOLDS.c.amount).label("reserved"))
+            .where(_HOLDS.c.state == "held").group_by(_HOLDS.c.user_id).subquery())  # fmt: skip
     b = _BALANCES.c
-    members = sa.union(sa.select(b.user_id), sa.select(entries.c.user_id), sa.select(lots.c.user_id)).subquery()
+    members = sa.union(sa.select(b.user_id), sa.select(entries.c.user_id), sa.select(lots.c.user_id),
+                       sa.select(held.c.user_id)).subquery()  # fmt: skip
     zero = sa.literal(0)
     off = (
         sa.select(members.c.user_id)
         .outerjoin(_BALANCES, b.user_id == members.c.user_id)
         .outerjoin(entries, entries.c.user_id == members.c.user_id)
         .outerjoin(lots, lots.c.user_id == members.c.user_id)
+        .outerjoin(held, held.c.user_id == members.c.user_id)
         .where(sa.or_(
             sa.func.coalesce(b.available, zero) != sa.func.coalesce(lots.c.available, zero),
             sa.func.coalesce(b.pending, zero) != sa.func.coalesce(lots.c.pending, zero),
-            sa.func.coalesce(b.reserved, zero) != zero,  # no redemption yet: nothing may be reserved
+            sa.func.coalesce(b.reserved, zero) != sa.func.coalesce(held.c.reserved, zero),  # the unpaid orders' holds
             sa.func.coalesce(b.available, zero) + sa.func.coalesce(b.pending, zero) != sa.func.coalesce(entries.c.total, zero),
         ))
         .order_by(members.c.user_id)
