@@ -217,3 +217,17 @@ def test_demo_guides_have_commission_pending_and_available_and_a_month_to_chart(
     summary = workbench.summary(session, guide, now=clock.now(), tz="Asia/Shanghai", days=30)
     assert summary["earnings"] == balance._asdict()
     assert len([d for d in summary["days"] if d["earned"]]) >= 4
+
+
+def test_demo_shopper_can_pay_with_points_and_buy_a_coupon_with_them(session):
+    from mall.members import catalogue, ledger
+
+    demo.load(session, env="test")
+    commit()
+    shopper = session.scalar(sa.select(User.id).filter_by(display_name="demo-shopper", role=Role.SHOPPER))
+    assert ledger.balance(session, shopper).available == 5000
+    [offered] = catalogue.available(session, user_id=shopper)
+    assert offered["item"].points_price == 1000 and offered["left_for_me"] == 2
+    redemption, coupon = catalogue.redeem(session, user_id=shopper, item_id=offered["item"].id, key="demo-test")
+    assert coupon.user_id == shopper and ledger.balance(session, shopper).available == 4000
+    assert ledger.audit(session) == []
