@@ -73,8 +73,8 @@ def seed(database_url: str, redis_url: str, *, placers: int, orders_capacity: in
         with_points, more, n_with = checkout.prepare_placers(seeder, commit, placers=placers, name="points",
                                                              orders_capacity=orders_capacity)  # fmt: skip
         for placer in with_points:
-            for shopper in dict.fromkeys(s for s, _ in placer.pairs):
-                _grant(session, shopper.user_id, POINTS_PER_SHOPPER * 2, LOTS)  # twice: room for re-adds
+            for user_id in sorted({shopper.user_id for shopper, _ in placer.pairs}):
+                _grant(session, user_id, POINTS_PER_SHOPPER * 2, LOTS)  # twice: room for re-adds
             commit()
         checkout._analyze(session)
     counts = {"shoppers": 2 + n_without + n_with, "prepared_orders": (lines + more) // checkout.LINES_PER_ORDER}
