@@ -152,3 +152,17 @@ def test_a_refund_after_the_lot_expired_re_credits_a_new_lot_with_the_grace_peri
     assert fresh.expires_at == clock.now() + timedelta(days=30)
     assert [(e.kind, e.amount, e.lot_id) for e in world.entries(kind="recredit")] == [("recredit", 250, fresh.id)]
     assert world.audit() == []
+
+
+def test_points_split_over_lines_come_back_line_by_line_and_add_up_to_the_order(world):
+    older, newer = lots_granted(world, 700, 700)
+    cheap, dear = world.sku(999), world.sku(2345)
+    order = place(world, [(cheap, 3), (dear, 1)], points=1300)  # 53.42 yuan of items: at most 26 yuan of points
+    assert world.shop.pay(world.shopper, order["id"]).status_code == 200
+    shares = {sku: order["lines"][sku]["discounts"]["points"] for sku in (cheap, dear)}
+    assert sum(shares.values()) == 1300  # minor units: 100 points = 100 fen here
+    world.refund(order["sub_id"], order["lines"][dear]["id"], 1)
+    assert sum(e.amount for e in world.entries(kind="recredit")) == shares[dear]
+    world.refund(order["sub_id"], order["lines"][cheap]["id"], 3)
+    assert sum(e.amount for e in world.entries(kind="recredit")) == 1300
+    assert [lot.remaining for lot in world.lots(source="adjust")] == [700, 700] and world.audit() == []
