@@ -107,42 +107,69 @@ def take_from_lot(session: Session, *, lot_id: int, amount: int, kind: str, key:
 
 
 def take(session: Session, *, user_id: int, amount: int, kind: str, key: str, reason: dict, now: datetime,
-         actor_id: int | None = None, hold_for: int | None = None) -> list[tuple[int, int]]:  # fmt: skip
+         actor_id: int | None = None) -> list[tuple[int, int]]:  # fmt: skip
     """Take `amount` available points, oldest expiry first, all or nothing: one entry per lot touched (`key`,
-    then `key#2`, ...). A replay of `key` takes nothing. Returns [(lot id, points taken)].
-    `hold_for` (an order id): the points are reserved for that unpaid order, not spent: a hold per lot (keyed as
-    its entry) and the balance's `reserved` goes up by what `available` goes down by (ADR 0029)."""
+    then `key#2`, ...). A replay of `key` takes nothing. Returns [(lot id, points taken)]."""
     lock(session, [user_id], now)
     if known(session, key):
         return []
-    lots = session.execute(
-        sa.select(_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.brand_id)
-        .where(_LOTS.c.user_id == user_id, _LOTS.c.remaining > 0, _LOTS.c.state == "available",
-               _LOTS.c.expires_at > now)
-        .order_by(_LOTS.c.expires_at, _LOTS.c.id)
-    ).all()  # fmt: skip
+    rows = _take_lots(session, user_id, amount, now, kind=kind, key=key, reason=reason, actor_id=actor_id)
+    _add(session, user_id, now, available=-amount)
+    return [(row["lot_id"], -row["amount"]) for row in rows]
+
+
+# Built once: placement runs these (a statement built per call cost more Python than PostgreSQL spent on it).
+_LIVE_LOTS = (
+    sa.select(_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.brand_id)
+    .where(_LOTS.c.user_id == sa.bindparam("_user"), _LOTS.c.remaining > 0, _LOTS.c.state == "available",
+           _LOTS.c.expires_at > sa.bindparam("_now"))
+    .order_by(_LOTS.c.expires_at, _LOTS.c.id)
+)  # fmt: skip
+_LOWER = (_LOTS.update().where(_LOTS.c.id == sa.bindparam("_lot"), _LOTS.c.remaining >= sa.bindparam("_n"))
+          .values(remaining=_LOTS.c.remaining - sa.bindparam("_n")))  # fmt: skip
+_RESERVE = (
+    _BALANCES.update().where(_BALANCES.c.user_id == sa.bindparam("_user"), _BALANCES.c.available >= sa.bindparam("_n"))
+    .values(available=_BALANCES.c.available - sa.bindparam("_n"), reserved=_BALANCES.c.reserved + sa.bindparam("_n"),
+            updated_at=sa.bindparam("_now"))
+)  # fmt: skip
+
+
+def _take_lots(session: Session, user_id: int, amount: int, now: datetime, **entry) -> list[dict]:
+    """Lower the member's unexpired available lots by `amount`, oldest expiry first, and write one entry per lot
+    (`entry`'s key, then key#2, ...): the entries written. The caller holds the member's lock and moves the
+    balance. Not enough unexpired points: 409 `points.insufficient`."""
+    lots = session.execute(_LIVE_LOTS, {"_user": user_id, "_now": now}).all()
     if sum(lot.remaining for lot in lots) < amount:
         raise Conflict("points.insufficient", "Not enough available points.", available=sum(r.remaining for r in lots))
-    taken, left, rows = [], amount, []
+    left, rows = amount, []
     for lot in lots:
         if left == 0:
             break
         part = min(left, lot.remaining)
         _lower(session, lot.id, part)
-        rows.append(dict(user_id=user_id, lot_id=lot.id, brand_id=lot.brand_id, kind=kind, amount=-part,
-                         key=key if not rows else f"{key}#{len(rows) + 1}", reason=reason, actor_id=actor_id,
-                         order_id=hold_for))  # fmt: skip
-        taken.append((lot.id, part))
+        key = entry["key"] if not rows else f"{entry['key']}#{len(rows) + 1}"
+        rows.append({**entry, "user_id": user_id, "lot_id": lot.id, "brand_id": lot.brand_id, "amount": -part,
+                     "key": key})  # fmt: skip
         left -= part
     _entries(session, rows, now)
-    if hold_for is None:
-        _add(session, user_id, now, available=-amount)
-        return taken
+    return rows
+
+
+def reserve(session: Session, *, user_id: int, amount: int, order_id: int, now: datetime) -> list[tuple[int, int]]:
+    """Reserve `amount` points for an unpaid order (ADR 0029): `available -= n`, `reserved += n` by one
+    conditional UPDATE of the balance row, which is also the member's lock (taken first, as `lock` would); then the
+    lots oldest expiry first, a `redeem` entry and a hold per lot (keys `redeem:{order}`, `#2`, ...). A new order
+    has no reservation yet: the unique keys are the replay guard. Returns [(lot id, points)]."""
+    if session.execute(_RESERVE, {"_user": user_id, "_n": amount, "_now": now}).rowcount != 1:
+        raise Conflict(
+            "points.insufficient", "Not enough available points.", available=balance(session, user_id).available
+        )
+    rows = _take_lots(session, user_id, amount, now, kind="redeem", key=f"redeem:{order_id}", order_id=order_id,
+                      reason={"rule": "checkout"})  # fmt: skip
     session.execute(sa.insert(_HOLDS), [
-        {"order_id": hold_for, "user_id": user_id, "lot_id": row["lot_id"], "amount": -row["amount"], "recredited": 0,
+        {"order_id": order_id, "user_id": user_id, "lot_id": row["lot_id"], "amount": -row["amount"], "recredited": 0,
          "state": "held", "key": row["key"], "created_at": now, "updated_at": now} for row in rows])  # fmt: skip
-    _add(session, user_id, now, available=-amount, reserved=amount)
-    return taken
+    return [(row["lot_id"], -row["amount"]) for row in rows]
 
 
 def give_back(session: Session, *, lot_id: int, amount: int, kind: str, key: str, reason: dict, now: datetime,
@@ -183,8 +210,7 @@ def release_holds(session: Session, *, order_id: int, user_id: int, now: datetim
 def _lower(session: Session, lot_id: int, points: int) -> None:
     """A conditional UPDATE (never below zero): under the member's lock it always applies; if it did not, the
     lock order was broken somewhere and the change is refused rather than overdrawn."""
-    lowered = session.execute(_LOTS.update().where(_LOTS.c.id == lot_id, _LOTS.c.remaining >= points)
-                              .values(remaining=_LOTS.c.remaining - points)).rowcount  # fmt: skip
+    lowered = session.execute(_LOWER, {"_lot": lot_id, "_n": points}).rowcount
     if lowered != 1:
         raise Conflict("points.changed", "The points changed meanwhile; try again.", lot_id=lot_id)
 

@@ -2,8 +2,8 @@
 re-credited, to the lots they came from, for the refunded part of a line.
 
 - `reserve` (reaction to `order.placed`, whose payload carries the points the placement's quote applied): takes
-  them from unexpired available lots, oldest expiry first, under the member's lock (ledger.take with
-  `hold_for`): one `redeem` entry and one hold per lot, `available -= n`, `reserved += n`. Not enough (a
+  them from unexpired available lots, oldest expiry first, under the member's lock (`ledger.reserve`): one
+  `redeem` entry and one hold per lot, `available -= n`, `reserved += n`. Not enough (a
   concurrent placement took them): 409 `points.insufficient`, and the placement rolls back.
 - `spend` (reaction to `order.paid`): the holds become spent, `reserved -= n`.
 - `give_back` (reaction to `order.cancelled`, the shopper's cancel and the unpaid timeout alike): the holds
@@ -33,8 +33,7 @@ def reserve(session: Session, event) -> None:
     """Reaction to `order.placed`."""
     points = event.payload.get("points") or 0
     if points > 0:
-        ledger.take(session, user_id=event.actor_id, amount=points, kind="redeem", key=f"redeem:{event.aggregate_id}",
-                    now=clock.now(), hold_for=event.aggregate_id, reason={"rule": "checkout"})  # fmt: skip
+        ledger.reserve(session, user_id=event.actor_id, amount=points, order_id=event.aggregate_id, now=clock.now())
 
 
 def _uses_points(session: Session, order_id: int) -> Order | None:
