@@ -166,3 +166,18 @@ def test_points_split_over_lines_come_back_line_by_line_and_add_up_to_the_order(
     world.refund(order["sub_id"], order["lines"][cheap]["id"], 3)
     assert sum(e.amount for e in world.entries(kind="recredit")) == 1300
     assert [lot.remaining for lot in world.lots(source="adjust")] == [700, 700] and world.audit() == []
+
+
+def test_a_lot_expired_but_not_swept_yet_is_never_reserved(world):
+    older, newer = lots_granted(world, 500, 500)
+    clock.freeze(T0 + timedelta(days=30, hours=12))  # the older lot expired; the hourly sweep has not run
+    world.later(timedelta(0))
+    sku = world.sku(5000)
+    line = world.shop.add(world.shopper, sku)
+    assert quote(world, [line], points=800).status_code == 200  # the cached balance still counts it
+    refused = world.shop.place(world.shopper, [line], world.address, points=800)
+    assert_problem(refused, 409, "points.insufficient")
+    assert world.balance() == (1000, 0, 0) and world.entries(kind="redeem") == []
+    order = place(world, [(sku, 1)], points=500)
+    assert moves(world, order_id=order["id"]) == [("redeem", -500, newer)]
+    assert world.balance() == (500, 0, 500) and world.audit() == []
