@@ -8,8 +8,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
+from api.extensions import db
 from mall import clock
+from mall.members.points_models import PointsBalance
 from tests.catalog_helpers import assert_problem
 from tests.points_helpers import T0, Points
 from tests.shop_helpers import Shop
@@ -181,3 +184,17 @@ def test_a_lot_expired_but_not_swept_yet_is_never_reserved(world):
     order = place(world, [(sku, 1)], points=500)
     assert moves(world, order_id=order["id"]) == [("redeem", -500, newer)]
     assert world.balance() == (500, 0, 500) and world.audit() == []
+
+
+def test_a_retried_placement_reserves_once_and_the_audit_names_a_reserved_figure_that_drifted(world):
+    lots_granted(world, 1000)
+    line = world.shop.add(world.shopper, world.sku(3000))
+    first = world.shop.place(world.shopper, [line], world.address, key="same", points=500)
+    again = world.shop.place(world.shopper, [line], world.address, key="same", points=500)
+    assert first.status_code == again.status_code == 201 and first.get_json()["id"] == again.get_json()["id"]
+    assert world.balance() == (500, 0, 500) and len(world.entries(kind="redeem")) == 1 and world.audit() == []
+
+    with world.app.app_context():
+        db.session.execute(sa.update(PointsBalance).values(reserved=PointsBalance.reserved + 1))
+        db.session.commit()
+    assert world.audit() == [("member", world.shopper_id)]
