@@ -72,8 +72,8 @@ def commission_audit():
 
 @mall_cli.command("points-audit")
 def points_audit():
-    """Check every points lot against its entries and every member's cached balance against their entries and lots
-    (exit 1 if any differ)."""
+    """Check every points lot against its entries and every member's cached balance against their entries, lots and
+    (reserved) the holds of their unpaid orders (exit 1 if any differ)."""
     from mall.members import ledger
 
     wrong = ledger.audit(db.session)
@@ -82,4 +82,4 @@ def points_audit():
         click.echo(f"{what} {row_id}: the cached points differ from the ledger")
     if wrong:
         raise click.exceptions.Exit(1)
-    click.echo("points: every lot and balance equals the sum of its entries")
+    click.echo("points: every lot and balance equals the sum of its entries; reserved equals the held holds")

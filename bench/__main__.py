@@ -35,6 +35,7 @@ SUITES = {
     "guides": "bench.guides",
     "points_expiry": "bench.points_expiry",
     "members": "bench.members",
+    "points_checkout": "bench.points_checkout",
 }
 BACKENDS = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
 

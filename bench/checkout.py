@@ -305,31 +305,38 @@ def seed(database_url: str, redis_url: str, *, placers: int, orders_capacity: in
         commit()
         held = seeder.coupons(coupon_quoters, quote_products)
         commit()
-        # Placement: per client, 50 SKUs of each of two brands that no other client orders, and
-        # enough shoppers with full carts over those SKUs to cover `orders_capacity` orders.
-        per_cart = CART_LINES // LINES_PER_ORDER
-        shoppers_each = max(1, math.ceil(orders_capacity / placers / per_cart))
-        placing, lines = [], 0
-        for c in range(placers):
-            brand_a, brand_b = c % len(BRANDS), (c + 1) % len(BRANDS)
-            skus_a = [sku for _ in range(5) for sku in seeder.product(brand_a, skus=10, price=1900 + 100 * c)[1]]
-            skus_b = [sku for _ in range(5) for sku in seeder.product(brand_b, skus=10, price=2900 + 100 * c)[1]]
-            ordered = [sku for pair in zip(skus_a, skus_b, strict=True) for sku in pair]
-            pairs = []
-            for s in range(shoppers_each):
-                shopper = seeder.shopper(f"placer-{c}-{s}")
-                ids = seeder.fill_cart(shopper, ordered)
-                pairs += [(shopper, ids[i : i + LINES_PER_ORDER]) for i in range(0, len(ids), LINES_PER_ORDER)]
-                lines += len(ids)
-            placing.append(Placer(pairs[::-1], pairs[0][0], ordered[:LINES_PER_ORDER]))
-            commit()
+        placing, lines, placer_shoppers = prepare_placers(seeder, commit, placers=placers,
+                                                          orders_capacity=orders_capacity)  # fmt: skip
         _analyze(session)
     shop = Shop(checkout, checkout_skus, placing, quoters, coupon_quoters)
     shop.counts = {"brands": len(BRANDS), "products": seeder.n_products, "skus": seeder.n_skus,
-                   "shoppers": 1 + 2 * QUOTE_CLIENTS + placers * shoppers_each, "prepared_lines": lines,
+                   "shoppers": 1 + 2 * QUOTE_CLIENTS + placer_shoppers, "prepared_lines": lines,
                    "prepared_orders": lines // LINES_PER_ORDER, "held_coupons": held}  # fmt: skip
     shop.seconds = time.perf_counter() - started
     return shop
+
+
+def prepare_placers(seeder: _Seeder, commit, *, placers: int, orders_capacity: int,
+                    name: str = "placer") -> tuple[list[Placer], int, int]:  # fmt: skip
+    """Per client, 50 SKUs of each of two brands that no other client (nor another call) orders, and enough
+    shoppers with full carts over those SKUs to cover `orders_capacity` orders: (placers, lines, shoppers)."""
+    per_cart = CART_LINES // LINES_PER_ORDER
+    shoppers_each = max(1, math.ceil(orders_capacity / placers / per_cart))
+    placing, lines = [], 0
+    for c in range(placers):
+        brand_a, brand_b = c % len(BRANDS), (c + 1) % len(BRANDS)
+        skus_a = [sku for _ in range(5) for sku in seeder.product(brand_a, skus=10, price=1900 + 100 * c)[1]]
+        skus_b = [sku for _ in range(5) for sku in seeder.product(brand_b, skus=10, price=2900 + 100 * c)[1]]
+        ordered = [sku for pair in zip(skus_a, skus_b, strict=True) for sku in pair]
+        pairs = []
+        for n in range(shoppers_each):
+            shopper = seeder.shopper(f"{name}-{c}-{n}")
+            ids = seeder.fill_cart(shopper, ordered)
+            pairs += [(shopper, ids[i : i + LINES_PER_ORDER]) for i in range(0, len(ids), LINES_PER_ORDER)]
+            lines += len(ids)
+        placing.append(Placer(pairs[::-1], pairs[0][0], ordered[:LINES_PER_ORDER]))
+        commit()
+    return placing, lines, placers * shoppers_each
 
 
 def _analyze(session) -> None:
@@ -376,12 +383,14 @@ def checkout_script(s: Shopper, skus: list[int]):
     return script
 
 
-def place_script(shop: Shop):
+def place_script(placers: list[Placer], extra: dict | None = None):
+    """Each client places its prepared line pairs (`extra`: more of the body, e.g. points to pay with)."""
+
     def script(index, rng):
-        placer = shop.placers[index]
+        placer = placers[index]
         while placer.pairs:
             shopper, line_ids = placer.pairs.pop()  # used up even if the request fails: never ordered twice
-            body = {"line_ids": line_ids, "address_id": shopper.address_id}
+            body = {"line_ids": line_ids, "address_id": shopper.address_id, **(extra or {})}
             yield flows.Request("POST", f"{API}/orders", body, {**shopper.auth, **_key()}, expect=(201,))
             yield flows.DONE
         owner = placer.owner  # out of prepared lines: re-add two (untimed), then place them (timed)
@@ -391,7 +400,7 @@ def place_script(shop: Shop):
                 cart = yield flows.Request("POST", f"{API}/cart/lines", {"sku_id": sku}, owner.auth, timed=False)
                 line_ids.append(_line_of(cart.json(), sku))
             placer.readds += 1
-            body = {"line_ids": line_ids, "address_id": owner.address_id}
+            body = {"line_ids": line_ids, "address_id": owner.address_id, **(extra or {})}
             yield flows.Request("POST", f"{API}/orders", body, {**owner.auth, **_key()}, expect=(201,))
             yield flows.DONE
 
@@ -425,7 +434,7 @@ def scenarios(shop: Shop, concurrency: int) -> list[tuple[object, int]]:
         (livez(), concurrency),
         (checkout_flow("checkout@1", shop.checkout, shop.checkout_skus), 1),
         (flows.Flow(f"place@{concurrency}", "POST /orders, 2 lines of 2 brands, distinct SKUs per client",
-                    place_script(shop), unit="order"), concurrency),
+                    place_script(shop.placers), unit="order"), concurrency),
         (flows.Flow(f"quote20@{QUOTE_CLIENTS}", "POST /checkout/quote, 20 lines, 5 brands, no coupons",
                     quote_script(shop.quoters), unit="quote"), QUOTE_CLIENTS),
         (flows.Flow(f"quote20+coupons@{QUOTE_CLIENTS}", "the same, 10 held coupons, best combination searched",

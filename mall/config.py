@@ -101,6 +101,8 @@ class Settings:
     points_checkin_grant: int = 10
     points_per_unit: int = 100  # N points are worth 1 currency unit (liability value, later redemption)
     points_expiry_reminder_days: int = 30
+    points_max_share_bp: int = 5000  # points pay at most this share of the items' payable (10000 = all of it)
+    points_recredit_grace_days: int = 30  # points returned to a lot that expired meanwhile: a new lot this long
 
     @property
     def is_production(self) -> bool:
@@ -155,6 +157,8 @@ class Settings:
             points_checkin_grant=_int(e, "POINTS_CHECKIN_GRANT", 10),
             points_per_unit=_int(e, "POINTS_PER_UNIT", 100),
             points_expiry_reminder_days=_int(e, "POINTS_EXPIRY_REMINDER_DAYS", 30),
+            points_max_share_bp=_int(e, "POINTS_MAX_SHARE_BP", 5000),
+            points_recredit_grace_days=_int(e, "POINTS_RECREDIT_GRACE_DAYS", 30),
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -184,6 +188,7 @@ class Settings:
             signup_grant=self.points_signup_grant, checkin_grant=self.points_checkin_grant,
             points_per_unit=self.points_per_unit, currency=self.default_currency,
             remind_days=self.points_expiry_reminder_days, timezone=self.shop_timezone,
+            max_share_bp=self.points_max_share_bp, recredit_grace_days=self.points_recredit_grace_days,
         )  # fmt: skip
 
     @property
@@ -212,5 +217,7 @@ class Settings:
             raise ConfigError(
                 "POINTS_PER_UNIT must be positive, POINTS_EARN_PER_UNIT and POINTS_EXPIRY_YEARS not negative"
             )
+        if not 0 <= self.points_max_share_bp <= 10_000 or self.points_recredit_grace_days <= 0:
+            raise ConfigError("POINTS_MAX_SHARE_BP must be 0..10000 and POINTS_RECREDIT_GRACE_DAYS positive")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")

@@ -1,6 +1,7 @@
 """Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role, a live room
 with paid orders through its cart link, guides with their sales, and members with histories across the brands:
-points earned, two nightly RFM runs (the members console shows a grid and who moved) and saved segments.
+points earned, two nightly RFM runs (the members console shows a grid and who moved) and saved segments;
+a shopper with points and a coupon offered for points.
 
 Development and test only: the demo platform admin's password is printed in the README, so a production
 configuration refuses to load any of it (before anything is written)."""
@@ -30,7 +31,7 @@ from mall.identity.roles import Actor, Role
 from mall.live import attribution as live_attribution
 from mall.live import links, pinning, rooms
 from mall.live.models import LiveLink
-from mall.members import grants, nightly, rfm, segments
+from mall.members import catalogue, grants, nightly, rfm, segments
 from mall.members.models import RfmScore
 from mall.notifications import journeys
 from mall.orders import services as orders
@@ -39,6 +40,7 @@ from mall.orders.models import Order
 from mall.orders.policy import OrderPolicy
 from mall.payments import services as payments
 from mall.payments.gateway import OfflineGateway
+from mall.promotions.coupons import services as coupons
 
 DEMO_ADMIN_EMAIL = "admin@demo.mall"
 DEMO_ADMIN_PASSWORD = "demo-password-123"
@@ -79,6 +81,8 @@ TOKEN_HELP = [
     f"  or log in as the platform admin: POST /api/v1/auth/password {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}",
     "  a live room is on air: viewers GET /api/v1/live/rooms/<id>; its host (demo-host) lists it at GET /api/v1/admin/live/rooms",
     f"  host console: http://localhost:8000/console/live, signed in as {DEMO_HOST_EMAIL} / {DEMO_ADMIN_PASSWORD}",
+    "  demo-shopper holds 5000 points: a quote takes `points` (100 = 1 yuan, up to half the items), and",
+    "  GET /api/v1/me/points/catalogue offers a 10-yuan coupon for 1000 points (POST .../<id>/redeem)",
     "  guide workbench: http://localhost:8000/console/guide, signed in with a token of demo-guide (role guide,",
     f'  "brand_id": 1) or as {DEMO_GUIDE_EMAIL} / {DEMO_ADMIN_PASSWORD}; both have customers and paid orders',
     f"  members console: http://localhost:8000/console/members, signed in as {DEMO_ADMIN_EMAIL} (every brand) or",
@@ -107,6 +111,7 @@ def load(session: Session, *, env: str) -> bool:
     _load_live_room(session, actor)
     _load_guides(session, actor)
     _load_members(session, actor)
+    _load_points(session, actor)
     return True
 
 
@@ -323,3 +328,16 @@ def _load_members(session: Session, actor: Actor) -> None:
                     definition={"rfm_groups": ["champions", "loyal"]})  # fmt: skip
     segments.create(session, actor=actor, brand_id=brands[0], name="Drifting away",
                     definition={"rfm_groups": ["about_to_sleep", "at_risk", "cannot_lose", "hibernating"]})  # fmt: skip
+
+
+def _load_points(session: Session, actor: Actor) -> None:
+    """demo-shopper's points (two operator credits, so a redemption walks two lots oldest first) and a catalogue
+    item: a platform coupon of 10 yuan off 100 for 1000 points, twice per member (ADR 0029)."""
+    shopper_id = session.scalar(sa.select(User.id).filter_by(display_name="demo-shopper", role=Role.SHOPPER))
+    for points, note in ((2000, "welcome to the demo"), (3000, "a birthday gift")):
+        grants.adjust(session, actor=actor, user_id=shopper_id, points=points, reason=note, key=f"demo:{note}")
+    template = coupons.create_template(session, actor=actor, brand_id=None, name="满100减10 (points)", currency="CNY",
+                                       value_type="threshold", threshold=10000, amount=1000, valid_days=30,
+                                       per_shopper_limit=5)  # fmt: skip
+    catalogue.create_item(session, actor=actor, template_id=template.id, points_price=1000, per_member_limit=2,
+                          stock=500)  # fmt: skip

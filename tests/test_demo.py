@@ -242,3 +242,17 @@ def test_demo_members_have_points_two_rfm_runs_with_movement_and_saved_segments(
     for segment in session.scalars(sa.select(Segment)):
         got = member_segments.get(session, actor=Actor(admin.id, Role.PLATFORM_ADMIN), segment_id=segment.id)
         assert member_segments.count(session, segment=got) > 0, segment.name
+
+
+def test_demo_shopper_can_pay_with_points_and_buy_a_coupon_with_them(session):
+    from mall.members import catalogue, ledger
+
+    demo.load(session, env="test")
+    commit()
+    shopper = session.scalar(sa.select(User.id).filter_by(display_name="demo-shopper", role=Role.SHOPPER))
+    assert ledger.balance(session, shopper).available == 5000
+    [offered] = catalogue.available(session, user_id=shopper)
+    assert offered["item"].points_price == 1000 and offered["left_for_me"] == 2
+    redemption, coupon = catalogue.redeem(session, user_id=shopper, item_id=offered["item"].id, key="demo-test")
+    assert coupon.user_id == shopper and ledger.balance(session, shopper).available == 4000
+    assert ledger.audit(session) == []

@@ -23,7 +23,8 @@ def quote(body):
     """Unit prices, discounts by source and by line, shipping per brand and the total. Changes nothing."""
     read_only()
     result = checkout.quote(db.session, shopper_id=current_actor().user_id, line_ids=body["line_ids"],
-                            address_id=body["address_id"], coupon_ids=body["coupon_ids"])  # fmt: skip
+                            address_id=body["address_id"], coupon_ids=body["coupon_ids"],
+                            points=body["points"])  # fmt: skip
     return quote_response(result)
 
 

@@ -13,6 +13,10 @@ def coupon_ids(description: str) -> fields.List:
 
 
 CouponIds = coupon_ids("Coupons to use; omitted or null: the best combination; []: none")
+Points = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 10**12), metadata={"description": (
+    "Points to pay with: whole multiples of POINTS_PER_UNIT (default 100 = 1 currency unit), at most the quote's "
+    "points.max_points (POINTS_MAX_SHARE_BP of the items' payable after other discounts, and what the member has); "
+    "more is refused (422 points.over_limit, 409 points.insufficient), never clamped. 0 or omitted: none")})  # fmt: skip
 # A flash purchase or a group-buy: coupons only when named (the flash hot path does no coupon work otherwise).
 PromotionCouponIds = coupon_ids(
     "Coupons to use, by the checkout's rules (on a line priced by a promotion the template's combinable_with "
@@ -24,6 +28,7 @@ class QuoteRequestSchema(Schema):
     line_ids = LineIds
     address_id = Id(load_default=None)
     coupon_ids = CouponIds
+    points = Points
 
 
 class AmountSchema(Schema):
@@ -119,6 +124,16 @@ class QuoteCouponSchema(Schema):
     applied = fields.Boolean()
 
 
+class QuotePointsSchema(Schema):
+    available = fields.Integer(metadata={"description": "the member's available points"})
+    points_per_unit = fields.Integer(metadata={"description": "points that pay one currency unit"})
+    max_share_bp = fields.Integer(metadata={"description": "the most points may pay of the items' payable, bp"})
+    max_points = fields.Integer(metadata={"description": "the most points this order can use"})
+    max_value = fields.Integer(metadata={"description": "what max_points pay, minor units"})
+    applied_points = fields.Integer(metadata={"description": "the points this quote uses"})
+    applied_value = fields.Integer(metadata={"description": "what they pay, minor units (discount source points)"})
+
+
 class QuoteSchema(Schema):
     currency = fields.String()
     lines = fields.List(fields.Nested(QuoteLineSchema))
@@ -129,6 +144,11 @@ class QuoteSchema(Schema):
     problems = fields.List(fields.Nested(ProblemLineSchema))
     coupons = fields.List(fields.Nested(QuoteCouponSchema))
     applied_coupon_ids = fields.List(fields.Integer())
+    points = fields.Nested(
+        QuotePointsSchema,
+        allow_none=True,
+        metadata={"description": "what points can pay and do pay (null: no points step)"},
+    )
 
 
 class ShippingPolicySchema(Schema):

@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from api.checkout.schemas import CouponIds, LineIds
+from api.checkout.schemas import CouponIds, LineIds, Points
 from api.fields import MAX_ID, Bool, Id
 
 
@@ -10,6 +10,7 @@ class PlaceOrderSchema(Schema):
     # Optional guard: the payable the shopper saw on the quote; a different price is 409, not a surprise.
     expected_payable = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=0))
     coupon_ids = CouponIds
+    points = Points
 
 
 class OrderLineSchema(Schema):

@@ -196,6 +196,7 @@ def quote_as_dict(result: QuoteResult) -> dict:
         "problems": result.problems,
         "coupons": q.extras.get("coupons", []),
         "applied_coupon_ids": q.extras.get("applied_coupon_ids", []),
+        "points": q.extras.get("points"),
     }  # fmt: skip
 
 

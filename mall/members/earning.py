@@ -63,7 +63,7 @@ def reverse(session: Session, event) -> None:
     ).all()  # fmt: skip
     if not parts:
         return
-    before = _units_before(session, sorted({part.order_line_id for part in parts}))
+    before = units_before(session, sorted({part.order_line_id for part in parts}))
     now = clock.now()
     ledger.lock(session, [part.user_id for part in parts], now)
     for part in parts:
@@ -77,7 +77,7 @@ def reverse(session: Session, event) -> None:
                                          "earned": earned})  # fmt: skip
 
 
-def _units_before(session: Session, line_ids: list[int]) -> dict[int, int]:
+def units_before(session: Session, line_ids: list[int]) -> dict[int, int]:
     """Refund line id -> units of its order line refunded by the parts before it."""
     history = session.execute(sa.select(RefundLine.id, RefundLine.order_line_id, RefundLine.quantity)
                               .where(RefundLine.order_line_id.in_(line_ids)).order_by(RefundLine.id)).all()  # fmt: skip

@@ -9,18 +9,20 @@ lot's `remaining` read under that lock is the one the change applies to.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall.db import insert_on_conflict
 from mall.errors import Conflict
-from mall.members.points_models import PointsBalance, PointsEntry, PointsLot
+from mall.members.points_models import PointsBalance, PointsEntry, PointsHold, PointsLot
 
 _LOTS, _ENTRIES, _BALANCES = PointsLot.__table__, PointsEntry.__table__, PointsBalance.__table__
+_HOLDS = PointsHold.__table__
 _BUCKET = {"pending": "pending", "available": "available"}
 
 
@@ -112,34 +114,138 @@ def take(session: Session, *, user_id: int, amount: int, kind: str, key: str, re
     lock(session, [user_id], now)
     if known(session, key):
         return []
-    lots = session.execute(
-        sa.select(_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.brand_id)
-        .where(_LOTS.c.user_id == user_id, _LOTS.c.remaining > 0, _LOTS.c.state == "available",
-               _LOTS.c.expires_at > now)
-        .order_by(_LOTS.c.expires_at, _LOTS.c.id)
-    ).all()  # fmt: skip
+    rows = _take_lots(session, user_id, amount, now, kind=kind, key=key, reason=reason, actor_id=actor_id)
+    _add(session, user_id, now, available=-amount)
+    return [(row["lot_id"], -row["amount"]) for row in rows]
+
+
+# Built once: placement runs these (a statement built per call cost more Python than PostgreSQL spent on it).
+_LIVE_LOTS = (
+    sa.select(_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.brand_id)
+    .where(_LOTS.c.user_id == sa.bindparam("_user"), _LOTS.c.remaining > 0, _LOTS.c.state == "available",
+           _LOTS.c.expires_at > sa.bindparam("_now"))
+    .order_by(_LOTS.c.expires_at, _LOTS.c.id)
+)  # fmt: skip
+_LOWER = (_LOTS.update().where(_LOTS.c.id == sa.bindparam("_lot"), _LOTS.c.remaining >= sa.bindparam("_n"))
+          .values(remaining=_LOTS.c.remaining - sa.bindparam("_n")))  # fmt: skip
+_RESERVE = (
+    _BALANCES.update().where(_BALANCES.c.user_id == sa.bindparam("_user"), _BALANCES.c.available >= sa.bindparam("_n"))
+    .values(available=_BALANCES.c.available - sa.bindparam("_n"), reserved=_BALANCES.c.reserved + sa.bindparam("_n"),
+            updated_at=sa.bindparam("_now"))
+)  # fmt: skip
+
+
+def _take_lots(session: Session, user_id: int, amount: int, now: datetime, **entry) -> list[dict]:
+    """Lower the member's unexpired available lots by `amount`, oldest expiry first, and write one entry per lot
+    (`entry`'s key, then key#2, ...): the entries written. The caller holds the member's lock and moves the
+    balance. Not enough unexpired points: 409 `points.insufficient`."""
+    lots = session.execute(_LIVE_LOTS, {"_user": user_id, "_now": now}).all()
     if sum(lot.remaining for lot in lots) < amount:
         raise Conflict("points.insufficient", "Not enough available points.", available=sum(r.remaining for r in lots))
-    taken, left, rows = [], amount, []
+    left, rows = amount, []
     for lot in lots:
         if left == 0:
             break
         part = min(left, lot.remaining)
         _lower(session, lot.id, part)
-        rows.append(dict(user_id=user_id, lot_id=lot.id, brand_id=lot.brand_id, kind=kind, amount=-part,
-                         key=key if not rows else f"{key}#{len(rows) + 1}", reason=reason, actor_id=actor_id))  # fmt: skip
-        taken.append((lot.id, part))
+        key = entry["key"] if not rows else f"{entry['key']}#{len(rows) + 1}"
+        rows.append({**entry, "user_id": user_id, "lot_id": lot.id, "brand_id": lot.brand_id, "amount": -part,
+                     "key": key})  # fmt: skip
         left -= part
     _entries(session, rows, now)
-    _add(session, user_id, now, available=-amount)
-    return taken
+    return rows
+
+
+# PostgreSQL: after `_RESERVE` holds the member's row, the lots, entries and holds of a reservation in one statement
+# (a round trip and a statement's Python per step was most of what points added to a placement). Its snapshot is
+# taken after the lock, so it sees every change of the member's lots committed before (all of them lock first).
+_PG_RESERVE = sa.text("""
+WITH live AS (
+    SELECT id, brand_id, remaining, sum(remaining) OVER (ORDER BY expires_at, id) AS upto FROM points_lots
+    WHERE user_id = :user AND remaining > 0 AND state = 'available' AND expires_at > :now
+), parts AS (
+    SELECT id, brand_id, LEAST(remaining, :n - (upto - remaining)) AS part,
+           CASE WHEN upto - remaining = 0 THEN :key ELSE :key || '#' || row_number() OVER (ORDER BY upto) END AS key
+    FROM live WHERE upto - remaining < :n
+), lowered AS (
+    UPDATE points_lots l SET remaining = l.remaining - p.part FROM parts p WHERE l.id = p.id AND l.remaining >= p.part
+    RETURNING l.id
+), entries AS (
+    INSERT INTO points_entries (user_id, lot_id, brand_id, kind, amount, key, reason, order_id, created_at)
+    SELECT :user, id, brand_id, 'redeem', -part, key, CAST(:reason AS jsonb), :order, :now FROM parts
+), holds AS (
+    INSERT INTO points_holds (order_id, user_id, lot_id, amount, recredited, state, key, created_at, updated_at)
+    SELECT :order, :user, id, part, 0, 'held', key, :now, :now FROM parts
+)
+SELECT (SELECT coalesce(sum(part), 0) FROM parts) AS taken, (SELECT count(*) FROM parts) AS lots,
+       (SELECT count(*) FROM lowered) AS lowered
+""")
+_CHECKOUT = json.dumps({"rule": "checkout"})
+
+
+def reserve(session: Session, *, user_id: int, amount: int, order_id: int, now: datetime) -> None:
+    """Reserve `amount` points for an unpaid order (ADR 0029): `available -= n`, `reserved += n` by one
+    conditional UPDATE of the balance row, which is also the member's lock (taken first, as `lock` would); then the
+    lots oldest expiry first, a `redeem` entry and a hold per lot (keys `redeem:{order}`, `#2`, ...): one statement
+    on PostgreSQL, the portable ones elsewhere. A new order has no reservation yet: the unique keys are the replay
+    guard. Not enough (unexpired) points: 409 `points.insufficient`, and the caller rolls back."""
+    if session.execute(_RESERVE, {"_user": user_id, "_n": amount, "_now": now}).rowcount != 1:
+        raise Conflict(
+            "points.insufficient", "Not enough available points.", available=balance(session, user_id).available
+        )
+    key = f"redeem:{order_id}"
+    if session.get_bind().dialect.name == "postgresql":
+        done = session.execute(_PG_RESERVE, {"user": user_id, "n": amount, "now": now, "key": key, "order": order_id,
+                                             "reason": _CHECKOUT}).one()  # fmt: skip
+        if done.taken != amount or done.lowered != done.lots:  # expired lots not swept yet (or a broken lock order)
+            raise Conflict("points.insufficient", "Not enough available points.", available=int(done.taken))
+        return
+    rows = _take_lots(session, user_id, amount, now, kind="redeem", key=key, order_id=order_id,
+                      reason={"rule": "checkout"})  # fmt: skip
+    session.execute(sa.insert(_HOLDS), [
+        {"order_id": order_id, "user_id": user_id, "lot_id": row["lot_id"], "amount": -row["amount"], "recredited": 0,
+         "state": "held", "key": row["key"], "created_at": now, "updated_at": now} for row in rows])  # fmt: skip
+
+
+def give_back(session: Session, *, lot_id: int, amount: int, kind: str, key: str, reason: dict, now: datetime,
+              grace_days: int, order_id: int | None = None, refund_line_id: int | None = None) -> int:  # fmt: skip
+    """Put `amount` points back on the lot they were taken from, keeping its expiry; a lot expired by now (swept
+    or not yet) gets a new lot of `kind` instead, expiring `grace_days` from now, funded like the old one
+    (Youzan's and Shopify's apps give returned points a fresh window rather than points that die on arrival).
+    The caller holds the member's lock. Returns the lot credited."""
+    lot = session.execute(sa.select(_LOTS).where(_LOTS.c.id == lot_id)).one()
+    why = {**reason, "lot_id": lot_id}
+    if lot.expires_at <= now or lot.expired_at is not None:
+        return grant(session, user_id=lot.user_id, amount=amount, kind="recredit", key=key, now=now,
+                     expires_at=now + timedelta(days=grace_days), brand_id=lot.brand_id, order_id=order_id,
+                     reason={**why, "expired_lot": lot_id, "grace_days": grace_days})  # fmt: skip
+    raised = session.execute(_LOTS.update().where(_LOTS.c.id == lot_id, _LOTS.c.remaining + amount <= _LOTS.c.amount)
+                             .values(remaining=_LOTS.c.remaining + amount)).rowcount  # fmt: skip
+    if raised != 1:  # more back than was ever taken: a bug upstream, refused rather than minted
+        raise Conflict("points.changed", "The points changed meanwhile; try again.", lot_id=lot_id)
+    _entries(session, [dict(user_id=lot.user_id, lot_id=lot_id, brand_id=lot.brand_id, kind=kind, amount=amount,
+                            key=key, reason=why, order_id=order_id, refund_line_id=refund_line_id)], now)  # fmt: skip
+    _add(session, lot.user_id, now, **{_BUCKET[lot.state]: amount})
+    return lot_id
+
+
+def release_holds(session: Session, *, order_id: int, user_id: int, now: datetime, state: str) -> list:
+    """The order's held holds become `state` (spent at payment, returned at cancellation) and leave `reserved`;
+    the caller gives returned ones back to their lots. Returns the holds moved (none on a replay)."""
+    lock(session, [user_id], now)
+    moved = session.execute(
+        _HOLDS.update().where(_HOLDS.c.order_id == order_id, _HOLDS.c.state == "held")
+        .values(state=state, updated_at=now).returning(_HOLDS.c.id, _HOLDS.c.lot_id, _HOLDS.c.amount)
+    ).all()  # fmt: skip
+    if moved:
+        _add(session, user_id, now, reserved=-sum(hold.amount for hold in moved))
+    return sorted(moved)
 
 
 def _lower(session: Session, lot_id: int, points: int) -> None:
     """A conditional UPDATE (never below zero): under the member's lock it always applies; if it did not, the
     lock order was broken somewhere and the change is refused rather than overdrawn."""
-    lowered = session.execute(_LOTS.update().where(_LOTS.c.id == lot_id, _LOTS.c.remaining >= points)
-                              .values(remaining=_LOTS.c.remaining - points)).rowcount  # fmt: skip
+    lowered = session.execute(_LOWER, {"_lot": lot_id, "_n": points}).rowcount
     if lowered != 1:
         raise Conflict("points.changed", "The points changed meanwhile; try again.", lot_id=lot_id)
 
@@ -170,7 +276,8 @@ def make_available(session: Session, sub_order_ids: list[int], now: datetime) ->
 
 def audit(session: Session) -> list[tuple[str, int]]:
     """Every lot's `remaining` against the sum of its entries, every member's cached balance against the sum of
-    their entries and of their pending / available lots: [("lot" | "member", id)] of those that differ."""
+    their entries, of their pending / available lots and (`reserved`) of their held holds: [("lot" | "member",
+    id)] of those that differ."""
     by_lot = (
         sa.select(_ENTRIES.c.lot_id, sa.func.sum(_ENTRIES.c.amount).label("total"))
         .group_by(_ENTRIES.c.lot_id)
@@ -193,18 +300,22 @@ def _members_off(session: Session) -> list[int]:
     available = sa.func.sum(sa.case((_LOTS.c.state == "available", _LOTS.c.remaining), else_=0))
     lots = (sa.select(_LOTS.c.user_id, pending.label("pending"), available.label("available"))
             .group_by(_LOTS.c.user_id).subquery())  # fmt: skip
+    held = (sa.select(_HOLDS.c.user_id, sa.func.sum(_HOLDS.c.amount).label("reserved"))
+            .where(_HOLDS.c.state == "held").group_by(_HOLDS.c.user_id).subquery())  # fmt: skip
     b = _BALANCES.c
-    members = sa.union(sa.select(b.user_id), sa.select(entries.c.user_id), sa.select(lots.c.user_id)).subquery()
+    members = sa.union(sa.select(b.user_id), sa.select(entries.c.user_id), sa.select(lots.c.user_id),
+                       sa.select(held.c.user_id)).subquery()  # fmt: skip
     zero = sa.literal(0)
     off = (
         sa.select(members.c.user_id)
         .outerjoin(_BALANCES, b.user_id == members.c.user_id)
         .outerjoin(entries, entries.c.user_id == members.c.user_id)
         .outerjoin(lots, lots.c.user_id == members.c.user_id)
+        .outerjoin(held, held.c.user_id == members.c.user_id)
         .where(sa.or_(
             sa.func.coalesce(b.available, zero) != sa.func.coalesce(lots.c.available, zero),
             sa.func.coalesce(b.pending, zero) != sa.func.coalesce(lots.c.pending, zero),
-            sa.func.coalesce(b.reserved, zero) != zero,  # no redemption yet: nothing may be reserved
+            sa.func.coalesce(b.reserved, zero) != sa.func.coalesce(held.c.reserved, zero),  # the unpaid orders' holds
             sa.func.coalesce(b.available, zero) + sa.func.coalesce(b.pending, zero) != sa.func.coalesce(entries.c.total, zero),
         ))
         .order_by(members.c.user_id)

@@ -23,6 +23,8 @@ class PointsPolicy:
     currency: str = "CNY"
     remind_days: int = 30
     timezone: str = "Asia/Shanghai"
+    max_share_bp: int = 5000  # redemption: points pay at most this share of the items' payable after discounts
+    recredit_grace_days: int = 30  # returned to a lot that expired meanwhile: a new lot valid this long
 
     def multiplier_bp(self, level: int) -> int:
         return self.level_multipliers_bp.get(level, ONE)
@@ -42,6 +44,16 @@ class PointsPolicy:
 
     def local_day(self, moment: datetime) -> str:
         return moment.astimezone(ZoneInfo(self.timezone)).date().isoformat()
+
+    def usable(self, available: int, payable: int, currency: str) -> int:
+        """The most points one order can use: whole currency units (multiples of `points_per_unit`), at most the
+        member's `available` and `max_share_bp` of `payable` (minor units of `currency`, shipping excluded)."""
+        unit = 10 ** CURRENCY_EXPONENT[currency]
+        return min(available // self.points_per_unit, payable * self.max_share_bp // ONE // unit) * self.points_per_unit
+
+    def money(self, points: int, currency: str) -> int:
+        """Minor units of `currency` that `points` (whole multiples of `points_per_unit`) pay for."""
+        return points // self.points_per_unit * 10 ** CURRENCY_EXPONENT[currency]
 
     def value(self, points: int) -> int:
         """Minor units of `currency` that `points` are worth (rounded down)."""

@@ -27,11 +27,12 @@ from mall.orders.transitions import move, move_or_conflict, move_sub_orders
 
 def place_order(
     session: Session, *, shopper_id: int, line_ids: list[int], address_id: int, policy: OrderPolicy,
-    expected_payable: int | None = None, coupon_ids: list[int] | None = None,
+    expected_payable: int | None = None, coupon_ids: list[int] | None = None, points: int = 0,
 ) -> Order:  # fmt: skip
-    """Price the chosen lines again (never trust the client's totals), reserve stock, split by brand."""
+    """Price the chosen lines again (never trust the client's totals), reserve stock, split by brand. `points`:
+    to pay with, as the quote applies them; the `order.placed` payload carries them to their reservation."""
     result = checkout.quote(session, shopper_id=shopper_id, line_ids=line_ids, address_id=address_id,
-                            coupon_ids=coupon_ids, placing=True)  # fmt: skip
+                            coupon_ids=coupon_ids, points=points, placing=True)  # fmt: skip
     if result.address is None:  # the API requires one; a direct call without one is told the same
         raise identity.address_not_found(address_id)
     if result.problems:
@@ -42,7 +43,8 @@ def place_order(
     order = creation.insert_order(session, shopper_id=shopper_id, quote=q, policy=policy,
                                   address=result.address._asdict(), actor=Actor(shopper_id, Role.SHOPPER),
                                   stock=_quantities(q.lines), from_cart=(result.cart_id, _cart_lines(q.lines)),
-                                  coupon_ids=q.extras.get("applied_coupon_ids", []))  # fmt: skip
+                                  coupon_ids=q.extras.get("applied_coupon_ids", []),
+                                  **({"points": points} if points else {}))  # fmt: skip
     if order.payable_total == 0:  # fully discounted: nothing to collect
         mark_paid(session, order_id=order.id, amount=0, currency=order.currency, reference="zero-amount")
     return order

@@ -42,6 +42,12 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/me/points/check-in"): SHOPPERS,
     ("POST", "/api/v1/admin/points/adjustments"): PLATFORM,
     ("GET", "/api/v1/admin/points/liability"): MERCHANT,
+    # the points catalogue (ADR 0029)
+    ("GET", "/api/v1/me/points/catalogue"): SHOPPERS,
+    ("POST", "/api/v1/me/points/catalogue/<int:item_id>/redeem"): SHOPPERS,
+    ("GET", "/api/v1/admin/points/catalogue"): MERCHANT,
+    ("POST", "/api/v1/admin/points/catalogue"): MERCHANT,
+    ("PATCH", "/api/v1/admin/points/catalogue/<int:item_id>"): MERCHANT,
     ("POST", "/api/v1/admin/staff"): MERCHANT,
     ("POST", "/api/v1/admin/brands"): PLATFORM,
     ("GET", "/api/v1/admin/brands"): PLATFORM,

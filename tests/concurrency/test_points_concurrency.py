@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from api.extensions import db
 from mall import clock
-from mall.members.points_models import PointsEntry
+from mall.members.points_models import PointsEntry, PointsHold
 from tests.concurrency.test_order_concurrency import race
 from tests.points_helpers import ADJUST, T0, Points
 from tests.shop_helpers import Shop
@@ -85,3 +85,28 @@ def test_concurrent_debits_never_overdraw(app, world):
     results = race(app, [_adjust(world, -30) for _ in range(10)])
     assert sorted(r.status_code for r in results) == [201] * 3 + [409] * 7
     assert world.balance() == (10, 0, 0) and world.audit() == []
+
+
+def test_concurrent_placements_with_points_never_overdraw(app, world):
+    """Eight orders of one member, each paying 300 points, race for 1,000: exactly three reserve (oldest lots
+    first), the others are told 409 points.insufficient and leave nothing behind (no order, no hold)."""
+    assert world.adjust(400).status_code == 201
+    assert world.adjust(600).status_code == 201
+    lines = [world.shop.add(world.shopper, world.sku(1000), 1) for _ in range(8)]
+
+    def place(line: int):
+        return lambda client: client.post("/api/v1/orders", json={"line_ids": [line], "address_id": world.address,
+                                                                  "points": 300},
+                                          headers={**world.shopper, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+
+    results = race(app, [place(line) for line in lines])
+    codes = sorted(r.status_code for r in results)
+    assert codes == [201] * 3 + [409] * 5, [r.get_json() for r in results]
+    assert {r.get_json()["code"] for r in results if r.status_code == 409} == {"points.insufficient"}
+    assert world.balance() == (100, 0, 900)
+    with app.app_context():
+        holds = db.session.execute(sa.select(PointsHold.order_id, sa.func.sum(PointsHold.amount))
+                                   .group_by(PointsHold.order_id)).all()  # fmt: skip
+    placed = {r.get_json()["id"] for r in results if r.status_code == 201}
+    assert {order_id for order_id, _ in holds} == placed and {total for _, total in holds} == {300}
+    assert world.audit() == []
