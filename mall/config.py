@@ -101,6 +101,9 @@ class Settings:
     points_checkin_grant: int = 10
     points_per_unit: int = 100  # N points are worth 1 currency unit (liability value, later redemption)
     points_expiry_reminder_days: int = 30
+    # Member levels (ADR 0030)
+    member_level_term: str = "calendar_year"  # growth counts paid spend of: calendar_year | rolling_12_months | lifetime
+    member_level_grace_days: int = 30  # growth below the level's threshold this long: the level is lowered
 
     @property
     def is_production(self) -> bool:
@@ -155,6 +158,8 @@ class Settings:
             points_checkin_grant=_int(e, "POINTS_CHECKIN_GRANT", 10),
             points_per_unit=_int(e, "POINTS_PER_UNIT", 100),
             points_expiry_reminder_days=_int(e, "POINTS_EXPIRY_REMINDER_DAYS", 30),
+            member_level_term=e.get("MEMBER_LEVEL_TERM", "calendar_year"),
+            member_level_grace_days=_int(e, "MEMBER_LEVEL_GRACE_DAYS", 30),
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -187,6 +192,13 @@ class Settings:
         )  # fmt: skip
 
     @property
+    def level_programme(self):
+        from mall.members.growth import Programme
+
+        return Programme(term=self.member_level_term, grace_days=self.member_level_grace_days,
+                         currency=self.default_currency, timezone=self.shop_timezone)  # fmt: skip
+
+    @property
     def marketing_rules(self):
         from mall.notifications.rules import MarketingRules, parse_hours
 
@@ -212,5 +224,9 @@ class Settings:
             raise ConfigError(
                 "POINTS_PER_UNIT must be positive, POINTS_EARN_PER_UNIT and POINTS_EXPIRY_YEARS not negative"
             )
+        if self.member_level_term not in ("calendar_year", "rolling_12_months", "lifetime"):
+            raise ConfigError("MEMBER_LEVEL_TERM must be calendar_year, rolling_12_months or lifetime")
+        if self.member_level_grace_days < 0:
+            raise ConfigError("MEMBER_LEVEL_GRACE_DAYS must not be negative")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")

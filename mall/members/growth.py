@@ -1,0 +1,95 @@
+"""Growth value (ADR 0030): what a member paid for lines, net of what was refunded on them, on orders paid in the
+programme's term (the calendar year, the last 12 months, or ever), in the programme's currency. Shipping never
+counts (it is on the sub-order, not a line), exactly as points never earn on it.
+
+Growth is always recomputed from the orders for a set of members (`compute`), never incremented: a payment, a
+refund and the daily job all give the same number for the same orders, a retried reaction changes nothing, and
+spend leaving a rolling term drops out without a ledger of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mall.db import insert_on_conflict
+from mall.members.level_models import MemberGrowth
+from mall.orders.models import Order, OrderLine
+
+TERMS = ("calendar_year", "rolling_12_months", "lifetime")
+
+
+@dataclass(frozen=True)
+class Programme:
+    term: str = "calendar_year"
+    grace_days: int = 30
+    currency: str = "CNY"
+    timezone: str = "Asia/Shanghai"
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(days=self.grace_days)
+
+    def term_start(self, now: datetime) -> datetime | None:
+        """The first instant whose payments count, or None (lifetime)."""
+        if self.term == "lifetime":
+            return None
+        local = now.astimezone(ZoneInfo(self.timezone))
+        if self.term == "calendar_year":
+            return datetime(local.year, 1, 1, tzinfo=local.tzinfo).astimezone(UTC)
+        day = min(local.day, 28) if (local.month, local.day) == (2, 29) else local.day
+        return local.replace(year=local.year - 1, day=day).astimezone(UTC)
+
+
+PROGRAMME = Programme()
+
+
+def install(programme: Programme) -> None:
+    global PROGRAMME
+    PROGRAMME = programme
+
+
+def current() -> Programme:
+    return PROGRAMME
+
+
+def compute(session: Session, user_ids: Iterable[int], now: datetime) -> dict[int, int]:
+    """User id -> growth now, from their paid orders (members with none: 0). One aggregate query."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    programme = current()
+    query = (
+        sa.select(Order.user_id, sa.func.sum(OrderLine.payable - OrderLine.refunded_amount))
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(Order.user_id.in_(ids), Order.paid_at.is_not(None), Order.currency == programme.currency)
+        .group_by(Order.user_id)
+    )  # fmt: skip
+    if (start := programme.term_start(now)) is not None:
+        query = query.where(Order.paid_at >= start)
+    found = dict.fromkeys(ids, 0)
+    found.update({user_id: int(total or 0) for user_id, total in session.execute(query)})
+    return found
+
+
+def rows(session: Session, user_ids: Iterable[int]) -> dict[int, MemberGrowth]:
+    ids = sorted(set(user_ids))
+    return {row.user_id: row for row in session.scalars(sa.select(MemberGrowth).where(MemberGrowth.user_id.in_(ids)))}
+
+
+def write(session: Session, found: dict[int, MemberGrowth], growth: dict[int, int], now: datetime) -> None:
+    """Store the growth that changed: changed rows in one statement; a member's first row by an upsert (two
+    payments of one new member may race; both computed from the orders, either value is right at its commit)."""
+    changed = [{"user_id": u, "growth": g, "updated_at": now} for u, g in growth.items()
+               if u in found and found[u].growth != g]  # fmt: skip
+    if changed:
+        session.execute(sa.update(MemberGrowth), changed)
+    for user_id, value in growth.items():
+        if user_id not in found and value != 0:
+            insert_on_conflict(session, MemberGrowth.__table__, index_elements=["user_id"],
+                               values={"user_id": user_id, "growth": value, "updated_at": now},
+                               update={"growth": value, "updated_at": now})  # fmt: skip
