@@ -102,7 +102,7 @@ class Settings:
     points_per_unit: int = 100  # N points are worth 1 currency unit (liability value, later redemption)
     points_expiry_reminder_days: int = 30
     # Member levels (ADR 0030)
-    member_level_term: str = "calendar_year"  # growth counts paid spend of: calendar_year | rolling_12_months | lifetime
+    member_level_term: str = "calendar_year"  # growth counts: calendar_year | rolling_12_months | lifetime
     member_level_grace_days: int = 30  # growth below the level's threshold this long: the level is lowered
 
     @property

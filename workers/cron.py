@@ -48,5 +48,5 @@ cron.register(reconcile_payouts, queue_name="low", cron="40 3 * * *")
 cron.register(expire_points, queue_name="low", cron="20 * * * *")
 cron.register(remind_expiring_points, queue_name="low", cron="0 3 * * *")
 cron.register(members_nightly, queue_name="low", cron="45 3 * * *", job_timeout=3600)  # RFM, lifecycle, tags (ADR 0028)
-cron.register(evaluate_levels, queue_name="low", cron="10 4 * * *", job_timeout=3600)  # growth, grace, downgrades (ADR 0030)
-cron.register(level_birthday_coupons, queue_name="low", cron="40 1 * * *")  # the level's birthday coupon (ADR 0030)
+cron.register(evaluate_levels, queue_name="low", cron="10 4 * * *", job_timeout=3600)  # levels (ADR 0030)
+cron.register(level_birthday_coupons, queue_name="low", cron="40 1 * * *")  # a level's birthday coupon

@@ -12,9 +12,10 @@ class LevelSchema(Schema):
     multiplier_bp = Bp(100_000, load_default=10_000, metadata={"description": "points multiplier (10000 = 1.0)"})
     free_shipping_above = Money(load_default=None, allow_none=True,
                                 metadata={"description": "a brand part this big ships free"})  # fmt: skip
-    birthday_template_id = fields.Integer(strict=True, load_default=None, allow_none=True,
-                                          validate=validate.Range(1, 2**31 - 1),
-                                          metadata={"description": "a coupon template with auto_grant level_birthday"})  # fmt: skip
+    birthday_template_id = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 2**31 - 1),
+        metadata={"description": "a coupon template with auto_grant level_birthday"},
+    )  # fmt: skip
 
 
 class LevelTableSchema(Schema):
@@ -82,5 +83,7 @@ class MyLevelSchema(Schema):
     managed = fields.Boolean(metadata={"description": "false: no level table, levels are set by operators"})
     next = fields.Nested(NextLevelSchema, allow_none=True)
     benefits = fields.Nested(BenefitsSchema)
-    lowered_at = fields.AwareDateTime(allow_none=True, metadata={"description": "growth is below the level: when "
-                                                                 "it is lowered unless growth recovers"})
+    lowered_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "growth is below the level: when it is lowered unless growth recovers"},
+    )

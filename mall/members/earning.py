@@ -2,9 +2,10 @@
 on the refunded part of a line to the point.
 
 - `earn` (reaction to `order.paid`): each line with a positive payable (after every discount, shipping is on the
-  sub-order, never on a line) earns `policy.earned(line.payable, currency, multiplier)` points (the multiplier of the member's level in the
-  level table, else of the POINTS_LEVEL_MULTIPLIERS setting) as one pending lot,
-  key `earn:{line}`, brand = the line's sub-order's brand, level = the member's level at payment.
+  sub-order, never on a line) earns `policy.earned(line.payable, currency, multiplier)` points (the multiplier of
+  the member's level in the level table, else of the POINTS_LEVEL_MULTIPLIERS setting) as one pending lot,
+  key `earn:{line}`, brand = the line's sub-order's brand, level = the member's level at payment (before the
+  payment's own upgrade, ADR 0030).
 - `reverse` (reaction to `refund_lines.written`, the one event every refund path records in
   mall.orders.refunds._write): refunded units k+1..k+n of a line earning E points on Q units take back
   `E*(k+n)//Q - E*k//Q` from its lot, key `clawback:{refund_line}` (the cumulative split of the refunds
@@ -30,7 +31,7 @@ def earn(session: Session, event) -> None:
     """Reaction to `order.paid`."""
     rules = policy.current()
     order = session.get(Order, event.aggregate_id)
-    level, multiplier = levels.multiplier_of(session, order.user_id, rules.multiplier_bp)  # the level table's (ADR 0030)
+    level, multiplier = levels.multiplier_of(session, order.user_id, rules.multiplier_bp)  # ADR 0030
     lines = session.execute(
         sa.select(OrderLine.id, OrderLine.sub_order_id, OrderLine.payable, OrderLine.quantity, SubOrder.brand_id)
         .join(SubOrder, SubOrder.id == OrderLine.sub_order_id)
