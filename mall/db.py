@@ -99,6 +99,19 @@ def insert_on_conflict(
     return session.scalars(stmt, params, execution_options={"populate_existing": True}).first()
 
 
+def upsert_many(session, table: sa.Table, rows: list[dict], *, index_elements: list[str], update: tuple[str, ...] = ()):
+    """Many rows in one INSERT … ON CONFLICT (index) DO UPDATE SET the `update` columns to the new row's (DO
+    NOTHING without), on PostgreSQL and SQLite alike. For batch jobs; returns nothing."""
+    if not rows:
+        return
+    stmt = _insert(session.get_bind().dialect.name, table).values(rows)
+    if update:
+        stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_={c: stmt.excluded[c] for c in update})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
+    session.execute(stmt)
+
+
 def _insert(dialect: str, target):
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(target)
 

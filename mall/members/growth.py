@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall.db import insert_on_conflict
+from mall.db import upsert_many
 from mall.members.level_models import MemberGrowth
 from mall.orders.models import Order, OrderLine
 
@@ -82,14 +82,12 @@ def rows(session: Session, user_ids: Iterable[int]) -> dict[int, MemberGrowth]:
 
 
 def write(session: Session, found: dict[int, MemberGrowth], growth: dict[int, int], now: datetime) -> None:
-    """Store the growth that changed: changed rows in one statement; a member's first row by an upsert (two
+    """Store the growth that changed: changed rows in one statement, members' first rows in one upsert (two
     payments of one new member may race; both computed from the orders, either value is right at its commit)."""
     changed = [{"user_id": u, "growth": g, "updated_at": now} for u, g in growth.items()
                if u in found and found[u].growth != g]  # fmt: skip
     if changed:
         session.execute(sa.update(MemberGrowth), changed)
-    for user_id, value in growth.items():
-        if user_id not in found and value != 0:
-            insert_on_conflict(session, MemberGrowth.__table__, index_elements=["user_id"],
-                               values={"user_id": user_id, "growth": value, "updated_at": now},
-                               update={"growth": value, "updated_at": now})  # fmt: skip
+    new = [{"user_id": u, "growth": g, "below_since": None, "updated_at": now} for u, g in growth.items()
+           if u not in found and g != 0]  # fmt: skip
+    upsert_many(session, MemberGrowth.__table__, new, index_elements=["user_id"], update=("growth", "updated_at"))

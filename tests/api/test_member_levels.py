@@ -199,20 +199,20 @@ def test_spend_leaving_the_term_lowers_the_level_after_the_grace_period_with_not
     levels.set(lapsed, level=1)
     levels.set(kept, level=1)
 
-    assert evaluate_levels() == {"start_grace": 1, "none": 1}
+    assert evaluate_levels() == {"start_grace": 1, "none": 2}  # kept, and the shopper who never paid
     assert levels.levels_of([lapsed, kept]) == {lapsed: 1, kept: 1}
     (user, key, payload), = levels.messages("member.level_at_risk")  # fmt: skip
     assert (user, payload["to_level"], payload["lowered_at"]) == (lapsed, 0, (T0 + timedelta(days=30)).isoformat())
 
     clock.freeze(T0 + timedelta(days=29, hours=23))
-    assert evaluate_levels() == {"keep_grace": 1, "none": 1}
+    assert evaluate_levels() == {"keep_grace": 1, "none": 2}
     assert levels.level_of(lapsed) == 1
 
     clock.freeze(T0 + timedelta(days=30))
-    assert evaluate_levels() == {"down": 1, "none": 1}
+    assert evaluate_levels() == {"down": 1, "none": 2}
     assert levels.levels_of([lapsed, kept]) == {lapsed: 0, kept: 1}
     assert [(u, p["from_level"], p["level"]) for u, _, p in levels.messages("member.level_lowered")] == [(lapsed, 1, 0)]
-    assert evaluate_levels() == {"none": 2}  # nothing more: no second notice
+    assert evaluate_levels() == {"none": 3}  # nothing more: no second notice
     assert len(levels.messages("member.level_at_risk")) == 1 and len(levels.messages("member.level_lowered")) == 1
 
 
@@ -254,7 +254,7 @@ def test_the_dry_run_changes_nothing_and_the_real_run_then_does_what_it_said(app
     by_level = {lv["level"]: lv for lv in said["levels"]}
     assert {n: (lv["members_now"], lv["members_after"], lv["up_into"], lv["down_into"])
             for n, lv in by_level.items()} == {
-        0: (1, 2, 0, 2), 1: (2, 0, 0, 0), 2: (1, 1, 1, 0), 3: (0, 1, 1, 0)}  # fmt: skip
+        0: (2, 3, 0, 2), 1: (2, 0, 0, 0), 2: (1, 1, 1, 0), 3: (0, 1, 1, 0)}  # fmt: skip
     assert levels.levels_of(list(people.values())) == {people[n]: held[n] for n in people}  # unchanged
     assert all(levels.growth(p) is None for p in people.values())
     assert levels.messages("member.level_at_risk") == []
@@ -264,7 +264,7 @@ def test_the_dry_run_changes_nothing_and_the_real_run_then_does_what_it_said(app
     assert done["up"] == said["up"] and done["start_grace"] == said["grace_starting"]
     clock.freeze(T0 + timedelta(days=30))
     assert evaluate_levels()["down"] == said["down"]
-    final = levels.levels_of(list(people.values()))
+    final = levels.levels_of([*people.values(), world.shopper_id])  # every shopper, who paid or not
     counts = {n: sum(1 for level in final.values() if level == n) for n in by_level}
     assert counts == {n: lv["members_after"] for n, lv in by_level.items()}
 
