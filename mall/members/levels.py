@@ -29,7 +29,7 @@ from mall.identity.models import User
 from mall.members import growth
 from mall.members.level_models import MemberGrowth, MemberLevel
 from mall.members.policy import ONE
-from mall.notifications.services import notify
+from mall.notifications.services import notify, notify_many
 from mall.orders.models import Order
 from mall.promotions.coupons.models import CouponTemplate
 
@@ -176,11 +176,9 @@ def _carry_out(session: Session, tbl: Table, moves: list[Move], found: dict, now
     _ensure_rows(session, found, [g["user_id"] for g in grace], now)
     if grace:
         session.execute(sa.update(MemberGrowth), grace)
-    for move in moves:
-        if move.action == "start_grace":
-            _notice_at_risk(session, tbl, move, now)
-        elif move.action == "down":
-            _notice_lowered(session, tbl, move, key=f"level-lowered-{move.user_id}-{move.below_since:%Y%m%dT%H%M%S}")
+    notify_many(session, [_at_risk(tbl, m, now) if m.action == "start_grace" else
+                          _lowered(tbl, m, key=f"level-lowered-{m.user_id}-{m.below_since:%Y%m%dT%H%M%S}")
+                          for m in moves if m.action in ("start_grace", "down")])  # fmt: skip
 
 
 def _ensure_rows(session: Session, found: dict, user_ids: list[int], now: datetime) -> None:
@@ -189,20 +187,21 @@ def _ensure_rows(session: Session, found: dict, user_ids: list[int], now: dateti
     upsert_many(session, MemberGrowth.__table__, missing, index_elements=["user_id"])
 
 
-def _notice_at_risk(session: Session, tbl: Table, move: Move, now: datetime) -> None:
+def _at_risk(tbl: Table, move: Move, now: datetime) -> dict:
+    """The notice that a grace period started: the level, the growth it needs, and when it will be lowered."""
     level = tbl.get(move.level)
-    notify(session, user_id=move.user_id, template_key="member.level_at_risk",
-           dedupe_key=f"level-at-risk-{move.user_id}-{now:%Y%m%dT%H%M%S}",
-           payload={"level": move.level, "name": level.name if level else "", "growth": move.growth,
-                    "threshold": level.threshold if level else None,
-                    "lowered_at": (now + growth.current().grace).isoformat(), "to_level": move.target})  # fmt: skip
+    return {"user_id": move.user_id, "template_key": "member.level_at_risk",
+            "dedupe_key": f"level-at-risk-{move.user_id}-{now:%Y%m%dT%H%M%S}",
+            "payload": {"level": move.level, "name": level.name if level else "", "growth": move.growth,
+                        "threshold": level.threshold if level else None,
+                        "lowered_at": (now + growth.current().grace).isoformat(), "to_level": move.target}}  # fmt: skip
 
 
-def _notice_lowered(session: Session, tbl: Table, move: Move, *, key: str) -> None:
+def _lowered(tbl: Table, move: Move, *, key: str) -> dict:
     level = tbl.get(move.target)
-    notify(session, user_id=move.user_id, template_key="member.level_lowered", dedupe_key=key,
-           payload={"from_level": move.level, "level": move.target, "name": level.name if level else "",
-                    "growth": move.growth})  # fmt: skip
+    return {"user_id": move.user_id, "template_key": "member.level_lowered", "dedupe_key": key,
+            "payload": {"from_level": move.level, "level": move.target, "name": level.name if level else "",
+                        "growth": move.growth}}  # fmt: skip
 
 
 def dry_run(session: Session, levels: list[dict], *, now: datetime | None = None, limit: int = BATCH) -> dict:
@@ -275,7 +274,7 @@ def _react(session: Session, user_id: int | None, *, key: str | None) -> None:
         _end_grace(session, user_id, now)  # paid back up to the level's threshold
     elif key is not None and target < level <= tbl.level_for(before):
         _set_level(session, user_id, target, now)
-        _notice_lowered(session, tbl, Move(user_id, level, target, value, None, "down"), key=key)
+        notify(session, **_lowered(tbl, Move(user_id, level, target, value, None, "down"), key=key))
 
 
 def _set_level(session: Session, user_id: int, level: int, now: datetime) -> None:
