@@ -106,14 +106,16 @@ def upsert_many(session, table: sa.Table, rows: list[dict], *, index_elements: l
     written (those a conflict left alone are not among them)."""
     if not rows:
         return []
-    stmt = _insert(session.get_bind().dialect.name, table).values(rows)
+    # Executed with the rows as parameters, not .values(rows): SQLAlchemy's insertmanyvalues batches them into
+    # multi-row statements from one cached compilation (compiling a 1,000-row VALUES took 0.5 s).
+    stmt = _insert(session.get_bind().dialect.name, table)
     if update:
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_={c: stmt.excluded[c] for c in update})
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
     if returning:
-        return session.execute(stmt.returning(*returning)).all()
-    session.execute(stmt)
+        return session.execute(stmt.returning(*returning), rows).all()
+    session.execute(stmt, rows)
     return []
 
 
