@@ -82,12 +82,20 @@ def rows(session: Session, user_ids: Iterable[int]) -> dict[int, MemberGrowth]:
 
 
 def write(session: Session, found: dict[int, MemberGrowth], growth: dict[int, int], now: datetime) -> None:
-    """Store the growth that changed: changed rows in one statement, members' first rows in one upsert (two
-    payments of one new member may race; both computed from the orders, either value is right at its commit)."""
-    changed = [{"user_id": u, "growth": g, "updated_at": now} for u, g in growth.items()
+    """Store the growth that changed, in two statements: a row changes only if it still holds what was read (a
+    payment that committed meanwhile wrote a newer value: it stays), a member's first row is inserted unless one
+    appeared meanwhile. The next recomputation corrects whatever a skipped write left."""
+    changed = [{"_u": u, "_old": found[u].growth, "_g": g, "_now": now} for u, g in growth.items()
                if u in found and found[u].growth != g]  # fmt: skip
     if changed:
-        session.execute(sa.update(MemberGrowth), changed)
+        session.execute(_CHANGE, changed)
     new = [{"user_id": u, "growth": g, "below_since": None, "updated_at": now} for u, g in growth.items()
            if u not in found and g != 0]  # fmt: skip
-    upsert_many(session, MemberGrowth.__table__, new, index_elements=["user_id"], update=("growth", "updated_at"))
+    upsert_many(session, MemberGrowth.__table__, new, index_elements=["user_id"])
+
+
+_T = MemberGrowth.__table__
+_CHANGE = (
+    _T.update().where(_T.c.user_id == sa.bindparam("_u"), _T.c.growth == sa.bindparam("_old"))
+    .values(growth=sa.bindparam("_g"), updated_at=sa.bindparam("_now"))
+)  # fmt: skip

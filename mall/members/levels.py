@@ -159,11 +159,26 @@ def evaluate_batch(session: Session, *, after: int = 0, limit: int = BATCH, now:
     if not tbl:
         return []
     moves = _moves(session, tbl, after=after, limit=limit, now=now)
+    moves = _settle_movers(session, tbl, moves, now)
     ids = [m.user_id for m in moves]
     found = growth.rows(session, ids)
     growth.write(session, found, {m.user_id: m.growth for m in moves}, now)
     _carry_out(session, tbl, moves, found, now)
     return moves
+
+
+def _settle_movers(session: Session, tbl: Table, moves: list[Move], now: datetime) -> list[Move]:
+    """The members whose level would change: their `users` rows locked (in id order), then their growth and level
+    read again and decided again. A payment or refund takes the same row lock before it recomputes (`_react`), so
+    a level is never set from growth that a concurrent payment has made stale."""
+    movers = [m.user_id for m in moves if m.action in ("up", "down")]
+    if not movers:
+        return moves
+    query = sa.select(User.id, User.member_level).where(User.id.in_(movers)).order_by(User.id).with_for_update()
+    levels_now = dict(session.execute(query).all())
+    values = growth.compute(session, movers, now)
+    return [_decide(tbl, m.user_id, levels_now[m.user_id], values[m.user_id], m.below_since, now)
+            if m.user_id in levels_now else m for m in moves]  # fmt: skip
 
 
 def _carry_out(session: Session, tbl: Table, moves: list[Move], found: dict, now: datetime) -> None:
@@ -261,7 +276,8 @@ def _react(session: Session, user_id: int | None, *, key: str | None) -> None:
     if user_id is None or not tbl:
         return
     now = clock.now()
-    level = session.scalar(sa.select(User.member_level).where(User.id == user_id))
+    # The member's row lock first: payments, refunds and the job's movers change a level one at a time.
+    level = session.scalar(sa.select(User.member_level).where(User.id == user_id).with_for_update())
     found = growth.rows(session, [user_id])
     value = growth.compute(session, [user_id], now)[user_id]
     row = found.get(user_id)
