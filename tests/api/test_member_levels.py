@@ -301,3 +301,26 @@ def test_without_a_table_levels_are_left_as_set_and_points_use_the_setting(world
     assert levels.level_of(world.shopper_id) == 1 and evaluate_levels() == {}
     assert world.entries(order_id=order["id"])[0].reason["multiplier_bp"] == 15_000
     assert _me(world)["managed"] is False and _me(world)["next"] is None
+
+
+@pytest.mark.parametrize(
+    ("term", "start"),
+    [("calendar_year", datetime(2025, 12, 31, 16, 0, tzinfo=UTC)),  # 1 January in Shanghai
+     ("rolling_12_months", T0 - timedelta(days=365)), ("lifetime", None)],
+)  # fmt: skip
+def test_the_term_says_whose_spend_counts(app, term, start, rewire):
+    from mall.members import growth
+
+    rewire(member_level_term=term)
+    assert growth.current().term_start(T0) == start
+    members = Members(app)
+    brand = members.brand()
+    member = members.shopper()
+    members.order(member, {brand: 1000}, paid_at=datetime(2025, 6, 1, tzinfo=UTC))  # 18 months before T0
+    members.order(member, {brand: 2000}, paid_at=datetime(2026, 1, 15, tzinfo=UTC))  # this year
+    members.order(member, {brand: 2500}, paid_at=datetime(2025, 12, 20, tzinfo=UTC))  # within the last 12 months
+    with app.app_context():
+        from api.extensions import db
+
+        value = growth.compute(db.session, [member], T0)[member]
+    assert value == {"calendar_year": 2000, "rolling_12_months": 4500, "lifetime": 5500}[term]
