@@ -41,6 +41,12 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/me/points/check-in"): SHOPPERS,
     ("POST", "/api/v1/admin/points/adjustments"): PLATFORM,
     ("GET", "/api/v1/admin/points/liability"): MERCHANT,
+    # member levels (ADR 0030): platform-wide, brand admins read the table
+    ("GET", "/api/v1/me/level"): SHOPPERS,
+    ("GET", "/api/v1/admin/members/levels"): MERCHANT,
+    ("PUT", "/api/v1/admin/members/levels"): PLATFORM,
+    ("POST", "/api/v1/admin/members/levels/dry-run"): PLATFORM,
+    ("POST", "/api/v1/admin/members/levels/apply"): PLATFORM,
     ("POST", "/api/v1/admin/staff"): MERCHANT,
     ("POST", "/api/v1/admin/brands"): PLATFORM,
     ("GET", "/api/v1/admin/brands"): PLATFORM,
