@@ -112,6 +112,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from api.live.routes import blp as live
     from api.members.catalogue_routes import blp as points_catalogue
     from api.members.centre_routes import blp as member_centre
+    from api.members.level_routes import blp as levels
     from api.members.points_routes import blp as points
     from api.members.routes import blp as members
     from api.notifications.routes import blp as notifications
@@ -124,7 +125,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
                   coupons, flash_sales, group_buy, live, live_links, live_attribution, live_lucky_bags,
                   live_promotions, guides, guide_commission, guide_holds, guide_payouts, guide_workbench,
-                  points, points_catalogue, member_centre, members)  # fmt: skip
+                  points, points_catalogue, member_centre, members, levels)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 

@@ -103,6 +103,9 @@ class Settings:
     points_expiry_reminder_days: int = 30
     points_max_share_bp: int = 5000  # points pay at most this share of the items' payable (10000 = all of it)
     points_recredit_grace_days: int = 30  # points returned to a lot that expired meanwhile: a new lot this long
+    # Member levels (ADR 0030)
+    member_level_term: str = "calendar_year"  # growth counts: calendar_year | rolling_12_months | lifetime
+    member_level_grace_days: int = 30  # growth below the level's threshold this long: the level is lowered
 
     @property
     def is_production(self) -> bool:
@@ -159,6 +162,8 @@ class Settings:
             points_expiry_reminder_days=_int(e, "POINTS_EXPIRY_REMINDER_DAYS", 30),
             points_max_share_bp=_int(e, "POINTS_MAX_SHARE_BP", 5000),
             points_recredit_grace_days=_int(e, "POINTS_RECREDIT_GRACE_DAYS", 30),
+            member_level_term=e.get("MEMBER_LEVEL_TERM", "calendar_year"),
+            member_level_grace_days=_int(e, "MEMBER_LEVEL_GRACE_DAYS", 30),
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -192,6 +197,13 @@ class Settings:
         )  # fmt: skip
 
     @property
+    def level_programme(self):
+        from mall.members.growth import Programme
+
+        return Programme(term=self.member_level_term, grace_days=self.member_level_grace_days,
+                         currency=self.default_currency, timezone=self.shop_timezone)  # fmt: skip
+
+    @property
     def marketing_rules(self):
         from mall.notifications.rules import MarketingRules, parse_hours
 
@@ -219,5 +231,9 @@ class Settings:
             )
         if not 0 <= self.points_max_share_bp <= 10_000 or self.points_recredit_grace_days <= 0:
             raise ConfigError("POINTS_MAX_SHARE_BP must be 0..10000 and POINTS_RECREDIT_GRACE_DAYS positive")
+        if self.member_level_term not in ("calendar_year", "rolling_12_months", "lifetime"):
+            raise ConfigError("MEMBER_LEVEL_TERM must be calendar_year, rolling_12_months or lifetime")
+        if self.member_level_grace_days < 0:
+            raise ConfigError("MEMBER_LEVEL_GRACE_DAYS must not be negative")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")

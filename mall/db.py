@@ -99,6 +99,26 @@ def insert_on_conflict(
     return session.scalars(stmt, params, execution_options={"populate_existing": True}).first()
 
 
+def upsert_many(session, table: sa.Table, rows: list[dict], *, index_elements: list[str], update: tuple[str, ...] = (),
+                returning: tuple = ()) -> list:  # fmt: skip
+    """Many rows in one INSERT … ON CONFLICT (index) DO UPDATE SET the `update` columns to the new row's (DO
+    NOTHING without), on PostgreSQL and SQLite alike. For batch jobs; returns the `returning` columns of the rows
+    written (those a conflict left alone are not among them)."""
+    if not rows:
+        return []
+    # Executed with the rows as parameters, not .values(rows): SQLAlchemy's insertmanyvalues batches them into
+    # multi-row statements from one cached compilation (compiling a 1,000-row VALUES took 0.5 s).
+    stmt = _insert(session.get_bind().dialect.name, table)
+    if update:
+        stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_={c: stmt.excluded[c] for c in update})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
+    if returning:
+        return session.execute(stmt.returning(*returning), rows).all()
+    session.execute(stmt, rows)
+    return []
+
+
 def _insert(dialect: str, target):
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(target)
 

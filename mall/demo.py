@@ -1,7 +1,7 @@
 """Demo data for `make run`: three brands, a category tree, 36 products, a bundle, a user per role, a live room
 with paid orders through its cart link, guides with their sales, and members with histories across the brands:
 points earned, two nightly RFM runs (the members console shows a grid and who moved) and saved segments;
-a shopper with points and a coupon offered for points.
+a shopper with points and a coupon offered for points; member levels with their benefits and shoppers at each level.
 
 Development and test only: the demo platform admin's password is printed in the README, so a production
 configuration refuses to load any of it (before anything is written)."""
@@ -31,7 +31,7 @@ from mall.identity.roles import Actor, Role
 from mall.live import attribution as live_attribution
 from mall.live import links, pinning, rooms
 from mall.live.models import LiveLink
-from mall.members import catalogue, grants, nightly, rfm, segments
+from mall.members import catalogue, grants, levels, nightly, rfm, segments
 from mall.members.models import RfmScore
 from mall.notifications import journeys
 from mall.orders import services as orders
@@ -87,7 +87,20 @@ TOKEN_HELP = [
     f'  "brand_id": 1) or as {DEMO_GUIDE_EMAIL} / {DEMO_ADMIN_PASSWORD}; both have customers and paid orders',
     f"  members console: http://localhost:8000/console/members, signed in as {DEMO_ADMIN_EMAIL} (every brand) or",
     '  with a token of demo-brand-admin (role brand_admin, "brand_id": 1); two RFM runs, points and segments',
+    "  member levels: GET /api/v1/admin/members/levels; shoppers demo-silver and demo-gold (dev tokens) paid their",
+    "  way to Silver and Gold: GET /api/v1/me/level shows their growth, next level and benefits",
 ]
+# The level table (ADR 0030): growth in fen of paid spend net of refunds this calendar year. Gold opens the
+# identity products (min_member_level 2). Each level's birthday coupon is made by `_load_levels`.
+LEVELS = [
+    {"level": 1, "name": "Silver 银卡", "threshold": 30000, "discount_bp": 200, "multiplier_bp": 12_000,
+     "free_shipping_above": 5900},
+    {"level": 2, "name": "Gold 金卡", "threshold": 100000, "discount_bp": 500, "multiplier_bp": 15_000,
+     "free_shipping_above": 0},
+    {"level": 3, "name": "Black 黑金", "threshold": 300000, "discount_bp": 800, "multiplier_bp": 20_000,
+     "free_shipping_above": 0},
+]  # fmt: skip
+LEVEL_SHOPPERS = [("demo-silver", 3), ("demo-gold", 9)]  # (name, units of the first brand's dearest product)
 
 
 DEMO_SIGNING = "demo-only-signing-key"  # the demo's own link tokens; the app's secret is not known here
@@ -107,6 +120,7 @@ def load(session: Session, *, env: str) -> bool:
     for index, brand_spec in enumerate(BRANDS):
         _load_brand(session, actor, index, *brand_spec)
     journeys.seed(session)
+    _load_levels(session, actor)
     _load_users(session, actor)
     _load_live_room(session, actor)
     _load_guides(session, actor)
@@ -178,6 +192,24 @@ def _load_users(session: Session, actor: Actor) -> None:
         (Role.BRAND_ADMIN, "demo-brand-admin", first_brand),
     ]:
         identity.dev_login(session, role=role, name=name, brand_id=brand_id)
+
+
+def _load_levels(session: Session, actor: Actor) -> None:
+    """The level table with a birthday coupon per level, and shoppers who paid their way up (upgraded at payment)."""
+    table = []
+    for spec in LEVELS:
+        template = coupons.create_template(session, actor=actor, brand_id=None, name=f"{spec['name']} birthday gift",
+                                           value_type="fixed", amount=500 * spec["level"], currency="CNY",
+                                           valid_days=30, auto_grant=levels.BIRTHDAY_GRANT)  # fmt: skip
+        table.append({**spec, "birthday_template_id": template.id})
+    levels.replace(session, table)
+    brand_id = session.scalar(sa.select(Brand.id).order_by(Brand.id).limit(1))
+    dearest = session.scalar(sa.select(Product).filter_by(brand_id=brand_id, min_member_level=None)
+                             .order_by(Product.price_min.desc()).limit(1))  # fmt: skip
+    for name, units in LEVEL_SHOPPERS:
+        shopper = identity.dev_login(session, role=Role.SHOPPER, name=name, brand_id=None)
+        line = cart.add_line(session, user_id=shopper.id, sku_id=dearest.skus[0].id, quantity=units, source=ORGANIC)
+        paid_order(session, shopper_id=shopper.id, line_ids=[line])
 
 
 def _load_live_room(session: Session, actor: Actor) -> None:

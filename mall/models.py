@@ -10,8 +10,8 @@ from mall.identity import models as identity_models  # noqa: F401
 from mall.live import lucky_bag_models  # noqa: F401
 from mall.live import models as live_models  # noqa: F401
 from mall.live import tracking as live_tracking  # noqa: F401
+from mall.members import level_models, points_models  # noqa: F401
 from mall.members import models as member_models  # noqa: F401
-from mall.members import points_models  # noqa: F401
 from mall.notifications import journeys, nudges  # noqa: F401
 from mall.orders import after_sale  # noqa: F401
 from mall.payments import models as payment_models  # noqa: F401

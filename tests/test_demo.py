@@ -256,3 +256,18 @@ def test_demo_shopper_can_pay_with_points_and_buy_a_coupon_with_them(session):
     redemption, coupon = catalogue.redeem(session, user_id=shopper, item_id=offered["item"].id, key="demo-test")
     assert coupon.user_id == shopper and ledger.balance(session, shopper).available == 4000
     assert ledger.audit(session) == []
+
+
+def test_demo_has_levels_and_shoppers_at_them(session):
+    from mall.members import levels
+
+    demo.load(session, env="test")
+    commit()
+
+    table = levels.table(session)
+    assert [lv.level for lv in table] == [1, 2, 3] and all(lv.birthday_template_id for lv in table)
+    by_name = dict(session.execute(sa.select(User.display_name, User.member_level).where(
+        User.display_name.in_(["demo-shopper", "demo-silver", "demo-gold"]))).all())  # fmt: skip
+    assert by_name == {"demo-shopper": 0, "demo-silver": 1, "demo-gold": 2}
+    gold = session.scalar(sa.select(User.id).filter_by(display_name="demo-gold"))
+    assert levels.progress(session, user_id=gold)["next"]["name"].startswith("Black")

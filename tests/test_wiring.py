@@ -30,6 +30,8 @@ ESSENTIAL = {
     ("subscribers", "message.queued"): "workers.subscriptions._dispatch_when_due",
     ("subscribers", "refund.claimed"): "workers.subscriptions._send_refund",
     ("pricing", "coupons"): "mall.promotions.coupons.checkout.apply_coupons",
+    ("pricing", "promotion_price"): "mall.members.level_pricing.member_price",
+    ("reactions", "refund_lines.written"): "mall.members.levels.on_refunded",
 }
 
 

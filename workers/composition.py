@@ -12,6 +12,8 @@ from empty registries and installs, from the settings:
   sign-up grant, available when a settlement batch settles their sub-orders (`settlement.ON_SETTLED`), the
   `points_left` outbox guard of the expiry reminder;
 - after-commit subscribers: the jobs a commit schedules (`workers.subscriptions`), batched per release;
+- member levels (ADR 0030): growth and upgrades at payment, growth taken back per refunded part, the
+  `member_price` provider (after live prices) and the level's benefits as shopper facts;
 - members: the sign-up channel as first touch, tag and segment coupon audiences, the `in_segment` journey guard;
 - pricing steps: live prices (and the live quota counted at placement, given back on cancellation), coupons
   (and the shopper fact that lets a quote skip them);
@@ -34,6 +36,7 @@ from mall.identity import tokens
 from mall.live import announce
 from mall.live import wiring as live
 from mall.members import earning
+from mall.members import levels_wiring as levels
 from mall.members import points_wiring as points
 from mall.members import wiring as members
 from mall.notifications import guards, nudges, reactions
@@ -64,6 +67,7 @@ def install(settings: Settings) -> None:
     payment_services.handle_webhooks(payouts.WEBHOOKS)  # transfer.* of guide payouts, verified like payments'
     points.install(settings.points_policy)  # earn at payment, reversed per refunded part of a line
     settlement.ON_SETTLED.append(earning.settle)  # a settled batch's pending lots become available
+    levels.install(settings.level_programme)  # after live prices and points: member price last, upgrade at payment
     coupons.install(remind_before_hours=settings.coupon_expiry_reminder_hours,
                     return_on_full_refund=settings.coupon_return_on_full_refund)  # fmt: skip
     tokens.use_cache(flash.token_cache)

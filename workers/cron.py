@@ -13,6 +13,7 @@ from workers import runtime
 from workers.jobs.coupons import birthday_coupons, expire_coupons
 from workers.jobs.flash_sales import reconcile_flash_sales
 from workers.jobs.group_buy import sweep_due_groups
+from workers.jobs.levels import evaluate_levels, level_birthday_coupons
 from workers.jobs.lucky_bags import release_unclaimed_prizes
 from workers.jobs.members import members_nightly
 from workers.jobs.notifications import (
@@ -47,3 +48,5 @@ cron.register(reconcile_payouts, queue_name="low", cron="40 3 * * *")
 cron.register(expire_points, queue_name="low", cron="20 * * * *")
 cron.register(remind_expiring_points, queue_name="low", cron="0 3 * * *")
 cron.register(members_nightly, queue_name="low", cron="45 3 * * *", job_timeout=3600)  # RFM, lifecycle, tags (ADR 0028)
+cron.register(evaluate_levels, queue_name="low", cron="10 4 * * *", job_timeout=3600)  # levels (ADR 0030)
+cron.register(level_birthday_coupons, queue_name="low", cron="40 1 * * *")  # a level's birthday coupon

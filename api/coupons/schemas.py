@@ -46,7 +46,7 @@ class TemplateSchema(Schema):
         strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 2**31 - 1)
     )
     auto_grant = fields.String(load_default=None, allow_none=True,
-                               validate=validate.OneOf(["signup", "birthday", "cart_recovery"]))  # fmt: skip
+                               validate=validate.OneOf(["signup", "birthday", "cart_recovery", "level_birthday"]))  # fmt: skip
     status = fields.String(dump_only=True)
 
     @validates_schema

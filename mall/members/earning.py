@@ -2,8 +2,10 @@
 on the refunded part of a line to the point.
 
 - `earn` (reaction to `order.paid`): each line with a positive payable (after every discount, shipping is on the
-  sub-order, never on a line) earns `policy.earned(line.payable, currency, level)` points as one pending lot,
-  key `earn:{line}`, brand = the line's sub-order's brand, level = the member's level at payment.
+  sub-order, never on a line) earns `policy.earned(line.payable, currency, multiplier)` points (the multiplier of
+  the member's level in the level table, else of the POINTS_LEVEL_MULTIPLIERS setting) as one pending lot,
+  key `earn:{line}`, brand = the line's sub-order's brand, level = the member's level at payment (before the
+  payment's own upgrade, ADR 0030).
 - `reverse` (reaction to `refund_lines.written`, the one event every refund path records in
   mall.orders.refunds._write): refunded units k+1..k+n of a line earning E points on Q units take back
   `E*(k+n)//Q - E*k//Q` from its lot, key `clawback:{refund_line}` (the cumulative split of the refunds
@@ -20,8 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock
-from mall.identity.models import User
-from mall.members import ledger, policy
+from mall.members import ledger, levels, policy
 from mall.members.points_models import PointsLot
 from mall.orders.models import Order, OrderLine, RefundLine, SubOrder
 
@@ -30,7 +31,7 @@ def earn(session: Session, event) -> None:
     """Reaction to `order.paid`."""
     rules = policy.current()
     order = session.get(Order, event.aggregate_id)
-    level = session.scalar(sa.select(User.member_level).where(User.id == order.user_id)) or 0
+    level, multiplier = levels.multiplier_of(session, order.user_id, rules.multiplier_bp)  # ADR 0030
     lines = session.execute(
         sa.select(OrderLine.id, OrderLine.sub_order_id, OrderLine.payable, OrderLine.quantity, SubOrder.brand_id)
         .join(SubOrder, SubOrder.id == OrderLine.sub_order_id)
@@ -38,14 +39,14 @@ def earn(session: Session, event) -> None:
     ).all()  # fmt: skip
     now = clock.now()
     for line in lines:
-        points = rules.earned(line.payable, order.currency, level)
+        points = rules.earned(line.payable, order.currency, multiplier)
         if points <= 0:
             continue
         ledger.grant(session, user_id=order.user_id, amount=points, kind="earn", key=f"earn:{line.id}", now=now,
                      expires_at=rules.expires_at(now), state="pending", brand_id=line.brand_id,
                      order_id=order.id, sub_order_id=line.sub_order_id, order_line_id=line.id,
                      reason={"rule": "paid", "paid": line.payable, "currency": order.currency, "level": level,
-                             "per_unit": rules.earn_per_unit, "multiplier_bp": rules.multiplier_bp(level)})  # fmt: skip
+                             "per_unit": rules.earn_per_unit, "multiplier_bp": multiplier})  # fmt: skip
 
 
 def reverse(session: Session, event) -> None:

@@ -14,7 +14,8 @@ ONE = 10_000  # a multiplier of 1.0, in basis points
 @dataclass(frozen=True)
 class PointsPolicy:
     earn_per_unit: int = 1  # points per whole currency unit a line actually paid
-    level_multipliers_bp: dict[int, int] = field(default_factory=dict)  # member level -> bp (absent: 1.0)
+    # member level -> bp (absent: 1.0); the fallback when no level table is configured (ADR 0030)
+    level_multipliers_bp: dict[int, int] = field(default_factory=dict)
     expiry_years: int = 1  # a lot expires at the end of the Nth calendar year after the one it was earned in
     expiry_days: int = 0  # > 0: instead, N days after it was earned
     signup_grant: int = 0
@@ -29,10 +30,10 @@ class PointsPolicy:
     def multiplier_bp(self, level: int) -> int:
         return self.level_multipliers_bp.get(level, ONE)
 
-    def earned(self, paid: int, currency: str, level: int) -> int:
-        """Points for `paid` minor units of `currency` at member `level` (rounded down)."""
+    def earned(self, paid: int, currency: str, multiplier_bp: int) -> int:
+        """Points for `paid` minor units of `currency` at a level's multiplier (rounded down)."""
         scale = 10 ** CURRENCY_EXPONENT[currency] * ONE
-        return paid * self.earn_per_unit * self.multiplier_bp(level) // scale
+        return paid * self.earn_per_unit * multiplier_bp // scale
 
     def expires_at(self, earned_at: datetime) -> datetime:
         """Default: the end of the following calendar year in the shop's time zone (the first instant of the

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock, events
-from mall.db import insert_on_conflict
+from mall.db import insert_on_conflict, upsert_many
 from mall.identity.models import User
 from mall.notifications import guards, templates
 from mall.notifications.channels import Channel, Outgoing, SendResult
@@ -42,15 +42,33 @@ def notify(
     send_after: datetime | None = None, guard: dict | None = None,
 ) -> bool:  # fmt: skip
     """Queue a message in the caller's transaction. The same dedupe key never queues twice."""
+    values = _message(user_id=user_id, template_key=template_key, dedupe_key=dedupe_key, payload=payload,
+                      send_after=send_after, guard=guard)  # fmt: skip
+    written = insert_on_conflict(session, Message.__table__, index_elements=["dedupe_key"], values=values)
+    if written:
+        _announce_queued(session, written.id, values["send_after"], values["kind"])
+    return written is not None
+
+
+def notify_many(session: Session, messages: list[dict]) -> int:
+    """`notify` for a batch job: each dict holds notify's keyword arguments; one INSERT for all of them, the same
+    dedupe. Returns how many were queued."""
+    rows = [_message(**message) for message in messages]
+    table = Message.__table__
+    written = upsert_many(session, table, rows, index_elements=["dedupe_key"],
+                          returning=(table.c.id, table.c.send_after, table.c.kind))  # fmt: skip
+    for message_id, send_after, kind in written:
+        _announce_queued(session, message_id, send_after, kind)
+    return len(written)
+
+
+def _message(*, user_id: int, template_key: str, dedupe_key: str, payload: dict | None = None,
+             send_after: datetime | None = None, guard: dict | None = None) -> dict:  # fmt: skip
     template = templates.get(template_key)
     now = clock.now()
-    written = insert_on_conflict(session, Message.__table__, index_elements=["dedupe_key"], values={
-        "user_id": user_id, "template_key": template_key, "channel": template.channel, "kind": template.kind,
-        "payload": payload or {}, "guard": guard, "dedupe_key": dedupe_key, "status": "pending", "attempts": 0,
-        "send_after": send_after or now, "created_at": now})  # fmt: skip
-    if written:
-        _announce_queued(session, written.id, send_after or now, template.kind)
-    return written is not None
+    return {"user_id": user_id, "template_key": template_key, "channel": template.channel, "kind": template.kind,
+            "payload": payload or {}, "guard": guard, "dedupe_key": dedupe_key, "status": "pending", "attempts": 0,
+            "send_after": send_after or now, "created_at": now}  # fmt: skip
 
 
 def _announce_queued(session: Session, message_id: int, send_after: datetime, kind: str) -> None:

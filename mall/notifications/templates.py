@@ -32,6 +32,8 @@ TEMPLATES = {
         Template("order.refunded", TRANSACTIONAL, "Refund issued", ORDER_PAGE),
         Template("coupon.expiring", MARKETING, "A coupon expires soon", "pages/coupons/index"),
         Template("points.expiring", MARKETING, "Points expire soon", "pages/member/points"),
+        Template("member.level_at_risk", TRANSACTIONAL, "Keep your member level", "pages/member/level"),
+        Template("member.level_lowered", TRANSACTIONAL, "Your member level changed", "pages/member/level"),
         Template("cart.abandoned", MARKETING, "Still thinking it over?", "pages/cart/index"),
         Template("flash_sale.starting", TRANSACTIONAL, "A flash sale starts soon", "pages/flash/detail?id={sale_id}"),
         Template("group_buy.closing", TRANSACTIONAL, "Your group closes in 1 hour", "pages/group/detail?id={group_id}"),

@@ -2,7 +2,7 @@
 range count of one index instead of a walk over their order lines and orders
 
 Revision ID: 0035_guide_orders_paid
-Revises: 0031_points_holds
+Revises: 0032_member_levels
 Create Date: 2026-12-03 13:15:00
 
 Every paid order attributed to a guide gets one signal row per guide at earn time (ADR 0024), with the order's
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0035_guide_orders_paid"
-down_revision = "0031_points_holds"
+down_revision = "0032_member_levels"
 branch_labels = None
 depends_on = None
 

@@ -48,6 +48,12 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/admin/points/catalogue"): MERCHANT,
     ("POST", "/api/v1/admin/points/catalogue"): MERCHANT,
     ("PATCH", "/api/v1/admin/points/catalogue/<int:item_id>"): MERCHANT,
+    # member levels (ADR 0030): platform-wide, brand admins read the table
+    ("GET", "/api/v1/me/level"): SHOPPERS,
+    ("GET", "/api/v1/admin/members/levels"): MERCHANT,
+    ("PUT", "/api/v1/admin/members/levels"): PLATFORM,
+    ("POST", "/api/v1/admin/members/levels/dry-run"): PLATFORM,
+    ("POST", "/api/v1/admin/members/levels/apply"): PLATFORM,
     ("POST", "/api/v1/admin/staff"): MERCHANT,
     ("POST", "/api/v1/admin/brands"): PLATFORM,
     ("GET", "/api/v1/admin/brands"): PLATFORM,
