@@ -1,8 +1,10 @@
-"""The shopper's member centre (GET /me/member): one object of sections. `points` today; levels and the points
-catalogue add sections of their own beside it, so a client reads the sections it knows and ignores the rest."""
+"""The shopper's member centre (GET /me/member): one object of sections (`points`, `level`, `catalogue`), the same
+shapes as GET /me/points, /me/level and /me/points/catalogue, so a client reads the sections it knows."""
 
 from marshmallow import Schema, fields
 
+from api.members.catalogue_schemas import OfferedItemSchema
+from api.members.level_schemas import MyLevelSchema
 from api.members.points_schemas import PointsBalanceSchema, PointsNextExpirySchema
 
 
@@ -18,3 +20,6 @@ class MemberCentreSchema(Schema):
     display_name = fields.String()
     member_since = fields.AwareDateTime()
     points = fields.Nested(MemberPointsSchema)
+    level = fields.Nested(MyLevelSchema, metadata={"description": "as GET /me/level"})
+    catalogue = fields.List(fields.Nested(OfferedItemSchema),
+                            metadata={"description": "coupons offered for points now, as GET /me/points/catalogue"})  # fmt: skip

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from mall import clock
 from mall.identity.models import User
-from mall.members import ledger, policy
+from mall.members import catalogue, ledger, levels, policy
 from mall.members.points_models import PointsEntry, PointsLot
 
 _LOTS, _ENTRIES = PointsLot.__table__, PointsEntry.__table__
@@ -44,11 +44,13 @@ EXPIRING_SHOWN = 3  # the member centre lists this many coming expiries
 
 
 def member_centre(session: Session, *, user_id: int) -> dict:
-    """The member centre (GET /me/member): the member and their points, with the coming expiries. Levels and the
-    points catalogue are sections of their own beside `points`."""
+    """The member centre (GET /me/member): the member, their points with the coming expiries, their level's
+    progress and benefits, and the coupons they can buy with points now."""
     user = session.get(User, user_id)
     return {"user_id": user.id, "display_name": user.display_name, "member_since": user.created_at,
-            "points": summary(session, user_id=user_id, expiries=EXPIRING_SHOWN)}  # fmt: skip
+            "points": summary(session, user_id=user_id, expiries=EXPIRING_SHOWN),
+            "level": levels.progress(session, user_id=user_id),
+            "catalogue": catalogue.available(session, user_id=user_id)}  # fmt: skip
 
 
 def history(session: Session, *, user_id: int, before_id: int | None = None,

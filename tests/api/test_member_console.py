@@ -140,6 +140,9 @@ def test_a_members_centre_shows_the_balance_what_expires_next_and_when(app, clie
     assert {k: v for k, v in points.items() if k not in ("expiring", "entries_url")} == _ok(
         client.get("/api/v1/me/points", headers=world.heads[4]))  # fmt: skip
     assert not {"tags", "rfm_group", "first_touch", "stage"} & set(centre)
+    # The level's progress and the points catalogue, as their own endpoints answer them.
+    assert centre["level"] == _ok(client.get("/api/v1/me/level", headers=world.heads[4]))
+    assert centre["catalogue"] == _ok(client.get("/api/v1/me/points/catalogue", headers=world.heads[4])) == []
 
     empty = _ok(client.get("/api/v1/me/member", headers=world.shop.shopper("new")))
     assert empty["points"]["next_expiry"] is None and empty["points"]["expiring"] == []

@@ -108,7 +108,10 @@ def test_items_are_offered_only_while_active_in_their_window_and_in_stock(world,
     assert_problem(redeem(world, paused), 409, "points.catalogue_not_offered")
     assert_problem(redeem(world, 999999), 404, "points.catalogue_item_not_found")
     world.later(timedelta(days=2))
-    assert {x["item"]["id"] for x in world.client.get(MINE, headers=world.shopper).get_json()} == {later, live}
+    offered = world.client.get(MINE, headers=world.shopper).get_json()
+    assert {x["item"]["id"] for x in offered} == {later, live}
+    # the member centre shows the same offers (GET /me/member's `catalogue` section)
+    assert world.client.get("/api/v1/me/member", headers=world.shopper).get_json()["catalogue"] == offered
 
 
 def test_brand_admins_manage_their_brands_items_only_and_bad_input_is_a_problem(world, coupons):
