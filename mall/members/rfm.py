@@ -117,7 +117,8 @@ def _scored_sql(dialect: str) -> str:
                            m=_cut_score("monetary", "m"))  # fmt: skip
 
 
-def _score_sql(dialect: str, facts: str) -> str:
+def _score_sql(dialect: str, facts: str, scopes: str) -> str:
+    """`scopes` limits the previous run's rows joined (`p.scope <> 0`: the brands' only, not the platform's)."""
     return f"""WITH facts AS ({facts}),
 counted AS (SELECT * FROM facts WHERE frequency > 0),
 {_scored_sql(dialect)},
@@ -128,7 +129,7 @@ INSERT INTO member_rfm_scores (run_id, scope, user_id, first_paid_at, last_paid_
 SELECT :run_id, g.scope, g.user_id, g.first_paid_at, g.last_paid_at, g.frequency, g.monetary, g.r, g.f, g.m,
         g.grp, g.stage, p.r, p.f, p.m, p.grp, p.stage
     FROM named g LEFT JOIN member_rfm_scores p
-        ON p.run_id = :previous_run_id AND p.scope = g.scope AND p.user_id = g.user_id
+        ON p.run_id = :previous_run_id AND {scopes} AND p.scope = g.scope AND p.user_id = g.user_id
     ORDER BY g.scope, g.user_id"""
 
 
@@ -179,7 +180,11 @@ def score(session: Session, *, run: RfmRun, brands: bool, thresholds: Thresholds
         # no JIT: compiling the plan cost up to 6.5 s of CPU per statement and saved less than that
         session.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         session.execute(sa.text("SET LOCAL jit = off"))
-    sql = _score_sql(dialect, BRAND_FACTS if brands else PLATFORM_FACTS)
+    sql = (
+        _score_sql(dialect, BRAND_FACTS, "p.scope <> 0")
+        if brands
+        else _score_sql(dialect, PLATFORM_FACTS, "p.scope = 0")
+    )
     session.execute(_statement(sql), _params(run, thresholds))
     counted = sa.select(RfmScore.scope, sa.func.count()).where(RfmScore.run_id == run.id)
     counted = counted.where(RfmScore.scope != 0 if brands else RfmScore.scope == 0).group_by(RfmScore.scope)
