@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lots", type=int, default=1_000_000, help="points_expiry: due lots (default 1000000)")
     p.add_argument("--members", type=int, default=1_000_000, help="members: shoppers (default 1000000)")
     p.add_argument("--orders", type=int, default=5_000_000, help="members: paid orders (default 5000000)")
+    p.add_argument("--keep-database", metavar="NAME",
+                   help="members: seed this PostgreSQL database once and keep it; later runs reuse the seed")  # fmt: skip
     p.add_argument("--repeats", type=int, default=50, help="abandoned_carts: timed runs per query (default 50)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per scenario (default 10)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")

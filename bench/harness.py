@@ -70,6 +70,20 @@ def throwaway_database(backend: str, suite: str, *, pg_admin_url: str) -> Iterat
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def kept_database(name: str, *, pg_admin_url: str) -> Iterator[str]:
+    """A database kept between runs (created when missing): yields its DATABASE_URL and leaves it in place."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    require_local(pg_admin_url)
+    admin_dsn = make_url(pg_admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    yield make_url(admin_dsn).set(database=name).render_as_string(hide_password=False)
+
+
 def app_settings(database_url: str, redis_url: str):
     from mall.config import Settings
 
@@ -265,6 +279,56 @@ def _database_cpu(database: str | None) -> float:
                     ):
                         total += _proc_cpu(int(entry.name))
     return total
+
+
+def _database_processes(database: str) -> dict[int, float]:
+    """CPU seconds per PostgreSQL process serving `database`: its backends (their title names it) and the
+    parallel workers they lead (titled "parallel worker for PID <leader>")."""
+    marker, titles = f" {database} ".encode(), {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{entry.name}/comm").read_bytes().strip() == b"postgres":
+                        titles[int(entry.name)] = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+    ours = {pid for pid, title in titles.items() if marker in title}
+    ours |= {pid for pid, title in titles.items()
+             if any(f"parallel worker for PID {leader}".encode() in title for leader in ours)}  # fmt: skip
+    return {pid: _proc_cpu(pid) for pid in ours}
+
+
+class DatabaseCpuMeter:
+    """PostgreSQL CPU seconds spent for `database` while the block runs, parallel workers included: they exit
+    with their query (taking their counters along), so a thread samples every process a few times a second and
+    keeps each one's last reading (a worker's last fraction of a second is missed)."""
+
+    def __init__(self, database: str, interval: float = 0.2):
+        self.database, self.interval, self.seconds = database, interval, 0.0
+        self._start: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = False
+
+    def _sample(self) -> None:
+        self._last.update(_database_processes(self.database))
+
+    def _loop(self) -> None:
+        while not self._stop:
+            time.sleep(self.interval)
+            self._sample()
+
+    def __enter__(self) -> DatabaseCpuMeter:
+        import threading
+
+        self._start = _database_processes(self.database)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop = True
+        self._thread.join()
+        self._sample()
+        self.seconds = sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._last.items())
 
 
 @dataclass

@@ -89,28 +89,50 @@ def run(backend: str, opts, log=print) -> dict:
         report["server"] = "skipped (PostgreSQL only)"
         return report
     members, orders = opts.members, opts.orders
-    with harness.throwaway_database(backend, DB_SUITE, pg_admin_url=opts.pg_admin_url) as database_url:
+    keep = getattr(opts, "keep_database", None)
+    database = harness.kept_database(keep, pg_admin_url=opts.pg_admin_url) if keep else None
+    with database or harness.throwaway_database(backend, DB_SUITE, pg_admin_url=opts.pg_admin_url) as database_url:
         harness.migrate(database_url, opts.redis_url)
         with harness.app_engine(database_url, opts.redis_url) as engine:
             report.update(_measure(engine, members, orders, log, engine.url.database))
     return report
 
 
+def _seeded(engine, members: int, orders: int, log) -> datetime:
+    """Seed the database, or reuse a kept one seeded at this size: its runs are removed (the first run of the
+    three has no previous one) and its seed time read back. Returns the seed time."""
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        counts = conn.execute(sa.text("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM orders)")).one()
+        if tuple(counts) == (members, orders):
+            conn.execute(sa.text("TRUNCATE member_rfm_scores, member_brand_pairs, member_rfm_runs"))
+            now = conn.scalar(sa.text("SELECT max(created_at) FROM users"))
+            log(f"  [postgres] reusing the seed of {engine.url.database} ({members:,} members, {orders:,} orders)")
+            return now
+        if any(counts):
+            raise SystemExit(f"bench: {engine.url.database} holds {counts[0]:,} users and {counts[1]:,} orders, "
+                             "not the seed asked for: drop it or name another database")  # fmt: skip
+    now = datetime.now(UTC).replace(microsecond=0)
+    seconds = seed(engine, members, orders, now)
+    log(f"  [postgres] seeded {members:,} members, {orders:,} orders in {seconds:.1f}s")
+    return now
+
+
 def _measure(engine, members: int, orders: int, log, database: str) -> dict:
     from mall import clock
     from mall.members import nightly
 
-    now = datetime.now(UTC).replace(microsecond=0)
-    seconds = seed(engine, members, orders, now)
-    log(f"  [postgres] seeded {members:,} members, {orders:,} orders in {seconds:.1f}s")
+    now = _seeded(engine, members, orders, log)
     results, targets = [], []
     try:
         for day, label in enumerate(("first run", "second run (movements)", "third run (+ pruning)")):
             clock.freeze(now + timedelta(days=day))
-            cpu0, started = harness.CpuSample.take([], database), time.perf_counter()
-            figures = nightly.run(unit_of_work_on(engine), with_tags=False)
-            elapsed, cpu1 = time.perf_counter() - started, harness.CpuSample.take([], database)
-            figures["database_cpu_s"] = round(cpu1.database - cpu0.database, 2)
+            with harness.DatabaseCpuMeter(database) as cpu:
+                started = time.perf_counter()
+                figures = nightly.run(unit_of_work_on(engine), with_tags=False)
+                elapsed = time.perf_counter() - started
+            figures["database_cpu_s"] = round(cpu.seconds, 2)
             figures["load_average"] = os.getloadavg()[0]
             scored = sum(figures["members"].values())
             log(f"  [postgres] {label}: {elapsed:.1f}s, PostgreSQL CPU {figures['database_cpu_s']:.1f}s, load "

@@ -348,8 +348,8 @@ def _load_members(session: Session, actor: Actor) -> None:
                     _received_next_day(session, actor, order)
     settlement.settle_due(session)
     with _ago(RUN_BEFORE):
-        nightly.run(lambda: nullcontext(session))
-    nightly.run(lambda: nullcontext(session))
+        nightly.run(lambda: nullcontext(session), side_by_side=False)  # one session: the demo's transaction
+    nightly.run(lambda: nullcontext(session), side_by_side=False)
     drifting = session.scalars(sa.select(RfmScore.user_id).where(
         RfmScore.run_id == rfm.latest_run_id(session), RfmScore.scope == brands[0],
         RfmScore.grp.in_(("at_risk", "cannot_lose", "hibernating")))).all()  # fmt: skip

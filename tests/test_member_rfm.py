@@ -3,6 +3,7 @@ over a moved clock, the cross-brand repurchase matrix, system and channel tags (
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -174,3 +175,31 @@ def test_a_journey_step_on_the_in_segment_condition(app, members, example):
         held = {m.user_id: guards.holds(db.session, m.user_id, m.guard) for m in db.session.scalars(sa.select(Message))}
         db.session.rollback()
     assert held == {u[1]: True, u[2]: False}  # re-checked when the step fires: only the champion gets it
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        [100, 100, 200, 300, 300, 300, 400, 500, 600, 700, 700],  # 11 members: 5 x rank / 10 lands on whole scores
+        [50, 60, 60, 70, 80, 90],  # 6 members: every quotient 5 x rank / 5 is whole
+        [10, 10, 10, 10, 10, 10, 10],  # one value: everyone ties at the bottom
+    ],
+)
+def test_quintiles_are_percent_rank_quintiles_with_ties(members, amounts):
+    """score = min(5, 1 + floor(5 * percent_rank)), ties sharing the lower score, on both backends (PostgreSQL
+    reads cut values from a sorted array instead of ranking with a window: the same float arithmetic)."""
+    brand = members.brand()
+    users = [members.shopper() for _ in amounts]
+    for n, (user, amount) in enumerate(zip(users, amounts, strict=True)):
+        members.order(user, {brand: amount}, T0 - (n % 4 + 1) * DAY)  # recency with ties as well
+    members.run(T0)
+    rows = members.scores(brand)
+
+    def quintile(values: list, value) -> int:
+        below = sum(1 for v in values if v < value)
+        return min(5, 1 + math.floor(below / (len(values) - 1) * 5))
+
+    paid = {user: T0 - (n % 4 + 1) * DAY for n, user in enumerate(users)}
+    assert {u: rows[u].m for u in users} == {u: quintile(amounts, a) for u, a in zip(users, amounts, strict=True)}
+    assert {u: rows[u].r for u in users} == {u: quintile(list(paid.values()), paid[u]) for u in users}
+    assert {rows[u].f for u in users} == {1}
