@@ -202,6 +202,11 @@ def bound(user_id):
     return sa.exists().where(Binding.shopper_id == user_id, Binding.ended_at.is_(None))
 
 
+_IN_FORCE = sa.select(Binding).where(  # built once: :shopper, :brands (a list), :now
+    Binding.shopper_id == sa.bindparam("shopper"), Binding.brand_id.in_(sa.bindparam("brands", expanding=True)),
+    Binding.ended_at.is_(None), sa.or_(Binding.until.is_(None), Binding.until > sa.bindparam("now")))  # fmt: skip
+
+
 def line_columns(session: Session, *, shopper_id: int, brand_ids: list[int], now: datetime,
                  unbound: bool = False) -> dict[int, dict]:  # fmt: skip
     """The binding in force per brand of an order being placed, as order-line columns; a click_lock binding is
@@ -209,10 +214,7 @@ def line_columns(session: Session, *, shopper_id: int, brand_ids: list[int], now
     quote's shopper fact says the shopper has no open binding (`unbound`)."""
     if not brand_ids or unbound:
         return {}
-    found = list(session.scalars(
-        sa.select(Binding).where(Binding.shopper_id == shopper_id, Binding.brand_id.in_(brand_ids),
-                                 Binding.ended_at.is_(None), sa.or_(Binding.until.is_(None), Binding.until > now))
-    ))  # fmt: skip
+    found = list(session.scalars(_IN_FORCE, {"shopper": shopper_id, "brands": list(brand_ids), "now": now}))
     columns = {}
     for b in found:
         if b.reason.get("rule") == "click_lock":  # extended under the lock an open takes, re-read after it

@@ -16,6 +16,7 @@ stops at its threshold (a LIMIT), and none reads all of a guide's or shopper's o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -115,26 +116,31 @@ def _self(match: str, **evidence) -> dict:
 def _same_wechat(session: Session, buyer_id: int, own: list[int]) -> dict | None:
     """A WeChat account of the buyer sharing its unionid (same person across apps) or openid with one of the
     guide's accounts. Both sides are read by `user_id` (indexed): a handful of rows."""
-    mine, theirs = sa.orm.aliased(WeChatAccount), sa.orm.aliased(WeChatAccount)
-    same_union = sa.and_(mine.unionid.is_not(None), mine.unionid == theirs.unionid)
-    query = (
-        sa.select(theirs.user_id, mine.unionid, mine.openid, same_union.label("by_union"))
-        .join(theirs, sa.or_(same_union, mine.openid == theirs.openid))
-        .where(mine.user_id == buyer_id, theirs.user_id.in_(own), theirs.user_id != buyer_id)
-        .limit(1)
-    )
-    row = session.execute(query).first()
+    row = session.execute(_wechat_match(), {"buyer": buyer_id, "own": own}).first()
     if row is None:
         return None
     field, value = ("unionid", row.unionid) if row.by_union else ("openid", row.openid)
     return _self(f"wechat_{field}", field=field, value=mask(value), guide_user_id=row.user_id)
 
 
+@functools.cache
+def _wechat_match() -> sa.Select:
+    """Built once (a fresh pair of aliases per call cost more Python than the query): :buyer, :own (a list)."""
+    mine, theirs = sa.orm.aliased(WeChatAccount), sa.orm.aliased(WeChatAccount)
+    same_union = sa.and_(mine.unionid.is_not(None), mine.unionid == theirs.unionid)
+    return (
+        sa.select(theirs.user_id, mine.unionid, mine.openid, same_union.label("by_union"))
+        .join(theirs, sa.or_(same_union, mine.openid == theirs.openid))
+        .where(mine.user_id == sa.bindparam("buyer"), theirs.user_id.in_(sa.bindparam("own", expanding=True)),
+               theirs.user_id != sa.bindparam("buyer"))
+        .limit(1)
+    )  # fmt: skip
+
+
 def _same_address_book(session: Session, order: Order, own: list[int]) -> dict | None:
     shipped = order.address or {}
     phone, key = phone_key(shipped.get("phone")), address_key(shipped)
-    book = session.execute(sa.select(Address.id, Address.user_id, *(getattr(Address, f) for f in _ADDRESS_FIELDS),
-                                     Address.phone).where(Address.user_id.in_(own)))  # fmt: skip
+    book = session.execute(_ADDRESS_BOOK, {"own": own})
     for row in book:
         if phone and phone_key(row.phone) == phone:
             return _self("phone", phone=mask(phone), guide_address_id=row.id, guide_user_id=row.user_id)
@@ -142,6 +148,10 @@ def _same_address_book(session: Session, order: Order, own: list[int]) -> dict |
             return _self("address", address=_short(shipped), guide_address_id=row.id, guide_user_id=row.user_id)
     return None
 
+
+_ADDRESS_BOOK = sa.select(Address.id, Address.user_id, Address.province, Address.city, Address.district,
+                          Address.detail, Address.phone).where(
+    Address.user_id.in_(sa.bindparam("own", expanding=True)))  # fmt: skip
 
 # clusters -----------------------------------------------------------------------------------------------------
 
@@ -156,26 +166,38 @@ def _freshness(session: Session, order: Order, limits: Thresholds, now: datetime
     age = now - created
     if age >= timedelta(days=limits.fresh_account_days):
         return None
-    others = (
-        sa.select(Order.id)
-        .where(Order.user_id == order.user_id, Order.id != order.id, Order.paid_at.is_not(None))
-        .limit(limits.fresh_max_orders + 1)
-    )  # ix_orders_user; stops past the limit
-    count = session.scalar(sa.select(sa.func.count()).select_from(others.subquery()))
+    count = session.scalar(
+        _OTHER_PAID, {"buyer": order.user_id, "order": order.id, "limit": limits.fresh_max_orders + 1}
+    )
     if count > limits.fresh_max_orders:
         return None
     return {"account_age_hours": int(age.total_seconds() // 3600), "other_paid_orders": count}
 
 
-def _others(guide: Guide, order: Order, size: int, *where):
-    """How many other shoppers (up to size - 1) this guide's signals matching `where` name: a scalar subquery."""
+_OTHER_PAID = sa.select(sa.func.count()).select_from(  # ix_orders_user; stops past the limit
+    sa.select(Order.id).where(Order.user_id == sa.bindparam("buyer"), Order.id != sa.bindparam("order"),
+                              Order.paid_at.is_not(None)).limit(sa.bindparam("limit")).subquery())  # fmt: skip
+
+
+def _others(kind: str, *where):
+    """How many other shoppers (up to :{kind}_limit) the guide's signals matching `where` name: a scalar subquery
+    of :guide and :buyer."""
     shoppers = (
         sa.select(OrderSignal.shopper_id)
         .distinct()
-        .where(OrderSignal.guide_id == guide.id, OrderSignal.shopper_id != order.user_id, *where)
-        .limit(size - 1)
+        .where(OrderSignal.guide_id == sa.bindparam("guide"), OrderSignal.shopper_id != sa.bindparam("buyer"), *where)
+        .limit(sa.bindparam(f"{kind}_limit"))
     )
     return sa.select(sa.func.count()).select_from(shoppers.subquery()).scalar_subquery()
+
+
+@functools.cache
+def _cluster_counts(kinds: tuple[str, ...]) -> sa.Select:
+    """One statement counting the clusters named (fresh, address), built once per combination."""
+    where = {"fresh": (OrderSignal.fresh, OrderSignal.paid_at >= sa.bindparam("fresh_since")),
+             "address": (OrderSignal.address_key == sa.bindparam("key"),
+                         OrderSignal.paid_at >= sa.bindparam("address_since"))}  # fmt: skip
+    return sa.select(*(_others(kind, *where[kind]) for kind in kinds))
 
 
 def _cluster(session, guide, order, fresh, key: str, limits: Thresholds, now: datetime) -> dict | None:
@@ -183,15 +205,13 @@ def _cluster(session, guide, order, fresh, key: str, limits: Thresholds, now: da
     threshold), asked only for the rules that can apply."""
     fresh_size, fresh_since = limits.fresh_cluster_size, now - timedelta(days=limits.fresh_cluster_days)
     address_size, address_since = limits.address_cluster_size, now - timedelta(days=limits.address_cluster_days)
-    counts = {}
-    if fresh is not None and fresh_size:
-        counts["fresh"] = _others(guide, order, fresh_size, OrderSignal.fresh, OrderSignal.paid_at >= fresh_since)
-    if key and address_size:
-        counts["address"] = _others(guide, order, address_size, OrderSignal.address_key == key,
-                                    OrderSignal.paid_at >= address_since)  # fmt: skip
-    if not counts:
+    kinds = (("fresh",) if fresh is not None and fresh_size else ()) + (("address",) if key and address_size else ())
+    if not kinds:
         return None
-    others = dict(zip(counts, session.execute(sa.select(*counts.values())).one(), strict=True))
+    params = {"guide": guide.id, "buyer": order.user_id, "fresh_since": fresh_since, "fresh_limit": fresh_size - 1,
+              "key": key, "address_since": address_since, "address_limit": address_size - 1}  # fmt: skip
+    counts = session.execute(_cluster_counts(kinds), params).one()  # parameters it does not name are ignored
+    others = dict(zip(kinds, counts, strict=True))
     if "fresh" in others and others["fresh"] + 1 >= fresh_size:
         return {"rule": "fresh_cluster", "evidence": {"fresh_shoppers": others["fresh"] + 1,
                 "window_days": limits.fresh_cluster_days, "since": fresh_since.isoformat(), "buyer": fresh,

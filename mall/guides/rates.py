@@ -92,9 +92,12 @@ def in_force(session: Session, brand_ids: set[int], at: datetime) -> list[RateCa
     """Every card of these brands in force at `at`: one statement."""
     if not brand_ids:
         return []
-    return list(session.scalars(sa.select(RateCard).where(
-        RateCard.brand_id.in_(sorted(brand_ids)), RateCard.valid_from <= at,
-        sa.or_(RateCard.valid_to.is_(None), RateCard.valid_to > at))))  # fmt: skip
+    return list(session.scalars(_IN_FORCE, {"brands": sorted(brand_ids), "at": at}))
+
+
+_IN_FORCE = sa.select(RateCard).where(  # built once: :brands (a list), :at
+    RateCard.brand_id.in_(sa.bindparam("brands", expanding=True)), RateCard.valid_from <= sa.bindparam("at"),
+    sa.or_(RateCard.valid_to.is_(None), RateCard.valid_to > sa.bindparam("at")))  # fmt: skip
 
 
 def is_campaign(line: OrderLine) -> bool:
