@@ -153,7 +153,7 @@ def test_the_sweep_goes_in_bounded_batches_oldest_deadline_first(shop, client, a
     assert settled == {subs[4].sub_id, subs[3].sub_id}
     ticks = iter([0.0, 0.0, 241.0])  # the run's start, before its first batch, before its second: past the budget
     with monkeypatch.context() as clock_of_the_job:
-        clock_of_the_job.setattr(order_jobs.time, "monotonic", lambda: next(ticks))
+        clock_of_the_job.setattr(order_jobs, "_seconds", lambda: next(ticks))
         assert settle_sub_orders(batch=2) == 2  # a run ends when its time budget is spent
     assert settle_sub_orders(batch=2) == 1  # the rest, and the short batch ends the run
     assert settle_sub_orders(batch=2) == 0
