@@ -20,11 +20,10 @@ from api.extensions import db
 from api.settings import settings
 from api.tx import commit
 from mall.catalog import bundles, services, taxonomy
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 
 blp = MallBlueprint("catalog_admin", __name__, url_prefix="/admin", description="Manage brands, categories, products")
 PLATFORM = (Role.PLATFORM_ADMIN,)
-MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 
 @blp.post("/brands")

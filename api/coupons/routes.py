@@ -17,14 +17,13 @@ from api.extensions import db
 from api.idempotency import idempotent
 from api.tx import commit
 from mall.errors import Forbidden, NotFound
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 from mall.promotions.coupons import grants, services
 from mall.promotions.coupons.models import BulkGrant
 from workers import queues
 from workers.jobs.coupons import run_bulk_grant
 
 blp = MallBlueprint("coupons", __name__, description="Coupon templates, claims, grants and wallets")
-MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 
 @blp.post("/admin/coupon-templates")

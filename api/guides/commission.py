@@ -19,11 +19,10 @@ from api.guides.commission_schemas import (
 from api.tx import commit, read_only
 from mall.guides import commission, holds, rates
 from mall.guides.ledger_models import CommissionEntry
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 
 blp = MallBlueprint("guide_commission", __name__, description="Guide commission: rate cards and the ledger")
 
-MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 _CODE = "guides.brand_required"
 _COLUMNS = tuple(c.key for c in CommissionEntry.__table__.columns)
 

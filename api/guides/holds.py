@@ -17,11 +17,10 @@ from api.guides.hold_schemas import (
 )
 from api.tx import commit, read_only
 from mall.guides import hold_admin, hold_review
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 
 blp = MallBlueprint("guide_holds", __name__, description="Guides (导购): commission fraud holds and their review")
 
-MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 _CODE = "guides.brand_required"
 
 

@@ -31,12 +31,11 @@ from api.guides.payout_schemas import (
 )
 from api.tx import commit, read_only
 from mall.guides import payouts
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 from workers.jobs.payouts import transfer
 
 blp = MallBlueprint("guide_payouts", __name__, description="Guide payouts: requests, approval, gateways")
 
-MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 _CODE = "guides.brand_required"
 ADMIN = "/admin/guides/payouts"
 

@@ -32,11 +32,10 @@ from api.settings import settings
 from api.tx import commit, read_only
 from mall.guides import services
 from mall.guides.models import GuideLink
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 
 blp = MallBlueprint("guides", __name__, description="Guides (导购): share links and explainable customer binding")
 
-MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 _CODE = "guides.brand_required"
 
 

@@ -29,12 +29,10 @@ from api.settings import settings
 from api.tx import commit, read_only
 from mall import clock
 from mall.guides import reports, services, workbench
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 
 blp = MallBlueprint("guide_workbench", __name__, description="The guide workbench: a guide's own figures, and the "
                     "brand admin's per-guide report")  # fmt: skip
-
-MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 
 def _mine():

@@ -9,12 +9,11 @@ from api.extensions import db
 from api.fields import Id
 from api.settings import settings
 from api.tx import commit, read_only
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 from mall.live import attribution, numbers
 
 blp = MallBlueprint("live_attribution", __name__, description="Live rooms: visits, attribution windows, numbers")
 
-ADMINS = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 RUNNERS = (Role.HOST, Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 THIRTY_DAYS = 30 * 24 * 60
 
@@ -75,7 +74,7 @@ def visit(room_id):
 
 
 @blp.get("/admin/live/settings")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(WindowsArgs, location="query")
 @blp.response(200, WindowsSchema)
 def get_windows(args):
@@ -85,7 +84,7 @@ def get_windows(args):
 
 
 @blp.put("/admin/live/settings")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(WindowsSchema)
 @blp.response(200, WindowsSchema)
 def set_windows(body):

@@ -22,7 +22,7 @@ from api.live.schemas import (
     RoomViewSchema,
 )
 from api.tx import commit, read_only
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 from mall.live import announce, pinning, queries, rooms
 from mall.live.cache import RoomCache
 from mall.live.sync import LineupSync, NoSync
@@ -31,7 +31,6 @@ from workers.connection import get_redis
 
 blp = MallBlueprint("live", __name__, description="Live rooms, lineups and pins")
 
-ADMINS = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 RUNNERS = (Role.HOST, Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 
@@ -73,7 +72,7 @@ def _pinned(segment) -> dict:
 
 
 @blp.post("/admin/live/rooms")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(RoomSchema)
 @blp.response(201, RoomSchema)
 def create_room(body):
@@ -96,14 +95,14 @@ def list_rooms(args):
 
 
 @blp.get("/admin/live/rooms/<int:room_id>")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.response(200, RoomSchema)
 def get_room_admin(room_id):
     return rooms.managed_room(db.session, actor=current_actor(), room_id=room_id)
 
 
 @blp.patch("/admin/live/rooms/<int:room_id>")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(RoomPatchSchema)
 @blp.response(200, RoomSchema)
 def update_room(body, room_id):
@@ -113,7 +112,7 @@ def update_room(body, room_id):
 
 
 @blp.post("/admin/live/rooms/<int:room_id>/cancel")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.response(200, RoomSchema)
 def cancel_room(room_id):
     """A scheduled room only (a live one is ended). Viewers no longer find it."""
@@ -125,7 +124,7 @@ def cancel_room(room_id):
 
 
 @blp.post("/admin/live/rooms/<int:room_id>/lineup")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(LineupItemSchema)
 @blp.response(201, LineupItemSchema)
 def add_item(body, room_id):
@@ -135,7 +134,7 @@ def add_item(body, room_id):
 
 
 @blp.patch("/admin/live/rooms/<int:room_id>/lineup/<int:item_id>")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(LineupItemPatchSchema)
 @blp.response(200, LineupItemSchema)
 def update_item(body, room_id, item_id):
@@ -146,7 +145,7 @@ def update_item(body, room_id, item_id):
 
 
 @blp.delete("/admin/live/rooms/<int:room_id>/lineup/<int:item_id>")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.response(204)
 def remove_item(room_id, item_id):
     """An item never pinned (a pinned one stays, for the replay)."""

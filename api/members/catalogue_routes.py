@@ -16,15 +16,14 @@ from api.members.catalogue_schemas import (
     RedeemedSchema,
 )  # fmt: skip
 from api.tx import commit, read_only
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 from mall.members import catalogue, queries
 
 blp = MallBlueprint("points_catalogue", __name__, description="Points catalogue: coupons bought with points")
-ADMINS = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 
 @blp.post("/admin/points/catalogue")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(CatalogueItemNewSchema)
 @blp.response(201, CatalogueItemSchema)
 def create_item(body):
@@ -35,7 +34,7 @@ def create_item(body):
 
 
 @blp.get("/admin/points/catalogue")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(CatalogueArgs, location="query")
 @blp.response(200, CatalogueItemSchema(many=True))
 def list_items(args):
@@ -45,7 +44,7 @@ def list_items(args):
 
 
 @blp.patch("/admin/points/catalogue/<int:item_id>")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(CatalogueItemChangeSchema)
 @blp.response(200, CatalogueItemSchema)
 def update_item(body, item_id):

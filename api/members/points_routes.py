@@ -20,11 +20,10 @@ from api.members.points_schemas import (
 )  # fmt: skip
 from api.tx import commit, read_only
 from mall.errors import NotFound
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 from mall.members import grants, queries
 
 blp = MallBlueprint("points", __name__, description="Points: balance, history, check-in, adjustments, liability")
-ADMINS = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 
 @blp.get("/me/points")
@@ -76,7 +75,7 @@ def adjust(body):
 
 
 @blp.get("/admin/points/liability")
-@blp.auth(*ADMINS)
+@blp.auth(*MERCHANT)
 @blp.arguments(PointsLiabilityArgs, location="query")
 @blp.response(200, PointsLiabilitySchema)
 def liability(args):

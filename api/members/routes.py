@@ -29,13 +29,12 @@ from api.members.schemas import (
     UserIdsSchema,
 )  # fmt: skip
 from api.tx import commit
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT, Role
 from mall.members import reports, segments, tags
 from workers import queues
 from workers.jobs.members import members_nightly, tag_segment
 
 blp = MallBlueprint("members", __name__, url_prefix="/admin/members", description="Member tags, segments, RFM")
-MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 
 def _scope(args: dict) -> int:

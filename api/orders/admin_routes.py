@@ -11,12 +11,11 @@ from api.orders.schemas import AfterSaleSchema, DecisionSchema, OrderListArgs, S
 from api.settings import payment_gateway, settings
 from api.tx import commit
 from mall.errors import Forbidden
-from mall.identity.roles import Role
+from mall.identity.roles import MERCHANT
 from mall.orders import after_sale
 from mall.orders import services as orders
 
 blp = MallBlueprint("orders_admin", __name__, url_prefix="/admin", description="Brands' sub-orders and after-sale")
-MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 
 class AfterSaleListArgs(Schema):

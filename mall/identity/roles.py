@@ -16,6 +16,8 @@ class Role(StrEnum):
 
 # Roles that act for one brand and must carry its id.
 BRAND_SCOPED = frozenset({Role.GUIDE, Role.BRAND_ADMIN})
+# Who runs a brand's or the platform's business: the roles of the admin (merchant) routes.
+MERCHANT = (Role.BRAND_ADMIN, Role.PLATFORM_ADMIN)
 
 
 @dataclass(frozen=True, slots=True)
