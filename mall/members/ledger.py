@@ -156,17 +156,18 @@ def _take_lots(session: Session, user_id: int, amount: int, now: datetime, **ent
     return rows
 
 
-# PostgreSQL: after `_RESERVE` holds the member's row, the lots, entries and holds of a reservation in one statement
-# (a round trip and a statement's Python per step was most of what points added to a placement). Its snapshot is
-# taken after the lock, so it sees every change of the member's lots committed before (all of them lock first).
-_PG_RESERVE = sa.text("""
-WITH live AS (
+# PostgreSQL: the lots, entries and holds of a reservation in one statement (a round trip and a statement's Python
+# per step was most of what points added to a placement). `{gate}` orders it after the balance row's lock: the
+# lots are read in the statement's snapshot, so `_PG_RESERVE` runs after `_RESERVE` (a snapshot taken after the
+# lock sees every change of the member's lots committed before it: all of them lock first).
+_RESERVE_LOTS = """
+live AS (
     SELECT id, brand_id, remaining, sum(remaining) OVER (ORDER BY expires_at, id) AS upto FROM points_lots
     WHERE user_id = :user AND remaining > 0 AND state = 'available' AND expires_at > :now
 ), parts AS (
     SELECT id, brand_id, LEAST(remaining, :n - (upto - remaining)) AS part,
            CASE WHEN upto - remaining = 0 THEN :key ELSE :key || '#' || row_number() OVER (ORDER BY upto) END AS key
-    FROM live WHERE upto - remaining < :n
+    FROM live WHERE upto - remaining < :n {gate}
 ), lowered AS (
     UPDATE points_lots l SET remaining = l.remaining - p.part FROM parts p WHERE l.id = p.id AND l.remaining >= p.part
     RETURNING l.id
@@ -178,33 +179,55 @@ WITH live AS (
     SELECT :order, :user, id, part, 0, 'held', key, :now, :now FROM parts
 )
 SELECT (SELECT coalesce(sum(part), 0) FROM parts) AS taken, (SELECT count(*) FROM parts) AS lots,
-       (SELECT count(*) FROM lowered) AS lowered
-""")
+       (SELECT count(*) FROM lowered) AS lowered"""
+_PG_RESERVE = sa.text("WITH" + _RESERVE_LOTS.format(gate=""))
+# ... and the usual case in one statement with the balance UPDATE, which applies only if the balance row is the
+# version the snapshot read (its xmin): every change to a member's lots changes the balance row in the same
+# transaction, so then the snapshot's lots are the current ones. The lots wait for the balance (`EXISTS (bal)`: the
+# lock order). A row changed meanwhile (or too few points) writes nothing: the caller falls back to the two.
+_PG_RESERVE_AT_ONCE = sa.text(
+    """WITH
+seen AS (SELECT xmin AS version FROM points_balances WHERE user_id = :user),
+bal AS (
+    UPDATE points_balances b SET available = b.available - :n, reserved = b.reserved + :n, updated_at = :now
+    FROM seen WHERE b.user_id = :user AND b.xmin = seen.version AND b.available >= :n RETURNING b.user_id
+),"""
+    + _RESERVE_LOTS.format(gate="AND EXISTS (SELECT FROM bal)")
+    + ", (SELECT count(*) FROM bal) AS locked"
+)
 _CHECKOUT = json.dumps({"rule": "checkout"})
 
 
 def reserve(session: Session, *, user_id: int, amount: int, order_id: int, now: datetime) -> None:
     """Reserve `amount` points for an unpaid order (ADR 0029): `available -= n`, `reserved += n` by one
     conditional UPDATE of the balance row, which is also the member's lock (taken first, as `lock` would); then the
-    lots oldest expiry first, a `redeem` entry and a hold per lot (keys `redeem:{order}`, `#2`, ...): one statement
-    on PostgreSQL, the portable ones elsewhere. A new order has no reservation yet: the unique keys are the replay
-    guard. Not enough (unexpired) points: 409 `points.insufficient`, and the caller rolls back."""
+    lots oldest expiry first, a `redeem` entry and a hold per lot (keys `redeem:{order}`, `#2`, ...): on PostgreSQL
+    one statement for all of it (two if the member's balance changed under it), the portable ones elsewhere. A new
+    order has no reservation yet: the unique keys are the replay guard. Not enough (unexpired) points: 409
+    `points.insufficient`, and the caller rolls back."""
+    key = f"redeem:{order_id}"
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        params = {"user": user_id, "n": amount, "now": now, "key": key, "order": order_id, "reason": _CHECKOUT}
+        done = session.execute(_PG_RESERVE_AT_ONCE, params).one()
+        if done.locked:
+            return _check_reserved(done, amount)
     if session.execute(_RESERVE, {"_user": user_id, "_n": amount, "_now": now}).rowcount != 1:
         raise Conflict(
             "points.insufficient", "Not enough available points.", available=balance(session, user_id).available
         )
-    key = f"redeem:{order_id}"
-    if session.get_bind().dialect.name == "postgresql":
-        done = session.execute(_PG_RESERVE, {"user": user_id, "n": amount, "now": now, "key": key, "order": order_id,
-                                             "reason": _CHECKOUT}).one()  # fmt: skip
-        if done.taken != amount or done.lowered != done.lots:  # expired lots not swept yet (or a broken lock order)
-            raise Conflict("points.insufficient", "Not enough available points.", available=int(done.taken))
-        return
+    if postgres:
+        return _check_reserved(session.execute(_PG_RESERVE, params).one(), amount)
     rows = _take_lots(session, user_id, amount, now, kind="redeem", key=key, order_id=order_id,
                       reason={"rule": "checkout"})  # fmt: skip
     session.execute(sa.insert(_HOLDS), [
         {"order_id": order_id, "user_id": user_id, "lot_id": row["lot_id"], "amount": -row["amount"], "recredited": 0,
          "state": "held", "key": row["key"], "created_at": now, "updated_at": now} for row in rows])  # fmt: skip
+
+
+def _check_reserved(done, amount: int) -> None:
+    if done.taken != amount or done.lowered != done.lots:  # expired lots not swept yet (or a broken lock order)
+        raise Conflict("points.insufficient", "Not enough available points.", available=int(done.taken))
 
 
 def give_back(session: Session, *, lot_id: int, amount: int, kind: str, key: str, reason: dict, now: datetime,

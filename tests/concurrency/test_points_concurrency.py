@@ -5,15 +5,20 @@ race the cached balance equals the ledger (entries and lots), nothing expired tw
 
 from __future__ import annotations
 
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from api.extensions import db
 from mall import clock
+from mall.members import ledger
 from mall.members.points_models import PointsEntry, PointsHold
+from tests.concurrency.test_coupon_concurrency import _waiting_on_a_lock, db_dialect
 from tests.concurrency.test_order_concurrency import race
 from tests.points_helpers import ADJUST, T0, Points
 from tests.shop_helpers import Shop
@@ -109,4 +114,41 @@ def test_concurrent_placements_with_points_never_overdraw(app, world):
                                    .group_by(PointsHold.order_id)).all()  # fmt: skip
     placed = {r.get_json()["id"] for r in results if r.status_code == 201}
     assert {order_id for order_id, _ in holds} == placed and {total for _, total in holds} == {300}
+    assert world.audit() == []
+
+
+def test_a_placement_whose_member_changed_under_it_reserves_from_the_lots_as_they_are_now(app, world):
+    """PostgreSQL reserves in one statement when the member's balance row is the version its snapshot read; here
+    a rival debit holds the row, lowers the oldest lot and commits while the placement waits on it, so the
+    placement's snapshot is stale: it must fall back and reserve from the lots as committed (oldest first, the
+    rival's 300 gone), not be refused and not take points that are no longer there."""
+    if db_dialect(app) != "postgresql":
+        pytest.skip("a row lock to wait on needs PostgreSQL")
+    assert world.adjust(400).status_code == 201  # the oldest lot: the rival takes 300 of it
+    assert world.adjust(600).status_code == 201
+    line = world.shop.add(world.shopper, world.sku(1000), 1)
+    with app.app_context():
+        rival = db.engine.connect()
+        rival_tx = rival.begin()
+        rival_session = Session(bind=rival)
+        ledger.take(rival_session, user_id=world.shopper_id, amount=300, kind="adjust", key="rival", now=clock.now(),
+                    reason={"rule": "race"})  # fmt: skip
+        rival_session.flush()
+    with ThreadPoolExecutor(1) as pool:
+        placing = pool.submit(lambda: app.test_client().post(
+            "/api/v1/orders", json={"line_ids": [line], "address_id": world.address, "points": 300},
+            headers={**world.shopper, "Idempotency-Key": uuid.uuid4().hex}))  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not _waiting_on_a_lock(rival) and time.monotonic() < deadline and not placing.done():
+            time.sleep(0.02)
+        assert not placing.done(), placing.result().get_json()
+        rival_tx.commit()
+        placed = placing.result(timeout=10)
+    rival.close()
+    assert placed.status_code == 201, placed.get_json()
+    assert world.balance() == (400, 0, 300)
+    with app.app_context():
+        holds = db.session.execute(sa.select(PointsHold.amount).where(PointsHold.order_id == placed.get_json()["id"])
+                                   .order_by(PointsHold.id)).scalars().all()  # fmt: skip
+    assert holds == [100, 200]  # what the rival left of the oldest lot, then the next one
     assert world.audit() == []
