@@ -106,7 +106,7 @@ def install(app: Flask, settings: Settings) -> Limiter:
         strategy="fixed-window",
         storage_uri=storage_uri(settings),
         storage_options={"socket_timeout": 5},
-        default_limits=[lambda: settings.rate_limit("writes")],
+        default_limits=[_value("writes")],
         default_limits_exempt_when=_not_a_shopper_write,
         headers_enabled=False,
         swallow_errors=True,  # Redis down: unlimited (and logged) rather than every write a 500
@@ -116,22 +116,23 @@ def install(app: Flask, settings: Settings) -> Limiter:
     limiter.init_app(app)
     views = app.view_functions
     for endpoint, family in FAMILIES.items():
-        value = _value(settings, family)
-        views[endpoint] = limiter.shared_limit(value, scope=family, exempt_when=_counted)(views[endpoint])
+        views[endpoint] = limiter.shared_limit(_value(family), scope=family, exempt_when=_counted)(views[endpoint])
     for endpoint in LOGINS:
-        views[endpoint] = limiter.shared_limit(_value(settings, "login_ip"), scope="login_ip", key_func=client_ip)(
+        views[endpoint] = limiter.shared_limit(_value("login_ip"), scope="login_ip", key_func=client_ip)(
             views[endpoint]
         )
+    login = views["identity.password_login"]
     views["identity.password_login"] = limiter.shared_limit(
-        _value(settings, "login_account"), scope="login_account", key_func=account
-    )(views["identity.password_login"])
+        _value("login_account"), scope="login_account", key_func=account
+    )(login)
     app.extensions["mall.limiter"] = limiter
     app.register_error_handler(RateLimitExceeded, too_many_requests)
     return limiter
 
 
-def _value(settings: Settings, family: str):
-    return lambda: settings.rate_limit(family)
+def _value(family: str):
+    """The family's limit, read per request from the app's settings."""
+    return lambda: current_app.extensions["mall.settings"].rate_limit(family)
 
 
 def _embedded_started(settings: Settings) -> None:
