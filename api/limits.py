@@ -46,19 +46,15 @@ LOGINS = ("identity.password_login", "identity.wechat_login")  # login_ip; the p
 UNLIMITED = frozenset({"payments.stripe_webhook"})  # the provider's calls, verified by signature
 
 
-def caller_claims(environ, secret: str) -> dict | None:
-    """The bearer token's claims if it verifies (signature, expiry): who is counted. A revoked token still
-    counts as its user (the view refuses it with 401 afterwards)."""
-    return bearer_claims(environ, secret)
-
-
 def caller_key(claims: dict | None, address: str | None) -> str:
     return f"user:{claims['sub']}" if claims else f"ip:{address or '-'}"
 
 
 def _claims() -> dict | None:
+    """The bearer token's claims if it verifies (signature, expiry: no database read). A revoked token still
+    counts as its user (the view refuses it afterwards)."""
     if "rate_claims" not in g:
-        g.rate_claims = caller_claims(request.environ, current_app.extensions["mall.settings"].secret_key)
+        g.rate_claims = bearer_claims(request.environ, current_app.extensions["mall.settings"].secret_key)
     return g.rate_claims
 
 

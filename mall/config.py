@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mall.rate_limits import DEFAULTS, parse
+
 DEFAULT_SECRET = "dev-only-insecure-secret-never-use-in-production"
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path(os.environ.get("MALL_INSTANCE_DIR", ROOT / "instance"))
@@ -68,8 +70,6 @@ def _switch(environ, name: str) -> bool | None:
 
 
 def _rate_limits(environ) -> dict[str, str]:
-    from mall.rate_limits import DEFAULTS
-
     names = {family: f"RATE_LIMIT_{family.upper()}" for family in DEFAULTS}
     return {family: environ[name] for family, name in names.items() if name in environ}
 
@@ -132,8 +132,6 @@ class Settings:
         return self.env != "test" if self.rate_limits_on is None else self.rate_limits_on
 
     def rate_limit(self, family: str) -> str:
-        from mall.rate_limits import DEFAULTS
-
         return self.rate_limits.get(family) or DEFAULTS[family]
 
     @property
@@ -272,8 +270,6 @@ class Settings:
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")
 
     def _check_rate_limits(self) -> None:
-        from mall.rate_limits import DEFAULTS, parse
-
         for family, value in self.rate_limits.items():
             if family not in DEFAULTS:
                 raise ConfigError(f"unknown rate-limit family {family!r}: one of {', '.join(DEFAULTS)}")
