@@ -28,6 +28,7 @@ from api.wsgi_fast import bearer_claims, problem_answer
 from mall.config import INSTANCE, Settings
 from mall.identity.roles import Role
 from mall.rate_limits import Window, parse
+from workers import connection
 from workers.embedded import EmbeddedRedis
 
 CODE = "rate.limited"
@@ -86,9 +87,14 @@ def _not_a_shopper_write() -> bool:
     return claims is not None and claims.get("role") != Role.SHOPPER
 
 
+def redis_url(settings: Settings) -> str:
+    """The app's Redis: REDIS_URL, or the embedded server's socket (the server itself starts on first use)."""
+    return settings.redis_url or EmbeddedRedis(INSTANCE / "redis").url
+
+
 def storage_uri(settings: Settings) -> str:
     """The app's Redis as the `limits` package names it: `redis+unix://` for a socket (the embedded server's)."""
-    url = settings.redis_url or EmbeddedRedis(INSTANCE / "redis").url
+    url = redis_url(settings)
     return f"redis+{url}" if url.startswith("unix://") else url
 
 
@@ -101,7 +107,7 @@ def install(app: Flask, settings: Settings) -> Limiter:
         enabled=settings.rate_limited,
         strategy="fixed-window",
         storage_uri=storage_uri(settings),
-        storage_options={"socket_timeout": 5},
+        storage_options={"connection_pool": connection.client(redis_url(settings)).connection_pool},  # the app's
         default_limits=[_value("writes")],
         default_limits_exempt_when=_not_a_shopper_write,
         headers_enabled=False,
@@ -133,9 +139,7 @@ def _value(family: str):
 
 def _embedded_started(settings: Settings) -> None:
     """The embedded Redis is started on first use (workers.connection); a limit may be its first use."""
-    from workers.connection import redis_url
-
-    redis_url(settings)
+    connection.redis_url(settings)
 
 
 def too_many_requests(error: RateLimitExceeded):
