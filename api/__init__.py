@@ -9,7 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 
 import mall.models  # noqa: F401  (every table registered before anything uses the metadata)
-from api import errors, openapi, parsing
+from api import errors, limits, openapi, parsing
 from api.extensions import db, migrate
 from api.fields import IdConverter
 from mall.config import INSTANCE, ROOT, Settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = MallApi(app, spec_kwargs=plugins)
     _register_blueprints(app, api)
     errors.register(app, api)
+    limits.install(app, settings)
     app.before_request(parsing.refuse_unstorable_text)
     _register_cli(app)
     if not app.debug:

@@ -8,6 +8,7 @@ from flask import g, request
 from flask_smorest import Blueprint
 
 from api.extensions import db
+from api.openapi import RATE_LIMITED
 from api.parsing import MallParser, body_required, no_unexpected_body
 from api.settings import settings
 from mall.errors import Forbidden, Invalid, Unauthorized
@@ -112,6 +113,7 @@ class MallBlueprint(Blueprint):
                     raise RuntimeError(f"{view.__name__} answered without checking its deferred token")
                 return response
 
-            return self.doc(security=BEARER)(wrapper)  # api/openapi.py adds its 401 and 403 problems
+            limited = not roles or Role.SHOPPER in roles  # a shopper's writes have rate limits (its 429)
+            return self.doc(security=BEARER, **{RATE_LIMITED: limited})(wrapper)  # and 401, 403 (api/openapi.py)
 
         return decorator

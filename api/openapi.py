@@ -27,10 +27,11 @@ WHEN = {
     "Idempotency-Key still running).",
     422: "Invalid input: `errors` names each field (wrong type, unknown field, a body where none is taken, text "
     "with a NUL or a lone UTF-16 surrogate) or the business rule that refused it.",
-    429: "Too many requests: retry after the seconds in Retry-After.",
+    429: "Too many requests: retry after the seconds in Retry-After (`rate.limited`: the caller's rate limit).",
     503: "An upstream service is unavailable: retry after the seconds in Retry-After.",
 }
 WRITES = {"post", "put", "patch", "delete"}
+RATE_LIMITED = "x-mall-rate-limited"  # an operation's flag, read (and removed) here: see `statuses`
 
 
 def register_responses(spec, schema) -> None:
@@ -45,6 +46,7 @@ def register_responses(spec, schema) -> None:
 def statuses(path: str, method: str, operation: dict) -> set[int]:
     """The error statuses an operation can answer, from what its entry shows."""
     found = {int(s) for s in operation.get("responses", {}) if str(s)[0] in "45"}  # declared by the route
+    limited = operation.pop(RATE_LIMITED, None)  # MallBlueprint.auth: True if shoppers may call it
     found.add(422)  # any operation: a query string (or body) with unstorable text; a body where none is taken
     if operation.get("security"):
         found |= {401, 403}
@@ -54,6 +56,8 @@ def statuses(path: str, method: str, operation: dict) -> set[int]:
         found.add(400)  # malformed JSON, a missing or malformed header
     if method in WRITES and operation.get("security"):
         found.add(409)  # a change a state refuses (or an Idempotency-Key still running)
+    if method in WRITES and (limited if limited is not None else not operation.get("security")):
+        found.add(429)  # a write by a shopper or an anonymous caller: rate-limited (api/limits.py)
     return found
 
 

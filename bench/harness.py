@@ -160,6 +160,7 @@ class Server:
             "REDIS_URL": redis_url,
             "MALL_ENV": "production",
             "SECRET_KEY": SECRET_KEY,
+            "RATE_LIMITS": os.environ.get("RATE_LIMITS", "off"),  # a bench hammers: RATE_LIMITS=on to measure them
             "PYTHONUNBUFFERED": "1",
         }
         self.proc: subprocess.Popen | None = None

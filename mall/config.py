@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mall.rate_limits import DEFAULTS, parse
+
 DEFAULT_SECRET = "dev-only-insecure-secret-never-use-in-production"
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path(os.environ.get("MALL_INSTANCE_DIR", ROOT / "instance"))
@@ -58,6 +60,20 @@ def _multipliers(raw: str) -> dict[int, int]:
     return found
 
 
+def _switch(environ, name: str) -> bool | None:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw not in ("on", "off", "1", "0", "true", "false"):
+        raise ConfigError(f"{name} must be on or off, not {raw!r}")
+    return raw in ("on", "1", "true")
+
+
+def _rate_limits(environ) -> dict[str, str]:
+    names = {family: f"RATE_LIMIT_{family.upper()}" for family in DEFAULTS}
+    return {family: environ[name] for family, name in names.items() if name in environ}
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -106,6 +122,17 @@ class Settings:
     # Member levels (ADR 0030)
     member_level_term: str = "calendar_year"  # growth counts: calendar_year | rolling_12_months | lifetime
     member_level_grace_days: int = 30  # growth below the level's threshold this long: the level is lowered
+    # Rate limits (ADR 0033): None = on, except in the test env; family -> limit (mall.rate_limits.DEFAULTS)
+    rate_limits_on: bool | None = None
+    rate_limits: dict[str, str] = field(default_factory=dict)
+    proxy_hops: int = 0  # proxies in front that set X-Forwarded-For (the client IP the limits key anonymous calls by)
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.env != "test" if self.rate_limits_on is None else self.rate_limits_on
+
+    def rate_limit(self, family: str) -> str:
+        return self.rate_limits.get(family) or DEFAULTS[family]
 
     @property
     def is_production(self) -> bool:
@@ -164,6 +191,9 @@ class Settings:
             points_recredit_grace_days=_int(e, "POINTS_RECREDIT_GRACE_DAYS", 30),
             member_level_term=e.get("MEMBER_LEVEL_TERM", "calendar_year"),
             member_level_grace_days=_int(e, "MEMBER_LEVEL_GRACE_DAYS", 30),
+            rate_limits_on=_switch(e, "RATE_LIMITS"),
+            rate_limits=_rate_limits(e),
+            proxy_hops=_int(e, "PROXY_HOPS", 0),
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -235,5 +265,18 @@ class Settings:
             raise ConfigError("MEMBER_LEVEL_TERM must be calendar_year, rolling_12_months or lifetime")
         if self.member_level_grace_days < 0:
             raise ConfigError("MEMBER_LEVEL_GRACE_DAYS must not be negative")
+        self._check_rate_limits()
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")
+
+    def _check_rate_limits(self) -> None:
+        for family, value in self.rate_limits.items():
+            if family not in DEFAULTS:
+                raise ConfigError(f"unknown rate-limit family {family!r}: one of {', '.join(DEFAULTS)}")
+            try:
+                parse(value)
+            except ValueError:
+                name = f"RATE_LIMIT_{family.upper()}"
+                raise ConfigError(f"{name} must be one limit like 30/minute, not {value!r}") from None
+        if self.proxy_hops < 0:
+            raise ConfigError("PROXY_HOPS must not be negative")

@@ -109,3 +109,40 @@ def test_the_production_server_refuses_to_start_with_an_unsafe_secret(secret):
     assert result.returncode != 0
     assert "ConfigError" in result.stderr
     assert "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "limited"),
+    [({}, True), ({"MALL_ENV": "production", "SECRET_KEY": "x" * 40}, True), ({"MALL_ENV": "test"}, False),
+     ({"RATE_LIMITS": "off"}, False), ({"MALL_ENV": "test", "RATE_LIMITS": "on"}, True)],
+)  # fmt: skip
+def test_rate_limits_are_on_except_in_tests_and_have_an_off_switch(environ, limited):
+    assert Settings.from_env(environ).rate_limited is limited
+    assert Settings.from_env({}, env="test").rate_limited is False  # as the test suite builds its settings
+
+
+def test_rate_limits_default_per_family_and_are_overridden_one_by_one():
+    settings = Settings.from_env({"RATE_LIMIT_CLAIMS": "5 per 10 minutes"})
+    assert settings.rate_limit("claims") == "5 per 10 minutes"
+    assert settings.rate_limit("purchases") == "30/minute"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [({"RATE_LIMITS": "maybe"}, "RATE_LIMITS"), ({"RATE_LIMIT_PURCHASES": "lots"}, "RATE_LIMIT_PURCHASES"),
+     ({"RATE_LIMIT_LOGIN_IP": "5/minute;50/hour"}, "RATE_LIMIT_LOGIN_IP"), ({"PROXY_HOPS": "-1"}, "PROXY_HOPS")],
+)  # fmt: skip
+def test_malformed_rate_limits_are_refused_at_start(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(environ)
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "storage"),
+    [("redis://10.0.0.5:6379/2", "redis://10.0.0.5:6379/2"), ("unix:///run/redis.sock?db=1", "redis+unix:///run/redis.sock?db=1")],
+)  # fmt: skip
+def test_the_limiter_uses_the_apps_redis_socket_or_tcp(redis_url, storage):
+    from api.limits import storage_uri
+
+    assert storage_uri(Settings.from_env({"REDIS_URL": redis_url})) == storage
+    assert storage_uri(Settings.from_env({})).startswith("redis+unix://")  # the embedded server's socket

@@ -34,7 +34,12 @@ def _stop_embedded() -> None:
 
 
 def get_redis(settings: Settings) -> redis.Redis:
-    url = redis_url(settings)
+    return client(redis_url(settings))
+
+
+def client(url: str) -> redis.Redis:
+    """This process's client of `url`, connecting on first use (closed at exit before the embedded server stops:
+    share it rather than opening another pool)."""
     if url not in _clients:
         _clients[url] = redis.Redis.from_url(url, health_check_interval=30, socket_timeout=5)
     return _clients[url]

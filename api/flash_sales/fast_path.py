@@ -12,6 +12,10 @@ callable and answers exactly those requests itself:
 - the gate's script, run as a probe (nothing changes), finds the token's cached state current and the key
   unused, and refuses: not started, ended, sold out or limit reached.
 
+The same script call first counts the request in the shopper's `purchases` rate-limit window (api/limits.py):
+over it, the answer is 429 `rate.limited` with Retry-After, whatever else the request is; under it, a request
+handed to Flask is marked as counted, so that flask-limiter does not count it again.
+
 Then it sends the very 409 problem the view would (tests compare the two, byte for byte). Anything else
 (a bad or revoked token, a missing key, other input, a replay, an admission, counters to rebuild, an
 unknown item) goes to Flask untouched (the body is handed on), which decides as before; an admission
@@ -23,7 +27,8 @@ from __future__ import annotations
 
 import re
 
-from api.wsgi_fast import bearer_claims, is_id, json_answer, json_object
+from api import limits
+from api.wsgi_fast import bearer_claims, is_id, json_object, problem_answer
 from mall import attribution, clock
 from mall.errors import DomainError
 from mall.identity import tokens
@@ -75,17 +80,20 @@ class FastRefusals:
         from api.idempotency import request_hash
 
         once = Once(SCOPE, key, request_hash("POST", path, body))
-        outcome, *_ = self.gate().admit(
+        window = limits.fast_window(self.app, "purchases", claims)
+        outcome, _, retry_after = self.gate().admit(
             item_id=int(match[2]), sale_id=int(match[1]), user_id=int(claims["sub"]),
             quantity=body.get("quantity", 1), now_ms=int(clock.now().timestamp() * 1000), once=once,
-            guard=_Guard(claims), probe=True,
+            guard=_Guard(claims), probe=True, window=window,
         )  # fmt: skip
+        if outcome == "rate_limited":
+            return limits.fast_answer(self.app, "purchases", path, int(retry_after))
+        if window is not None:
+            environ[limits.COUNTED] = True  # Flask does not count it again
         if outcome not in REJECTIONS:
             return None
         code = REJECTIONS[outcome]
-        problem = {"type": f"urn:mall:problem:{code}", "title": "Conflict", "status": 409,
-                   "detail": DETAILS[outcome], "code": code, "instance": path}  # fmt: skip
-        return json_answer(self.app, "409 CONFLICT", problem, "application/problem+json")
+        return problem_answer(self.app, 409, code=code, detail=DETAILS[outcome], path=path)
 
     def _link_verifies(self, token) -> bool:
         """A signed link the view would accept (a bad one is the view's 422, not a refusal)."""

@@ -8,8 +8,9 @@ WSGI callable and serves exactly the opens it is sure of, through the same domai
 own:
 
 - POST {prefix}/live/links/open with a bearer token that verifies (signature, expiry), claims the shopper role
-  and whose user's cached state (the token cache in Redis, one GET) is the one it claims: a miss, a revoked or
-  changed user goes to Flask, which checks the slow way;
+  and whose user's cached state (the token cache in Redis, one script call that also counts the request in the
+  shopper's `link_opens` rate-limit window, api/limits.py: over it, 429 `rate.limited`) is the one it claims: a
+  miss, a revoked or changed user goes to Flask (marked as counted), which checks the slow way;
 - a JSON object body OpenLinkSchema would surely accept (`token` of the link alphabet, optional ids and
   quantity in range, nothing else);
 - the open succeeds: on PostgreSQL it is made in one statement on an autocommit connection
@@ -27,8 +28,10 @@ from __future__ import annotations
 
 import re
 
+import redis
 from sqlalchemy.orm import Session
 
+from api import limits
 from api.wsgi_fast import bearer_claims, is_id, json_answer, json_object
 from mall.errors import DomainError
 from mall.identity import tokens
@@ -60,7 +63,12 @@ class FastOpens:
     def _open(self, environ):
         secret = self.app.extensions["mall.settings"].secret_key
         claims = bearer_claims(environ, secret)
-        if claims is None or claims["role"] != Role.SHOPPER or not self._token_current(claims):
+        if claims is None or claims["role"] != Role.SHOPPER:
+            return None
+        held, retry_after = self._token_state(environ, claims)
+        if retry_after is not None:
+            return limits.fast_answer(self.app, "link_opens", environ["PATH_INFO"], retry_after)
+        if held is None or held != tokens.guard(claims)[1].encode():
             return None
         body = json_object(environ)
         if body is None or not _surely_valid(body):
@@ -92,11 +100,23 @@ class FastOpens:
             session.commit()
             return opened
 
-    def _token_current(self, claims: dict) -> bool:
-        """The token's user is, in the token cache, what the token claims (what `tokens.actor_for` checks)."""
+    def _token_state(self, environ, claims: dict) -> tuple[bytes | None, int | None]:
+        """The token's user's entry in the token cache (the token is current if it is what `tokens.guard` says:
+        what `tokens.actor_for` checks), read in the one round trip that also counts the request in the shopper's
+        `link_opens` rate-limit window: (entry, None), or (None, seconds to wait) when over that limit."""
         cache = self.token_cache()
-        _, value = tokens.guard(claims)
-        return cache is not None and cache.get(int(claims["sub"])) == value.encode()
+        if cache is None:
+            return None, None
+        user_id = int(claims["sub"])
+        window = limits.fast_window(self.app, "link_opens", claims)
+        if window is None:
+            return cache.get(user_id), None
+        try:
+            held, retry_after = cache.get_counted(user_id, window)
+        except redis.RedisError:
+            return None, None  # the slow way, where flask-limiter counts it
+        environ[limits.COUNTED] = True  # Flask does not count it again
+        return held, retry_after
 
 
 def _surely_valid(body: dict) -> bool:

@@ -7,6 +7,7 @@ from flask import request
 
 from api.auth import MallBlueprint, current_actor
 from api.extensions import db
+from api.openapi import RATE_LIMITED
 from api.payments.schemas import (
     AnomalyListArgs,
     AnomalySchema,
@@ -29,7 +30,7 @@ STRIPE_EVENT = {"required": True, "description": "A Stripe event, read as the ra
 
 
 @blp.post("/payments/stripe/webhook")
-@blp.doc(requestBody=STRIPE_EVENT)
+@blp.doc(requestBody=STRIPE_EVENT, **{RATE_LIMITED: False})  # not limited (api/limits.py UNLIMITED)
 @blp.response(200)
 def stripe_webhook():
     """Checks `Stripe-Signature` on the raw body (400 if bad or stale); a replayed event is acknowledged

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from mall import clock
+from mall import clock, rate_limits
 from mall.errors import Unauthorized
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
@@ -134,6 +134,7 @@ class TokenCache:
 
     def __init__(self, client: redis.Redis):
         self.client = client
+        self._get_counted = client.register_script(rate_limits.GET_COUNTED)
 
     @staticmethod
     def key(user_id: int) -> str:
@@ -144,6 +145,15 @@ class TokenCache:
             return self.client.get(self.key(user_id))
         except redis.RedisError:
             return TOMBSTONE  # Redis unavailable: read the database and cache nothing
+
+    def get_counted(self, user_id: int, window: rate_limits.Window) -> tuple[bytes | None, int | None]:
+        """`get`, counting the request in a rate-limit window in the same round trip: (the entry, None), or
+        (None, seconds until the window ends) when the request is over its limit (then nothing is read). Raises
+        if Redis cannot be reached."""
+        result = self._get_counted(keys=[self.key(user_id), window.key], args=window.args())
+        if int(result[0]) == rate_limits.LIMITED:
+            return None, int(result[1])
+        return (result[1] if len(result) > 1 else None), None
 
     def fill(self, user_id: int, state: tuple) -> None:
         version, role, brand_id, status = state

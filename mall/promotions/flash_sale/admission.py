@@ -35,17 +35,26 @@ from typing import Protocol
 
 import redis
 
+from mall import rate_limits
+
 PENDING_SECONDS = 120  # longer than any request; a crashed request's marker goes away by itself
 ONCE_SECONDS = 24 * 3600  # how long a finished purchase is replayed from Redis
 
-# KEYS: remaining, buyers, meta, epoch, then the request's idempotency record (if ARGV[5] == '1') and a guard
-# key (if ARGV[8] == '1'). ARGV: now_ms, user, quantity, sale, once?, request hash, pending TTL, guard?,
-# expected, probe? (ARGV[10] == '1': decide, change nothing: 1 means "would admit"). Admitted: {1, epoch}.
-ADMIT = """
+# KEYS: remaining, buyers, meta, epoch, then the request's idempotency record (if ARGV[5] == '1'), a guard
+# key (if ARGV[8] == '1') and a rate-limit window (if ARGV[11] == '1'). ARGV: now_ms, user, quantity, sale, once?,
+# request hash, pending TTL, guard?, expected, probe? (ARGV[10] == '1': decide, change nothing but the window:
+# 1 means "would admit"), window?, its amount, its seconds. Admitted: {1, epoch}. Over the window: {-12, ttl}.
+ADMIT = (
+    """
 local k = 5
-local once, guard
+local once, guard, rate_key
 if ARGV[5] == '1' then once = KEYS[k]; k = k + 1 end
-if ARGV[8] == '1' then guard = KEYS[k] end
+if ARGV[8] == '1' then guard = KEYS[k]; k = k + 1 end
+if ARGV[11] == '1' then rate_key = KEYS[k] end
+local rate_amount, rate_seconds = tonumber(ARGV[12]), ARGV[13]
+"""
+    + rate_limits.HIT_LUA
+    + """
 if guard and redis.call('GET', guard) ~= ARGV[9] then return {-11} end
 if once then
   local seen = redis.call('GET', once)
@@ -68,6 +77,7 @@ redis.call('HINCRBY', KEYS[2], ARGV[2], qty)
 if once then redis.call('SET', once, 'P|' .. ARGV[6], 'EX', ARGV[7]) end
 return {1, redis.call('GET', KEYS[4]) or ''}
 """
+)
 
 # Give units back: only if the counters exist and, when an epoch is given (ARGV[4] == '1': an admission that
 # was never committed), only if they are still those it was counted in (rebuilt ones never counted it).
@@ -109,7 +119,7 @@ return 1
 """
 
 OUTCOMES = {1: "admitted", -1: "not_started", -2: "ended", -3: "sold_out", -4: "limit_reached", -8: "not_found",
-            -9: "not_loaded", -10: "seen", -11: "guard_failed"}  # fmt: skip
+            -9: "not_loaded", -10: "seen", -11: "guard_failed", rate_limits.LIMITED: "rate_limited"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -176,25 +186,32 @@ class Gate:
         self._take = client.register_script(TAKE)
 
     def admit(self, *, item_id: int, sale_id: int, user_id: int, quantity: int, now_ms: int,
-              once: Once | None = None, guard: Guard | None = None,
-              probe: bool = False) -> tuple[str, Seen | None, str | None]:  # fmt: skip
+              once: Once | None = None, guard: Guard | None = None, probe: bool = False,
+              window: rate_limits.Window | None = None) -> tuple[str, Seen | None, str | None]:  # fmt: skip
         """The outcome, for "seen" what the key's earlier request left, and for "admitted" the counters' epoch
         it was counted in (None for a probe). With a `guard` the script runs only
         if its key holds its value, else the outcome is "guard_failed" (the caller checks the slow way, then
         runs without it): the edge passes its bearer token's cached state, so checking the token costs no
         round trip of its own. (The guard key is in another hash slot: on a Redis Cluster it would have to
-        go, as RQ would.) `probe`: decide but change nothing ("admitted" then means "would be admitted")."""
+        go, as RQ would.) `probe`: decide but change nothing ("admitted" then means "would be admitted").
+        `window`: count the request in this rate-limit window first (mall.rate_limits); over it, the outcome is
+        "rate_limited", nothing else changed, and the third value the seconds until the window ends."""
         remaining, buyers = keys(item_id)
         ks = [remaining, buyers, meta_key(item_id), epoch_key(item_id)]
-        args = [now_ms, user_id, quantity, sale_id, 0, "", 0, 0, "", int(probe)]
+        args = [now_ms, user_id, quantity, sale_id, 0, "", 0, 0, "", int(probe), 0, 0, 0]
         if once is not None:
             ks.append(once_key(item_id, user_id, once))
             args[4:7] = [1, once.request_hash, PENDING_SECONDS]
         if guard is not None:
             ks.append(guard.key)
             args[7:9] = [1, guard.value]
+        if window is not None:
+            ks.append(window.key)
+            args[10:13] = [1, *window.args()]
         result = self._admit(keys=ks, args=args)
         outcome = OUTCOMES[int(result[0])]
+        if outcome == "rate_limited":
+            return outcome, None, str(result[1])
         seen = Seen.parse(result[1]) if outcome == "seen" else None
         epoch = _text(result[1]) if outcome == "admitted" and len(result) > 1 else None
         return outcome, seen, epoch
