@@ -83,3 +83,21 @@ def points_audit():
     if wrong:
         raise click.exceptions.Exit(1)
     click.echo("points: every lot and balance equals the sum of its entries; reserved equals the held holds")
+
+
+@mall_cli.command("audit")
+@click.option("--no-redis", is_flag=True, help="skip comparing the flash counters in Redis with the database")
+def audit(no_redis):
+    """Check the invariants (mall/audit.py): order totals, payments and refunds, paid orders settled, flash quota,
+    coupon counts, messages sent once, the commission and points ledgers, the Redis flash counters (exit 1 if any
+    fails). Run it when nothing is in flight: a purchase between two reads looks like a difference."""
+    from mall import audit as invariants
+    from workers.flash import gate
+
+    checks = invariants.run(db.session, gate=None if no_redis else gate())
+    db.session.rollback()
+    for check in checks:
+        verdict = "ok" if check.ok else f"VIOLATED by {check.violations[:20]}"
+        click.echo(f"{check.name:<22} {verdict}  ({check.figure})" if check.figure else f"{check.name:<22} {verdict}")
+    if not all(check.ok for check in checks):
+        raise click.exceptions.Exit(1)
