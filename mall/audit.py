@@ -9,6 +9,7 @@ move inside request transactions, and a message being sent is `sending` for a mo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -175,22 +176,28 @@ _STOCK_SOLD = """
 
 
 def _stock(session: Session, baseline: Mapping[int, int]) -> Check:
-    """Each SKU's stock is what it started with, less the units of orders not cancelled, plus returned units."""
+    """Each SKU's stock is what it started with, less the units of orders not cancelled, plus the units refunded
+    that came back (returned, or refunded before their sub-order shipped: mall.orders.after_sale._restock)."""
     from mall.catalog.models import Sku
 
     sold = {sku: int(q) for sku, q in session.execute(sa.text(_STOCK_SOLD))}
     returned: dict[int, int] = {}
-    cases = session.execute(sa.text("SELECT lines FROM after_sales WHERE status = 'refunded' AND return_goods"))
+    # goods come back with a return, or never left: the sub-order had not shipped when the refund was decided
+    cases = session.execute(
+        sa.text("""
+        SELECT a.lines FROM after_sales a JOIN sub_orders s ON s.id = a.sub_order_id
+        WHERE a.status = 'refunded' AND (a.return_goods OR s.shipped_at IS NULL OR s.shipped_at > a.decided_at)""")
+    )
     line_skus = dict(session.execute(sa.text("SELECT id, sku_id FROM order_lines WHERE refunded_quantity > 0")).all())
     for (lines,) in cases:
-        for item in lines if isinstance(lines, list) else []:
+        for item in json.loads(lines) if isinstance(lines, str) else lines:  # raw SQL: SQLite hands JSON as text
             sku = line_skus.get(item["order_line_id"])
             if sku is not None:
                 returned[sku] = returned.get(sku, 0) + int(item["quantity"])
     now = dict(session.execute(sa.select(Sku.id, Sku.stock).where(Sku.id.in_(sorted(baseline)))).all())
     wrong = sorted(sku for sku, start in baseline.items()
                    if now.get(sku) != start - sold.get(sku, 0) + returned.get(sku, 0))  # fmt: skip
-    return Check("stock", "stock matches orders: start - units ordered (not cancelled) + units returned", wrong,
+    return Check("stock", "stock matches orders: start - units ordered (not cancelled) + units refunded back (returned or unshipped)", wrong,
                  f"{len(baseline)} SKUs, {sum(sold.get(s, 0) for s in baseline)} units ordered")  # fmt: skip
 
 
