@@ -197,8 +197,12 @@ def _stock(session: Session, baseline: Mapping[int, int]) -> Check:
     now = dict(session.execute(sa.select(Sku.id, Sku.stock).where(Sku.id.in_(sorted(baseline)))).all())
     wrong = sorted(sku for sku, start in baseline.items()
                    if now.get(sku) != start - sold.get(sku, 0) + returned.get(sku, 0))  # fmt: skip
-    return Check("stock", "stock matches orders: start - units ordered (not cancelled) + units refunded back (returned or unshipped)", wrong,
-                 f"{len(baseline)} SKUs, {sum(sold.get(s, 0) for s in baseline)} units ordered")  # fmt: skip
+    description = (
+        "stock matches orders: start - units ordered (not cancelled) + units refunded back (returned or unshipped)"
+    )
+    return Check(
+        "stock", description, wrong, f"{len(baseline)} SKUs, {sum(sold.get(s, 0) for s in baseline)} units ordered"
+    )
 
 
 def _ledgers(session: Session) -> list[Check]:

@@ -133,27 +133,30 @@ class Client:
         for sub in order["sub_orders"]:
             self.waiting.append((sub["id"], [line["id"] for line in sub["lines"]]))
 
-    async def cancel(self) -> None:
-        if self.unpaid:
-            order_id = self.unpaid.pop(0)
-            await self.http.call("POST", f"{API}/orders/{order_id}/cancel", {}, self.auth)
+    async def cancel(self) -> bool:
+        if not self.unpaid:
+            return False
+        await self.http.call("POST", f"{API}/orders/{self.unpaid.pop(0)}/cancel", {}, self.auth)
+        return True
 
-    async def refund(self) -> None:
+    async def refund(self) -> bool:
         """One unit of a paid, unshipped sub-order: the shopper asks, the merchant approves (the gateway refunds)."""
         if not self.waiting:
-            return
+            return False
         sub_id, lines = self.waiting.pop(self.rng.randrange(len(self.waiting)))
         body = {"reason": "soak", "lines": [{"order_line_id": self.rng.choice(lines), "quantity": 1}]}
         _, case = await self.http.call("POST", f"{API}/sub-orders/{sub_id}/after-sales", body, self.auth,
                                        expect=(201,))  # fmt: skip
         await self.http.call("POST", f"{API}/admin/after-sales/{case['id']}/approve", {"note": "soak"}, self.shop.admin)
+        return True
 
-    async def ship(self) -> None:
+    async def ship(self) -> bool:
         if not self.waiting:
-            return
+            return False
         sub_id, _ = self.waiting.pop(0)
         body = {"carrier": "SF", "tracking_number": f"SF{uuid.uuid4().hex[:12]}"}
         await self.http.call("POST", f"{API}/admin/sub-orders/{sub_id}/ship", body, self.shop.admin)
+        return True
 
     async def claim(self) -> None:
         path = f"{API}/coupons/{self.shop.coupon_template_id}/claim"
@@ -189,7 +192,7 @@ async def _run_client(client: Client, stats: Stats, end: float) -> None:
         op = queue.pop() if queue else client.rng.choices(ops, weights)[0]
         started = time.perf_counter()
         try:
-            await getattr(client, op)()
+            done = await getattr(client, op)()
         except Unexpected as exc:
             stats.error(op, str(exc.status), str(exc))
             continue
@@ -197,7 +200,8 @@ async def _run_client(client: Client, stats: Stats, end: float) -> None:
             stats.error(op, type(exc).__name__, repr(exc))
             await asyncio.sleep(0.05)
             continue
-        stats.latencies[op].append(time.perf_counter() - started)
+        if done is not False:  # False: nothing to do (no unpaid order to cancel, none to refund or ship)
+            stats.latencies[op].append(time.perf_counter() - started)
     client.http.close()
 
 
