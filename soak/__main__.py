@@ -1,6 +1,6 @@
 """`make soak` / `python -m soak`: a bounded mixed workload against the whole stack, then the invariant audit.
 
-gunicorn (production mode, the offline payment gateway), an RQ worker with its scheduler and `rq cron
+gunicorn (production mode, the offline payment gateway), RQ workers (--rq-workers, one with the scheduler) and `rq cron
 workers/cron.py` run on PostgreSQL and Redis as `make run` starts them; WeChat is a local fake
 (tests/fakes/wechat.py) that notes every message it is sent. One client per shopper (--clients) runs
 soak/workload.py's operations for --seconds (SOAK_SECONDS, default 300): browse, cart, quote, checkout and pay
@@ -49,11 +49,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=int(env("SOAK_CLIENTS") or 12), help="shoppers at once (default 12)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    p.add_argument("--rq-workers", type=int, default=2, help="RQ workers (default 2; one runs the scheduler)")
     p.add_argument("--database-url", default=env("SOAK_DATABASE_URL"))
     p.add_argument("--database-name", default=env("SOAK_DATABASE_NAME") or f"soak_{os.getpid()}")
     p.add_argument("--pg-admin-url", default=env("SOAK_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     p.add_argument("--redis-url", default=env("SOAK_REDIS_URL", "redis://127.0.0.1:6379/14"))
-    p.add_argument("--drain-timeout", type=float, default=120.0, help="seconds to wait for the queues to empty")
+    p.add_argument("--drain-timeout", type=float, default=300.0, help="seconds to wait for the queues to empty")
     return p.parse_args(argv)
 
 
@@ -91,12 +92,20 @@ def main(argv=None) -> int:
             server.env.update(PAYMENT_GATEWAY="offline", NOTIFY_TRANSPORT="wechat", WECHAT_API_BASE=fake.base_url,
                               WECHAT_APPS=f"{seeding.WECHAT_APP}:{seeding.WECHAT_SECRET}",
                               WECHAT_TEMPLATE_IDS=f"order.paid:{seeding.PAID_TEMPLATE}")  # fmt: skip
-            with server, Jobs(server.env, redis_url, "workers.worker.Worker") as jobs:
+            jobs = Jobs(server.env, redis_url, "workers.worker.Worker")
+            worker = [arg for arg in jobs.commands[0] if arg != "--with-scheduler"]
+            jobs.commands += [worker] * (opts.rq_workers - 1)
+            with server, jobs:
                 say(f"soak: {opts.clients} clients for {opts.seconds:.0f}s against {server.config.describe()}, "
-                    "an RQ worker and rq cron")  # fmt: skip
+                    f"{opts.rq_workers} RQ workers and rq cron")  # fmt: skip
                 stats, wall = workload.drive(shop, server.port, seconds=opts.seconds)
-                drained = drain(database_url, redis_url, opts.drain_timeout)
-                say(f"soak: load stopped after {wall:.1f}s; queues {'drained' if drained else 'NOT drained'}")
+                waited = time.perf_counter()
+                left = drain(database_url, redis_url, opts.drain_timeout)
+                drained = not left
+                say(
+                    f"soak: load stopped after {wall:.1f}s; the queues "
+                    + (f"drained in {time.perf_counter() - waited:.1f}s" if drained else f"did NOT drain: {left}")
+                )
                 checks = audit(database_url, redis_url, shop, fake.delivered)
                 failed = report(stats, wall, checks, drained)
                 if failed:
@@ -107,8 +116,8 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
-def drain(database_url: str, redis_url: str, timeout: float) -> bool:
-    """Wait until no job is queued or running and no due message is unsent."""
+def drain(database_url: str, redis_url: str, timeout: float) -> dict:
+    """Wait until no job is queued or running and no due message is unsent; {} then, else what is left."""
     import redis
     import sqlalchemy as sa
     from rq import Queue
@@ -120,14 +129,15 @@ def drain(database_url: str, redis_url: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            busy = sum(q.count + StartedJobRegistry(queue=q).count for q in queues)
+            left = {q.name: q.count + StartedJobRegistry(queue=q).count for q in queues}
             with engine.connect() as conn:
-                due = conn.scalar(sa.text("SELECT COUNT(*) FROM messages WHERE status IN ('pending', 'sending') "
-                                          "AND send_after <= now() AND channel = 'wechat'"))  # fmt: skip
-            if not busy and not due:
-                return True
+                left["due messages"] = conn.scalar(sa.text(
+                    "SELECT COUNT(*) FROM messages WHERE status IN ('pending', 'sending') AND send_after <= now()"))  # fmt: skip
+            left = {k: v for k, v in left.items() if v}
+            if not left:
+                return {}
             time.sleep(0.5)
-        return False
+        return left
     finally:
         engine.dispose()
         connection.close()

@@ -20,8 +20,8 @@ WECHAT_APP, WECHAT_SECRET, PAID_TEMPLATE = "wx-soak", "soak-app-secret", "TMPL-P
 TOKEN_TTL = 6 * 3600
 POINTS_EACH = 50_000  # points per shopper, in 5 lots
 GRANTS_EACH = 400  # accepted 'paid' subscriptions per shopper: one per paid order
-FLASH_QUOTA, FLASH_LIMIT = 150, 2
-COUPON_TOTAL, COUPON_LIMIT = 120, 3
+FLASH_QUOTA, FLASH_LIMIT = 20, 2  # fewer than the shoppers' limits add up to: it sells out, cancellations free units
+COUPON_TOTAL, COUPON_LIMIT = 30, 3  # runs out too
 LINEUP = 4
 
 

@@ -163,11 +163,13 @@ class Client:
         await self.http.call("POST", path, None, self.auth, expect=(201, 409), key=True)
 
     async def flash(self) -> None:
-        """A purchase (409 once sold out or at the limit); an admitted order is paid."""
+        """A purchase (409 once sold out or at the limit); an admitted order is paid, or 1 in 5 cancelled later."""
         path = f"{API}/flash-sales/{self.shop.flash_sale_id}/items/{self.shop.flash_item_id}/purchase"
         status, order = await self.http.call("POST", path, {"address_id": self.shopper.address_id}, self.auth,
                                              expect=(201, 409), key=True)  # fmt: skip
-        if status == 201:
+        if status == 201 and self.rng.random() < 0.2:
+            self.unpaid.append(order["id"])  # left unpaid, then cancelled: its unit goes back to the quota
+        elif status == 201:
             await self._pay(order)
 
     async def live_poll(self) -> None:
