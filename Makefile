@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 FLASK  := $(BIN)/flask --app wsgi
 
-.PHONY: setup run test test-pg lint migrate demo worker bench bench-paid-message bench-live bench-guides clean
+.PHONY: setup run test test-pg lint migrate demo worker bench bench-paid-message bench-live bench-guides soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -63,6 +63,12 @@ bench-live: setup  ## viewer poll, cart link opens, 1,000 SSE streams and a pin'
 
 bench-guides: setup  ## checkout with a bound guide vs without, settling commission entries, a guide's summary (PostgreSQL)
 	$(BIN)/python -m bench guides --backend postgres --time-limit 90
+
+# A bounded mixed workload against gunicorn, an RQ worker and rq cron on PostgreSQL and Redis, then every invariant
+# audited (soak/__main__.py). SOAK_SECONDS (default 300), SOAK_CLIENTS (12); SOAK_DATABASE_URL (an empty database)
+# or a throw-away one via SOAK_PG_ADMIN_URL; SOAK_REDIS_URL (an empty Redis db, default redis://127.0.0.1:6379/14).
+soak: setup  ## exits non-zero on a violated invariant or a failed request
+	$(BIN)/python -m soak
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

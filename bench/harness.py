@@ -48,8 +48,9 @@ def require_local(url: str) -> None:
 
 
 @contextlib.contextmanager
-def throwaway_database(backend: str, suite: str, *, pg_admin_url: str) -> Iterator[str]:
-    """A new, empty database for one suite; yields its DATABASE_URL and removes it afterwards."""
+def throwaway_database(backend: str, suite: str, *, pg_admin_url: str, name: str | None = None) -> Iterator[str]:
+    """A new, empty database for one suite (`name`, default bench_<suite>_<pid>); yields its DATABASE_URL and
+    removes it afterwards."""
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix=f"bench_{suite}_") as tmp:
             yield f"sqlite:///{tmp}/bench.db"
@@ -58,7 +59,7 @@ def throwaway_database(backend: str, suite: str, *, pg_admin_url: str) -> Iterat
     from sqlalchemy.engine import make_url
 
     require_local(pg_admin_url)
-    name = f"bench_{suite}_{os.getpid()}"
+    name = name or f"bench_{suite}_{os.getpid()}"
     admin_dsn = make_url(pg_admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

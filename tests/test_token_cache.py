@@ -67,3 +67,24 @@ def test_a_bulk_update_of_a_cached_column_revokes_at_once(app, client, login, st
     for h in headers.values():
         resp = client.get(ME, headers=h)
         assert resp.status_code == 401 and resp.get_json()["code"] == "auth.token_revoked"
+
+
+def test_flush_token_cache_makes_a_change_made_outside_the_orm_count_at_once(app, client, login):
+    """psql (or a restored backup) disabled a user: the cache does not know until `flask mall flush-token-cache`."""
+    from mall.notifications.wechat import RedisTokenCache
+
+    by_name, (user_id,) = _cached_users(app, client, login, ["cleo"])
+    headers = by_name["cleo"]
+    with app.app_context():
+        db.session.execute(sa.text("UPDATE users SET status = 'disabled' WHERE id = :id"), {"id": user_id})
+        db.session.commit()
+    assert client.get(ME, headers=headers).status_code == 200  # the cached state still lets the token in
+    redis = get_redis(app.extensions["mall.settings"])
+    wechat, app_id = RedisTokenCache(redis), next(iter(app.extensions["mall.settings"].wechat_apps))
+    wechat.set(app_id, "OLD-TOKEN", 600)
+
+    result = app.test_cli_runner().invoke(args=["mall", "flush-token-cache", "--wechat"])
+
+    assert result.exit_code == 0 and "1 users' entries tombstoned" in result.output, result.output
+    assert client.get(ME, headers=headers).status_code == 401
+    assert wechat.get(app_id) is None

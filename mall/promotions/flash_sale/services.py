@@ -405,6 +405,16 @@ def rebuild(session: Session, gate: Gate, *, item: FlashItem) -> None:
     gate.load(item_id=item.id, remaining=remaining, buyers=buyers, only_if_missing=True, epoch=epoch)
 
 
+def compare(session: Session, gate: Gate, *, item_id: int) -> dict:
+    """Redis's counters of an item against the database's, changing neither: what `reconcile` would find (the
+    audit's check, `mall.audit`). `agree` is False where a purchase is in flight or Redis lost the counters."""
+    remaining, buyers, _ = _truth_read(session, item_id, to_load=False)
+    redis_remaining, redis_buyers = gate.counters(item_id)
+    return {"item_id": item_id, "agree": redis_remaining == remaining and redis_buyers == buyers,
+            "database_remaining": remaining, "redis_remaining": redis_remaining,
+            "database_buyers": buyers, "redis_buyers": redis_buyers}  # fmt: skip
+
+
 def reconcile(session: Session, gate: Gate, *, item_id: int) -> dict:
     """Compare Redis with the database; fix Redis if they disagree. Returns what it found. (Purchases in
     flight make them differ for a moment; each takes its units from the reloaded counters once committed.)"""
