@@ -58,6 +58,12 @@ def _multipliers(raw: str) -> dict[int, int]:
     return found
 
 
+# Retention settings and their defaults (RETENTION_IDEMPOTENCY_DAYS=7 ...): the fields `retention_<name>` below.
+RETENTION = {"idempotency_days": 7, "events_days": 180, "messages_days": 90, "webhooks_days": 30,
+             "cart_nudges_days": 30, "room_visits_days": 35, "guide_visits_days": 400, "batch": 1000,
+             "max_batches": 50}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -106,6 +112,20 @@ class Settings:
     # Member levels (ADR 0030)
     member_level_term: str = "calendar_year"  # growth counts: calendar_year | rolling_12_months | lifetime
     member_level_grace_days: int = 30  # growth below the level's threshold this long: the level is lowered
+    # Retention (ADR 0035, docs/operations.md "Retention and observability"): what each window keeps is in
+    # mall/retention.py; `batch` rows per DELETE (each its own transaction), at most `max_batches` per table a run
+    retention_idempotency_days: int = RETENTION["idempotency_days"]
+    retention_events_days: int = RETENTION["events_days"]
+    retention_messages_days: int = RETENTION["messages_days"]
+    retention_webhooks_days: int = RETENTION["webhooks_days"]
+    retention_cart_nudges_days: int = RETENTION["cart_nudges_days"]
+    retention_room_visits_days: int = RETENTION["room_visits_days"]
+    retention_guide_visits_days: int = RETENTION["guide_visits_days"]
+    retention_batch: int = RETENTION["batch"]
+    retention_max_batches: int = RETENTION["max_batches"]
+    # Observability (ADR 0035)
+    log_format: str = "text"  # text | json (production default: json)
+    metrics_token: str = ""  # non-empty: GET /metrics wants `Authorization: Bearer <token>`
 
     @property
     def is_production(self) -> bool:
@@ -164,6 +184,12 @@ class Settings:
             points_recredit_grace_days=_int(e, "POINTS_RECREDIT_GRACE_DAYS", 30),
             member_level_term=e.get("MEMBER_LEVEL_TERM", "calendar_year"),
             member_level_grace_days=_int(e, "MEMBER_LEVEL_GRACE_DAYS", 30),
+            **{
+                f"retention_{name}": _int(e, f"RETENTION_{name.upper()}", default)
+                for name, default in RETENTION.items()
+            },
+            log_format=e.get("LOG_FORMAT") or ("json" if e.get("MALL_ENV") == "production" else "text"),
+            metrics_token=e.get("METRICS_TOKEN", ""),
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -235,5 +261,17 @@ class Settings:
             raise ConfigError("MEMBER_LEVEL_TERM must be calendar_year, rolling_12_months or lifetime")
         if self.member_level_grace_days < 0:
             raise ConfigError("MEMBER_LEVEL_GRACE_DAYS must not be negative")
+        self._check_retention()
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("LOG_FORMAT must be text or json")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")
+
+    def _check_retention(self) -> None:
+        """The windows below which a pruned row could still be needed (docs/operations.md)."""
+        floors = {"idempotency_days": 1, "events_days": 1, "messages_days": 2, "webhooks_days": 4,
+                  "cart_nudges_days": max(self.cart_nudge_hours) // 24 + 3, "room_visits_days": 31,
+                  "guide_visits_days": 2, "batch": 1, "max_batches": 1}  # fmt: skip
+        for name, floor in floors.items():
+            if getattr(self, f"retention_{name}") < floor:
+                raise ConfigError(f"RETENTION_{name.upper()} must be at least {floor}")
