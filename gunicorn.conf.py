@@ -10,6 +10,15 @@ threads let a process run Python while another request waits on PostgreSQL or Re
 """
 
 import os
+from pathlib import Path
+
+# Prometheus (api/observability.py): each worker process writes its samples to files in this directory and
+# /metrics sums every worker's. Set before any worker imports prometheus_client; emptied when gunicorn starts
+# (a previous run's files would add its counts to this one's), one directory per gunicorn master.
+METRICS_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    str(Path(os.environ.get("MALL_INSTANCE_DIR") or Path(__file__).resolve().parent / "instance") / "prometheus"),
+)
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) + 1)
 worker_class = "gthread"
@@ -48,3 +57,17 @@ def _someone_waiting(listeners) -> bool:
         return bool(select.select(listeners, [], [], 0)[0])  # a listening socket is readable while a connection waits
     except (OSError, ValueError):  # a listener closed while the worker shuts down
         return False
+
+
+def on_starting(server):
+    directory = Path(METRICS_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges leave the sums (its counters stay: they are totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
