@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import time
 
@@ -34,6 +35,7 @@ LATENCY = Histogram("mall_http_request_duration_seconds", "Time Flask took to an
 FAST = Counter("mall_fast_path_responses", "Requests answered in front of Flask (api/*/fast_path.py)", ["path"])
 
 bp = Blueprint("observability", __name__)
+log = logging.getLogger(__name__)
 
 
 def install(app: Flask) -> None:
@@ -98,20 +100,31 @@ def _registry():
 
 class Backlog:
     """Read at scrape time: RQ queue depth and failed jobs per queue (Redis), the outbox's due messages and the age
-    of the oldest (one range of ix_messages_due), unprocessed webhook events."""
+    of the oldest (one range of ix_messages_due). A source that cannot be read is left out and counted in
+    `mall_metrics_source_up{source}` = 0: the request metrics are still served."""
 
     def collect(self):
-        from workers.queues import DEFAULT, HIGH, LOW, queue
+        up = GaugeMetricFamily("mall_metrics_source_up", "Whether /metrics could read a source", labels=["source"])
+        for source, read in (("redis", _queues), ("database", _outbox)):
+            try:
+                yield from list(read())
+                up.add_metric([source], 1)
+            except Exception:  # a scrape reports what it can, never fails
+                log.warning("/metrics could not read %s", source, exc_info=True)
+                up.add_metric([source], 0)
+        yield up
 
-        depth = GaugeMetricFamily("mall_rq_queue_depth", "Jobs waiting in an RQ queue", labels=["queue"])
-        failed = GaugeMetricFamily("mall_rq_failed_jobs", "Jobs in an RQ queue's failed registry", labels=["queue"])
-        for name in (HIGH, DEFAULT, LOW):
-            q = queue(name)
-            depth.add_metric([name], q.count)
-            failed.add_metric([name], q.failed_job_registry.count)
-        yield depth
-        yield failed
-        yield from _outbox()
+
+def _queues():
+    from workers.queues import DEFAULT, HIGH, LOW, queue
+
+    depth = GaugeMetricFamily("mall_rq_queue_depth", "Jobs waiting in an RQ queue", labels=["queue"])
+    failed = GaugeMetricFamily("mall_rq_failed_jobs", "Jobs in an RQ queue's failed registry", labels=["queue"])
+    for name in (HIGH, DEFAULT, LOW):
+        q = queue(name)
+        depth.add_metric([name], q.count)
+        failed.add_metric([name], q.failed_job_registry.count)
+    return depth, failed
 
 
 def _outbox():
@@ -122,11 +135,14 @@ def _outbox():
     from mall.notifications.models import Message
 
     now = clock.now()
-    due, oldest = db.session.execute(
-        sa.select(sa.func.count(), sa.func.min(Message.send_after))
-        .where(sa.text("status = 'pending'"), Message.send_after <= now)
-    ).one()  # fmt: skip
-    db.session.rollback()  # a read: nothing held past the scrape
-    yield GaugeMetricFamily("mall_outbox_due_messages", "Outbox messages due and not sent", value=due)
-    yield GaugeMetricFamily("mall_outbox_oldest_due_seconds", "How long the oldest due outbox message has waited",
-                            value=(now - oldest).total_seconds() if oldest is not None else 0)  # fmt: skip
+    try:
+        due, oldest = db.session.execute(
+            sa.select(sa.func.count(), sa.func.min(Message.send_after))
+            .where(sa.text("status = 'pending'"), Message.send_after <= now)
+        ).one()  # fmt: skip
+    finally:
+        db.session.rollback()  # a read: nothing held past the scrape
+    age = (now - oldest).total_seconds() if oldest is not None else 0
+    return (GaugeMetricFamily("mall_outbox_due_messages", "Outbox messages due and not sent", value=due),
+            GaugeMetricFamily("mall_outbox_oldest_due_seconds", "How long the oldest due outbox message has waited",
+                              value=age))  # fmt: skip

@@ -7,9 +7,9 @@ the work horse sets it before the job runs (workers/worker.py)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-import uuid
 from contextvars import ContextVar
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
@@ -21,7 +21,7 @@ _HANDLER = "mall.logs"  # the name of the handler `configure` installs (replaced
 
 def accepted_or_new(incoming: str | None) -> str:
     """The caller's id when it is a sane token (bounded, no spaces or control characters), else a fresh one."""
-    return incoming if incoming and ACCEPTED.fullmatch(incoming) else uuid.uuid4().hex
+    return incoming if incoming and ACCEPTED.fullmatch(incoming) else os.urandom(16).hex()
 
 
 def _install_record_factory() -> None:

@@ -192,3 +192,16 @@ def test_a_worker_runs_a_job_under_the_request_id_in_its_meta(tmp_path, redis_ur
     assert worker.returncode == 0, worker.stderr
     assert traced.latest_result().return_value == "req-job-1"
     assert sweep.latest_result().return_value == f"job-{sweep.id}"
+
+
+def test_a_scrape_serves_what_it_can_when_redis_is_down(ops, monkeypatch):
+    from workers import queues
+
+    def down(name):
+        raise redis.ConnectionError("down")
+
+    monkeypatch.setattr(queues, "queue", down)
+    samples = scrape(ops)
+    assert value(samples, "mall_metrics_source_up", source="redis") == 0
+    assert value(samples, "mall_metrics_source_up", source="database") == 1
+    assert ("mall_outbox_due_messages", ()) in samples and not any(k[0] == "mall_rq_queue_depth" for k in samples)
