@@ -11,6 +11,7 @@ never be shared by two processes); it opens its own on first use.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 
 import rq
@@ -41,6 +42,9 @@ class Worker(rq.Worker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         preload()
+        rq_log = logging.getLogger("rq.worker")  # RQ's own lines go through the root handler too (JSON in production)
+        for handler in list(rq_log.handlers):  # the CLI gave it handlers of its own before the root one existed
+            rq_log.removeHandler(handler)
 
     def main_work_horse(self, job, queue):
         runtime.after_fork()

@@ -187,11 +187,14 @@ def test_a_worker_runs_a_job_under_the_request_id_in_its_meta(tmp_path, redis_ur
     traced = queue.enqueue(request_id_of_this_job, meta={"request_id": "req-job-1"})
     sweep = queue.enqueue(request_id_of_this_job)
     command = _make_run_commands(redis_url, monkeypatch)["worker"] + ["--burst"]
-    worker = subprocess.run(command, cwd=ROOT, env=_env(tmp_path, redis_url), capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    worker = subprocess.run(command, cwd=ROOT, env={**_env(tmp_path, redis_url), "LOG_FORMAT": "json"},
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert worker.returncode == 0, worker.stderr
     assert traced.latest_result().return_value == "req-job-1"
     assert sweep.latest_result().return_value == f"job-{sweep.id}"
+    lines = [json.loads(line) for line in (worker.stdout + worker.stderr).splitlines() if line.strip()]  # all JSON
+    done = [line for line in lines if line["logger"] == "rq.worker" and "Job OK" in line["message"]]
+    assert {line["request_id"] for line in done} == {"req-job-1", f"job-{sweep.id}"}
 
 
 def test_a_scrape_serves_what_it_can_when_redis_is_down(ops, monkeypatch):
