@@ -30,6 +30,8 @@ threads = int(os.environ.get("GUNICORN_THREADS") or 3)
 # clients that then wait in the shared backlog. (For the gthread workers set above: with `-k gevent` or
 # eventlet, whose workers hold a connection per greenlet, set GUNICORN_WORKER_CONNECTIONS.)
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS") or 4 * threads)
+# The access log line carries the request id the API answered with (api/observability.py; "-" for a fast path's).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %({x-request-id}o)s %(M)sms'
 keepalive = 5  # seconds an idle client connection stays open (behind a load balancer: less than its own)
 
 
