@@ -10,6 +10,15 @@ threads let a process run Python while another request waits on PostgreSQL or Re
 """
 
 import os
+from pathlib import Path
+
+# Prometheus (api/observability.py): each worker process writes its samples to files in this directory and
+# /metrics sums every worker's. Set before any worker imports prometheus_client; emptied when gunicorn starts
+# (a previous run's files would add its counts to this one's), one directory per gunicorn master.
+METRICS_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    str(Path(os.environ.get("MALL_INSTANCE_DIR") or Path(__file__).resolve().parent / "instance") / "prometheus"),
+)
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) + 1)
 worker_class = "gthread"
@@ -21,6 +30,8 @@ threads = int(os.environ.get("GUNICORN_THREADS") or 3)
 # clients that then wait in the shared backlog. (For the gthread workers set above: with `-k gevent` or
 # eventlet, whose workers hold a connection per greenlet, set GUNICORN_WORKER_CONNECTIONS.)
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS") or 4 * threads)
+# The access log line carries the request id the API answered with (api/observability.py; "-" for a fast path's).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %({x-request-id}o)s %(M)sms'
 keepalive = 5  # seconds an idle client connection stays open (behind a load balancer: less than its own)
 
 
@@ -48,3 +59,17 @@ def _someone_waiting(listeners) -> bool:
         return bool(select.select(listeners, [], [], 0)[0])  # a listening socket is readable while a connection waits
     except (OSError, ValueError):  # a listener closed while the worker shuts down
         return False
+
+
+def on_starting(server):
+    directory = Path(METRICS_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges leave the sums (its counters stay: they are totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

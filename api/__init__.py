@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from flask_smorest import Api
 
 import mall.models  # noqa: F401  (every table registered before anything uses the metadata)
-from api import errors, limits, openapi, parsing
+from api import errors, limits, observability, openapi, parsing
 from api.extensions import db, migrate
 from api.fields import IdConverter
+from mall import logs
 from mall.config import INSTANCE, ROOT, Settings
 from mall.db import engine_options, engine_url
 from mall.identity.wechat import WeChatClient
@@ -68,9 +67,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register(app, api)
     limits.install(app, settings)
     app.before_request(parsing.refuse_unstorable_text)
+    observability.install(app)  # its hook runs first: the request id is set before anything can log
     _register_cli(app)
-    if not app.debug:
-        logging.basicConfig(level=logging.INFO)
+    logs.configure(settings.log_format)
     return app
 
 

@@ -72,6 +72,10 @@ def _switch(environ, name: str) -> bool | None:
 def _rate_limits(environ) -> dict[str, str]:
     names = {family: f"RATE_LIMIT_{family.upper()}" for family in DEFAULTS}
     return {family: environ[name] for family, name in names.items() if name in environ}
+# Retention settings and their defaults (RETENTION_IDEMPOTENCY_DAYS=7 ...): the fields `retention_<name>` below.
+RETENTION = {"idempotency_days": 7, "events_days": 180, "messages_days": 90, "webhooks_days": 30,
+             "cart_nudges_days": 30, "room_visits_days": 35, "guide_visits_days": 400, "batch": 1000,
+             "max_batches": 50}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,20 @@ class Settings:
 
     def rate_limit(self, family: str) -> str:
         return self.rate_limits.get(family) or DEFAULTS[family]
+    # Retention (ADR 0035, docs/operations.md "Retention and observability"): what each window keeps is in
+    # mall/retention.py; `batch` rows per DELETE (each its own transaction), at most `max_batches` per table a run
+    retention_idempotency_days: int = RETENTION["idempotency_days"]
+    retention_events_days: int = RETENTION["events_days"]
+    retention_messages_days: int = RETENTION["messages_days"]
+    retention_webhooks_days: int = RETENTION["webhooks_days"]
+    retention_cart_nudges_days: int = RETENTION["cart_nudges_days"]
+    retention_room_visits_days: int = RETENTION["room_visits_days"]
+    retention_guide_visits_days: int = RETENTION["guide_visits_days"]
+    retention_batch: int = RETENTION["batch"]
+    retention_max_batches: int = RETENTION["max_batches"]
+    # Observability (ADR 0035)
+    log_format: str = "text"  # text | json (production default: json)
+    metrics_token: str = ""  # non-empty: GET /metrics wants `Authorization: Bearer <token>`
 
     @property
     def is_production(self) -> bool:
@@ -194,6 +212,12 @@ class Settings:
             rate_limits_on=_switch(e, "RATE_LIMITS"),
             rate_limits=_rate_limits(e),
             proxy_hops=_int(e, "PROXY_HOPS", 0),
+            **{
+                f"retention_{name}": _int(e, f"RETENTION_{name.upper()}", default)
+                for name, default in RETENTION.items()
+            },
+            log_format=e.get("LOG_FORMAT") or ("json" if e.get("MALL_ENV") == "production" else "text"),
+            metrics_token=e.get("METRICS_TOKEN", ""),
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -266,6 +290,9 @@ class Settings:
         if self.member_level_grace_days < 0:
             raise ConfigError("MEMBER_LEVEL_GRACE_DAYS must not be negative")
         self._check_rate_limits()
+        self._check_retention()
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("LOG_FORMAT must be text or json")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")
 
@@ -280,3 +307,12 @@ class Settings:
                 raise ConfigError(f"{name} must be one limit like 30/minute, not {value!r}") from None
         if self.proxy_hops < 0:
             raise ConfigError("PROXY_HOPS must not be negative")
+
+    def _check_retention(self) -> None:
+        """The windows below which a pruned row could still be needed (docs/operations.md)."""
+        floors = {"idempotency_days": 1, "events_days": 1, "messages_days": 2, "webhooks_days": 4,
+                  "cart_nudges_days": max(self.cart_nudge_hours) // 24 + 3, "room_visits_days": 31,
+                  "guide_visits_days": 2, "batch": 1, "max_batches": 1}  # fmt: skip
+        for name, floor in floors.items():
+            if getattr(self, f"retention_{name}") < floor:
+                raise ConfigError(f"RETENTION_{name.upper()} must be at least {floor}")

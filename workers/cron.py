@@ -26,6 +26,7 @@ from workers.jobs.orders import auto_confirm_receipts, settle_sub_orders, sweep_
 from workers.jobs.payments import sweep_gateway_calls, sweep_unprocessed_webhooks
 from workers.jobs.payouts import reconcile_payouts, sweep_payout_transfers
 from workers.jobs.points import expire_points, remind_expiring_points
+from workers.jobs.retention import prune_old_rows
 
 runtime.configure(Settings.from_env())  # the composition root, as in every entry point
 
@@ -50,3 +51,4 @@ cron.register(remind_expiring_points, queue_name="low", cron="0 3 * * *")
 cron.register(members_nightly, queue_name="low", cron="45 3 * * *", job_timeout=3600)  # RFM, lifecycle, tags (ADR 0028)
 cron.register(evaluate_levels, queue_name="low", cron="10 4 * * *", job_timeout=3600)  # levels (ADR 0030)
 cron.register(level_birthday_coupons, queue_name="low", cron="40 1 * * *")  # a level's birthday coupon
+cron.register(prune_old_rows, queue_name="low", cron="30 4 * * *", job_timeout=3600)  # retention (ADR 0035)

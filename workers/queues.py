@@ -11,6 +11,7 @@ from datetime import datetime
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
+from mall import logs
 from workers import runtime
 from workers.connection import get_redis
 
@@ -27,7 +28,8 @@ def queue(name: str = DEFAULT) -> Queue:
 def enqueue(func, *args, queue_name: str = DEFAULT, job_id: str | None = None, **kwargs):
     """Run `func` as soon as a worker is free (inside a `batch`, once the batch is written)."""
     pipe = _batch.get()
-    return queue(queue_name).enqueue(func, *args, job_id=job_id, retry=TRANSIENT_RETRY, pipeline=pipe, **kwargs)
+    return queue(queue_name).enqueue(func, *args, job_id=job_id, retry=TRANSIENT_RETRY, pipeline=pipe,
+                                     meta=_meta(), **kwargs)  # fmt: skip
 
 
 def enqueue_at(when: datetime, func, *args, queue_name: str = DEFAULT, job_id: str | None = None, **kwargs):
@@ -37,7 +39,14 @@ def enqueue_at(when: datetime, func, *args, queue_name: str = DEFAULT, job_id: s
     # ignores the pipeline it is given and adds the job to the registry through the queue's connection, a
     # round trip per job; this way that goes in the batch too, after the job's data.
     target = queue(queue_name) if pipe is None else Queue(queue_name, connection=pipe)
-    return target.enqueue_at(when, func, *args, job_id=job_id, retry=TRANSIENT_RETRY, pipeline=pipe, **kwargs)
+    return target.enqueue_at(when, func, *args, job_id=job_id, retry=TRANSIENT_RETRY, pipeline=pipe, meta=_meta(),
+                             **kwargs)  # fmt: skip
+
+
+def _meta() -> dict | None:
+    """The request id of the request (or job) enqueueing: the job's log lines carry it (workers/worker.py)."""
+    found = logs.request_id.get()
+    return {"request_id": found} if found != "-" else None
 
 
 @contextmanager

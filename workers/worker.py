@@ -11,11 +11,13 @@ never be shared by two processes); it opens its own on first use.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 
 import rq
 import sqlalchemy as sa
 
+from mall import logs
 from mall.config import Settings
 from workers import runtime
 
@@ -26,6 +28,7 @@ _LAZY = ("workers.wechat_channel",)
 def preload(settings: Settings | None = None) -> None:
     """Configure the application and import every job, as the parent of the work horses."""
     runtime.configure(settings or Settings.from_env())
+    logs.configure(runtime.settings().log_format)
     import workers.jobs
 
     for module in pkgutil.iter_modules(workers.jobs.__path__, "workers.jobs."):
@@ -39,7 +42,18 @@ class Worker(rq.Worker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         preload()
+        rq_log = logging.getLogger("rq.worker")  # RQ's own lines go through the root handler too (JSON in production)
+        for handler in list(rq_log.handlers):  # the CLI gave it handlers of its own before the root one existed
+            rq_log.removeHandler(handler)
 
     def main_work_horse(self, job, queue):
         runtime.after_fork()
         return super().main_work_horse(job, queue)
+
+    def perform_job(self, job, queue):
+        """The job's log lines carry the id of the request that enqueued it (`job-<id>` for a sweep's)."""
+        token = logs.request_id.set((job.meta or {}).get("request_id") or f"job-{job.id}")
+        try:
+            return super().perform_job(job, queue)
+        finally:
+            logs.request_id.reset(token)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 
 from api import limits
+from api.observability import FAST
 from api.wsgi_fast import bearer_claims, is_id, json_object, problem_answer
 from mall import attribution, clock
 from mall.errors import DomainError
@@ -38,6 +39,7 @@ from mall.promotions.flash_sale.services import REJECTIONS
 
 SCOPE = "flash_sales.purchase"
 PATH = re.compile(r"/flash-sales/([1-9][0-9]{0,8})/items/([1-9][0-9]{0,8})/purchase")
+COUNTED = FAST.labels("flash_purchase_refusal")  # bound once: an answer costs one increment
 DETAILS = {outcome: f"Not admitted: {outcome.replace('_', ' ')}." for outcome in REJECTIONS}
 
 
@@ -61,6 +63,7 @@ class FastRefusals:
             if path.startswith(self.prefix) and path.endswith("/purchase"):
                 answer = self._refusal(environ, path)
                 if answer is not None:
+                    COUNTED.inc()
                     return answer(environ, start_response)
         return self.wsgi_app(environ, start_response)
 

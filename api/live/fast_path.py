@@ -17,7 +17,10 @@ import re
 
 from werkzeug.http import parse_etags
 
+from api.observability import FAST
+
 PATH = re.compile(r"/live/rooms/([1-9][0-9]{0,8})")
+COUNTED = FAST.labels("live_room_view")  # bound once: an answer costs one increment
 RENDER = "mall.live.render"  # set in the WSGI environ when the cache told this request to render
 
 
@@ -32,6 +35,7 @@ class FastViews:
             if match is not None and self.app.config.get("LIVE_FAST_VIEWS", True):
                 held = self.cache().get(int(match[1]))
                 if held is not None:
+                    COUNTED.inc()
                     return _answer(environ, start_response, *held)
                 environ[RENDER] = True  # the view renders: a miss, or this request won the stale render
         return self.wsgi_app(environ, start_response)

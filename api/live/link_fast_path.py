@@ -32,6 +32,7 @@ import redis
 from sqlalchemy.orm import Session
 
 from api import limits
+from api.observability import FAST
 from api.wsgi_fast import bearer_claims, is_id, json_answer, json_object
 from mall.errors import DomainError
 from mall.identity import tokens
@@ -40,6 +41,7 @@ from mall.live import links, one_statement_open
 
 PATH = "/live/links/open"
 LINK_TOKEN = re.compile(r"[A-Za-z0-9_.\-]{1,500}")  # itsdangerous' URL-safe tokens (TOKEN's length)
+COUNTED = FAST.labels("live_link_open")  # bound once: an answer costs one increment
 QUANTITY_MAX = 999  # OpenLinkSchema's range
 
 
@@ -57,6 +59,7 @@ class FastOpens:
         ):
             answer = self._open(environ)
             if answer is not None:
+                COUNTED.inc()
                 return answer(environ, start_response)
         return self.wsgi_app(environ, start_response)
 

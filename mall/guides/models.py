@@ -84,6 +84,7 @@ class GuideVisit(Base):
     __table_args__ = (
         sa.Index("ix_guide_visits_guide", "guide_id", "visited_at"),
         sa.Index("ix_guide_visits_shopper", "shopper_id", "brand_id"),
+        sa.Index("ix_guide_visits_at", "visited_at"),  # retention (mall/retention.py)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -23,6 +23,7 @@ class RoomVisit(Base):
         # the shopper's latest visit to a room (placement), and a room's distinct viewers in a time range (numbers)
         sa.Index("ix_live_room_visits_user_room", "user_id", "room_id", "visited_at"),
         sa.Index("ix_live_room_visits_room", "room_id", "visited_at", "user_id"),
+        sa.Index("ix_live_room_visits_at", "visited_at"),  # retention (mall/retention.py)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -25,6 +25,7 @@ class Message(Base):
         sa.Index("ix_messages_due", "send_after", "id", postgresql_where=_PENDING, sqlite_where=_PENDING),
         sa.Index("ix_messages_leased", "send_after", "id", postgresql_where=_SENDING, sqlite_where=_SENDING),
         sa.Index("ix_messages_user_sent", "user_id", "kind", "sent_at"),
+        sa.Index("ix_messages_created", "created_at"),  # retention (mall/retention.py)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,7 +49,10 @@ class SubscriptionGrant(Base):
     """WeChat one-time subscription (一次性订阅): each accepted request allows exactly one send."""
 
     __tablename__ = "subscription_grants"
-    __table_args__ = (sa.Index("ix_grants_open", "user_id", "template_key", "consumed_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_grants_open", "user_id", "template_key", "consumed_at", "id"),
+        sa.Index("ix_grants_message", "message_id"),  # a message's spent grant (services._spend_grant, retention)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))

@@ -22,7 +22,10 @@ recovery_coupon: Callable[[Session, int, int], int | None] | None = None
 
 class CartNudge(Base):
     __tablename__ = "cart_nudges"
-    __table_args__ = (sa.UniqueConstraint("cart_id", "version", "stage"),)
+    __table_args__ = (
+        sa.UniqueConstraint("cart_id", "version", "stage"),
+        sa.Index("ix_cart_nudges_created", "created_at"),  # retention (mall/retention.py)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cart_id: Mapped[int] = mapped_column(sa.ForeignKey("carts.id", ondelete="CASCADE"))

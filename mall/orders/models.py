@@ -148,7 +148,10 @@ class IdempotencyRecord(Base):
     """The first response to (caller, scope, key), replayed for retries of the same request."""
 
     __tablename__ = "idempotency_records"
-    __table_args__ = (sa.UniqueConstraint("user_id", "scope", "key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "scope", "key"),
+        sa.Index("ix_idempotency_records_created", "created_at"),  # retention (mall/retention.py)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int]

@@ -88,7 +88,10 @@ class WebhookEvent(Base):
     """A provider event, stored once by its id; processing happens in a job and is idempotent."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (sa.UniqueConstraint("provider", "event_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "event_id"),
+        sa.Index("ix_webhook_events_received", "received_at"),  # retention (mall/retention.py)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider: Mapped[str] = mapped_column(sa.String(20))

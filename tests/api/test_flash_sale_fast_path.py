@@ -17,7 +17,7 @@ from mall.orders.models import IdempotencyRecord, Order
 from mall.promotions.flash_sale import services
 from mall.promotions.flash_sale.admission import Once
 from mall.promotions.flash_sale.models import FlashOrder
-from tests.shop_helpers import Shop
+from tests.shop_helpers import Shop, answer_of
 from workers.flash import gate
 
 START = datetime(2026, 12, 12, 2, 0, tzinfo=UTC)
@@ -255,7 +255,7 @@ def _answer(app, client, sale, headers, address, fast: bool, **body):
         resp = buy(client, sale, headers, address, **body)
     finally:
         app.config.pop("FLASH_FAST_REFUSALS", None)
-    return resp.status_code, sorted(resp.headers.items()), resp.get_data()
+    return answer_of(resp)
 
 
 def test_refusals_answered_in_front_of_flask_are_the_views_own(app, shop, client, sale, flask_requests):

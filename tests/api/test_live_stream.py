@@ -16,7 +16,7 @@ from flask import request_started
 from api.live.stream import StreamServer
 from mall.live import announce
 from tests.live_helpers import Live
-from tests.shop_helpers import Shop
+from tests.shop_helpers import Shop, answer_of
 
 # The stream server pattern-subscribes to `live:room:*`, and Redis pub/sub ignores db numbers: on a shared Redis
 # another xdist worker's rooms (same ids, other database) would reach these streams: the tests using the
@@ -215,8 +215,7 @@ def test_a_cached_poll_is_answered_in_front_of_flask_exactly_as_the_view_answers
     try:
         for etag in (None, live.view(room["id"]).headers["ETag"], '"stale"'):
             fast, slow = both(etag)
-            assert (fast.status_code, fast.data, dict(fast.headers)) == (slow.status_code, slow.data,
-                                                                         dict(slow.headers))  # fmt: skip
+            assert answer_of(fast) == answer_of(slow)
         assert both(live.view(room["id"]).headers["ETag"])[0].status_code == 304
     finally:
         request_started.disconnect(flask_handled.append, app)

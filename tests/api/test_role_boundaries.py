@@ -260,6 +260,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/api/v1/live/lucky-bags/<int:bag_id>"),
     ("GET", "/healthz"),
     ("GET", "/livez"),
+    ("GET", "/metrics"),  # its own METRICS_TOKEN instead (404 without one): tests/api/test_observability.py
     ("GET", "/api/openapi.json"),
     ("GET", "/api/docs"),
     ("GET", "/static/<path:filename>"),
