@@ -25,6 +25,16 @@ def _int(environ, name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _flag(environ, name: str) -> bool | None:
+    """`true`/`1`/`yes` or `false`/`0`/`no`; None when unset."""
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return raw in ("1", "true", "yes", "on")
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
 def _hours(raw: str) -> tuple[int, ...]:
     try:
         hours = tuple(int(h) for h in raw.split(","))
@@ -106,6 +116,10 @@ class Settings:
     # Member levels (ADR 0030)
     member_level_term: str = "calendar_year"  # growth counts: calendar_year | rolling_12_months | lifetime
     member_level_grace_days: int = 30  # growth below the level's threshold this long: the level is lowered
+    # The HTTP edge's limits and documentation (ADR 0036)
+    max_body_bytes: int = 1024 * 1024  # a larger request body is a 413
+    api_docs: bool | None = None  # the Swagger UI at /api/docs; None: on outside production
+    openapi_json: bool = True  # /api/openapi.json (tests and fuzzing read it)
 
     @property
     def is_production(self) -> bool:
@@ -114,6 +128,11 @@ class Settings:
     @property
     def dev_login_enabled(self) -> bool:
         return self.env in ("development", "test")
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        """The Swagger UI: API_DOCS, by default on outside production; never without the openapi.json it reads."""
+        return self.openapi_json and (not self.is_production if self.api_docs is None else self.api_docs)
 
     @property
     def redis_embedded(self) -> bool:
@@ -164,6 +183,9 @@ class Settings:
             points_recredit_grace_days=_int(e, "POINTS_RECREDIT_GRACE_DAYS", 30),
             member_level_term=e.get("MEMBER_LEVEL_TERM", "calendar_year"),
             member_level_grace_days=_int(e, "MEMBER_LEVEL_GRACE_DAYS", 30),
+            max_body_bytes=_int(e, "MAX_BODY_BYTES", 1024 * 1024),
+            api_docs=_flag(e, "API_DOCS"),
+            openapi_json=_flag(e, "OPENAPI_JSON") is not False,
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -235,5 +257,7 @@ class Settings:
             raise ConfigError("MEMBER_LEVEL_TERM must be calendar_year, rolling_12_months or lifetime")
         if self.member_level_grace_days < 0:
             raise ConfigError("MEMBER_LEVEL_GRACE_DAYS must not be negative")
+        if self.max_body_bytes < 4096:
+            raise ConfigError("MAX_BODY_BYTES must be at least 4096 (the WSGI fast paths read bodies up to that)")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")
