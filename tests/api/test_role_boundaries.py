@@ -262,6 +262,8 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/livez"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/docs"),
+    ("GET", "/api/docs/swagger-ui/<name>"),
+    ("GET", "/api/docs/static/<path:filename>"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/console/live"),  # the page signs in itself and calls the API with the token
     ("GET", "/console/guide"),  # likewise
