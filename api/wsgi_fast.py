@@ -12,6 +12,8 @@ from api.edge import PRIVATE
 from mall.errors import DomainError
 from mall.identity import tokens
 
+# Within the bounds api/parsing.bound_input puts on every body Flask reads (ADR 0036): no string this short is over
+# MAX_STRING, the shapes the fast paths accept nest two deep at most, and anything larger goes to Flask (its 413).
 MAX_BODY = 4096
 ID_MAX = 2**31 - 1
 
