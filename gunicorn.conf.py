@@ -33,6 +33,13 @@ worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS") or 4 * th
 # The access log line carries the request id the API answered with (api/observability.py; "-" for a fast path's).
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %({x-request-id}o)s %(M)sms'
 keepalive = 5  # seconds an idle client connection stays open (behind a load balancer: less than its own)
+# Request line and headers (ADR 0036), gunicorn's own defaults written out: a longer request line is answered 414,
+# a longer header line or more header lines 431, by gunicorn itself (a small HTML page; the app never sees the
+# request). In production the proxy in front answers first with tighter limits (docs/operations.md: nginx's
+# large_client_header_buffers). The app's own limits on what passes (body size, JSON shape) are problem+json.
+limit_request_line = 4094  # bytes of "GET /path?query HTTP/1.1"
+limit_request_fields = 100
+limit_request_field_size = 8190  # bytes of one "Name: value" line
 
 
 def pre_request(worker, req):

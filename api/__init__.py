@@ -7,7 +7,7 @@ from flask import Flask
 from flask_smorest import Api
 
 import mall.models  # noqa: F401  (every table registered before anything uses the metadata)
-from api import errors, limits, observability, openapi, parsing
+from api import docs, edge, errors, limits, observability, openapi, parsing
 from api.extensions import db, migrate
 from api.fields import IdConverter
 from mall import logs
@@ -22,16 +22,16 @@ INFO = """Multi-brand mini-program mall with live commerce.
 Every error is an RFC 9457 problem (`application/problem+json`, the `Problem` schema): each operation lists the
 error statuses it can answer, and `default` stands for any other (a 500). Input: a JSON body's unknown fields are
 a 422, as is a body sent to an operation that takes none; a body marked required is required; a boolean is `true`
-or `false`; text holding a NUL or a lone UTF-16 surrogate is a 422. Unknown query parameters are ignored."""
+or `false`; text holding a NUL or a lone UTF-16 surrogate is a 422. Unknown query parameters are ignored. Limits on any input:
+a body of more than 1 MiB (the deployment's MAX_BODY_BYTES) is a 413; a JSON body nested deeper than 32 arrays and
+objects, or a string (or key) longer than 20,000 characters where its field declares no `maxLength`, is a 422."""
 
 API_SPEC = {
     "API_TITLE": "Mall API",
     "API_VERSION": "v1",
     "OPENAPI_VERSION": "3.1.0",
     "OPENAPI_URL_PREFIX": "/api",
-    "OPENAPI_JSON_PATH": "openapi.json",
-    "OPENAPI_SWAGGER_UI_PATH": "/docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    "OPENAPI_JSON_PATH": "openapi.json",  # the Swagger UI is api/docs.py's, from the installation
     "API_SPEC_OPTIONS": {
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
         "info": {"description": INFO},
@@ -50,8 +50,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
         SQLALCHEMY_ECHO=settings.sql_echo,
         JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
         **API_SPEC,
     )
+    if not settings.openapi_json:
+        app.config["OPENAPI_URL_PREFIX"] = None  # the spec is still built, not served
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions["mall.settings"] = settings
@@ -66,8 +69,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_blueprints(app, api)
     errors.register(app, api)
     limits.install(app, settings)
+    app.before_request(parsing.bound_input)
     app.before_request(parsing.refuse_unstorable_text)
+    app.after_request(edge.secure_headers)
     observability.install(app)  # its hook runs first: the request id is set before anything can log
+    if settings.api_docs_enabled:
+        app.register_blueprint(docs.bp)
     _register_cli(app)
     logs.configure(settings.log_format)
     return app

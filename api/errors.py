@@ -112,6 +112,10 @@ def handle_http_exception(error: HTTPException):
         return problem(
             status, code="request.invalid", detail="The request has invalid or unknown fields.", errors=errors
         )
+    if status == 413:  # the body is not read: its limit is the app's, or the view's own (request.max_content_length)
+        limit = request.max_content_length
+        return problem(413, code="request.too_large", detail=f"A request body may be at most {limit:,} bytes.",
+                       max_bytes=limit)  # fmt: skip
     code = {400: "request.malformed", 404: "route.not_found", 405: "route.method_not_allowed"}.get(status, "http.error")
     return problem(status, code=code, detail=error.description or _reason(status))
 

@@ -1,5 +1,5 @@
-"""How the edge reads requests: webargs' Flask parser, and one check, before any view, that refuses text no text
-column can hold."""
+"""How the edge reads requests: webargs' Flask parser, and two checks before any view: one that bounds the
+input's size and shape (ADR 0036), one that refuses text no text column can hold."""
 
 from __future__ import annotations
 
@@ -10,12 +10,22 @@ from collections.abc import Iterator, Mapping
 from flask import current_app, request
 from flask_smorest import abort
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 # NUL: PostgreSQL text cannot store it. A lone UTF-16 surrogate (JSON's "\ud800" without its pair): no UTF-8
 # encoding exists for it, so the database driver, and the JSON encoder of a response echoing it, fail on it.
 # Either reached the database as a 500 after the request had started writing.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _MESSAGES = {True: "Must not contain a NUL character.", False: "Must not contain a lone UTF-16 surrogate."}
+
+# Bounds on any input, whatever its route's schema says (ADR 0036): a string field without a declared maximum
+# is held to MAX_STRING characters (the longest declared one, a product description, is as long), and a JSON
+# body nests at most MAX_DEPTH arrays and objects (the deepest schema nests four).
+MAX_STRING = 20_000
+MAX_DEPTH = 32
+TOO_LONG = f"Longer than {MAX_STRING:,} characters."
+LONG_KEY = f"Has a key longer than {MAX_STRING:,} characters."
+TOO_DEEP = f"Nested deeper than {MAX_DEPTH} arrays and objects."
 
 
 class MallParser(FlaskParser):
@@ -73,6 +83,57 @@ def json_body():
         return request.get_json(silent=True)
     except RecursionError:
         return None
+
+
+def bound_input() -> None:
+    """`before_request`, so for every route however it parses its input: a body longer than the app's
+    MAX_CONTENT_LENGTH is a 413 (before any of it is read; one sent without a length is cut off there as it is
+    read), a JSON body nested deeper than MAX_DEPTH or a string (or key) of the body or query longer than
+    MAX_STRING a 422. A body with few brackets and shorter than MAX_STRING bytes cannot break either rule,
+    so an ordinary request is neither decoded nor walked here."""
+    req = request._get_current_object()  # one proxy lookup: this runs for every request
+    if req.routing_exception is not None:
+        return  # a 404/405 says more
+    limit = req.max_content_length
+    if limit is not None and (req.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
+    messages = {}
+    if len(req.query_string) > MAX_STRING:
+        query = {name: values[0] if len(values) == 1 else values for name, values in req.args.lists()}
+        messages["query"] = _out_of_bounds(query)
+    raw = req.get_data(cache=True) if req.is_json else b""
+    if len(raw) > MAX_STRING or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        try:
+            body = req.get_json(silent=True)  # kept for the views; None when not JSON: the parser's 400 then
+        except RecursionError:  # nested deeper than Python's decoder goes
+            messages["json"] = {"_schema": [TOO_DEEP]}
+        else:
+            messages["json"] = _out_of_bounds(body)
+    messages = {location: found for location, found in messages.items() if found}
+    if messages:
+        abort(422, messages=messages)
+
+
+def _out_of_bounds(value) -> dict[str, list[str]]:
+    """{dotted path: [complaint]} for each string or key longer than MAX_STRING; only the depth complaint when
+    `value` nests deeper than MAX_DEPTH. Walked without recursion."""
+    found: dict[str, list[str]] = {}
+    stack = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            if len(item) > MAX_STRING:
+                found[_printable(path) or "_schema"] = [TOO_LONG]
+        elif isinstance(item, dict | list):
+            if depth == MAX_DEPTH:
+                return {"_schema": [TOO_DEEP]}
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(key, str) and len(key) > MAX_STRING:
+                    found[_printable(path) or "_schema"] = [LONG_KEY]
+                    continue
+                stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+    return found
 
 
 def refuse_unstorable_text() -> None:

@@ -27,6 +27,16 @@ def _int(environ, name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _flag(environ, name: str) -> bool | None:
+    """`true`/`1`/`yes` or `false`/`0`/`no`; None when unset."""
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return raw in ("1", "true", "yes", "on")
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
 def _hours(raw: str) -> tuple[int, ...]:
     try:
         hours = tuple(int(h) for h in raw.split(","))
@@ -72,6 +82,8 @@ def _switch(environ, name: str) -> bool | None:
 def _rate_limits(environ) -> dict[str, str]:
     names = {family: f"RATE_LIMIT_{family.upper()}" for family in DEFAULTS}
     return {family: environ[name] for family, name in names.items() if name in environ}
+
+
 # Retention settings and their defaults (RETENTION_IDEMPOTENCY_DAYS=7 ...): the fields `retention_<name>` below.
 RETENTION = {"idempotency_days": 7, "events_days": 180, "messages_days": 90, "webhooks_days": 30,
              "cart_nudges_days": 30, "room_visits_days": 35, "guide_visits_days": 400, "batch": 1000,
@@ -137,6 +149,7 @@ class Settings:
 
     def rate_limit(self, family: str) -> str:
         return self.rate_limits.get(family) or DEFAULTS[family]
+
     # Retention (ADR 0035, docs/operations.md "Retention and observability"): what each window keeps is in
     # mall/retention.py; `batch` rows per DELETE (each its own transaction), at most `max_batches` per table a run
     retention_idempotency_days: int = RETENTION["idempotency_days"]
@@ -152,6 +165,11 @@ class Settings:
     log_format: str = "text"  # text | json (production default: json)
     metrics_token: str = ""  # non-empty: GET /metrics wants `Authorization: Bearer <token>`
 
+    # The HTTP edge's limits and documentation (ADR 0036)
+    max_body_bytes: int = 1024 * 1024  # a larger request body is a 413
+    api_docs: bool | None = None  # the Swagger UI at /api/docs; None: on outside production
+    openapi_json: bool = True  # /api/openapi.json (tests and fuzzing read it)
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -159,6 +177,11 @@ class Settings:
     @property
     def dev_login_enabled(self) -> bool:
         return self.env in ("development", "test")
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        """The Swagger UI: API_DOCS, by default on outside production; never without the openapi.json it reads."""
+        return self.openapi_json and (not self.is_production if self.api_docs is None else self.api_docs)
 
     @property
     def redis_embedded(self) -> bool:
@@ -218,6 +241,9 @@ class Settings:
             },
             log_format=e.get("LOG_FORMAT") or ("json" if e.get("MALL_ENV") == "production" else "text"),
             metrics_token=e.get("METRICS_TOKEN", ""),
+            max_body_bytes=_int(e, "MAX_BODY_BYTES", 1024 * 1024),
+            api_docs=_flag(e, "API_DOCS"),
+            openapi_json=_flag(e, "OPENAPI_JSON") is not False,
         )
         values.update(overrides)
         return cls(**values)  # __post_init__ checks it
@@ -293,6 +319,8 @@ class Settings:
         self._check_retention()
         if self.log_format not in ("text", "json"):
             raise ConfigError("LOG_FORMAT must be text or json")
+        if self.max_body_bytes < 4096:
+            raise ConfigError("MAX_BODY_BYTES must be at least 4096 (the WSGI fast paths read bodies up to that)")
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"MALL_ENV must be development, test or production, not {self.env!r}")
 

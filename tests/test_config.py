@@ -146,3 +146,23 @@ def test_the_limiter_uses_the_apps_redis_socket_or_tcp(redis_url, storage):
 
     assert storage_uri(Settings.from_env({"REDIS_URL": redis_url})) == storage
     assert storage_uri(Settings.from_env({})).startswith("redis+unix://")  # the embedded server's socket
+
+
+def test_the_edge_limits_and_docs_are_read_from_the_environment():
+    """ADR 0036: the body limit (1 MiB by default), the docs page (on outside production) and the document."""
+    default, prod = Settings.from_env({}), Settings.from_env({"MALL_ENV": "production", "SECRET_KEY": GOOD_SECRET})
+    assert (default.max_body_bytes, default.api_docs_enabled, default.openapi_json) == (1024 * 1024, True, True)
+    assert (prod.api_docs_enabled, prod.openapi_json) == (False, True)
+    custom = Settings.from_env({"MAX_BODY_BYTES": "65536", "API_DOCS": "false", "OPENAPI_JSON": "0"})
+    assert (custom.max_body_bytes, custom.api_docs_enabled, custom.openapi_json) == (65536, False, False)
+    assert not Settings.from_env({"API_DOCS": "true", "OPENAPI_JSON": "false"}).api_docs_enabled  # nothing to show
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"MAX_BODY_BYTES": "4095"}, "at least 4096"),
+    ({"MAX_BODY_BYTES": "1MB"}, "MAX_BODY_BYTES must be a whole number"),
+    ({"API_DOCS": "maybe"}, "API_DOCS must be true or false"),
+])  # fmt: skip
+def test_bad_edge_settings_are_refused(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(environ)

@@ -1,5 +1,5 @@
 """gunicorn.conf.py under real gunicorn: keep-alive clients beyond the workers' connection cap are served,
-not left waiting in the backlog."""
+not left waiting in the backlog; request lines and headers past its limits are refused before the app."""
 
 from __future__ import annotations
 
@@ -89,3 +89,36 @@ def test_clients_within_the_cap_keep_their_connections(gunicorn):
     results = clients_loop(gunicorn, clients=2, seconds=1.5)
     assert all(r["ok"] >= 5 and not r["errors"] for r in results), results
     assert sum(r["closed"] for r in results) == 0
+
+
+def raw_request(port: int, head: bytes) -> bytes:
+    """What gunicorn answers to the request head `head` (status line and headers; up to 64 kB)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := conn.recv(65536)):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(("path", "extra", "status"), [
+    ("/" + "a" * 4000, b"", b"200"),  # within the request line limit: the app answers
+    ("/" + "a" * 4100, b"", b"414"),
+    ("/", b"X-Big: " + b"b" * 8000 + b"\r\n", b"200"),
+    ("/", b"X-Big: " + b"b" * 8200 + b"\r\n", b"431"),
+    ("/", b"".join(b"X-%d: 1\r\n" % i for i in range(101)), b"431"),
+])  # fmt: skip
+def test_request_lines_and_headers_past_the_limits_are_refused_by_gunicorn(gunicorn, path, extra, status):
+    head = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"Connection: close\r\n\r\n"
+    answer = raw_request(gunicorn, head)
+    assert answer.split(b" ", 2)[1] == status, answer[:200]
+
+
+def test_gunicorn_names_itself_without_a_version(gunicorn):
+    """gunicorn always sends `Server: gunicorn` (no setting drops it): the proxy hides it (docs/operations.md)."""
+    conn = http.client.HTTPConnection("127.0.0.1", gunicorn, timeout=5)
+    conn.request("GET", "/")
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert resp.status == 200 and resp.getheader("Server") == "gunicorn"

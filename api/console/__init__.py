@@ -7,19 +7,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template
 
+from api.edge import PAGE_HEADERS
+
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
                static_url_path="/console/static")  # fmt: skip
-
-# Scripts and styles only from this origin (no inline code, so text from the API can never run); the page is
-# never framed (a host's pin button under someone else's overlay) and sends no referrer.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")  # fmt: skip
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
 
 
 def _page(name: str, title: str) -> Response:
@@ -50,6 +41,6 @@ def members() -> Response:
 
 @bp.after_request
 def _security_headers(resp: Response) -> Response:
-    """On the page and its static files alike."""
-    resp.headers.update(SECURITY_HEADERS)
+    """On the page and its static files alike: strict CSP, never framed, no referrer (api/edge.py)."""
+    resp.headers.update(PAGE_HEADERS)
     return resp

@@ -17,11 +17,14 @@ import re
 
 from werkzeug.http import parse_etags
 
+from api.edge import NO_STORE, NOSNIFF
 from api.observability import FAST
 
 PATH = re.compile(r"/live/rooms/([1-9][0-9]{0,8})")
 COUNTED = FAST.labels("live_room_view")  # bound once: an answer costs one increment
 RENDER = "mall.live.render"  # set in the WSGI environ when the cache told this request to render
+# As api/edge.py sends the view's answer: its no-cache, or no-store when the request carried credentials.
+PUBLIC, PRIVATE = (("Cache-Control", "no-cache"), NOSNIFF), (NO_STORE, NOSNIFF)
 
 
 class FastViews:
@@ -42,7 +45,7 @@ class FastViews:
 
 
 def _answer(environ, start_response, etag: str, body: bytes):
-    headers = [("ETag", etag), ("Cache-Control", "no-cache")]
+    headers = [("ETag", etag), *(PRIVATE if "HTTP_AUTHORIZATION" in environ else PUBLIC)]
     if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains_weak(etag.strip('"')):
         start_response("304 NOT MODIFIED", headers)
         return []

@@ -58,6 +58,7 @@ HEADERS = (
     b"Cache-Control: no-cache, no-transform\r\n"
     b"X-Accel-Buffering: no\r\n"  # nginx: pass each event on at once
     b"Access-Control-Allow-Origin: *\r\n"
+    b"X-Content-Type-Options: nosniff\r\n"  # as every answer of the API (ADR 0036)
     b"Connection: close\r\n\r\n"
 )
 
@@ -69,7 +70,8 @@ def event(kind: str, data: bytes, version: int | None = None) -> bytes:
 
 def _plain(status: str, body: bytes, content_type: bytes = b"application/problem+json") -> bytes:
     return (b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: " + content_type + b"\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)  # fmt: skip
+            + str(len(body)).encode() + b"\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+            + body)  # fmt: skip
 
 
 class StreamServer:

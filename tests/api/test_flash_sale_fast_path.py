@@ -273,6 +273,7 @@ def test_refusals_answered_in_front_of_flask_are_the_views_own(app, shop, client
 
     for fast, slow in (early, limit, sold_out, late):
         assert fast == slow and fast[0] == 409
+        assert {("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")} <= set(fast[1])  # ADR 0036
     assert [b'"code":"flash_sale.' + c in a[2] for a, c in zip((early[0], limit[0], sold_out[0], late[0]),
             (b"not_started", b"limit_reached", b"sold_out", b"ended"), strict=True)] == [True] * 4  # fmt: skip
     assert buy(client, sale, other, other_address).status_code == 409

@@ -75,6 +75,8 @@ class Pair:
             self.app.config.pop(FAST)
         assert (fast.status_code, fast.mimetype) == (plain.status_code, plain.mimetype), (fast.json, plain.json)
         assert _answer(fast) == _answer(plain)
+        edge = ("Cache-Control", "X-Content-Type-Options")  # ADR 0036
+        assert [fast.headers[h] for h in edge] == [plain.headers[h] for h in edge] == ["no-store", "nosniff"]
         assert self.rows("fast") == self.rows("plain")
         assert fast.status_code == 200 or not answered  # a refusal is always the plain path's answer
         return fast, bool(answered)

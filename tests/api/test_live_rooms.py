@@ -96,6 +96,26 @@ def test_the_viewer_read_answers_304_on_its_etag_and_a_new_etag_after_a_pin(live
     assert live.view(room["id"], after.headers["ETag"]).status_code == 304
 
 
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_a_poll_answered_in_front_of_flask_has_the_views_headers(app, shop, live, show, signed_in):
+    """nosniff always; the view's no-cache (with its ETag) for anyone, no-store once the poll carries a token."""
+    room = show["room"]
+    live.act(show["host"], room["id"], "start")
+    assert live.view(room["id"]).status_code == 200  # rendered and cached: the fast path answers the next
+    headers = shop.shopper() if signed_in else {}
+    answers = []
+    for fast in (True, False):
+        app.config["LIVE_FAST_VIEWS"] = fast
+        try:
+            resp = live.client.get(f"/api/v1/live/rooms/{room['id']}", headers=headers)
+        finally:
+            app.config.pop("LIVE_FAST_VIEWS")
+        answers.append((resp.status_code, sorted(resp.headers.items()), resp.get_data()))
+    assert answers[0] == answers[1]
+    got = dict(answers[0][1])
+    assert (got["Cache-Control"], got["X-Content-Type-Options"]) == ("no-store" if signed_in else "no-cache", "nosniff")
+
+
 def test_a_cached_poll_reads_nothing_from_the_database_and_a_render_reads_the_same_whatever_the_lineup(
     app, shop, live, show
 ):

@@ -171,12 +171,14 @@ def test_a_client_reconnecting_with_an_older_last_event_id_is_told_to_reread_the
 @pytest.mark.serial
 def test_an_idle_stream_gets_heartbeats_and_other_paths_are_404(stream_server):
     stream = Stream(stream_server.port, events_path(1))
+    assert "\r\nX-Content-Type-Options: nosniff\r\n" in stream.head
     assert stream.next_event()["event"] == "hello"
     assert stream.next() == {"comment": "keep-alive"}
     stream.close()
     with socket.create_connection(("127.0.0.1", stream_server.port), timeout=5) as sock:
         sock.sendall(b"GET /api/v1/live/rooms/1 HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert sock.recv(1024).startswith(b"HTTP/1.1 404")
+        answer = sock.recv(1024)
+        assert answer.startswith(b"HTTP/1.1 404") and b"\r\nX-Content-Type-Options: nosniff\r\n" in answer
     with socket.create_connection(("127.0.0.1", stream_server.port), timeout=5) as sock:
         sock.sendall(b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
         assert sock.recv(1024).startswith(b"HTTP/1.1 200")

@@ -1,5 +1,9 @@
 """The API describes itself: OpenAPI 3.1 JSON, a browsable UI, every route under /api/v1."""
 
+import re
+
+import pytest
+
 
 def test_openapi_document_is_3_1_and_covers_every_api_route(app, client):
     resp = client.get("/api/openapi.json")
@@ -25,10 +29,48 @@ def test_protected_operations_declare_bearer_auth_and_problem_responses(client):
     assert {"401", "403"} <= set(me["responses"])
 
 
-def test_docs_ui_is_served(client):
+def test_docs_ui_is_served_from_this_server_under_a_strict_csp(client):
+    """Swagger UI's files come from the installed package (no third-party CDN); the page holds no inline code."""
     resp = client.get("/api/docs")
-    assert resp.status_code == 200
-    assert b"swagger" in resp.data.lower()
+    assert resp.status_code == 200 and resp.mimetype == "text/html"
+    html = resp.get_data(as_text=True)
+    assert "http:" not in html and "https:" not in html and "//" not in html
+    assert all("src=" in tag for tag in re.findall(r"<script[^>]*>", html)) and "<style" not in html
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert (resp.headers["X-Frame-Options"], resp.headers["Referrer-Policy"]) == ("DENY", "no-referrer")
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assets = re.findall(r'(?:src|href)="(/api/docs/[^"]+)"', html)
+    assert len(assets) == 4 and 'data-spec-url="/api/openapi.json"' in html
+    for asset in assets:
+        got = client.get(asset)
+        assert got.status_code == 200 and got.headers["X-Content-Type-Options"] == "nosniff", asset
+        assert got.mimetype in ("text/javascript", "text/css", "image/png"), asset
+        got.close()
+    bundle = client.get("/api/docs/swagger-ui/swagger-ui-bundle.js")
+    assert b"SwaggerUIBundle" in bundle.get_data()
+    assert client.get("/api/docs/swagger-ui/index.html").status_code == 404  # only the files the page uses
+
+
+@pytest.mark.parametrize(("environ", "docs", "spec"), [
+    ({"MALL_ENV": "production"}, 404, 200),
+    ({"MALL_ENV": "production", "API_DOCS": "true"}, 200, 200),
+    ({"MALL_ENV": "test", "API_DOCS": "false"}, 404, 200),
+    ({"MALL_ENV": "production", "API_DOCS": "true", "OPENAPI_JSON": "false"}, 404, 404),
+])  # fmt: skip
+def test_the_docs_page_and_the_document_can_be_switched_off(app, settings, environ, docs, spec):
+    from api import create_app
+    from api.extensions import db
+    from mall.config import Settings
+
+    other = create_app(Settings.from_env({**environ, "SECRET_KEY": "p" * 40, "DATABASE_URL": settings.database_url,
+                                          "REDIS_URL": settings.redis_url}))  # fmt: skip
+    client = other.test_client()
+    assert (client.get("/api/docs").status_code, client.get("/api/openapi.json").status_code) == (docs, spec)
+    assert client.get("/api/docs/swagger-ui/swagger-ui.css").status_code == docs
+    assert client.get("/api/v1/nothing").json["code"] == "route.not_found"  # the app itself is the same
+    with other.app_context():
+        db.engine.dispose()
 
 
 def test_unknown_route_is_a_problem_document(client):

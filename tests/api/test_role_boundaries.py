@@ -263,6 +263,8 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/metrics"),  # its own METRICS_TOKEN instead (404 without one): tests/api/test_observability.py
     ("GET", "/api/openapi.json"),
     ("GET", "/api/docs"),
+    ("GET", "/api/docs/swagger-ui/<name>"),
+    ("GET", "/api/docs/static/<path:filename>"),
     ("GET", "/static/<path:filename>"),
     ("GET", "/console/live"),  # the page signs in itself and calls the API with the token
     ("GET", "/console/guide"),  # likewise
