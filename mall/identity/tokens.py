@@ -41,7 +41,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from mall import clock
-from mall.errors import Unauthorized
+from mall.errors import Unauthorized, Unavailable
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
 
@@ -142,10 +142,14 @@ def guard(claims: dict) -> tuple[str, str, str]:
 
 
 def deny(jti: str, expires_at: float) -> None:
-    """Revoke one access token until it would have expired anyway. Raises if Redis cannot be told (a logout that
-    could not reach the denylist does not happen); nothing to do without a cache (no denylist then)."""
-    if _cache is not None:
+    """Revoke one access token until it would have expired anyway. Unavailable (503) if Redis cannot be told: a
+    logout that could not reach the denylist does not happen. Nothing to do without a cache (no denylist then)."""
+    if _cache is None:
+        return
+    try:
         _cache().deny({jti: expires_at})
+    except redis.RedisError as exc:
+        raise Unavailable("auth.revocation_unavailable", "Tokens cannot be revoked right now; try again.") from exc
 
 
 def _state(user: User) -> tuple[int, str, int | None, str]:

@@ -133,6 +133,24 @@ def test_logout_revokes_that_token_and_its_login_only(client, host):
     assert works(client, refresh(client, laptop["refresh_token"]).get_json())
 
 
+def test_a_logout_that_cannot_reach_redis_is_503_and_revokes_nothing(client, host, monkeypatch):
+    import redis
+
+    from mall.identity.tokens import TokenCache
+
+    answer = host["login"]()
+
+    def down(self, tokens):
+        raise redis.ConnectionError("down")
+
+    monkeypatch.setattr(TokenCache, "deny", down)
+    assert_problem(client.post(LOGOUT, headers=bearer(answer["token"])), 503, "auth.revocation_unavailable")
+    monkeypatch.undo()
+
+    assert works(client, answer)
+    assert refresh(client, answer["refresh_token"]).status_code == 200
+
+
 def test_logout_all_revokes_refresh_tokens_too(client, host):
     phone, laptop = host["login"](), host["login"]()
 
