@@ -111,7 +111,7 @@ def refresh_tokens(body):
 def logout():
     """Revoke the access token sent, at once, and the refresh tokens of its login (other logins keep working)."""
     claims = g.token_claims
-    tokens.deny(claims["jti"], float(claims["exp"]))
+    tokens.deny({claims["jti"]: float(claims["exp"])})
     if claims.get("sid"):
         refresh.revoke_family(db.session, claims["sid"])
     commit()

@@ -92,8 +92,7 @@ def _revoke(session: Session, where, *, deny: bool = True) -> None:
     if deny:
         live = session.execute(sa.select(RefreshToken.access_jti, RefreshToken.access_expires_at)
                                .where(where, RefreshToken.access_expires_at > now)).all()  # fmt: skip
-        for jti, expires_at in live:
-            tokens.deny(jti, expires_at.timestamp())
+        tokens.deny({jti: expires_at.timestamp() for jti, expires_at in live})
     session.execute(
         sa.update(RefreshToken)
         .where(where, RefreshToken.revoked_at.is_(None))

@@ -141,13 +141,14 @@ def guard(claims: dict) -> tuple[str, str, str]:
     return TokenCache.key(int(claims["sub"])), state, TokenCache.deny_key(claims["jti"])
 
 
-def deny(jti: str, expires_at: float) -> None:
-    """Revoke one access token until it would have expired anyway. Unavailable (503) if Redis cannot be told: a
-    logout that could not reach the denylist does not happen. Nothing to do without a cache (no denylist then)."""
-    if _cache is None:
+def deny(expiries: dict[str, float]) -> None:
+    """Revoke access tokens (jti -> exp, a Unix time) until they would have expired anyway, in one round trip.
+    Unavailable (503) if Redis cannot be told: a logout that could not reach the denylist does not happen. Nothing
+    to do without a cache (no denylist then)."""
+    if _cache is None or not expiries:
         return
     try:
-        _cache().deny({jti: expires_at})
+        _cache().deny(expiries)
     except redis.RedisError as exc:
         raise Unavailable("auth.revocation_unavailable", "Tokens cannot be revoked right now; try again.") from exc
 
