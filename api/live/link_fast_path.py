@@ -8,9 +8,10 @@ WSGI callable and serves exactly the opens it is sure of, through the same domai
 own:
 
 - POST {prefix}/live/links/open with a bearer token that verifies (signature, expiry), claims the shopper role
-  and whose user's cached state (the token cache in Redis, one script call that also counts the request in the
-  shopper's `link_opens` rate-limit window, api/limits.py: over it, 429 `rate.limited`) is the one it claims: a
-  miss, a revoked or changed user goes to Flask (marked as counted), which checks the slow way;
+  and whose user's cached state (the token cache in Redis, read with the token's denylist key in one script call
+  that also counts the request in the shopper's `link_opens` rate-limit window, api/limits.py: over it, 429
+  `rate.limited`) is the one it claims: a miss, a revoked token or a changed user goes to Flask (marked as
+  counted), which checks the slow way;
 - a JSON object body OpenLinkSchema would surely accept (`token` of the link alphabet, optional ids and
   quantity in range, nothing else);
 - the open succeeds: on PostgreSQL it is made in one statement on an autocommit connection
@@ -113,9 +114,10 @@ class FastOpens:
         user_id = int(claims["sub"])
         window = limits.fast_window(self.app, "link_opens", claims)
         if window is None:
-            return cache.get(user_id), None
+            state, denied = cache.lookup(user_id, claims["jti"])
+            return (None if denied else state), None
         try:
-            held, retry_after = cache.get_counted(user_id, window)
+            held, retry_after = cache.get_counted(user_id, claims["jti"], window)
         except redis.RedisError:
             return None, None  # the slow way, where flask-limiter counts it
         environ[limits.COUNTED] = True  # Flask does not count it again

@@ -64,3 +64,24 @@ class Address(Timestamped, Base):
 
 # What an order keeps of the address it ships to (a copy: the shopper may edit or delete the address later).
 SHIPPING_FIELDS = ("recipient", "phone", "province", "city", "district", "detail", "postal_code")
+
+
+class RefreshToken(Base):
+    """One refresh token (ADR 0032): stored as its SHA-256 only, used once. Every rotation adds a row to the login's
+    family (`family`, the access tokens' `sid` claim); a used row shown again revokes the whole family. `access_jti`
+    and `access_expires_at`: the access token issued with this one, denied too when the family is revoked."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family: Mapped[str] = mapped_column(sa.String(32), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    token_version: Mapped[int]  # the user's at issue: a later logout-all or disable outdates it
+    access_jti: Mapped[str] = mapped_column(sa.String(32))
+    access_expires_at: Mapped[datetime]
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    family_expires_at: Mapped[datetime]  # the login's absolute limit, whatever the rotations
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -10,7 +10,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from mall import clock, events
 from mall.db import insert_on_conflict
-from mall.errors import Forbidden, Invalid, NotFound, Unauthorized
+from mall.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from mall.identity import refresh
 from mall.identity.models import Address, User, WeChatAccount
 from mall.identity.roles import BRAND_SCOPED, Actor, Role
 from mall.identity.wechat import WeChatClient, WeChatSession
@@ -136,7 +137,35 @@ def _dummy_hash() -> str:
 
 
 def revoke_tokens(session: Session, *, user_id: int) -> None:
+    """Log out everywhere: every access token (a new token_version) and every refresh token of the user."""
     session.execute(sa.update(User).where(User.id == user_id).values(token_version=User.token_version + 1))
+    refresh.revoke_user(session, user_id)
+
+
+def set_user_active(session: Session, *, actor: Actor, user_id: int, active: bool) -> User:
+    """Disable or enable an account. Platform admins manage anyone but themselves; a brand admin manages their own
+    brand's hosts and guides (anyone else is reported as missing). Disabling revokes every token of the user at
+    once (a new token_version: enabling again does not bring old tokens back) and makes logins refuse them."""
+    user = session.get(User, user_id, with_for_update=True)
+    manages = user is not None and (
+        actor.role == Role.PLATFORM_ADMIN
+        or (actor.role == Role.BRAND_ADMIN and user.role in (Role.HOST, Role.GUIDE) and user.brand_id == actor.brand_id)
+    )
+    if not manages:
+        raise NotFound("user.not_found", f"User {user_id} not found.")
+    if user.id == actor.user_id:
+        raise Conflict("user.self_disable", "You cannot disable or enable your own account.")
+    status = "active" if active else "disabled"
+    if user.status == status:
+        return user  # already so: nothing to revoke or record again
+    user.status = status
+    if not active:
+        user.token_version += 1
+        refresh.revoke_user(session, user.id)
+    session.flush()  # through the unit of work: the token cache is tombstoned before the change is written
+    events.record(session, f"user.{'enabled' if active else 'disabled'}", aggregate="user", aggregate_id=user.id,
+                  actor=actor)  # fmt: skip
+    return user
 
 
 def list_addresses(session: Session, *, user_id: int) -> list[Address]:

@@ -19,12 +19,18 @@ session (raw SQL such as `session.execute(text(...))`, a Core connection, psql, 
 seen: when they change a cached column they must call `TokenCache(redis).invalidate(user_ids)` before
 and after their commit, as the unit of work does, or revoke by bumping `token_version` through the ORM.
 With no cache configured (`use_cache` not called), every check reads the user row, as before.
+
+One token is revoked by its `jti` (ADR 0032): `deny` writes `auth:deny:{jti}` until the token would expire anyway,
+and every check reads it with the user's entry in the same round trip (`TokenCache.lookup`, one MGET; the flash
+gate's script and the link fast path read both too). The denylist lives in Redis only: a Redis that loses its data
+forgets single-token logouts, for at most an access token's life (refresh families are revoked in the database).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import secrets
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
@@ -35,7 +41,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from mall import clock, rate_limits
-from mall.errors import Unauthorized
+from mall.errors import Unauthorized, Unavailable
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
 
@@ -44,9 +50,17 @@ CACHE_SECONDS = 3600
 TOMBSTONE_SECONDS = 900  # longer than any transaction that changes a user
 TOMBSTONE = b"-"
 WATCHED = ("token_version", "role", "brand_id", "status")
+REQUIRED = ["sub", "exp", "role", "ver", "jti"]
 
 
-def issue(user: User, *, secret: str, ttl_seconds: int) -> tuple[str, int]:
+def new_id() -> str:
+    """A token id (`jti`) or a login's refresh family (`sid`): 128 random bits, 32 hex digits."""
+    return secrets.token_hex(16)
+
+
+def issue(user: User, *, secret: str, ttl_seconds: int, jti: str | None = None,
+          sid: str | None = None) -> tuple[str, int]:  # fmt: skip
+    """An access token: `jti` names it (for `deny`), `sid` the refresh family it was issued with (if any)."""
     now = clock.now()
     claims = {
         "sub": str(user.id),
@@ -55,7 +69,10 @@ def issue(user: User, *, secret: str, ttl_seconds: int) -> tuple[str, int]:
         "ver": user.token_version,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
+        "jti": jti or new_id(),
     }
+    if sid is not None:
+        claims["sid"] = sid
     if _cache is not None:  # the state the token was just issued against: its first request reads no row
         _cache().fill(user.id, _state(user))
     return jwt.encode(claims, secret, algorithm=ALGORITHM), ttl_seconds
@@ -84,16 +101,20 @@ def _verified(token: str, secret: str) -> dict:
         token,
         secret,
         algorithms=[ALGORITHM],
-        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": ["sub", "exp", "role"]},
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": REQUIRED},
     )
     float(claims["exp"]), int(claims["sub"])
+    if not isinstance(claims["jti"], str) or not 1 <= len(claims["jti"]) <= 64:
+        raise ValueError("jti")
     return claims
 
 
 def actor_for(session, claims: dict, cache: TokenCache | None = None) -> Actor:
     """The claims must still match a live user (role, brand and token version unchanged)."""
     user_id = int(claims["sub"])
-    cached = cache.get(user_id) if cache is not None else None
+    cached, denied = cache.lookup(user_id, claims["jti"]) if cache is not None else (None, False)
+    if denied:
+        raise Unauthorized("auth.token_revoked", "This token was revoked (logged out); log in again.")
     if cached is not None and cached != TOMBSTONE:
         state = _parse(cached)
     else:
@@ -111,13 +132,25 @@ def actor_for(session, claims: dict, cache: TokenCache | None = None) -> Actor:
     return Actor(user_id=user_id, role=Role(role), brand_id=brand_id)
 
 
-def guard(claims: dict) -> tuple[str, str]:
-    """(cache key, value) that holds exactly while the token is good: for a check done inside another Redis
-    script (the flash gate's), saving the round trip of `actor_for`'s read. A miss, a tombstone or any other
-    value means "ask `actor_for`"."""
+def guard(claims: dict) -> tuple[str, str, str]:
+    """(cache key, value, denylist key): the token is good while the key holds exactly that value and the denylist
+    key does not exist. For a check done inside another Redis script (the flash gate's), saving the round trip of
+    `actor_for`'s read. A miss, a tombstone, any other value or a denial means "ask `actor_for`"."""
     brand_id = claims.get("brand_id")
     state = f"{claims.get('ver')}|{claims['role']}|{'' if brand_id is None else brand_id}|active"
-    return TokenCache.key(int(claims["sub"])), state
+    return TokenCache.key(int(claims["sub"])), state, TokenCache.deny_key(claims["jti"])
+
+
+def deny(expiries: dict[str, float]) -> None:
+    """Revoke access tokens (jti -> exp, a Unix time) until they would have expired anyway, in one round trip.
+    Unavailable (503) if Redis cannot be told: a logout that could not reach the denylist does not happen. Nothing
+    to do without a cache (no denylist then)."""
+    if _cache is None or not expiries:
+        return
+    try:
+        _cache().deny(expiries)
+    except redis.RedisError as exc:
+        raise Unavailable("auth.revocation_unavailable", "Tokens cannot be revoked right now; try again.") from exc
 
 
 def _state(user: User) -> tuple[int, str, int | None, str]:
@@ -140,17 +173,41 @@ class TokenCache:
     def key(user_id: int) -> str:
         return f"auth:user:{user_id}"
 
-    def get(self, user_id: int) -> bytes | None:
-        try:
-            return self.client.get(self.key(user_id))
-        except redis.RedisError:
-            return TOMBSTONE  # Redis unavailable: read the database and cache nothing
+    @staticmethod
+    def deny_key(jti: str) -> str:
+        return f"auth:deny:{jti}"
 
-    def get_counted(self, user_id: int, window: rate_limits.Window) -> tuple[bytes | None, int | None]:
+    def get(self, user_id: int) -> bytes | None:
+        return self.lookup(user_id, "")[0]
+
+    def lookup(self, user_id: int, jti: str) -> tuple[bytes | None, bool]:
+        """The user's cached state and whether the token `jti` is denied, in one round trip."""
+        try:
+            state, denied = self.client.mget(self.key(user_id), self.deny_key(jti))
+        except redis.RedisError:
+            return TOMBSTONE, False  # Redis unavailable: read the database and cache nothing
+        return state, denied is not None
+
+    def current(self, claims: dict) -> bool:
+        """The token's user is cached as the token claims and the token is not denied (what `actor_for` checks)."""
+        _, value, _ = guard(claims)
+        state, denied = self.lookup(int(claims["sub"]), claims["jti"])
+        return not denied and state == value.encode()
+
+    def deny(self, tokens: dict[str, float]) -> None:
+        """Deny each token id until its expiry (a Unix time); raises if Redis cannot be reached."""
+        now = clock.now().timestamp()
+        pipe = self.client.pipeline(transaction=False)
+        for jti, expires_at in tokens.items():
+            if expires_at > now:
+                pipe.set(self.deny_key(jti), b"1", ex=max(1, int(expires_at - now) + 1))
+        pipe.execute()
+
+    def get_counted(self, user_id: int, jti: str, window: rate_limits.Window) -> tuple[bytes | None, int | None]:
         """`get`, counting the request in a rate-limit window in the same round trip: (the entry, None), or
         (None, seconds until the window ends) when the request is over its limit (then nothing is read). Raises
         if Redis cannot be reached."""
-        result = self._get_counted(keys=[self.key(user_id), window.key], args=window.args())
+        result = self._get_counted(keys=[self.key(user_id), window.key, self.deny_key(jti)], args=window.args())
         if int(result[0]) == rate_limits.LIMITED:
             return None, int(result[1])
         return (result[1] if len(result) > 1 else None), None

@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0038_retention_indexes"
-down_revision = "0035_guide_orders_paid"
+down_revision = "0037_refresh_tokens"
 branch_labels = None
 depends_on = None
 

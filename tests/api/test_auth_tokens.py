@@ -361,7 +361,8 @@ def test_logout_all_works_for_shoppers_logged_in_with_wechat(client, fake_wechat
 
 def _forge(secret: str = TEST_SECRET, algorithm: str = "HS256", **claims) -> dict:
     now = int(clock.now().timestamp())
-    payload = {"sub": "1", "role": "platform_admin", "brand_id": None, "ver": 1, "iat": now, "exp": now + 3600}
+    payload = {"sub": "1", "role": "platform_admin", "brand_id": None, "ver": 1, "iat": now, "exp": now + 3600,
+               "jti": "forged-token-id"}  # fmt: skip
     payload.update(claims)
     payload = {k: v for k, v in payload.items() if v is not ...}
     return bearer(jwt.encode(payload, secret, algorithm=algorithm))

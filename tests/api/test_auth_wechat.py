@@ -55,7 +55,8 @@ def test_login_returns_the_platform_token_and_never_the_session_key(client, app,
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert body["token_type"] == "Bearer"
-    assert body["expires_in"] == 7 * 24 * 3600
+    assert (body["expires_in"], body["refresh_expires_in"]) == (900, 30 * 24 * 3600)  # ADR 0032
+    assert body["refresh_token"] and body["refresh_token"] not in body["token"]
     assert body["user"]["role"] == "shopper"
     assert body["user"]["brand_id"] is None
     assert "SESSION-KEY-amy-7f3a" not in resp.get_data(as_text=True)

@@ -194,6 +194,38 @@ def test_a_revoked_token_cannot_buy_even_once_cached(app, shop, client, sale):
     assert gate().counters(sale["item"]) == (2, {})
 
 
+@pytest.mark.parametrize("revocation", ["logout", "disable"])
+def test_one_logged_out_token_and_a_disabled_user_are_refused_on_the_fast_path_at_once(app, shop, client, sale, login,
+                                                                                       flask_requests, revocation):  # fmt: skip
+    """Sold out: a refusal the fast path answers in front of Flask for a good token. A token logged out (its jti
+    denied) or whose user an admin disabled must not get it: the gate's guard sends it to Flask, which says 401."""
+    clock.freeze(START)
+    for _ in range(2):
+        assert buy(client, sale, *buyer(shop)).status_code == 201
+    me, address = buyer(shop)
+    other_device = shop.login("shopper", name=client.get(ME, headers=me).get_json()["display_name"])
+    flask_requests.clear()
+    assert buy(client, sale, me, address).status_code == 409 and flask_requests == []  # answered in front
+    if revocation == "logout":
+        assert client.post("/api/v1/auth/logout", headers=me).status_code == 204
+    else:
+        user_id = shop.user_id(me)
+        assert client.post(f"/api/v1/admin/users/{user_id}/disable", headers=login("platform_admin")).status_code == 200
+    flask_requests.clear()
+
+    resp = buy(client, sale, me, address)
+
+    assert resp.status_code == 401 and resp.get_json()["code"] == "auth.token_revoked"
+    assert flask_requests == [1]  # not answered in front of Flask
+    assert gate().counters(sale["item"])[0] == 0
+    flask_requests.clear()
+    still = buy(client, sale, other_device, address)
+    if revocation == "logout":  # the same user's other login is untouched: refused as sold out, in front of Flask
+        assert still.status_code == 409 and flask_requests == []
+    else:
+        assert still.status_code == 401 and flask_requests == [1]
+
+
 def test_a_token_is_checked_before_the_body_and_the_sale(shop, client, sale):
     headers = {"Authorization": "Bearer not-a-token", "Idempotency-Key": uuid.uuid4().hex}
     resp = client.post(f"/api/v1/flash-sales/{sale['id']}/items/{sale['item']}/purchase", json={}, headers=headers)

@@ -29,6 +29,9 @@ HOSTS = frozenset({HOST, BRAND_ADMIN, PLATFORM_ADMIN})  # a room's host or its b
 # (method, rule) -> the roles allowed in.
 PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/auth/logout-all"): ANY,
+    ("POST", "/api/v1/auth/logout"): ANY,
+    ("POST", "/api/v1/admin/users/<int:user_id>/disable"): MERCHANT,  # a brand admin: its brand's hosts and guides
+    ("POST", "/api/v1/admin/users/<int:user_id>/enable"): MERCHANT,
     ("GET", "/api/v1/me"): ANY,
     ("GET", "/api/v1/me/addresses"): SHOPPERS,
     ("POST", "/api/v1/me/addresses"): SHOPPERS,
@@ -240,6 +243,7 @@ PUBLIC: set[tuple[str, str]] = {
     ("POST", "/api/v1/auth/wechat"),
     ("POST", "/api/v1/auth/password"),
     ("POST", "/api/v1/auth/dev"),
+    ("POST", "/api/v1/auth/refresh"),  # authenticated by the refresh token in its body instead
     ("GET", "/api/v1/brands"),
     ("GET", "/api/v1/brands/<int:brand_id>"),
     ("GET", "/api/v1/categories"),

@@ -235,3 +235,45 @@ def test_a_pasted_token_signs_in_and_a_shoppers_token_sees_the_apis_refusal(clie
     page.click("#token-form button")
     expect(page.locator("#notice")).to_have_text(refusal.get_json()["detail"])
     expect(page.locator("#room-list li")).to_have_count(0)
+
+
+def test_the_console_refreshes_an_expired_access_token_and_signing_out_revokes_it(client, live_server, phone, show):
+    """Access tokens live 15 minutes (ADR 0032): the page trades its refresh token and carries on; signing out
+    revokes the token it held, on the server."""
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    from mall import clock
+
+    page = phone
+    clock.freeze(clock.now())
+    sign_in(page, live_server, show["email"])
+    room = page.locator(f'button[data-room-id="{show["room"]}"]')
+    expect(room).to_contain_text("Spring launch")
+    first = page.evaluate(
+        "[sessionStorage.getItem('mall.console.token'), sessionStorage.getItem('mall.console.refresh')]"
+    )
+    clock.advance(timedelta(minutes=16))
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {first[0]}"}).status_code == 401
+
+    page.reload()  # the page lists the rooms again with its expired token
+
+    expect(room).to_contain_text("Spring launch")
+    expect(page.locator("#signin")).to_be_hidden()
+    token, refresh = page.evaluate(
+        "[sessionStorage.getItem('mall.console.token'), sessionStorage.getItem('mall.console.refresh')]"
+    )
+    assert token != first[0] and refresh not in (None, first[1])
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/logout")) as logout:
+        page.click("#sign-out")
+
+    assert logout.value.status == 204
+    expect(page.locator("#signin")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    resp = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 401 and resp.get_json()["code"] == "auth.token_revoked"
+    refused = client.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
+    assert refused.status_code == 401 and refused.get_json()["code"] == "auth.refresh_invalid"

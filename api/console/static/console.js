@@ -8,6 +8,7 @@ window.MallConsole = (function () {
   const API = "/api/v1";
   const TOKEN_KEY = "mall.console.token";
   const USER_KEY = "mall.console.user";
+  const REFRESH_KEY = "mall.console.refresh";
   const SVG = "http://www.w3.org/2000/svg";
 
   const $ = (id) => document.getElementById(id);
@@ -23,7 +24,35 @@ window.MallConsole = (function () {
     }
   }
 
-  async function call(method, path, body, extraHeaders) {
+  function post(path, body, token) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch(API + path, { method: "POST", headers, cache: "no-store", credentials: "omit",
+                               body: body === undefined ? undefined : JSON.stringify(body) });
+  }
+
+  /* Access tokens live 15 minutes (ADR 0032): a call that meets an expired one trades the refresh token for a new
+     pair and is made again, once. One refresh at a time: a refresh token is single use, and a second use of it
+     would revoke the whole sign-in, so the page's parallel calls wait for the same refresh. */
+  let refreshing = null;
+  function refreshed() {
+    if (!refreshing) {
+      refreshing = (async () => {
+        const token = sessionStorage.getItem(REFRESH_KEY);
+        if (!token) return false;
+        const resp = await post("/auth/refresh", { refresh_token: token });
+        if (!resp.ok) return false;
+        const data = await resp.json();
+        sessionStorage.setItem(TOKEN_KEY, data.token);
+        sessionStorage.setItem(REFRESH_KEY, data.refresh_token);
+        return true;
+      })().catch(() => false).finally(() => { refreshing = null; });
+    }
+    return refreshing;
+  }
+
+  async function call(method, path, body, extraHeaders, retried) {
     const headers = Object.assign({ Accept: "application/json" }, extraHeaders || {});
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = "Bearer " + token;
@@ -35,6 +64,9 @@ window.MallConsole = (function () {
     if (resp.status === 304 || resp.status === 204) return { status: resp.status, headers: resp.headers, body: null };
     let data = null;
     try { data = await resp.json(); } catch (e) { data = null; }
+    if (resp.status === 401 && token && !retried && data && data.code === "auth.token_expired" && await refreshed()) {
+      return call(method, path, body, extraHeaders, true);
+    }
     if (resp.status === 401 && token) {
       signOut("Your session has ended: sign in again.");
     }
@@ -150,14 +182,17 @@ window.MallConsole = (function () {
 
   // ---- signing in ----------------------------------------------------------------------------------------------
 
-  function signedIn(token, user) {
+  function signedIn(token, user, refreshToken) {
     sessionStorage.setItem(TOKEN_KEY, token);
+    if (refreshToken) sessionStorage.setItem(REFRESH_KEY, refreshToken);
+    else sessionStorage.removeItem(REFRESH_KEY);
     sessionStorage.setItem(USER_KEY, JSON.stringify(user || {}));
     renderWho();
   }
 
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(REFRESH_KEY);
     sessionStorage.removeItem(USER_KEY);
     if (page.onSignedOut) page.onSignedOut();
     renderWho();
@@ -184,7 +219,7 @@ window.MallConsole = (function () {
     try {
       const { body } = await call("POST", "/auth/password", { email: $("email").value, password: $("password").value });
       $("password").value = "";
-      signedIn(body.token, body.user);
+      signedIn(body.token, body.user, body.refresh_token);
       notice("");
       await page.onSignedIn();
     } catch (e) {
@@ -216,7 +251,11 @@ window.MallConsole = (function () {
     Object.assign(page, options);
     $("signin-form").addEventListener("submit", passwordSignIn);
     $("token-form").addEventListener("submit", tokenSignIn);
-    $("sign-out").addEventListener("click", () => signOut(""));
+    $("sign-out").addEventListener("click", () => {
+      const token = sessionStorage.getItem(TOKEN_KEY);  // revoke it and its refresh tokens; best effort
+      if (token) post("/auth/logout", undefined, token).catch(() => {});
+      signOut("");
+    });
     $("notice").addEventListener("click", () => { $("notice").hidden = true; });
     renderWho();
     if (!sessionStorage.getItem(TOKEN_KEY)) { show("signin"); return false; }

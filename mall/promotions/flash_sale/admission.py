@@ -40,22 +40,23 @@ from mall import rate_limits
 PENDING_SECONDS = 120  # longer than any request; a crashed request's marker goes away by itself
 ONCE_SECONDS = 24 * 3600  # how long a finished purchase is replayed from Redis
 
-# KEYS: remaining, buyers, meta, epoch, then the request's idempotency record (if ARGV[5] == '1'), a guard
-# key (if ARGV[8] == '1') and a rate-limit window (if ARGV[11] == '1'). ARGV: now_ms, user, quantity, sale, once?,
-# request hash, pending TTL, guard?, expected, probe? (ARGV[10] == '1': decide, change nothing but the window:
-# 1 means "would admit"), window?, its amount, its seconds. Admitted: {1, epoch}. Over the window: {-12, ttl}.
+# KEYS: remaining, buyers, meta, epoch, then the request's idempotency record (if ARGV[5] == '1'), a guard key
+# and a key that must be absent (if ARGV[8] == '1') and a rate-limit window (if ARGV[11] == '1'). ARGV: now_ms,
+# user, quantity, sale, once?, request hash, pending TTL, guard?, expected, probe? (ARGV[10] == '1': decide, change
+# nothing but the window: 1 means "would admit"), window?, its amount, its seconds. Admitted: {1, epoch}. Over
+# the window: {-12, ttl}.
 ADMIT = (
     """
 local k = 5
-local once, guard, rate_key
+local once, guard, absent, rate_key
 if ARGV[5] == '1' then once = KEYS[k]; k = k + 1 end
-if ARGV[8] == '1' then guard = KEYS[k]; k = k + 1 end
+if ARGV[8] == '1' then guard = KEYS[k]; absent = KEYS[k + 1]; k = k + 2 end
 if ARGV[11] == '1' then rate_key = KEYS[k] end
 local rate_amount, rate_seconds = tonumber(ARGV[12]), ARGV[13]
 """
     + rate_limits.HIT_LUA
     + """
-if guard and redis.call('GET', guard) ~= ARGV[9] then return {-11} end
+if guard and (redis.call('GET', guard) ~= ARGV[9] or redis.call('EXISTS', absent) == 1) then return {-11} end
 if once then
   local seen = redis.call('GET', once)
   if seen then return {-10, seen} end
@@ -148,10 +149,12 @@ class Seen(Exception):  # noqa: N818 (a control-flow signal, not an error)
 
 
 class Guard(Protocol):
-    """A precondition the script checks first: `key` holds `value` (the edge's bearer-token state)."""
+    """A precondition the script checks first: `key` holds `value` and `absent` does not exist (the edge's
+    bearer-token state, and its token's denylist key)."""
 
     key: str
     value: str
+    absent: str
 
     def held(self) -> None:
         """The script found the value."""
@@ -191,9 +194,9 @@ class Gate:
         """The outcome, for "seen" what the key's earlier request left, and for "admitted" the counters' epoch
         it was counted in (None for a probe). With a `guard` the script runs only
         if its key holds its value, else the outcome is "guard_failed" (the caller checks the slow way, then
-        runs without it): the edge passes its bearer token's cached state, so checking the token costs no
-        round trip of its own. (The guard key is in another hash slot: on a Redis Cluster it would have to
-        go, as RQ would.) `probe`: decide but change nothing ("admitted" then means "would be admitted").
+        runs without it): the edge passes its bearer token's cached state and denylist key, so checking the
+        token costs no round trip of its own. (The guard key is in another hash slot: on a Redis Cluster it would
+        have to go, as RQ would.) `probe`: decide but change nothing ("admitted" then means "would be admitted").
         `window`: count the request in this rate-limit window first (mall.rate_limits); over it, the outcome is
         "rate_limited", nothing else changed, and the third value the seconds until the window ends."""
         remaining, buyers = keys(item_id)
@@ -203,7 +206,7 @@ class Gate:
             ks.append(once_key(item_id, user_id, once))
             args[4:7] = [1, once.request_hash, PENDING_SECONDS]
         if guard is not None:
-            ks.append(guard.key)
+            ks += [guard.key, guard.absent]
             args[7:9] = [1, guard.value]
         if window is not None:
             ks.append(window.key)
