@@ -11,12 +11,13 @@ from tests.catalog_helpers import ADMIN, Catalog, assert_problem
 
 
 @pytest.fixture
-def cat(client, login, app):
+def cat(client, login, app) -> Catalog:
     return Catalog(client, login, app)
 
 
 @pytest.fixture
 def shop(cat):
+    """A brand's product with one SKU (1990, stock 5): (brand id, product, SKU id)."""
     brand = cat.brand()
     category = cat.category()
     product = cat.product(brand["id"], category["id"], skus=[{"specs": {}, "price": 1990, "stock": 5}])
