@@ -57,9 +57,18 @@ class Watch:
     object_type: str
     fields: tuple[str, ...]
     brand: str | tuple[str, str] | None = "brand_id"
+    redacted: tuple[str, ...] = ()  # logged as changed, never with their values
+
+    def shown(self, values: dict | None) -> dict | None:
+        if not values or not self.redacted:
+            return values
+        return {k: REDACTED if k in self.redacted and v is not None else v for k, v in values.items()}
 
 
-# table name -> what is watched. Never a secret (password hashes, payout account numbers are not listed).
+REDACTED = "[redacted]"
+
+
+# table name -> what is watched. Never a secret's value: password hashes are not listed, payout accounts redacted.
 # fmt: off
 WATCHED: dict[str, Watch] = {
     "brands": Watch("brand", ("slug", "name", "status"), brand="id"),
@@ -88,6 +97,16 @@ WATCHED: dict[str, Watch] = {
     "guide_payouts": Watch("payout", ("guide_id", "amount", "currency", "state", "gateway", "reference", "note")),
     "member_tags": Watch("member_tag", ("scope", "code", "name"), brand="scope"),
     "users": Watch("user", ("role", "brand_id", "status", "display_name", "email")),
+    "guides": Watch("guide", ("user_id", "status", "grade", "store_id", "name", "stripe_account_id", "bank_account"),
+                    redacted=("stripe_account_id", "bank_account")),
+    "guide_hold_reviews": Watch("hold_review", ("entry_id", "guide_id", "action", "from_state", "to_state", "reason")),
+    "shipping_policies": Watch("shipping_policy", ("fee", "free_above")),
+    "live_lucky_bags": Watch("lucky_bag", ("title", "prize_type", "coupon_template_id", "gift_sku_id",
+                                           "winner_count", "opens_at", "closes_at", "status")),
+    "live_room_coupons": Watch("live_room_coupon", ("template_id", "room_id"), brand=("live_rooms", "room_id")),
+    "member_segments": Watch("member_segment", ("scope", "name", "definition"), brand="scope"),
+    "coupon_bulk_grants": Watch("coupon_bulk_grant", ("template_id", "segment"),
+                                brand=("coupon_templates", "template_id")),
 }
 # fmt: on
 
@@ -122,9 +141,10 @@ def snapshot(obj, fields: tuple[str, ...] | None = None) -> dict:
 def changed(session: Session, obj, before: dict, *, action: str, brand_id: int | None) -> None:
     """Log what of `before` differs in `obj` now (refreshed from its row by the caller), the changed fields only."""
     old, new = diff(before, snapshot(obj, tuple(before)))
+    watch = WATCHED[obj.__table__.name]
     if new:
-        record(session, action=action, object_type=WATCHED[obj.__table__.name].object_type,
-               object_id=_pk(obj), brand_id=brand_id, before=old, after=new)  # fmt: skip
+        record(session, action=action, object_type=watch.object_type, object_id=_pk(obj), brand_id=brand_id,
+               before=watch.shown(old), after=watch.shown(new))  # fmt: skip
 
 
 def diff(before: dict, after: dict) -> tuple[dict, dict]:
@@ -200,7 +220,7 @@ def _log_flush(session: Session, _context) -> None:
             before, after = _changes(obj, watch, kind)
             if before or after:
                 rows.append(_row(session, actor, f"{watch.object_type}.{kind}", watch.object_type, _pk(obj),
-                                 _brand_of(session, watch, obj), before, after))  # fmt: skip
+                                 _brand_of(session, watch, obj), watch.shown(before), watch.shown(after)))  # fmt: skip
     if rows:
         session.connection().execute(_INSERT, rows)
 

@@ -212,3 +212,41 @@ def test_after_sale_decisions(shop, client, app):
     assert entry["before"] == {"status": "requested"} and entry["brand_id"] == brand
     assert entry["after"] == {"status": "refunded", "decision_note": None, "refunded": 3333}
     assert only(app, action="after_sale.rejected", object_id=rejected)["after"]["status"] == "rejected"
+
+
+def test_guides_payout_accounts_are_logged_redacted(shop, client, app):
+    world = Payouts(shop)  # creates and activates the guide, sets its accounts
+
+    created = only(app, action="guide.created", object_id=world.guide["id"])
+    assert created["after"]["user_id"] == world.guide["user_id"] and created["brand_id"] == world.brand
+    updates = audit_rows(app, action="guide.updated", object_id=world.guide["id"], actor_role="brand_admin")
+    account = next(e for e in updates if "bank_account" in e["after"])
+    assert account["after"] == {"stripe_account_id": "[redacted]", "bank_account": "[redacted]"}
+    assert account["before"] == {"stripe_account_id": None, "bank_account": None}
+    assert "CN-BANK" not in str(audit_rows(app))
+
+
+def test_commission_hold_settings(shop, client, app):
+    brand = shop.brand()
+    url = "/api/v1/admin/guides/commission/hold-settings"
+    assert client.put(url, json={"fresh_max_orders": 5}, headers=shop.merchant(brand)).status_code == 200
+    _unchanged(app, lambda: client.put(url, json={"fresh_max_orders": -1}, headers=shop.merchant(brand)))
+
+    entry = only(app, action="hold_settings.updated", object_id=brand)
+    assert entry["after"] == {"fresh_max_orders": 5} and entry["before"] != entry["after"]
+
+
+def test_coupons_handed_out_by_staff(shop, client, app):
+    brand = shop.brand()
+    template = Coupons(shop).template(shop.merchant(brand))
+    member = shop.user_id(shop.shopper())
+    guide = shop.login("guide", name="audit-guide", brand_id=brand)
+    grant = f"/api/v1/coupon-templates/{template}/grants"
+
+    resp = client.post(grant, json={"user_id": member}, headers=guide)
+    assert resp.status_code == 201, resp.get_json()
+    _unchanged(app, lambda: client.post(grant, json={"user_id": member}, headers=guide))  # the limit: 1 each
+
+    entry = only(app, action="coupon.granted")
+    assert (entry["after"], entry["actor_role"], entry["brand_id"]) == (
+        {"template_id": template, "user_id": member}, "guide", brand)  # fmt: skip
