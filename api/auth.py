@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 from flask import g, request
 from flask_smorest import Blueprint
@@ -44,10 +45,15 @@ def authenticate() -> Actor:
     return tokens.actor_for(db.session, _claims(), cache=token_cache())  # no user-row read on a cache hit
 
 
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, as long as the column
+
+
 def _audit_as(actor: Actor) -> None:
-    """Staff changes in this request are logged as the actor's (mall.audit); a shopper's are not."""
+    """Staff changes in this request are logged as the actor's (mall.audit); a shopper's are not. The request id
+    is the one set on `g` when something does, else the client's X-Request-Id if it looks like one."""
     staff = actor if actor.role != Role.SHOPPER else None
-    audit.acting(db.session, staff, request_id=g.get("request_id") or request.headers.get("X-Request-Id", "")[:64])
+    request_id = str(g.get("request_id") or request.headers.get("X-Request-Id", ""))
+    audit.acting(db.session, staff, request_id=request_id if _REQUEST_ID.fullmatch(request_id) else None)
 
 
 class TokenGuard:

@@ -185,10 +185,16 @@ def _brand_of(session: Session, watch: Watch, obj) -> int | None:
     if watch.brand is None:
         return None
     if isinstance(watch.brand, str):
-        return getattr(obj, watch.brand) or None  # a tag's scope 0: the platform's
+        return _held(obj, watch.brand) or None  # a tag's scope 0: the platform's
     table, column = watch.brand
     parent = Base.metadata.tables[table]
-    return session.connection().scalar(sa.select(parent.c.brand_id).where(parent.c.id == getattr(obj, column)))
+    return session.connection().scalar(sa.select(parent.c.brand_id).where(parent.c.id == _held(obj, column)))
+
+
+def _held(obj, name: str):
+    """The attribute as the object holds it (no load for a deleted row's)."""
+    state = sa.inspect(obj)
+    return state.dict[name] if name in state.dict else getattr(obj, name)
 
 
 def _changes(obj, watch: Watch, kind: str) -> tuple[dict | None, dict | None]:

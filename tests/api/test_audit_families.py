@@ -91,6 +91,8 @@ def test_live_rooms_lineups_and_pins(shop, client, app):
                         headers=admin).status_code == 200  # fmt: skip
     _unchanged(app, lambda: client.patch(f"{ROOMS}/{room['id']}/lineup/{item}", json={"live_price": 99999},
                                          headers=admin))  # fmt: skip
+    dropped = room["lineup"][1]
+    assert client.delete(f"{ROOMS}/{room['id']}/lineup/{dropped['id']}", headers=admin).status_code == 204
     assert live.act(host, room["id"], "start").status_code == 200
     assert live.act(host, room["id"], "pin", item_id=item).status_code == 200
     assert live.act(host, room["id"], "unpin").status_code == 204
@@ -98,6 +100,8 @@ def test_live_rooms_lineups_and_pins(shop, client, app):
     assert only(app, action="live_room.created", object_id=room["id"])["brand_id"] == brand
     price = only(app, action="live_lineup_item.updated", object_id=item)
     assert (price["before"], price["after"]) == ({"live_price": None}, {"live_price": 5000})
+    removed = only(app, action="live_lineup_item.deleted", object_id=dropped["id"])
+    assert (removed["before"]["product_id"], removed["after"], removed["brand_id"]) == (products[1], None, brand)
     started = only(app, action="live_room.updated", object_id=room["id"])
     assert (started["before"], started["after"]) == ({"status": "scheduled"}, {"status": "live"})
     pinned = only(app, action="live_pin.created")
