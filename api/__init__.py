@@ -97,6 +97,7 @@ def _schema_name(schema) -> str:
 
 
 def _register_blueprints(app: Flask, api: Api) -> None:
+    from api.audit.routes import blp as audit_log
     from api.cart.routes import blp as cart
     from api.catalog.admin_routes import blp as catalog_admin
     from api.catalog.routes import blp as catalog
@@ -132,7 +133,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     blueprints = (identity, catalog, catalog_admin, cart, checkout, orders, orders_admin, payments, notifications,
                   coupons, flash_sales, group_buy, live, live_links, live_attribution, live_lucky_bags,
                   live_promotions, guides, guide_commission, guide_holds, guide_payouts, guide_workbench,
-                  points, points_catalogue, member_centre, members, levels)  # fmt: skip
+                  points, points_catalogue, member_centre, members, levels, audit_log)  # fmt: skip
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 from flask import g, request
 from flask_smorest import Blueprint
@@ -11,6 +12,7 @@ from api.extensions import db
 from api.openapi import RATE_LIMITED
 from api.parsing import MallParser, body_required, no_unexpected_body
 from api.settings import settings
+from mall import audit
 from mall.errors import Forbidden, Invalid, Unauthorized
 from mall.identity import tokens
 from mall.identity.roles import Actor, Role
@@ -43,6 +45,17 @@ def _claims() -> dict:
 def authenticate() -> Actor:
     g.token_claims = _claims()  # for a view about the token itself (/auth/logout)
     return tokens.actor_for(db.session, g.token_claims, cache=token_cache())  # no user-row read on a cache hit
+
+
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, as long as the column
+
+
+def _audit_as(actor: Actor) -> None:
+    """Staff changes in this request are logged as the actor's (mall.audit); a shopper's are not. The request id
+    is the one set on `g` when something does, else the client's X-Request-Id if it looks like one."""
+    staff = actor if actor.role != Role.SHOPPER else None
+    request_id = str(g.get("request_id") or request.headers.get("X-Request-Id", ""))
+    audit.acting(db.session, staff, request_id=request_id if _REQUEST_ID.fullmatch(request_id) else None)
 
 
 class TokenGuard:
@@ -108,6 +121,8 @@ class MallBlueprint(Blueprint):
                     actor = authenticate()
                 if roles and actor.role not in roles:
                     raise Forbidden("auth.role_forbidden", f"This needs one of the roles: {', '.join(roles)}.")
+                if not deferred:  # a deferred view is a shopper's hot path: nothing of it is audited
+                    _audit_as(actor)
                 g.actor = actor
                 response = view(*args, **kwargs)
                 if deferred and not g.token_confirmed:

@@ -88,10 +88,10 @@ def points_audit():
 @mall_cli.command("audit")
 @click.option("--no-redis", is_flag=True, help="skip comparing the flash counters in Redis with the database")
 def audit(no_redis):
-    """Check the invariants (mall/audit.py): order totals, payments and refunds, paid orders settled, flash quota,
+    """Check the invariants (mall/invariants.py): order totals, payments and refunds, paid orders settled, flash quota,
     coupon counts, messages sent once, the commission and points ledgers, the Redis flash counters (exit 1 if any
     fails). Run it when nothing is in flight: a purchase between two reads looks like a difference."""
-    from mall import audit as invariants
+    from mall import invariants
     from workers.flash import gate
 
     checks = invariants.run(db.session, gate=None if no_redis else gate())

@@ -1,6 +1,6 @@
 """Imports every model module so the metadata (and Alembic autogenerate) sees all tables."""
 
-from mall import events  # noqa: F401
+from mall import audit, events  # noqa: F401
 from mall.cart import models as cart_models  # noqa: F401
 from mall.catalog import models as catalog_models  # noqa: F401
 from mall.checkout import models as checkout_models  # noqa: F401

@@ -5,7 +5,7 @@ workers/cron.py` run on PostgreSQL and Redis as `make run` starts them; WeChat i
 (tests/fakes/wechat.py) that notes every message it is sent. One client per shopper (--clients) runs
 soak/workload.py's operations for --seconds (SOAK_SECONDS, default 300): browse, cart, quote, checkout and pay
 (with held coupons and points), cancel, refund, ship, coupon claim, flash purchase, live room polling, pinning
-and link opening. Then the load stops, the workers drain their queues and mall/audit.py checks every invariant
+and link opening. Then the load stops, the workers drain their queues and mall/invariants.py checks every invariant
 (`flask mall audit` runs the same checks), plus two only the fake can see: no message arrived twice, and as many
 arrived as the database says were sent.
 
@@ -148,7 +148,7 @@ def audit(database_url: str, redis_url: str, shop: seeding.Shop, delivered: list
     import sqlalchemy as sa
 
     from api.extensions import db
-    from mall import audit as invariants
+    from mall import invariants
     from mall.promotions.flash_sale.admission import Gate
 
     gate = Gate(redis.Redis.from_url(redis_url))
@@ -164,7 +164,7 @@ def audit(database_url: str, redis_url: str, shop: seeding.Shop, delivered: list
 def deliveries(delivered: list[dict], sent: int) -> list:
     """What the fake WeChat received: no message twice (same recipient, template, page and data), and as many
     messages as the database marked sent."""
-    from mall.audit import Check
+    from mall.invariants import Check
 
     seen = Counter((d.get("touser"), d.get("template_id"), d.get("page"), json.dumps(d.get("data"), sort_keys=True))
                    for d in delivered)  # fmt: skip

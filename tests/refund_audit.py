@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from mall.audit import refund_audit as audit  # noqa: F401 (the SQL lives there: `flask mall audit` runs it too)
+from mall.invariants import refund_audit as audit  # noqa: F401 (the SQL lives there: `flask mall audit` runs it too)
 
 
 def refund_facts(session, order_id: int) -> dict:

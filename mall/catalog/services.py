@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall import clock, events
+from mall import audit, clock, events
 from mall.catalog import rules
 from mall.catalog.models import Brand, Category, Product, Sku
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
@@ -167,6 +167,8 @@ def adjust_stock(session: Session, *, actor: Actor, sku_id: int, delta: int) -> 
             raise Conflict("sku.stock_negative", "Stock cannot go below zero.", field="delta")
         raise Conflict("sku.stock_too_high", f"Stock cannot exceed {rules.MAX_STOCK}.", field="delta")
     session.refresh(sku)
+    audit.record(session, action="sku.restocked", object_type="sku", object_id=sku.id, brand_id=sku.product.brand_id,
+                 before={"stock": sku.stock - delta}, after={"stock": sku.stock})  # fmt: skip
     events.record(
         session,
         "sku.restocked",

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall import clock
+from mall import audit, clock
 from mall.db import insert_on_conflict
 from mall.events import DomainEvent
 from mall.guides.hold_models import CouponUse, GuideCoupon, HoldSettings, OrderSignal
@@ -74,11 +74,17 @@ def of_row(row: HoldSettings | None) -> Thresholds:
 
 def set_thresholds(session: Session, *, brand_id: int, by: int | None, **changes) -> Thresholds:
     """The brand's thresholds, the ones not named kept (or the defaults); in force for orders paid from now."""
-    values = {**asdict(thresholds(session, brand_id)), **changes, "updated_by": by, "updated_at": clock.now()}
+    was = asdict(thresholds(session, brand_id))
+    values = {**was, **changes, "updated_by": by, "updated_at": clock.now()}
     insert_on_conflict(session, HoldSettings.__table__, values={"brand_id": brand_id, **values},
                        index_elements=["brand_id"], update=values)  # fmt: skip
     session.get(HoldSettings, brand_id, populate_existing=True)
-    return thresholds(session, brand_id)
+    now = thresholds(session, brand_id)
+    before, after = audit.diff(was, asdict(now))
+    if after:
+        audit.record(session, action="hold_settings.updated", object_type="hold_settings", object_id=brand_id,
+                     brand_id=brand_id, before=before, after=after)  # fmt: skip
+    return now
 
 
 def hold_reason(session: Session, *, guide: Guide, order: Order, lines: list[OrderLine],

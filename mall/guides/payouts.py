@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall import clock, events
+from mall import audit, clock, events
 from mall.errors import Conflict, DomainError, Invalid, NotFound
 from mall.guides import ledger
 from mall.guides.ledger_models import CommissionEntry
@@ -456,11 +456,13 @@ def _page(session: Session, query, before_id: int | None, limit: int) -> list[Pa
 def _move(session: Session, payout: Payout, from_states: tuple[str, ...], to_state: str, **values) -> None:
     """One conditional UPDATE; 409 payouts.state when the payout is no longer in `from_states`."""
     table = Payout.__table__
+    before = audit.snapshot(payout)
     moved = session.execute(table.update().where(table.c.id == payout.id, table.c.state.in_(from_states))
                             .values(state=to_state, **values))  # fmt: skip
     session.refresh(payout)
     if moved.rowcount != 1:
         raise Conflict("payouts.state", f"Payout {payout.id} is {payout.state}.", state=payout.state)
+    audit.changed(session, payout, before, action=f"payout.{to_state}", brand_id=payout.brand_id)
 
 
 def _end(session: Session, payout: Payout, from_states: tuple[str, ...], to_state: str, actor: Actor | None, *,

@@ -11,7 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall import clock, events
+from mall import audit, clock, events
 from mall.catalog.models import Product, Sku
 from mall.errors import Conflict, Invalid
 from mall.identity.roles import Actor
@@ -87,6 +87,8 @@ def unpin(session: Session, *, actor: Actor, room_id: int, stream_offset_ms: int
     if closed is not None:
         events.record(session, "live.unpinned", aggregate="live_room", aggregate_id=room.id, actor=actor,
                       segment_id=closed.id)  # fmt: skip
+        audit.record(session, action="live_pin.unpinned", object_type="live_pin", object_id=closed.id,
+                     brand_id=room.brand_id, before={"item_id": closed.item_id}, after={"item_id": None})  # fmt: skip
     return closed
 
 

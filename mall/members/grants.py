@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall import clock
+from mall import audit, clock
 from mall.errors import Forbidden, Invalid, NotFound
 from mall.identity.models import User
 from mall.identity.roles import Actor, Role
@@ -56,10 +56,16 @@ def adjust(session: Session, *, actor: Actor, user_id: int, points: int, reason:
         raise Invalid("points.zero_adjustment", "An adjustment moves at least one point.", field="points")
     rules, now = policy.current(), clock.now()
     why = {"rule": "operator", "note": reason, "by": actor.user_id, "role": str(actor.role)}
+    before = ledger.balance(session, user_id).available
     if points > 0:
         ledger.grant(session, user_id=user_id, amount=points, kind="adjust", key=f"adjust:{key}", now=now,
                      expires_at=rules.expires_at(now), brand_id=brand_id, actor_id=actor.user_id, reason=why)  # fmt: skip
     else:
         ledger.take(session, user_id=user_id, amount=-points, kind="adjust", key=f"adjust:{key}", now=now,
                     actor_id=actor.user_id, reason=why)  # fmt: skip
-    return ledger.balance(session, user_id)
+    after = ledger.balance(session, user_id)
+    if after.available != before:  # a replay of `key` moved nothing
+        audit.record(session, action="member_points.adjusted", object_type="member_points", object_id=user_id,
+                     brand_id=brand_id, before={"available": before},
+                     after={"available": after.available, "reason": reason})  # fmt: skip
+    return after

@@ -22,7 +22,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall import clock
+from mall import audit, clock
 from mall.db import upsert_many
 from mall.errors import Invalid
 from mall.identity.models import User
@@ -97,11 +97,25 @@ def check(session: Session, levels: list[dict]) -> Table:
 def replace(session: Session, levels: list[dict]) -> Table:
     """The new table, whole (members move when it is applied: `evaluate_batch`)."""
     new = check(session, levels)
+    _audit(session, table(session), new)
     session.execute(sa.delete(MemberLevel))
     now = clock.now()
     if new:
         session.execute(sa.insert(MemberLevel), [{**lv.__dict__, "updated_at": now} for lv in new])
     return new
+
+
+def _audit(session: Session, old: Table, new: Table) -> None:
+    """Each level the replacement adds, changes or removes, in the audit log (its changed fields)."""
+    was, now = ({lv.level: lv.__dict__ for lv in tbl} for tbl in (old, new))
+    for level in sorted(was.keys() | now.keys()):
+        before, after = audit.diff(was.get(level, {}), now.get(level, {}))
+        if level not in now:
+            before, after = was[level], None
+        if before or after:
+            verb = "created" if level not in was else "deleted" if level not in now else "updated"
+            audit.record(session, action=f"member_level.{verb}", object_type="member_level", object_id=level,
+                         brand_id=None, before=before if level in was else None, after=after)  # fmt: skip
 
 
 # -- the decision ----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall import clock
+from mall import audit, clock
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
 from mall.events import DomainEvent
 from mall.identity.models import User
@@ -95,7 +95,9 @@ def assign(session: Session, *, actor: Actor, tag_id: int, user_ids: Iterable[in
     ids = sorted(set(user_ids))
     if len(ids) > MAX_UPLOAD:
         raise Invalid("member.upload_too_large", f"At most {MAX_UPLOAD} user ids per call.", field="user_ids")
-    return _assign_from(session, tag.id, sa.select(User.id).where(User.id.in_(ids)), actor.user_id) if ids else 0
+    count = _assign_from(session, tag.id, sa.select(User.id).where(User.id.in_(ids)), actor.user_id) if ids else 0
+    _audit(session, tag, "assigned", ids, count)
+    return count
 
 
 def assign_query(session: Session, *, tag_id: int, user_ids: sa.Select, actor_id: int | None) -> int:
@@ -117,7 +119,16 @@ def unassign(session: Session, *, actor: Actor, tag_id: int, user_ids: Iterable[
     tag = get_tag(session, actor=actor, tag_id=tag_id, write=True)
     ids = sorted(set(user_ids))[:MAX_UPLOAD]
     stmt = sa.delete(TagAssignment).where(TagAssignment.tag_id == tag.id, TagAssignment.user_id.in_(ids))
-    return session.execute(stmt).rowcount
+    count = session.execute(stmt).rowcount
+    _audit(session, tag, "unassigned", ids, count)
+    return count
+
+
+def _audit(session: Session, tag: Tag, verb: str, user_ids: list[int], count: int) -> None:
+    """A manual (un)assignment in the audit log: the ids asked for and how many assignments it changed."""
+    if count:
+        audit.record(session, action=f"member_tag.{verb}", object_type="member_tag", object_id=tag.id,
+                     brand_id=tag.scope or None, before=None, after={verb: count, "user_ids": user_ids})  # fmt: skip
 
 
 def codes_of(session: Session, user_id: int) -> set[str]:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.util import identity_key
 
-from mall import clock, events
+from mall import audit, clock, events
 from mall.db import Base, JSONType, Timestamped
 from mall.errors import Conflict, Invalid, NotFound
 from mall.identity.roles import Actor, Role
@@ -163,6 +163,7 @@ def reject(session: Session, *, actor: Actor, after_sale_id: int, note: str | No
     _count_case(session, case.sub_order_id, -1)
     events.record(session, "after_sale.rejected", aggregate="order", aggregate_id=case.order_id, actor=actor,
                   after_sale_id=case.id)  # fmt: skip
+    _audit(session, case, {"status": "rejected", "decision_note": note})
     return case
 
 
@@ -190,7 +191,15 @@ def approve(session: Session, *, actor: Actor, after_sale_id: int, gateway, note
     refunds.close_if_fully_refunded(session, sub, actor)
     events.record(session, "after_sale.refunded", aggregate="order", aggregate_id=case.order_id, actor=actor,
                   after_sale_id=case.id, amount=done.amount, restocked=restock)  # fmt: skip
+    _audit(session, case, {"status": "refunded", "decision_note": note, "refunded": done.amount})
     return case
+
+
+def _audit(session: Session, case: AfterSale, after: dict) -> None:
+    """The staff decision in the audit log (the case's status moves by a conditional UPDATE, not the ORM)."""
+    audit.record(session, action=f"after_sale.{after['status']}", object_type="after_sale", object_id=case.id,
+                 brand_id=session.get(SubOrder, case.sub_order_id).brand_id, before={"status": "requested"},
+                 after=after)  # fmt: skip
 
 
 def _restock(session: Session, case: AfterSale, sub: SubOrder) -> dict[int, int]:

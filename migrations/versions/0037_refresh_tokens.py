@@ -14,7 +14,7 @@ import mall.db
 
 # revision identifiers, used by Alembic.
 revision = "0037_refresh_tokens"
-down_revision = "0035_guide_orders_paid"
+down_revision = "0036_audit_log"
 branch_labels = None
 depends_on = None
 

@@ -236,6 +236,7 @@ PROTECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/admin/members/lifecycle"): MERCHANT,
     ("GET", "/api/v1/admin/members/cross-brand"): MERCHANT,
     ("POST", "/api/v1/admin/members/runs"): PLATFORM,
+    ("GET", "/api/v1/admin/audit-log"): MERCHANT,
 }
 
 # Routes anyone may call without a token.

@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mall import clock, events
+from mall import audit, clock, events
 from mall.catalog.models import Brand
 from mall.db import insert_on_conflict
 from mall.errors import Conflict, Forbidden, Invalid, NotFound
@@ -123,7 +123,10 @@ def staff_grant(session: Session, *, actor: Actor, template_id: int, user_id: in
     if not (brand_staff or actor.role == Role.PLATFORM_ADMIN):
         raise Forbidden("coupon.grant_forbidden", "You may only hand out your own brand's coupons.")
     source = {Role.GUIDE: "guide", Role.HOST: "live"}.get(actor.role, "staff")
-    return issue(session, template=template, user_id=user_id, source=source)
+    coupon = issue(session, template=template, user_id=user_id, source=source)
+    audit.record(session, action="coupon.granted", object_type="coupon", object_id=coupon.id,
+                 brand_id=template.brand_id, before=None, after={"template_id": template.id, "user_id": user_id})  # fmt: skip
+    return coupon
 
 
 def issue(session: Session, *, template: CouponTemplate, user_id: int, source: str, grant_ref: str | None = None,

@@ -1,4 +1,4 @@
-"""The invariant audit (mall/audit.py: `make soak`'s verdict and `flask mall audit`): a small shop that did a bit
+"""The invariant audit (mall/invariants.py: `make soak`'s verdict and `flask mall audit`): a small shop that did a bit
 of everything passes it, and each planted violation is reported by its check."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from api.extensions import db
-from mall import audit, clock
+from mall import clock, invariants
 from mall.members import ledger
 from mall.notifications import services as outbox
 from mall.promotions.coupons import services as coupons
@@ -66,7 +66,7 @@ def world(app, client, login):
 
 def failed(app, world) -> dict[str, list]:
     with app.app_context():
-        checks = audit.run(db.session, gate=gate(), stock_baseline=world["baseline"])
+        checks = invariants.run(db.session, gate=gate(), stock_baseline=world["baseline"])
         db.session.rollback()
     assert {c.name for c in checks} >= {"stock", "order_totals", "payments_cover_orders", "paid_orders_settled",
                                          "flash_quota", "coupon_counts", "messages_once", "refund_ledger",
