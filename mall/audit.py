@@ -45,7 +45,7 @@ class AuditEntry(Base):
     object_id: Mapped[int | None]
     before: Mapped[dict | None] = mapped_column(JSONType)  # the changed fields only
     after: Mapped[dict | None] = mapped_column(JSONType)
-    request_id: Mapped[str | None] = mapped_column(sa.String(64))
+    request_id: Mapped[str | None] = mapped_column(sa.String(128))  # api/observability.py: at most 128
     at: Mapped[datetime] = mapped_column(default=clock.now)
 
 

@@ -31,7 +31,7 @@ def upgrade():
         sa.Column("object_id", sa.Integer(), nullable=True),
         sa.Column("before", json, nullable=True),
         sa.Column("after", json, nullable=True),
-        sa.Column("request_id", sa.String(length=64), nullable=True),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.Column("at", mall.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
