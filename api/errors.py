@@ -7,6 +7,7 @@ import logging
 import sqlalchemy as sa
 from flask import Flask, jsonify, request
 from marshmallow import INCLUDE, Schema, fields
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from api import tx
@@ -129,7 +130,7 @@ def handle_domain_error(error: DomainError):
     return problem(status, code=error.code, detail=error.detail, headers=headers, **extra)
 
 
-DATABASE_RETRY_AFTER = "5"  # seconds: a dropped connection is replaced at once, a failover takes a few
+RETRY_AFTER = "5"  # seconds: a dropped connection is replaced at once, a restart or a failover takes a few
 
 
 def handle_database_error(error: sa.exc.DBAPIError | sa.exc.TimeoutError):
@@ -144,7 +145,16 @@ def handle_database_error(error: sa.exc.DBAPIError | sa.exc.TimeoutError):
                 exc_info=error)  # fmt: skip
     tx.rollback()  # nothing half-written; the pool has already dropped a dead connection
     return problem(503, code="database.unavailable", detail="The database is unavailable for a moment; retry.",
-                   headers={"Retry-After": DATABASE_RETRY_AFTER})  # fmt: skip
+                   headers={"Retry-After": RETRY_AFTER})  # fmt: skip
+
+
+def handle_redis_error(error: RedisError):
+    """Redis went away under the request (a restart, a failover): what it guards (a flash sale's counters, an
+    idempotency key) could not be checked, so nothing was done; the client retries (503), as for the database."""
+    log.warning("redis unavailable on %s %s: %s", request.method, request.path, error, exc_info=error)
+    tx.rollback()
+    return problem(503, code="service.unavailable", detail="A service we depend on is unavailable for a moment; retry.",
+                   headers={"Retry-After": RETRY_AFTER})  # fmt: skip
 
 
 def handle_unexpected(error: Exception):
@@ -160,5 +170,6 @@ def register(app: Flask, api) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(sa.exc.DBAPIError, handle_database_error)
     app.register_error_handler(sa.exc.TimeoutError, handle_database_error)  # the pool: none free in time
+    app.register_error_handler(RedisError, handle_redis_error)
     app.register_error_handler(ConfigError, handle_unexpected)
     app.register_error_handler(Exception, handle_unexpected)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 
+from redis.exceptions import RedisError
+
 from api.wsgi_fast import bearer_claims, is_id, json_answer, json_object
 from mall import attribution, clock
 from mall.errors import DomainError
@@ -75,11 +77,14 @@ class FastRefusals:
         from api.idempotency import request_hash
 
         once = Once(SCOPE, key, request_hash("POST", path, body))
-        outcome, *_ = self.gate().admit(
-            item_id=int(match[2]), sale_id=int(match[1]), user_id=int(claims["sub"]),
-            quantity=body.get("quantity", 1), now_ms=int(clock.now().timestamp() * 1000), once=once,
-            guard=_Guard(claims), probe=True,
-        )  # fmt: skip
+        try:
+            outcome, *_ = self.gate().admit(
+                item_id=int(match[2]), sale_id=int(match[1]), user_id=int(claims["sub"]),
+                quantity=body.get("quantity", 1), now_ms=int(clock.now().timestamp() * 1000), once=once,
+                guard=_Guard(claims), probe=True,
+            )  # fmt: skip
+        except RedisError:  # Redis away (a restart): not sure of anything, so Flask answers (a 503 problem)
+            return None
         if outcome not in REJECTIONS:
             return None
         code = REJECTIONS[outcome]

@@ -2,7 +2,8 @@
 loaded Lua scripts, every open connection). The sale goes on from the database's truth (no unit sold twice, no
 order lost, the per-shopper limit kept) and the live room's viewers see the pinned product again.
 
-`serial`: the restart flushes the server's script cache, which every xdist worker sharing a real Redis uses."""
+The restart tests are `serial`: a restart flushes the server's script cache, which every xdist worker sharing a
+real Redis uses. While Redis is down a request is a 503 problem, not a 500."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 from api.extensions import db
@@ -22,7 +24,6 @@ from tests.shop_helpers import Shop
 from workers.connection import get_redis
 from workers.flash import gate
 
-pytestmark = pytest.mark.serial
 START = datetime(2026, 12, 12, 2, 0, tzinfo=UTC)
 
 
@@ -60,6 +61,7 @@ def buy(shop, sale, headers, address):
                             headers={**headers, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
 
 
+@pytest.mark.serial
 def test_a_redis_restart_mid_sale_neither_oversells_nor_loses_an_order_nor_forgets_a_buyer(app, shop, sale, settings):
     """Guards the flash-sale gate's rebuild from the database when its counters are missing
     (services.rebuild, called from the admission) and the scripts' reload after Redis forgot them."""
@@ -94,6 +96,7 @@ def show(shop):
     return {"live": live, "room": room["id"], "host": host, "products": products}
 
 
+@pytest.mark.serial
 def test_a_redis_restart_mid_show_loses_neither_the_pin_nor_the_viewers_view(app, show, settings):
     """Guards the live room's state living in the database with Redis only as a cache: the viewer read
     renders the room again on a miss (mall.live.cache.RoomCache.get/fill), a pin after the restart reaches
@@ -119,3 +122,27 @@ def test_a_redis_restart_mid_show_loses_neither_the_pin_nor_the_viewers_view(app
 
         version = db.session.get(LiveRoom, room).version
     assert announce.last_version(get_redis(settings), room) == version
+
+
+@pytest.mark.parametrize("failure", [redis.ConnectionError("Connection refused"), redis.TimeoutError("Timeout")])
+def test_a_purchase_while_redis_is_down_is_a_503_that_took_nothing(app, shop, sale, monkeypatch, failure):
+    """Guards api/errors.py's Redis-unavailable handler (RedisError -> 503 + Retry-After, the session rolled
+    back) and the flash fast path handing a Redis failure to Flask (api/flash_sales/fast_path.py): during the
+    restart itself the flash gate cannot be asked, so nothing is sold, and the client retries."""
+    from mall.promotions.flash_sale.admission import Gate
+
+    headers = shop.shopper()
+    address = shop.address(headers)
+
+    def down(self, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(Gate, "admit", down)
+    resp = buy(shop, sale, headers, address)
+    monkeypatch.undo()
+
+    assert resp.status_code == 503, resp.get_json()
+    assert resp.mimetype == "application/problem+json" and int(resp.headers["Retry-After"]) > 0
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+    assert buy(shop, sale, headers, address).status_code == 201  # Redis back: the same shopper buys
