@@ -146,3 +146,30 @@ def test_a_purchase_while_redis_is_down_is_a_503_that_took_nothing(app, shop, sa
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
     assert buy(shop, sale, headers, address).status_code == 201  # Redis back: the same shopper buys
+
+
+@pytest.mark.serial
+def test_a_viewer_reconnecting_after_a_redis_restart_is_told_to_reread_the_room(app, show, settings):
+    """Guards the stream's reading of the room's version from the viewer cache when Redis lost the announced
+    one (api/live/stream.py StreamServer._version): a viewer away during a pin and a restart must resync, not
+    be greeted as up to date."""
+    from tests.api.test_live_stream import Running, Stream, events_path
+
+    live, room, host, (a, b) = show["live"], show["room"], show["host"], show["products"]
+    live.act(host, room, "start")
+    live.act(host, room, "pin", product_id=a)
+    server = Running(settings.redis_url, heartbeat_s=0.2)
+    try:
+        first = Stream(server.port, events_path(room))
+        seen = int(first.next_event()["id"])
+        first.close()
+        live.act(host, room, "pin", product_id=b)  # while the viewer was away...
+        restart_redis(get_redis(settings))  # ...and Redis forgot the room's version
+        assert live.view(room).get_json()["pinned"]["item"]["product_id"] == b  # another viewer's poll
+
+        again = Stream(server.port, events_path(room), {"Last-Event-ID": str(seen)})
+        resync = again.next_event()
+        again.close()
+    finally:
+        server.close()
+    assert resync["event"] == "resync" and int(resync["id"]) > seen
