@@ -7,9 +7,6 @@ real Redis uses. While Redis is down a request is a 503 problem, not a 500."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
-
 import pytest
 import redis
 import sqlalchemy as sa
@@ -19,12 +16,13 @@ from mall import clock
 from mall.orders.models import Order
 from mall.promotions.flash_sale import services
 from mall.promotions.flash_sale.models import FlashOrder
+from tests.api import test_flash_sales as flash_tests
+from tests.api.test_flash_sales import START, buy, buyer
 from tests.live_helpers import Live
-from tests.shop_helpers import Shop
 from workers.connection import get_redis
 from workers.flash import gate
 
-START = datetime(2026, 12, 12, 2, 0, tzinfo=UTC)
+shop, sale = flash_tests.shop, flash_tests.sale  # the flash sales' fixtures: a shop, a sale from START (quota 3)
 
 
 def restart_redis(client) -> None:
@@ -37,47 +35,20 @@ def restart_redis(client) -> None:
         client.execute_command("CLIENT", "KILL", "ID", client_id)
 
 
-@pytest.fixture
-def shop(app, client, login) -> Shop:
-    return Shop(app, client, login)
-
-
-@pytest.fixture
-def sale(shop, client):
-    clock.freeze(START - timedelta(hours=1))
-    brand = shop.brand()
-    sku = shop.sku(brand, price=10000, stock=50)
-    body = {"name": "Double 12", "starts_at": START.isoformat(), "ends_at": (START + timedelta(hours=1)).isoformat(),
-            "items": [{"sku_id": sku, "flash_price": 3900, "quota": 3, "per_shopper_limit": 1}]}  # fmt: skip
-    resp = client.post("/api/v1/admin/flash-sales", json=body, headers=shop.merchant(brand))
-    assert resp.status_code == 201, resp.get_json()
-    clock.freeze(START + timedelta(minutes=1))
-    return {"id": resp.get_json()["id"], "item": resp.get_json()["items"][0]["id"], "sku": sku}
-
-
-def buy(shop, sale, headers, address):
-    return shop.client.post(f"/api/v1/flash-sales/{sale['id']}/items/{sale['item']}/purchase",
-                            json={"address_id": address},
-                            headers={**headers, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
-
-
 @pytest.mark.serial
 def test_a_redis_restart_mid_sale_neither_oversells_nor_loses_an_order_nor_forgets_a_buyer(app, shop, sale, settings):
     """Guards the flash-sale gate's rebuild from the database when its counters are missing
     (services.rebuild, called from the admission) and the scripts' reload after Redis forgot them."""
-    buyers = []
-    for _ in range(2):
-        headers = shop.shopper()
-        buyers.append((headers, shop.address(headers)))
-        assert buy(shop, sale, *buyers[-1]).status_code == 201
+    clock.freeze(START)
+    client, buyers = shop.client, [buyer(shop) for _ in range(2)]
+    for headers, address in buyers:
+        assert buy(shop, client, sale, headers, address).status_code == 201
 
     restart_redis(get_redis(settings))
 
-    assert buy(shop, sale, *buyers[0]).get_json()["code"] == "flash_sale.limit_reached"  # the buyer is remembered
-    late = shop.shopper()
-    assert buy(shop, sale, late, shop.address(late)).status_code == 201  # the one unit left
-    last = shop.shopper()
-    assert buy(shop, sale, last, shop.address(last)).get_json()["code"] == "flash_sale.sold_out"
+    assert buy(shop, client, sale, *buyers[0]).get_json()["code"] == "flash_sale.limit_reached"  # still a buyer
+    assert buy(shop, client, sale, *buyer(shop)).status_code == 201  # the one unit left
+    assert buy(shop, client, sale, *buyer(shop)).get_json()["code"] == "flash_sale.sold_out"
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(FlashOrder)) == 3
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 3
@@ -131,21 +102,21 @@ def test_a_purchase_while_redis_is_down_is_a_503_that_took_nothing(app, shop, sa
     restart itself the flash gate cannot be asked, so nothing is sold, and the client retries."""
     from mall.promotions.flash_sale.admission import Gate
 
-    headers = shop.shopper()
-    address = shop.address(headers)
+    clock.freeze(START)
+    headers, address = buyer(shop)
 
     def down(self, **kwargs):
         raise failure
 
     monkeypatch.setattr(Gate, "admit", down)
-    resp = buy(shop, sale, headers, address)
+    resp = buy(shop, shop.client, sale, headers, address)
     monkeypatch.undo()
 
     assert resp.status_code == 503, resp.get_json()
     assert resp.mimetype == "application/problem+json" and int(resp.headers["Retry-After"]) > 0
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
-    assert buy(shop, sale, headers, address).status_code == 201  # Redis back: the same shopper buys
+    assert buy(shop, shop.client, sale, headers, address).status_code == 201  # Redis back: the same shopper buys
 
 
 @pytest.mark.serial

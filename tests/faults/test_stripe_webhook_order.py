@@ -14,15 +14,7 @@ from api.extensions import db
 from mall import clock
 from mall.payments.models import Payment, Refund, WebhookEvent
 from tests.api import test_stripe_payments as stripe_tests
-from tests.api.test_stripe_payments import (
-    line_refund,
-    order_row,
-    payment_refunded,
-    placed_order,
-    post_webhook,
-    run_jobs,
-    succeeded,
-)
+from tests.api.test_stripe_payments import order_row, placed_order, post_webhook, run_jobs, succeeded
 from tests.fakes.stripe import event
 from workers.jobs import payments as payment_jobs
 
@@ -77,8 +69,8 @@ def test_a_refund_reported_before_the_payment_is_booked_once_the_payment_is(shop
     payment_jobs.sweep_unprocessed_webhooks()
     payment_jobs.sweep_unprocessed_webhooks()
 
-    assert payment_refunded(stripe_app, order["id"]) == total
-    assert line_refund(stripe_app, order["id"]) == (2, total, total)
+    assert stripe_tests.payment_refunded(stripe_app, order["id"]) == total
+    assert stripe_tests.line_refund(stripe_app, order["id"]) == (2, total, total)
     assert order_row(stripe_app, order["id"]).status == "closed"
     with stripe_app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Refund)) == 1
