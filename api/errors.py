@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from flask import Flask, jsonify, request
 from marshmallow import INCLUDE, Schema, fields
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from api import tx
 from mall.config import ConfigError
 from mall.errors import DomainError
 
@@ -131,6 +134,33 @@ def handle_domain_error(error: DomainError):
     return problem(status, code=error.code, detail=error.detail, headers=headers, **extra)
 
 
+RETRY_AFTER = "5"  # seconds: a dropped connection is replaced at once, a restart or a failover takes a few
+
+
+def handle_database_error(error: sa.exc.DBAPIError | sa.exc.TimeoutError):
+    """The database went away under the request (a restart, a failover, a killed backend: OperationalError, or
+    a connection SQLAlchemy found dead) or the pool had none free in time: the request's transaction is rolled
+    back and the client told to retry (503), not that we have a bug. Any other database error is one (500)."""
+    if not isinstance(error, sa.exc.OperationalError | sa.exc.TimeoutError) and not getattr(
+        error, "connection_invalidated", False
+    ):
+        return handle_unexpected(error)
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, error.__class__.__name__,
+                exc_info=error)  # fmt: skip
+    tx.rollback()  # nothing half-written; the pool has already dropped a dead connection
+    return problem(503, code="database.unavailable", detail="The database is unavailable for a moment; retry.",
+                   headers={"Retry-After": RETRY_AFTER})  # fmt: skip
+
+
+def handle_redis_error(error: RedisError):
+    """Redis went away under the request (a restart, a failover): what it guards (a flash sale's counters, an
+    idempotency key) could not be checked, so nothing was done; the client retries (503), as for the database."""
+    log.warning("redis unavailable on %s %s: %s", request.method, request.path, error, exc_info=error)
+    tx.rollback()
+    return problem(503, code="service.unavailable", detail="A service we depend on is unavailable for a moment; retry.",
+                   headers={"Retry-After": RETRY_AFTER})  # fmt: skip
+
+
 def handle_unexpected(error: Exception):
     original = getattr(error, "original_exception", None) or error
     if not isinstance(original, InternalServerError):
@@ -142,5 +172,8 @@ def register(app: Flask, api) -> None:
     api.handle_http_exception = handle_http_exception  # flask-smorest registers this for HTTPException
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(sa.exc.DBAPIError, handle_database_error)
+    app.register_error_handler(sa.exc.TimeoutError, handle_database_error)  # the pool: none free in time
+    app.register_error_handler(RedisError, handle_redis_error)
     app.register_error_handler(ConfigError, handle_unexpected)
     app.register_error_handler(Exception, handle_unexpected)

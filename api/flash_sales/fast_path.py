@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import re
 
+from redis.exceptions import RedisError
+
 from api import limits
 from api.observability import FAST
 from api.wsgi_fast import bearer_claims, is_id, json_object, problem_answer
@@ -84,11 +86,14 @@ class FastRefusals:
 
         once = Once(SCOPE, key, request_hash("POST", path, body))
         window = limits.fast_window(self.app, "purchases", claims)
-        outcome, _, retry_after = self.gate().admit(
-            item_id=int(match[2]), sale_id=int(match[1]), user_id=int(claims["sub"]),
-            quantity=body.get("quantity", 1), now_ms=int(clock.now().timestamp() * 1000), once=once,
-            guard=_Guard(claims), probe=True, window=window,
-        )  # fmt: skip
+        try:
+            outcome, _, retry_after = self.gate().admit(
+                item_id=int(match[2]), sale_id=int(match[1]), user_id=int(claims["sub"]),
+                quantity=body.get("quantity", 1), now_ms=int(clock.now().timestamp() * 1000), once=once,
+                guard=_Guard(claims), probe=True, window=window,
+            )  # fmt: skip
+        except RedisError:  # Redis away (a restart): not sure of anything, so Flask answers (a 503 problem)
+            return None
         if outcome == "rate_limited":
             return limits.fast_answer(self.app, "purchases", path, int(retry_after))
         if window is not None:

@@ -41,12 +41,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from mall.live.announce import version_key
+from mall.live.cache import RoomCache
 
 log = logging.getLogger("mall.live.stream")
 
 PATTERN = "live:room:*"
 CHANNEL = re.compile(rb"^live:room:(\d+)$")
 PATH = re.compile(r"^/api/v1/live/rooms/(\d+)/events$")
+VIEW_VERSION = re.compile(rb"^(\d+) ")  # the viewer cache holds `<version> <etag>\n<body>` (mall.live.cache)
 HEARTBEAT_S = 15.0
 RETRY_MS = 3000  # how long an EventSource waits before reconnecting
 MAX_BUFFER = 256 * 1024  # bytes queued for one client before it is dropped as not reading
@@ -169,11 +171,15 @@ class StreamServer:
                 self._write_all(writers, b": keep-alive\n\n")
 
     async def _version(self, room_id: int) -> int | None:
+        """The room's last announced version, or the version of its view in the viewer cache if newer: after a
+        Redis restart only the view (rendered again from the database by the first poll) knows it."""
         try:
-            held = await self._redis.get(version_key(room_id))
+            announced, view = await self._redis.mget(version_key(room_id), RoomCache.key(room_id))
         except RedisError:
             return None
-        return None if held is None else int(held)
+        rendered = VIEW_VERSION.match(view or b"")
+        found = [int(v) for v in (announced, rendered and rendered[1]) if v]
+        return max(found) if found else None
 
     # Clients ------------------------------------------------------------------------------------------------
 

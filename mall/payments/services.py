@@ -20,9 +20,10 @@ from mall.orders.models import Order
 from mall.payments import anomalies, calls
 from mall.payments.calls import IntentCall
 from mall.payments.gateway import Intent, PaymentGateway, RefundResult, WebhookPayload
-from mall.payments.models import CLAIMED, GatewayCall, Installation, Payment, Refund, WebhookEvent
+from mall.payments.models import CLAIMED, GatewayCall, Installation, Payment, PaymentAnomaly, Refund, WebhookEvent
 
 log = logging.getLogger(__name__)
+WAITING = "waiting_for_payment"  # a webhook outcome: to be processed again later (not marked processed)
 
 
 def claim_intent(session: Session, *, gateway: PaymentGateway, shopper_id: int, order_id: int) -> Payment | IntentCall:
@@ -282,7 +283,8 @@ def process_webhook(session: Session, *, gateway: PaymentGateway, webhook_event_
         return "already_processed"
     handler = _HANDLERS.get(row.type)
     row.outcome = handler(session, gateway, row.payload) if handler else "ignored"
-    row.processed_at = clock.now()
+    if row.outcome != WAITING:  # a waiting event stays unprocessed: the sweep of unprocessed events runs it again
+        row.processed_at = clock.now()
     return row.outcome
 
 
@@ -332,6 +334,9 @@ def _on_charge_refunded(session: Session, gateway: PaymentGateway, charge: dict)
     payment = session.scalar(sa.select(Payment).filter_by(gateway=gateway.name, intent_id=charge.get("payment_intent")))
     if payment is None:
         return "unknown_intent"
+    if payment.status != "succeeded" and not _never_booked(session, payment):
+        log.warning("payment %s: a refund event came before the payment's success; waiting for it", payment.id)
+        return WAITING  # events overtake each other: book the refund once the payment is
     for item in (charge.get("refunds") or {}).get("data", []):
         ours = _our_refund(session, payment, item)
         if ours is not None:
@@ -343,6 +348,12 @@ def _on_charge_refunded(session: Session, gateway: PaymentGateway, charge: dict)
                             record_refund=functools.partial(refund, session, gateway=_Recorded(item["id"]),
                                                             payment=payment, amount=amount))  # fmt: skip
     return "reconciled"
+
+
+def _never_booked(session: Session, payment: Payment) -> bool:
+    """The payment's success came with another amount: its anomaly row is the record, nothing will book it."""
+    query = sa.select(PaymentAnomaly.id).filter_by(kind="amount_mismatch", reference=payment.intent_id).limit(1)
+    return session.scalar(query) is not None
 
 
 def _our_refund(session: Session, payment: Payment, item: dict) -> Refund | None:

@@ -79,6 +79,12 @@ class FakeStripe:
         self.faults.append({"path": path, "times": times, "status": None, "when": lambda params: True,
                             "stall": seconds})  # fmt: skip
 
+    def answer_late(self, path: str, seconds: float) -> None:
+        """The next request to `path` is done at once (visible here) and answered only after `seconds`: a
+        caller that dies meanwhile never hears that it was done."""
+        self.faults.append({"path": path, "times": 1, "status": None, "when": lambda params: True,
+                            "stall": seconds, "answer_late": True})  # fmt: skip
+
     def _fault(self, path: str, params: dict) -> dict | None:
         with self._lock:
             for fault in self.faults:
@@ -93,7 +99,7 @@ class FakeStripe:
             with self._lock:
                 self.keys.append(key)
             return fault["status"], {"error": {"type": "api_error", "message": "Injected failure"}}
-        if fault:
+        if fault and not fault.get("answer_late"):
             time.sleep(fault["stall"])
         with self._lock:
             self.keys.append(key)
@@ -103,7 +109,9 @@ class FakeStripe:
             status, body = self._route(method, path, params)
             if key:
                 self.idempotent[key] = (status, body)
-            return status, body
+        if fault:
+            time.sleep(fault["stall"])
+        return status, body
 
     def seed(self, key: str, body: dict) -> None:
         """What another user of the same account got for `key` (Stripe replays it for 24 hours)."""

@@ -59,6 +59,8 @@ class FakeWeChat:
         self.delivered_at: list[float] = []  # when each arrived (time.perf_counter(), for bench/paid_message.py)
         self.send_failures: list[tuple[int, str]] = []  # (errcode, errmsg) the next sends answer with, in order
         self.token_delay = 0.0  # seconds /cgi-bin/token takes to answer (to widen refresh races)
+        self.code_delay = 0.0  # seconds /sns/jscode2session takes to answer (a slow WeChat)
+        self.http_failures: dict[str, list[int]] = {}  # path -> HTTP statuses its next requests get (a gateway's page)
         self._serial = itertools.count(1)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -89,6 +91,19 @@ class FakeWeChat:
             self.delivered_at.clear()
             self.send_failures.clear()
             self.token_delay = 0.0
+            self.code_delay = 0.0
+            self.http_failures.clear()
+
+    def fail_next_http(self, path: str, status: int = 502, times: int = 1) -> None:
+        """The next `times` requests to `path` get `status` with an HTML page, as a proxy in front of WeChat
+        answers when WeChat is down: nothing is done."""
+        with self._lock:
+            self.http_failures.setdefault(path, []).extend([status] * times)
+
+    def _http_failure(self, path: str) -> int | None:
+        with self._lock:
+            failures = self.http_failures.get(path)
+            return failures.pop(0) if failures else None
 
     def issue_code(self, code: str, *, openid: str, unionid: str | None = None, session_key: str = "sk-secret"):
         """What wx.login() would hand the mini-program for this user."""
@@ -196,6 +211,9 @@ class FakeWeChat:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 url = urlparse(self.path)
+                if status := fake._http_failure(url.path):
+                    self.send_error(status)
+                    return
                 if url.path == "/cgi-bin/token":
                     self._json(fake.token({k: v[0] for k, v in parse_qs(url.query).items()}))
                     return
@@ -203,6 +221,10 @@ class FakeWeChat:
                     self.send_error(404)
                     return
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                generation = fake._generation
+                time.sleep(fake.code_delay)
+                if generation != fake._generation:  # its test is over (its client gave up): leave no trace
+                    return
                 payload = json.dumps(fake.code2session(query)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
@@ -212,6 +234,9 @@ class FakeWeChat:
 
             def do_POST(self):
                 url = urlparse(self.path)
+                if status := fake._http_failure(url.path):
+                    self.send_error(status)
+                    return
                 if url.path != "/cgi-bin/message/subscribe/send":
                     self.send_error(404)
                     return
