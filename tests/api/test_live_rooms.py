@@ -13,7 +13,7 @@ from mall import clock
 from mall.catalog.models import Product, Sku
 from mall.live.models import PinSegment
 from tests.live_helpers import ROOMS, Live
-from tests.shop_helpers import Shop
+from tests.shop_helpers import Shop, answer_of
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_a_poll_answered_in_front_of_flask_has_the_views_headers(app, shop, live
             resp = live.client.get(f"/api/v1/live/rooms/{room['id']}", headers=headers)
         finally:
             app.config.pop("LIVE_FAST_VIEWS")
-        answers.append((resp.status_code, sorted(resp.headers.items()), resp.get_data()))
+        answers.append(answer_of(resp))
     assert answers[0] == answers[1]
     got = dict(answers[0][1])
     assert (got["Cache-Control"], got["X-Content-Type-Options"]) == ("no-store" if signed_in else "no-cache", "nosniff")
