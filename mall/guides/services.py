@@ -18,6 +18,7 @@ from mall import clock, events
 from mall.attribution import Source, SourceType
 from mall.cart import services as cart
 from mall.catalog.models import Product, Sku
+from mall.catalog.taxonomy import get_brand
 from mall.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from mall.guides import binding
 from mall.guides.models import MODES, BindingEvent, BindingSetting, Guide, GuideLink, GuideVisit, Store
@@ -62,6 +63,7 @@ def own_guide(session: Session, actor: Actor) -> Guide:
 
 def create_store(session: Session, *, actor: Actor, brand_id: int, name: str) -> Store:
     _brand(actor, brand_id)
+    get_brand(session, brand_id)  # a platform admin may name any id: an unknown brand is a 404, not a 500
     store = Store(brand_id=brand_id, name=name)
     session.add(store)
     session.flush()

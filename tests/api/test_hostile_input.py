@@ -35,14 +35,16 @@ def test_a_guide_state_conflict_is_a_409_problem_not_a_500(shop, client):
         ("/api/v1/admin/live/settings", {"direct_window_minutes": 10, "indirect_window_minutes": 60}),
         ("/api/v1/admin/guides/payout-terms", {"minimum_amount": 100}),
         ("/api/v1/admin/guides/commission/hold-settings", {"fresh_account_days": 7}),
+        ("/api/v1/admin/guides/stores", {"name": "West Lake"}),
     ],
-    ids=["live-windows", "payout-terms", "hold-settings"],
+    ids=["live-windows", "payout-terms", "hold-settings", "guide-store"],
 )
 def test_a_platform_admin_naming_an_unknown_brand_is_404_not_a_500(client, login, path, body):
     """The row was written for the named brand and the foreign key refused it at the flush: a 500."""
     root = login("platform_admin", name="root")
+    method = "POST" if path.endswith("/stores") else "PUT"
 
-    resp = client.put(path, json={**body, "brand_id": UNKNOWN_BRAND}, headers=root)
+    resp = client.open(path, method=method, json={**body, "brand_id": UNKNOWN_BRAND}, headers=root)
 
     assert resp.status_code == 404, resp.get_data(as_text=True)
     assert resp.get_json()["code"] == "brand.not_found"
