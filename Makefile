@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 FLASK  := $(BIN)/flask --app wsgi
 
-.PHONY: setup run test test-pg lint migrate demo worker bench bench-paid-message bench-live bench-guides soak clean
+.PHONY: setup run test test-pg fuzz lint migrate demo worker bench bench-paid-message bench-live bench-guides soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -46,6 +46,12 @@ test-pg: export TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/mall_t
 test-pg: export TEST_REDIS_URL ?= redis://127.0.0.1:6379/12
 test-pg: setup
 	$(PG_SUITE)
+
+# Schemathesis against /api/openapi.json, every operation as each role and anonymous, in depth (`make test` runs
+# the same module with 2 cases per operation, role and mode): FUZZ_EXAMPLES cases each; figures at the end.
+FUZZ_EXAMPLES ?= 50
+fuzz: setup
+	MALL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PYTEST) -n 2 tests/api/test_schema_fuzz.py
 
 lint: setup
 	$(BIN)/ruff check .

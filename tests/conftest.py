@@ -70,6 +70,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The schemathesis run's figures (tests/api/test_schema_fuzz.py records one line per role)."""
+    lines = [value for reports in terminalreporter.stats.values() for report in reports if report.when == "call"
+             for name, value in getattr(report, "user_properties", ()) if name == "fuzz"]  # fmt: skip
+    if lines:
+        terminalreporter.write_sep("-", "schemathesis against /api/openapi.json")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)
+
+
 def pytest_report_header(config):
     per_worker = (
         "; under xdist per worker gwK: <database>_gwK, redis db n+K" if os.environ.get("TEST_DATABASE_URL") else ""

@@ -38,8 +38,8 @@ class RoomSchema(Schema):
     stream_ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 500),
                                metadata={"description": "Channels live id, live component room id or player URL"})  # fmt: skip
     status = fields.String(dump_only=True)
-    started_at = fields.AwareDateTime(dump_only=True)
-    ended_at = fields.AwareDateTime(dump_only=True)
+    started_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    ended_at = fields.AwareDateTime(dump_only=True, allow_none=True)
     lineup = fields.List(fields.Nested(LineupItemSchema), load_default=list, validate=validate.Length(max=200),
                          attribute="items")  # fmt: skip
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import clock, events
+from mall.catalog.taxonomy import get_brand
 from mall.errors import Conflict, Forbidden, Invalid
 from mall.guides import holds
 from mall.guides.hold_models import GuideCoupon
@@ -30,6 +31,7 @@ def get_thresholds(session: Session, *, actor: Actor, brand_id: int) -> dict:
 def set_thresholds(session: Session, *, actor: Actor, brand_id: int, **changes) -> dict:
     """Change some of the brand's thresholds (0 turns a rule off); in force for orders paid from now."""
     _brand(actor, brand_id)
+    get_brand(session, brand_id)  # a platform admin may name any id: an unknown brand is a 404, not a 500
     unknown = set(changes) - set(holds.NAMES)
     if unknown:
         raise Invalid("guides.hold_setting_unknown", f"No such hold setting: {', '.join(sorted(unknown))}.")

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mall import audit, clock, events
+from mall.catalog.taxonomy import get_brand
 from mall.errors import Conflict, DomainError, Invalid, NotFound
 from mall.guides import ledger
 from mall.guides.ledger_models import CommissionEntry
@@ -47,6 +48,7 @@ def terms(session: Session, brand_id: int) -> dict:
 
 def set_terms(session: Session, *, actor: Actor, brand_id: int, **values) -> dict:
     _brand(actor, brand_id)
+    get_brand(session, brand_id)  # a platform admin may name any id: an unknown brand is a 404, not a 500
     row = session.get(PayoutSetting, brand_id, with_for_update=True)
     if row is None:
         row = PayoutSetting(brand_id=brand_id, **DEFAULTS)

@@ -18,6 +18,7 @@ from mall import clock, events
 from mall.attribution import Source, SourceType
 from mall.cart import services as cart
 from mall.catalog.models import Product, Sku
+from mall.catalog.taxonomy import get_brand
 from mall.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from mall.guides import binding
 from mall.guides.models import MODES, BindingEvent, BindingSetting, Guide, GuideLink, GuideVisit, Store
@@ -62,6 +63,7 @@ def own_guide(session: Session, actor: Actor) -> Guide:
 
 def create_store(session: Session, *, actor: Actor, brand_id: int, name: str) -> Store:
     _brand(actor, brand_id)
+    get_brand(session, brand_id)  # a platform admin may name any id: an unknown brand is a 404, not a 500
     store = Store(brand_id=brand_id, name=name)
     session.add(store)
     session.flush()
@@ -105,7 +107,9 @@ def move(session: Session, *, actor: Actor, guide_id: int, action: str, hand_to:
     guide = managed_guide(session, actor=actor, guide_id=guide_id)
     sources, target = _MOVES[action]
     if guide.status not in sources:
-        raise Conflict("guides.status", f"A guide that is {guide.status} cannot be {action}d.", status=guide.status)
+        raise Conflict(
+            "guides.status", f"A guide that is {guide.status} cannot be {action}d.", guide_status=guide.status
+        )
     if action == "remove":
         if hand_to is not None:
             hand_over(session, actor=actor, guide_id=guide.id, to_guide_id=hand_to)
@@ -151,7 +155,7 @@ def create_link(session: Session, *, actor: Actor, target: str, product_id: int 
     """A share link of the guide's own brand: a product (optionally one SKU), a live room, the storefront or a store."""
     guide = own_guide(session, actor)
     if guide.status != "active":
-        raise Conflict("guides.guide_not_active", "Only an active guide shares links.", status=guide.status)
+        raise Conflict("guides.guide_not_active", "Only an active guide shares links.", guide_status=guide.status)
     brand_id = guide.brand_id
     if target == "product":
         product = session.get(Product, product_id)

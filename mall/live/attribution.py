@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from mall import clock
 from mall.attribution import ORIGIN, SourceType
+from mall.catalog.taxonomy import get_brand
 from mall.errors import Invalid
 from mall.identity.roles import Actor
 from mall.live.models import LiveRoom
@@ -111,6 +112,7 @@ def set_windows(session: Session, *, actor: Actor, brand_id: int, direct_window_
     if direct <= timedelta(0) or indirect < direct or indirect > MAX_INDIRECT_WINDOW:
         raise Invalid("live.bad_windows", "The direct window must be positive, and the indirect window at least "
                       "as long as it and at most 30 days.", field="indirect_window_minutes")  # fmt: skip
+    get_brand(session, brand_id)  # a platform admin may name any id: an unknown brand is a 404, not a 500
     row = session.get(LiveSettings, brand_id) or LiveSettings(brand_id=brand_id)
     row.direct_window_s, row.indirect_window_s = int(direct.total_seconds()), int(indirect.total_seconds())
     row.updated_at = clock.now()
