@@ -113,6 +113,8 @@ OWNED: set[tuple[str, str]] = {
     ("POST", "/api/v1/orders/<int:order_id>/pay"),
     ("POST", "/api/v1/sub-orders/<int:sub_order_id>/after-sales"),
     ("POST", "/api/v1/sub-orders/<int:sub_order_id>/confirm-receipt"),
+    ("POST", "/api/v1/admin/users/<int:user_id>/disable"),
+    ("POST", "/api/v1/admin/users/<int:user_id>/enable"),
 }
 
 # Owned routes whose object neither the demo data nor _seed_more makes yet: not swept (seed them to sweep them).
@@ -160,6 +162,7 @@ PARAM_TABLES = {
     "room_id": "live_rooms", "sale_id": "flash_sales", "segment_id": "member_segments", "shopper_id": "users",
     "sku_id": "skus", "sub_order_id": "sub_orders", "tag_id": "member_tags", "template_id": "coupon_templates",
     "unassigned_refund_id": "unassigned_refunds",
+    "user_id": "users",
 }  # fmt: skip
 ITEM_TABLES = {"/admin/live/rooms/": "live_lineup_items", "/flash-sales/": "flash_items",
                "/points/catalogue/": "points_catalogue_items"}  # fmt: skip
@@ -205,8 +208,9 @@ def _a_ids(rule: str) -> dict[str, int]:
         if param in ("room_id", "item_id") and "/rooms/" in rule:
             continue
         table = _table(param, rule)
-        query = ("SELECT shopper_id FROM guide_bindings ORDER BY id" if param == "shopper_id"
-                 else f"SELECT id FROM {table} ORDER BY id")  # fmt: skip
+        query = {"shopper_id": "SELECT shopper_id FROM guide_bindings ORDER BY id",  # a shopper a guide has
+                 "user_id": "SELECT id FROM users WHERE role = 'host' ORDER BY id",  # a brand's staff member
+                 }.get(param, f"SELECT id FROM {table} ORDER BY id")  # fmt: skip
         ids[param] = db.session.scalar(sa.text(query))
         assert ids[param] is not None, f"the demo data has no {table} row for {rule}: seed one"
     return ids
