@@ -86,7 +86,8 @@ def _rate_limits(environ) -> dict[str, str]:
 
 # Retention settings and their defaults (RETENTION_IDEMPOTENCY_DAYS=7 ...): the fields `retention_<name>` below.
 RETENTION = {"idempotency_days": 7, "events_days": 180, "messages_days": 90, "webhooks_days": 30,
-             "cart_nudges_days": 30, "room_visits_days": 35, "guide_visits_days": 400, "batch": 1000,
+             "cart_nudges_days": 30, "room_visits_days": 35, "guide_visits_days": 400,
+             "refresh_tokens_days": 30, "batch": 1000,
              "max_batches": 50}  # fmt: skip
 
 
@@ -162,6 +163,7 @@ class Settings:
     retention_cart_nudges_days: int = RETENTION["cart_nudges_days"]
     retention_room_visits_days: int = RETENTION["room_visits_days"]
     retention_guide_visits_days: int = RETENTION["guide_visits_days"]
+    retention_refresh_tokens_days: int = RETENTION["refresh_tokens_days"]  # past the login's absolute expiry
     retention_batch: int = RETENTION["batch"]
     retention_max_batches: int = RETENTION["max_batches"]
     # Observability (ADR 0035)
@@ -348,7 +350,7 @@ class Settings:
         """The windows below which a pruned row could still be needed (docs/operations.md)."""
         floors = {"idempotency_days": 1, "events_days": 1, "messages_days": 2, "webhooks_days": 4,
                   "cart_nudges_days": max(self.cart_nudge_hours) // 24 + 3, "room_visits_days": 31,
-                  "guide_visits_days": 2, "batch": 1, "max_batches": 1}  # fmt: skip
+                  "guide_visits_days": 2, "refresh_tokens_days": 0, "batch": 1, "max_batches": 1}  # fmt: skip
         for name, floor in floors.items():
             if getattr(self, f"retention_{name}") < floor:
                 raise ConfigError(f"RETENTION_{name.upper()} must be at least {floor}")

@@ -16,6 +16,8 @@
   visit of the same shopper to the same room lies in every segment it lies in, so every number stays the same.
 - guide_visits: nothing older than the window (400 days): the guide report counts visits in the period asked
   for (older periods then count none), first touches (mall/members/tags.py) are recorded nightly.
+- refresh_tokens: a login's rows go the window after its absolute expiry (`family_expires_at`): by then no token
+  of it can be refreshed, so none can be reused either (ADR 0032).
 - Not pruned: ledgers, orders, and live_cart_adds (each row is a cart add in the room's exact numbers).
 """
 
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from mall.events import DomainEvent
 from mall.guides.models import GuideVisit
+from mall.identity.models import RefreshToken
 from mall.live.models import PinSegment
 from mall.live.tracking import RoomVisit
 from mall.notifications.models import Message, SubscriptionGrant
@@ -85,6 +88,7 @@ RULES = (
     Rule("cart_nudges", "cart_nudges_days", _older(CartNudge, CartNudge.created_at)),
     Rule("live_room_visits", "room_visits_days", _redundant_visits),
     Rule("guide_visits", "guide_visits_days", _older(GuideVisit, GuideVisit.visited_at)),
+    Rule("refresh_tokens", "refresh_tokens_days", _older(RefreshToken, RefreshToken.family_expires_at)),
 )  # fmt: skip
 _TABLES = {rule.table: sa.table(rule.table, sa.column("id")) for rule in RULES}
 

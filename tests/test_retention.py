@@ -14,6 +14,7 @@ from mall import clock
 from mall.cart.models import Cart
 from mall.events import DomainEvent
 from mall.guides.models import GuideVisit
+from mall.identity.models import RefreshToken
 from mall.live.tracking import RoomVisit
 from mall.notifications.models import Message, SubscriptionGrant
 from mall.notifications.nudges import CartNudge
@@ -118,6 +119,23 @@ def test_guide_visits_go_after_400_days(app, shop):
     _, young = add(app, GuideVisit, {**row, "visited_at": ago(401)}, {**row, "visited_at": ago(399)})
     assert prune_old_rows()["guide_visits"] == 1
     assert left(app, GuideVisit) == {opened.id, young}
+
+
+def test_a_logins_refresh_tokens_go_30_days_after_its_absolute_expiry_and_a_live_login_still_refreshes(app, shop):
+    login = shop.client.post("/api/v1/auth/dev", json={"role": "shopper", "name": "kept-login"}).get_json()
+    user_id = shop.user_id({"Authorization": f"Bearer {login['token']}"})
+
+    def token(n: int, family_ended_days_ago: float) -> dict:
+        ended = ago(family_ended_days_ago)
+        return {"user_id": user_id, "family": f"f{n}", "token_hash": f"{n:064d}", "token_version": 1,
+                "access_jti": f"j{n}", "access_expires_at": ended, "issued_at": ended - 90 * DAY,
+                "expires_at": ended, "family_expires_at": ended}  # fmt: skip
+
+    old, young = add(app, RefreshToken, token(1, 31), token(2, 29))
+    assert prune_old_rows()["refresh_tokens"] == 1
+    assert old not in left(app, RefreshToken) and young in left(app, RefreshToken)
+    refreshed = shop.client.post("/api/v1/auth/refresh", json={"refresh_token": login["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.get_json()
 
 
 def test_room_visits_are_compacted_to_what_the_rooms_numbers_count(app, client, shop, live, show):  # noqa: F811

@@ -72,6 +72,9 @@ class RefreshToken(Base):
     and `access_expires_at`: the access token issued with this one, denied too when the family is revoked."""
 
     __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        sa.Index("ix_refresh_tokens_family_expires", "family_expires_at"),
+    )  # retention (mall/retention.py)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)

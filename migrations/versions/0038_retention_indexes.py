@@ -2,7 +2,7 @@
 subscription grant's message (a pruned message's grant loses its reference)
 
 Revision ID: 0038_retention_indexes
-Revises: 0035_guide_orders_paid
+Revises: 0037_refresh_tokens
 Create Date: 2026-12-03 15:40:00
 """
 
@@ -23,6 +23,7 @@ INDEXES = (  # (table, index, columns)
     ("cart_nudges", "ix_cart_nudges_created", ["created_at"]),
     ("live_room_visits", "ix_live_room_visits_at", ["visited_at"]),
     ("guide_visits", "ix_guide_visits_at", ["visited_at"]),
+    ("refresh_tokens", "ix_refresh_tokens_family_expires", ["family_expires_at"]),
 )
 PRUNABLE = sa.text("aggregate_type <> 'order'")
 
