@@ -72,7 +72,9 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     """The schemathesis run's figures (tests/api/test_schema_fuzz.py records one line per role)."""
-    lines = [value for reports in terminalreporter.stats.values() for report in reports if report.when == "call"
+    # stats hold test reports and, for collection errors and warnings, other objects (no `when`)
+    lines = [value for reports in terminalreporter.stats.values() for report in reports
+             if getattr(report, "when", None) == "call"
              for name, value in getattr(report, "user_properties", ()) if name == "fuzz"]  # fmt: skip
     if lines:
         terminalreporter.write_sep("-", "schemathesis against /api/openapi.json")

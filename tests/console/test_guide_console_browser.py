@@ -63,7 +63,7 @@ def test_a_guide_sees_a_sale_through_their_link_shows_their_qr_code_and_asks_why
     qr = page.locator("#qr-image")
     expect(qr).to_be_visible()
     expect(page.locator("#qr-path")).to_have_text(team["storefront"]["path"])
-    page.wait_for_function("document.getElementById('qr-image').complete")
+    expect(qr).to_have_js_property("complete", True)  # not wait_for_function: its in-page polling evals (CSP)
     assert page.evaluate("document.getElementById('qr-image').naturalWidth") > 100
     box = qr.bounding_box()
     assert box["width"] >= 200 and box["x"] >= 0 and box["x"] + box["width"] <= 390
