@@ -49,7 +49,7 @@ test-pg: setup
 
 # Schemathesis against /api/openapi.json, every operation as each role and anonymous, in depth (`make test` runs
 # the same module with 2 cases per operation, role and mode): FUZZ_EXAMPLES cases each; figures at the end.
-FUZZ_EXAMPLES ?= 50
+FUZZ_EXAMPLES ?= 10
 fuzz: setup
 	MALL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PYTEST) -n 2 tests/api/test_schema_fuzz.py
 
