@@ -16,7 +16,9 @@ class LineupItemSchema(Schema):
     position = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(0, 10**6))
     live_price = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(0, 10**10),
                                 metadata={"description": "minor units, at most the normal price"})  # fmt: skip
-    currency = fields.String(dump_only=True)
+    currency = fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "the live price's; none without one"}
+    )
     live_quota = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 10**7))
     live_sold = fields.Integer(dump_only=True, metadata={"description": "units sold at the live price"})
 

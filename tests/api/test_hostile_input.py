@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.guide_helpers import Guides
+from tests.live_helpers import ROOMS, Live
 from tests.shop_helpers import Shop
 
 UNKNOWN_BRAND = 999_999
@@ -55,3 +56,21 @@ def test_a_rooms_unset_times_are_null_as_documented(client):
     room = client.get("/api/openapi.json").get_json()["components"]["schemas"]["Room"]["properties"]
 
     assert "null" in room["started_at"]["type"] and "null" in room["ended_at"]["type"]
+
+
+def test_a_lineup_item_without_a_live_price_has_no_currency_as_documented(shop, client):
+    """`make fuzz` found it: clearing an item's live price answered `currency: null`, the document said string."""
+    live = Live(shop)
+    brand = shop.brand()
+    admin = shop.merchant(brand)
+    _, host_id = live.host()
+    room = live.room(admin, host_id, [live.product(brand)])
+    item = room["lineup"][0]["id"]
+
+    resp = client.patch(f"{ROOMS}/{room['id']}/lineup/{item}", json={"live_price": None, "live_quota": None},
+                        headers=admin)  # fmt: skip
+
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["currency"] is None
+    lineup = client.get("/api/openapi.json").get_json()["components"]["schemas"]["LineupItem"]["properties"]
+    assert "null" in lineup["currency"]["type"]
